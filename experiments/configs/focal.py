@@ -1,0 +1,15 @@
+"""FOCAL (Li et al., ICLR 2021): distance-metric loss on a deterministic mean-tanh encoder,
+twin-Q SAC with a BRAC KL policy regulariser, z detached from the RL losses.
+
+Follows the official code for the metric loss constants (RMS positives, 1/(d^2 + 0.1)
+negatives, weight 10) and for the context (random transitions of the task, 64 by default);
+differs from it by sampling the meta-batch *with* replacement (as UNICORN does, so positive
+pairs exist) and by using twin-Q SAC without a V network.
+Variants: ``point_robot`` (the default small job), ``tiny`` (tests).
+"""
+
+from experiments.configs.common import base_config
+
+
+def get_config(variant: str = "point_robot"):
+  return base_config("focal", variant)

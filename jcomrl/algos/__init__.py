@@ -1,0 +1,1 @@
+"""Representation objectives, offline-RL backbones, presets and the generic learner."""

@@ -1,0 +1,99 @@
+"""Orbax checkpoints of a learner's train state, with the config needed to rebuild it.
+
+A run directory's ``checkpoints/<step>/`` holds the train state (``StandardSave``) and a JSON item
+with the format version, the learner config and the hyper-parameters. Orbax writes each step to
+a temporary directory and renames it when complete, so a killed save never corrupts the previous
+checkpoint. ``restore`` refuses a checkpoint whose learner config differs from the one asked for
+(``CheckpointError`` names the differing keys) and restores strictly into the structure that
+config builds.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+  """A checkpoint is missing or does not belong to the configuration asked for."""
+
+
+def _manager(directory: str, max_to_keep: int | None = 3) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                         enable_async_checkpointing=False)
+  return ocp.CheckpointManager(os.path.abspath(directory), options=options,
+                               item_names=("state", "meta"))
+
+
+def save(directory: str, step: int, state: Any, meta: dict, max_to_keep: int | None = 3) -> None:
+  """Saves ``state`` (any pytree of arrays) and JSON ``meta`` as checkpoint ``step``."""
+  meta = dict(meta, format_version=FORMAT_VERSION, step=int(step))
+  with _manager(directory, max_to_keep) as mngr:
+    mngr.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                 meta=ocp.args.JsonSave(meta)), force=True)
+    mngr.wait_until_finished()
+
+
+def steps(directory: str) -> list[int]:
+  if not os.path.isdir(directory):
+    return []
+  with _manager(directory) as mngr:
+    return sorted(mngr.all_steps())
+
+
+def latest_step(directory: str) -> int | None:
+  s = steps(directory)
+  return s[-1] if s else None
+
+
+def read_meta(directory: str, step: int | None = None) -> dict:
+  step = _pick_step(directory, step)
+  with _manager(directory) as mngr:
+    return dict(mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta)
+
+
+def _pick_step(directory: str, step: int | None) -> int:
+  available = steps(directory)
+  if not available:
+    raise CheckpointError(f"no checkpoint in {directory}")
+  if step is None:
+    return available[-1]
+  if step not in available:
+    raise CheckpointError(f"no checkpoint for step {step} in {directory}; have {available}")
+  return step
+
+
+def restore(directory: str, abstract_state: Any, step: int | None = None,
+            expect: dict | None = None) -> tuple[Any, dict]:
+  """Restores ``(state, meta)``; ``abstract_state`` gives the exact structure, shapes, dtypes.
+
+  Args:
+    expect: entries that must equal the saved meta (e.g. ``{"learner": cfg.to_dict()}``).
+  """
+  step = _pick_step(directory, step)
+  meta = read_meta(directory, step)
+  if meta.get("format_version") != FORMAT_VERSION:
+    raise CheckpointError(f"checkpoint {directory}/{step} has format version "
+                          f"{meta.get('format_version')!r}; this jcomrl reads {FORMAT_VERSION}")
+  for key, want in (expect or {}).items():
+    have = meta.get(key)
+    if have != want:
+      if isinstance(have, dict) and isinstance(want, dict):
+        diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+        detail = ", ".join(f"{k}: saved {have.get(k)!r} vs asked {want.get(k)!r}" for k in diff)
+      else:
+        detail = f"saved {have!r} vs asked {want!r}"
+      raise CheckpointError(f"checkpoint {directory}/{step} was made with another {key}: {detail}")
+  target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+  with _manager(directory) as mngr:
+    try:
+      out = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+    except (ValueError, KeyError) as e:
+      raise CheckpointError(f"checkpoint {directory}/{step} does not match the expected train "
+                            f"state structure: {e}") from e
+  return out.state, meta

@@ -1,0 +1,1 @@
+"""Flax modules: MLPs, context encoders, policies and critics."""

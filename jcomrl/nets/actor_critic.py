@@ -1,0 +1,71 @@
+"""Policy and critics for the offline actor-critic backbones, conditioned on a task code z."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jcomrl.nets.mlp import MLP
+
+_LOG2 = jnp.log(2.0)
+
+
+class TanhGaussianPolicy(nn.Module):
+  """pi(a | s, z): a Gaussian squashed by tanh into [-1, 1]^A.
+
+  ``__call__(obs, z)`` returns ``(mean, log_std)`` of the pre-tanh Gaussian, ``log_std`` clipped
+  to ``[log_std_min, log_std_max]`` (FOCAL/CSRO use max 0, UNICORN/CORRO 2).
+  """
+
+  hidden_sizes: Sequence[int]
+  action_size: int
+  log_std_min: float = -20.0
+  log_std_max: float = 2.0
+
+  @nn.compact
+  def __call__(self, obs: jnp.ndarray, z: jnp.ndarray):
+    out = MLP(self.hidden_sizes, 2 * self.action_size, final_scale=1e-3)(
+        jnp.concatenate([obs, z], axis=-1))
+    mean, log_std = jnp.split(out, 2, axis=-1)
+    return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
+
+
+def tanh_gaussian_sample(key: jax.Array, mean: jnp.ndarray, log_std: jnp.ndarray):
+  """Reparameterised sample ``a = tanh(u)`` and its log-density ``log pi(a)`` (summed over A)."""
+  u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+  return jnp.tanh(u), tanh_gaussian_log_prob(u, mean, log_std)
+
+
+def tanh_gaussian_log_prob(u, mean, log_std):
+  """log-density of ``tanh(u)`` where ``u ~ N(mean, exp(log_std)^2)``; stable tanh Jacobian."""
+  gauss = -0.5 * ((u - mean) / jnp.exp(log_std)) ** 2 - log_std - 0.5 * jnp.log(2 * jnp.pi)
+  log_det = 2.0 * (_LOG2 - u - jax.nn.softplus(-2.0 * u))
+  return jnp.sum(gauss - log_det, axis=-1)
+
+
+class DoubleCritic(nn.Module):
+  """``num_critics`` independent Q(s, z, a) heads (vmapped ensemble); output ``[num_critics, ...]``."""
+
+  hidden_sizes: Sequence[int]
+  num_critics: int = 2
+
+  @nn.compact
+  def __call__(self, obs, z, action):
+    x = jnp.concatenate([obs, z, action], axis=-1)
+    ensemble = nn.vmap(MLP, variable_axes={"params": 0}, split_rngs={"params": True},
+                       in_axes=None, out_axes=0, axis_size=self.num_critics)
+    return ensemble(self.hidden_sizes, 1, final_scale=3e-3)(x)[..., 0]
+
+
+class StateActionCritic(nn.Module):
+  """A scalar critic c(s, z, a), e.g. BRAC's dual critic for the KL divergence."""
+
+  hidden_sizes: Sequence[int]
+
+  @nn.compact
+  def __call__(self, obs, z, action):
+    x = jnp.concatenate([obs, z, action], axis=-1)
+    return MLP(self.hidden_sizes, 1)(x)[..., 0]
