@@ -1,0 +1,52 @@
+"""Session-scoped fixtures shared by the suite (compiled functions and datasets built once)."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jcomrl import envs
+from jcomrl.data import collect
+from jcomrl.data.behaviour import BehaviourPolicies
+from jcomrl.data.dataset import save_dataset
+
+
+def scripted_policies(num_snapshots: int = 3) -> BehaviourPolicies:
+  """Snapshots that move towards the goal (read from the task vector in the obs) with
+  increasing skill: snapshot k mixes uniform noise and the goal direction by k / (K - 1)."""
+
+  def make_policy(params, deterministic):
+    def policy(obs, key):
+      pos, goal = obs[:2], obs[2:]
+      direction = (goal - pos) / (jnp.linalg.norm(goal - pos) + 1e-6)
+      noise = jax.random.uniform(key, (2,), minval=-1.0, maxval=1.0)
+      return jnp.clip(params["skill"] * direction + (1 - params["skill"]) * noise, -1, 1), {}
+    return policy
+
+  return BehaviourPolicies(params={"skill": jnp.linspace(0.0, 1.0, num_snapshots)},
+                           steps=np.arange(num_snapshots), make_policy=make_policy,
+                           hidden_sizes=())
+
+
+@pytest.fixture(scope="session")
+def point_env():
+  return envs.make("point_robot")
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(point_env):
+  """A mixed-quality point-robot dataset over the 40 benchmark tasks (3 snapshots x 4 eps)."""
+  tasks = point_env.all_benchmark_tasks()
+  return collect.build_dataset(point_env, scripted_policies(), tasks, jax.random.key(0),
+                               quality="mixed", episodes_per_snapshot=4)
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory, synthetic_data, point_env):
+  path = os.path.join(tmp_path_factory.mktemp("data"), "point_robot")
+  meta = {"env": "point_robot", "env_overrides": {}, "split": point_env.benchmark_split(),
+          "normalisation": {"random": -20.0, "expert": -5.0}}
+  save_dataset(path, synthetic_data, meta)
+  return path

@@ -1,0 +1,78 @@
+"""Checkpoints and runs: restore equality, config mismatch errors, resume equality."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from experiments import common
+from experiments.configs import focal as focal_config
+from jcomrl import checkpoint
+from jcomrl.algos.config import LearnerConfig
+from jcomrl.algos.learner import make_learner, seed_keys
+
+
+def _cfg(dataset, **kw):
+  cfg = common.to_plain(focal_config.get_config("tiny"))
+  cfg["dataset"] = dataset
+  cfg.update(kw)
+  return cfg
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, synthetic_dir):
+  workdir = str(tmp_path_factory.mktemp("runs") / "focal")
+  res = common.train_run(_cfg(synthetic_dir), workdir, progress=None)
+  return workdir, res
+
+
+def test_run_directory_layout(trained_run):
+  workdir, res = trained_run
+  assert sorted(os.listdir(workdir)) >= ["checkpoints", "config.json", "eval", "metrics.jsonl"]
+  rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert [r["step"] for r in rows] == [10, 20] and "eval/iid_return" in rows[-1]
+  assert checkpoint.steps(os.path.join(workdir, "checkpoints")) == [10, 20]
+  assert np.asarray(res["iid"]["returns"]).shape == (1, 10, 1)
+
+
+def test_restore_and_evaluate_equals_in_memory(trained_run):
+  workdir, res = trained_run
+  # evaluate_run restores from disk; train_run's final eval used the in-memory state.
+  with open(os.path.join(workdir, "eval", "iid_step20.json")) as f:
+    in_memory = json.load(f)
+  again = common.evaluate_run(workdir)
+  assert again["iid"]["returns"] == in_memory["iid"]["returns"] == res["iid"]["returns"]
+
+
+def test_checkpoint_from_another_config_is_refused(trained_run):
+  workdir, _ = trained_run
+  other = LearnerConfig(obs_size=2, action_size=2, task_param_size=2, latent_size=3)
+  state = make_learner(other).init(seed_keys(0, 1))
+  with pytest.raises(checkpoint.CheckpointError, match="another learner: .*latent_size"):
+    checkpoint.restore(os.path.join(workdir, "checkpoints"), state,
+                       expect={"learner": other.structure_dict()})
+  with pytest.raises(checkpoint.CheckpointError, match="no checkpoint for step 7"):
+    checkpoint.restore(os.path.join(workdir, "checkpoints"), state, step=7)
+
+
+def test_workdir_with_other_config_is_refused(trained_run, synthetic_dir):
+  workdir, _ = trained_run
+  with pytest.raises(ValueError, match="another config.*seed"):
+    common.train_run(_cfg(synthetic_dir, seed=5), workdir, progress=None)
+
+
+def test_resume_gives_the_same_final_params(trained_run, synthetic_dir, tmp_path):
+  workdir, _ = trained_run
+  part = str(tmp_path / "part")
+  common.train_run(_cfg(synthetic_dir, num_steps=10), part, progress=None)
+  # Continue the same run to 20 steps (config identical apart from the schedule length).
+  with open(os.path.join(part, "config.json")) as f:
+    cfg = json.load(f)
+  cfg["num_steps"] = 20
+  os.remove(os.path.join(part, "config.json"))
+  common.train_run(cfg, part, progress=None)
+  _, _, _, _, _, a, _ = common.restore_run(workdir)
+  _, _, _, _, _, b, _ = common.restore_run(part)
+  jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
