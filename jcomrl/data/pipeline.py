@@ -64,7 +64,7 @@ def load_behaviour(dataset_dir: str, env: TaskEnv) -> behaviour.BehaviourPolicie
       raise DatasetError(f"{dataset_dir}: behaviour snapshot leaf {key} missing or of the wrong "
                          f"shape for env {env.name!r}")
     leaves.append(arrays[key])
-  params = jax.tree_util.tree_unflatten(treedef, [x for _, x in zip(paths, leaves)])
+  params = jax.tree_util.tree_unflatten(treedef, leaves)
   return behaviour.BehaviourPolicies(params=params, steps=np.asarray(info["steps"]),
                                      make_policy=ppo_networks.make_inference_fn(nets),
                                      hidden_sizes=hidden)
