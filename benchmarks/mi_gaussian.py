@@ -335,7 +335,8 @@ def main():
   names = lower_names + upper_names
   levels = [float(v) for v in args.levels.split(",")]
   device = jax.devices()[0]
-  device_name = re.sub(r"[^a-z0-9]+", "_", (device.device_kind or device.platform).lower()).strip("_")
+  kind = (device.device_kind or device.platform).lower()
+  device_name = re.sub(r"[^a-z0-9]+", "_", kind).strip("_")
   print(f"device: {device.device_kind} ({device.platform}); estimators: {names}")
   print(f"protocol: d={args.dim} K={args.batch} levels={levels} x {args.steps_per_level} steps, "
         f"Adam {args.lr}, {args.critic} critic {args.layers}x{args.hidden}")

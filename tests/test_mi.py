@@ -1,4 +1,4 @@
-"""Tests of jcomrl.mi: analytic optimal critics on correlated Gaussians, exact identities, finiteness.
+"""Tests of jcomrl.mi: analytic optimal critics on correlated Gaussians, identities, finiteness.
 
 Correlated Gaussians: x ~ N(0, I_d), y = rho x + sqrt(1 - rho^2) eps, I = -(d/2) log(1 - rho^2).
 The optimal critics are known in closed form: log r(x, y) = log p(y|x) - log p(y). Every batch
