@@ -36,6 +36,21 @@ def _register_builtin() -> None:
   register("point_robot", point_robot.PointRobot)
   register("sparse_point_robot", lambda **kw: point_robot.PointRobot(sparse=True, **kw))
 
+  # MuJoCo (MJX) families: the module (and mujoco) is imported only when the env is made.
+  def _lazy(module: str, cls: str) -> Callable[..., TaskEnv]:
+    def factory(**overrides) -> TaskEnv:
+      import importlib
+
+      return getattr(importlib.import_module(f"jcomrl.envs.{module}"), cls)(**overrides)
+
+    return factory
+
+  register("cheetah_vel", _lazy("half_cheetah", "HalfCheetahVel"))
+  register("cheetah_dir", _lazy("half_cheetah", "HalfCheetahDir"))
+  register("ant_dir", _lazy("ant", "AntDir"))
+  register("hopper_param", _lazy("hopper", "HopperParam"))
+  register("walker_param", _lazy("walker", "WalkerParam"))
+
 
 _register_builtin()
 

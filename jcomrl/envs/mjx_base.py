@@ -1,0 +1,368 @@
+"""Shared MuJoCo-MJX machinery for the locomotion task families.
+
+Every MuJoCo env in jcomrl is a :class:`MjxTaskEnv`: the MJCF model (brax's MJX-ready assets in
+``brax/envs/assets``) is compiled once with the C MuJoCo library, moved to JAX with
+``mjx.put_model`` and stepped with ``mjx.step`` ``frame_skip`` times per env step (``dt =
+timestep * frame_skip``). The physics state is the full ``mjx.Data``; nothing auto-resets.
+
+Per-task physics (hopper / walker parameter tasks) never lives in the env object. A task is a
+pytree of per-element multipliers and :meth:`RandParamEnv.task_model` builds the task's
+``mjx.Model`` *inside the traced step* by scaling the base model's arrays, e.g.
+``sys.replace(body_mass=sys.body_mass * task["body_mass"])``, so ``vmap(step)`` over a batch of
+tasks simulates a different MDP per batch element in one call. Multipliers of exactly 1.0 give
+the base model's arrays bit for bit. As in ``rand_param_envs`` (which overwrote the arrays of a
+compiled MuJoCo 1.31 model), only the scaled arrays change: derived constants that MuJoCo computes
+at compile time (``body_subtreemass``, ``*_invweight0`` used for constraint regularisation,
+``stat.meaninertia``) keep their base-model values.
+
+Benchmark task tables are drawn with NumPy's frozen legacy ``RandomState(task_seed)`` stream, so
+they are identical across JAX versions and machines; ``sample_tasks`` uses ``jax.random``.
+
+Benchmark splits (:func:`make_split`):
+  * ``"interleaved"`` (UNICORN lineage default, 20/20 of 40): tasks are stored sorted by their
+    scalar parameter where they have one (velocity, direction, angle); train = even ids, test =
+    odd ids, so the test tasks interleave the train tasks over the whole range.
+  * ``"first_last"`` (FOCAL): the first ``num_tasks - num_test`` ids train, the last test.
+  * ``"evenly_spaced"`` (CSRO): :func:`jcomrl.envs.base.evenly_spaced_split`.
+  * ``"same"`` (2-task direction envs of the FOCAL lineage): train = test = all ids.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import contextlib
+import functools
+import importlib.util
+import io
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+
+with contextlib.redirect_stdout(io.StringIO()):  # mjx prints a notice when warp is absent
+  from mujoco import mjx
+
+from jcomrl.envs.base import EnvState, TaskEnv, evenly_spaced_split
+
+__all__ = ["PARAM_LOG_BASES", "MjxTaskEnv", "PlanarParamEnv", "RandParamEnv", "asset_path",
+           "load_mj_model", "make_split", "mjx", "resolve_variant"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Model loading
+
+
+def asset_path(name: str) -> str:
+  """Path of ``brax/envs/assets/<name>.xml`` (found without importing brax)."""
+  spec = importlib.util.find_spec("brax")
+  if spec is None or not spec.submodule_search_locations:
+    raise ImportError("the MuJoCo envs need the 'brax' package for their MJCF assets")
+  path = os.path.join(next(iter(spec.submodule_search_locations)), "envs", "assets", f"{name}.xml")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"no MJCF asset {name!r} at {path}")
+  return path
+
+
+@contextlib.contextmanager
+def _quiet_mujoco_warnings(sink: list):
+  """Routes MuJoCo's C warnings (which otherwise write MUJOCO_LOG.TXT into the cwd) to ``sink``."""
+  previous = mujoco.get_mju_user_warning()
+  mujoco.set_mju_user_warning(sink.append)
+  try:
+    yield
+  finally:
+    mujoco.set_mju_user_warning(previous)
+
+
+@functools.cache
+def load_mj_model(asset: str, edits: tuple = ()) -> mujoco.MjModel:
+  """Compiles a brax MJCF asset, optionally edited, into a (shared, treat as read-only) MjModel.
+
+  Args:
+    asset: asset name, e.g. ``"hopper"``.
+    edits: ``((kind, element_name, attribute, value), ...)`` applied through ``mujoco.MjSpec``
+      before compiling, e.g. ``(("joint", "rootz", "ref", 1.25),)``.
+  """
+  warnings: list = []  # brax's cheetah uses the deprecated (still working) settotalmass
+  with _quiet_mujoco_warnings(warnings):
+    if not edits:
+      return mujoco.MjModel.from_xml_path(asset_path(asset))
+    spec = mujoco.MjSpec.from_file(asset_path(asset))
+    for kind, name, attribute, value in edits:
+      element = getattr(spec, kind)(name)
+      if element is None:
+        raise ValueError(f"asset {asset!r} has no {kind} named {name!r}")
+      setattr(element, attribute, value)
+    return spec.compile()
+
+
+# ---------------------------------------------------------------------------------------------
+# Task tables and splits
+
+
+def make_split(kind: str, num_tasks: int, num_test: int) -> dict[str, list[int]]:
+  """Deterministic ``{"train", "test"}`` id lists; see the module docstring for the kinds."""
+  if kind == "interleaved":
+    if num_test != num_tasks // 2:
+      raise ValueError(f"the interleaved split holds out every other task: num_test must be "
+                       f"{num_tasks // 2} for {num_tasks} tasks, got {num_test}")
+    return {"train": list(range(0, num_tasks, 2)), "test": list(range(1, num_tasks, 2))}
+  if kind == "first_last":
+    if not 0 < num_test < num_tasks:
+      raise ValueError(f"need 0 < num_test < num_tasks, got {num_test} of {num_tasks}")
+    return {"train": list(range(num_tasks - num_test)),
+            "test": list(range(num_tasks - num_test, num_tasks))}
+  if kind == "evenly_spaced":
+    return evenly_spaced_split(num_tasks, num_test)
+  if kind == "same":
+    return {"train": list(range(num_tasks)), "test": list(range(num_tasks))}
+  raise ValueError(f"unknown split kind {kind!r}")
+
+
+def resolve_variant(variants: dict[str, dict], variant: str, **given) -> dict[str, Any]:
+  """Fills the ``None`` entries of ``given`` from the named variant's defaults."""
+  if variant not in variants:
+    raise ValueError(f"unknown variant {variant!r}; choose from {sorted(variants)}")
+  out = dict(variants[variant])
+  unknown = set(given) - set(out)
+  if unknown:
+    raise TypeError(f"unexpected overrides {sorted(unknown)}")
+  out.update({k: v for k, v in given.items() if v is not None})
+  return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The MJX env base class
+
+
+class MjxTaskEnv(TaskEnv):
+  """Base of the MJX envs: reset noise, frame-skipped physics step, time limit, EnvState.
+
+  Subclasses define ``_obs(data)`` and ``_reward(data_before, data_after, action, task)`` (which
+  returns ``(reward, terminal, info)``), the task methods of :class:`TaskEnv`, and ``info_keys``.
+  ``reset`` draws ``qpos = qpos0 + U(-s, s)`` and ``qvel = s * N(0, 1)`` (``qvel_noise="normal"``,
+  cheetah/ant) or ``qvel = U(-s, s)`` (``"uniform"``, hopper/walker), s = ``reset_noise_scale``,
+  and runs MJX kinematics so body positions in the first observation are current.
+  """
+
+  info_keys: tuple[str, ...] = ()
+
+  def __init__(self, *, asset: str, frame_skip: int, episode_length: int,
+               reset_noise_scale: float, qvel_noise: str, edits: tuple = ()):
+    if episode_length < 1:
+      raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+    if frame_skip < 1:
+      raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
+    if qvel_noise not in ("normal", "uniform"):
+      raise ValueError(f"qvel_noise must be 'normal' or 'uniform', got {qvel_noise!r}")
+    self.mj_model = load_mj_model(asset, tuple(edits))
+    self.sys = mjx.put_model(self.mj_model)
+    self.frame_skip = int(frame_skip)
+    self._episode_length = int(episode_length)
+    self.reset_noise_scale = float(reset_noise_scale)
+    self.qvel_noise = qvel_noise
+    self._qpos0 = np.asarray(self.mj_model.qpos0, np.float32)
+
+  # --- sizes
+  episode_length = property(lambda self: self._episode_length)
+  action_size = property(lambda self: int(self.mj_model.nu))
+
+  @property
+  def dt(self) -> float:
+    """Seconds of simulated time per env step (``timestep * frame_skip``)."""
+    return float(self.mj_model.opt.timestep) * self.frame_skip
+
+  def body_id(self, name: str) -> int:
+    i = mujoco.mj_name2id(self.mj_model, mujoco.mjtObj.mjOBJ_BODY, name)
+    if i < 0:
+      raise ValueError(f"no body named {name!r}")
+    return int(i)
+
+  # --- physics
+  def task_model(self, task) -> mjx.Model:
+    """The task's ``mjx.Model`` (the base model unless the task changes physics)."""
+    del task
+    return self.sys
+
+  def init_data(self, qpos: jax.Array, qvel: jax.Array) -> mjx.Data:
+    """``mjx.Data`` at ``(qpos, qvel)`` with kinematics (body poses) computed."""
+    data = mjx.make_data(self.sys).replace(qpos=qpos, qvel=qvel)
+    return mjx.kinematics(self.sys, data)
+
+  def physics_step(self, model: mjx.Model, data: mjx.Data, action: jax.Array) -> mjx.Data:
+    """Holds ``ctrl = action`` for ``frame_skip`` MJX steps of ``model``."""
+    data = data.replace(ctrl=action)
+
+    def substep(d, _):
+      return mjx.step(model, d), None
+
+    data, _ = jax.lax.scan(substep, data, None, length=self.frame_skip)
+    return data
+
+  # --- TaskEnv
+  def reset(self, key, task) -> EnvState:
+    del task  # the start-state distribution does not depend on the task
+    k_pos, k_vel = jax.random.split(key)
+    s = self.reset_noise_scale
+    nq, nv = self.mj_model.nq, self.mj_model.nv
+    qpos = jnp.asarray(self._qpos0) + jax.random.uniform(k_pos, (nq,), minval=-s, maxval=s)
+    if self.qvel_noise == "normal":
+      qvel = s * jax.random.normal(k_vel, (nv,))
+    else:
+      qvel = jax.random.uniform(k_vel, (nv,), minval=-s, maxval=s)
+    data = self.init_data(qpos, qvel)
+    zero = jnp.zeros((), jnp.float32)
+    return EnvState(physics=data, obs=self._obs(data), reward=zero, done=zero, truncation=zero,
+                    step_count=jnp.zeros((), jnp.int32),
+                    info={k: zero for k in self.info_keys})
+
+  def step(self, state: EnvState, action, task) -> EnvState:
+    action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
+    before = state.physics
+    after = self.physics_step(self.task_model(task), before, action)
+    reward, terminal, info = self._reward(before, after, action, task)
+    step_count = state.step_count + 1
+    done, truncation = self._time_limit(step_count, terminal)
+    info = {k: jnp.asarray(info[k], jnp.float32) for k in self.info_keys}
+    return state.replace(physics=after, obs=self._obs(after),
+                         reward=jnp.asarray(reward, jnp.float32), done=done,
+                         truncation=truncation, step_count=step_count, info=info)
+
+  @abc.abstractmethod
+  def _obs(self, data: mjx.Data) -> jax.Array:
+    """The observation of one env state (each family defines it)."""
+
+  @abc.abstractmethod
+  def _reward(self, before: mjx.Data, after: mjx.Data, action, task):
+    """``(reward, info)`` of one transition (each family defines it)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# rand_param_envs-style physics-parameter tasks
+
+# Multiplier = base ** U(lo, hi) per array element (rand_param_envs, log_scale_limit 3).
+PARAM_LOG_BASES = {"body_mass": 1.5, "body_inertia": 1.5, "dof_damping": 1.3,
+                   "geom_friction": 1.5}
+
+
+class RandParamEnv(MjxTaskEnv):
+  """Tasks are per-element multipliers of ``rand_params`` arrays of the MJX model.
+
+  Task pytree: ``{name: multipliers}`` for each randomised ``name`` in ``rand_params``, with the
+  shape of the model array (``body_mass [nbody]``, ``body_inertia [nbody, 3]``,
+  ``dof_damping [nv]``, ``geom_friction [ngeom, 3]``; the world body and floor are included, as
+  in rand_param_envs). Multiplier = ``base ** u`` with ``u ~ U(log_scale_range)`` per element
+  and ``base`` from :data:`PARAM_LOG_BASES`. ``task_vector`` is the concatenated exponents
+  ``u = log(multiplier) / log(base)`` in the fixed order of ``PARAM_LOG_BASES``.
+  Benchmark tasks: ``RandomState(task_seed)``, one task after another, groups in that order.
+  """
+
+  def __init__(self, *, rand_params: Sequence[str], log_scale_range: tuple[float, float],
+               num_tasks: int, num_test_tasks: int, split: str, task_seed: int, **kwargs):
+    super().__init__(**kwargs)
+    unknown = set(rand_params) - set(PARAM_LOG_BASES)
+    if unknown or not rand_params:
+      raise ValueError(f"rand_params must be a non-empty subset of {list(PARAM_LOG_BASES)}, "
+                       f"got {rand_params}")
+    self.rand_params = tuple(p for p in PARAM_LOG_BASES if p in set(rand_params))
+    lo, hi = float(log_scale_range[0]), float(log_scale_range[1])
+    if not lo <= hi:
+      raise ValueError(f"log_scale_range must be (lo, hi) with lo <= hi, got {log_scale_range}")
+    self.log_scale_range = (lo, hi)
+    self.num_tasks = int(num_tasks)
+    self.num_test_tasks = int(num_test_tasks)
+    self.split = split
+    self.task_seed = int(task_seed)
+    make_split(split, self.num_tasks, self.num_test_tasks)  # validate early
+
+  def param_shape(self, name: str) -> tuple[int, ...]:
+    return tuple(np.shape(getattr(self.mj_model, name)))
+
+  @property
+  def task_size(self) -> int:
+    return int(sum(np.prod(self.param_shape(p)) for p in self.rand_params))
+
+  def nominal_task(self):
+    """The all-ones task: the base model's physics."""
+    return {p: jnp.ones(self.param_shape(p), jnp.float32) for p in self.rand_params}
+
+  def sample_tasks(self, key, n):
+    lo, hi = self.log_scale_range
+    keys = jax.random.split(key, len(self.rand_params))
+    u = {p: jax.random.uniform(k, (n,) + self.param_shape(p), minval=lo, maxval=hi)
+         for p, k in zip(self.rand_params, keys)}
+    return {p: jnp.power(jnp.float32(PARAM_LOG_BASES[p]), u[p]) for p in self.rand_params}
+
+  def all_benchmark_tasks(self):
+    lo, hi = self.log_scale_range
+    rng = np.random.RandomState(self.task_seed)
+    per_task = []
+    for _ in range(self.num_tasks):
+      per_task.append({p: PARAM_LOG_BASES[p] ** rng.uniform(lo, hi, size=self.param_shape(p))
+                       for p in self.rand_params})
+    return {p: jnp.asarray(np.stack([t[p] for t in per_task]), jnp.float32)
+            for p in self.rand_params}
+
+  def benchmark_split(self):
+    return make_split(self.split, self.num_tasks, self.num_test_tasks)
+
+  def task_vector(self, task):
+    return jnp.concatenate([jnp.log(task[p]).reshape(-1) / np.log(PARAM_LOG_BASES[p])
+                            for p in self.rand_params])
+
+  def task_model(self, task) -> mjx.Model:
+    return self.sys.replace(**{p: getattr(self.sys, p) * task[p] for p in self.rand_params})
+
+
+class PlanarParamEnv(RandParamEnv):
+  """Shared hopper / walker logic (planar bodies on rootx, rootz, rooty joints).
+
+  brax's assets drop the ``ref`` of the ``rootz`` slide joint; it is restored here (``ref =
+  1.25``) so that, as in gym, ``qpos[1]`` is the torso height and ``qpos0[1] = 1.25``.
+  Reward: ``(qpos_after[0] - qpos_before[0]) / dt + alive_bonus - ctrl_cost_weight ||a||^2``.
+  Observation: ``obs_mode="full"`` -> ``qpos ⊕ qvel`` (CORRO/UNICORN); ``"clipped"`` ->
+  ``qpos[1:] ⊕ clip(qvel, -10, 10)`` (rand_param_envs / FOCAL). Subclasses define
+  ``_terminal(qpos, qvel)`` from ``self.termination``.
+  """
+
+  info_keys = ("x_velocity", "forward_reward", "ctrl_cost", "height", "angle")
+  TERMINATIONS: tuple[str, ...] = ()
+
+  def __init__(self, *, asset: str, obs_mode: str, alive_bonus: float, ctrl_cost_weight: float,
+               termination: str, **kwargs):
+    if obs_mode not in ("full", "clipped"):
+      raise ValueError(f"obs_mode must be 'full' or 'clipped', got {obs_mode!r}")
+    if termination not in self.TERMINATIONS:
+      raise ValueError(f"termination must be one of {self.TERMINATIONS}, got {termination!r}")
+    super().__init__(asset=asset, edits=(("joint", "rootz", "ref", 1.25),), **kwargs)
+    self.obs_mode = obs_mode
+    self.alive_bonus = float(alive_bonus)
+    self.ctrl_cost_weight = float(ctrl_cost_weight)
+    self.termination = termination
+
+  @property
+  def observation_size(self) -> int:
+    nq, nv = self.mj_model.nq, self.mj_model.nv
+    return nq + nv if self.obs_mode == "full" else nq - 1 + nv
+
+  def _obs(self, data):
+    if self.obs_mode == "full":
+      return jnp.concatenate([data.qpos, data.qvel])
+    return jnp.concatenate([data.qpos[1:], jnp.clip(data.qvel, -10.0, 10.0)])
+
+  @abc.abstractmethod
+  def _terminal(self, qpos, qvel):
+    """True termination flag (each family defines it)."""
+
+  def _reward(self, before, after, action, task):
+    x_velocity = (after.qpos[0] - before.qpos[0]) / self.dt
+    ctrl_cost = self.ctrl_cost_weight * jnp.sum(jnp.square(action))
+    reward = x_velocity + self.alive_bonus - ctrl_cost
+    info = {"x_velocity": x_velocity, "forward_reward": x_velocity, "ctrl_cost": ctrl_cost,
+            "height": after.qpos[1], "angle": after.qpos[2]}
+    return reward, self._terminal(after.qpos, after.qvel), info

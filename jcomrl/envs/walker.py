@@ -1,0 +1,80 @@
+"""Walker2d with randomised physics parameters (``walker_param``), rand_param_envs style, on MJX.
+
+Physics: brax's ``walker2d.xml`` (gym's walker: timestep 0.002, Euler, gears 100) with the
+``rootz`` reference restored so ``qpos[1]`` is the torso height; frame skip 5 as in
+rand_param_envs (gym's Walker2d uses 4), ``dt = 0.01`` s.
+Start: ``qpos0 + U(-0.005, 0.005)``, ``qvel = U(-0.005, 0.005)``.
+Task: per-element multipliers of the ``rand_params`` arrays of the MJX model, applied inside the
+traced step (:class:`jcomrl.envs.mjx_base.RandParamEnv`): ``body_mass`` (1.5^U(-3, 3), [8]) and
+``geom_friction`` (1.5^U(-3, 3), [8, 3]) by default; FOCAL also ``body_inertia`` (1.5^U, [8, 3])
+and ``dof_damping`` (1.3^U, [9]).
+Reward: ``v_x + 1 - 1e-3 ||a||^2`` with ``v_x = (qpos_after[0] - qpos_before[0]) / dt``.
+
+  * ``variant="unicorn"`` (default, CORRO/UNICORN): body mass and geom friction only; terminates
+    only if the torso height ``qpos[1] <= 0.5``; obs = ``qpos ⊕ qvel`` (18-d); 40 tasks from
+    ``RandomState(1337)``, split interleaved (train even ids, test odd ids).
+  * ``"focal"``: all four groups; terminates unless ``0.8 < height < 2`` and
+    ``-1 < angle < 1`` (``angle = qpos[2]``); obs = ``qpos[1:] ⊕ clip(qvel, -10, 10)`` (17-d);
+    50 tasks, first 40 train / last 10 test.
+  * ``"csro"``: as ``"focal"`` with 40 tasks from ``RandomState(1234)``, evenly spaced 30/10 split.
+  OOD tasks: ``log_scale_range=(lo, hi)`` (exponent range, default (-3, 3)).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import jax.numpy as jnp
+
+from jcomrl.envs.mjx_base import PlanarParamEnv, resolve_variant
+
+_ALL = ("body_mass", "body_inertia", "dof_damping", "geom_friction")
+
+
+class WalkerParam(PlanarParamEnv):
+  """See the module docstring."""
+
+  TERMINATIONS = ("low_height", "rand_param", "none")
+  VARIANTS: ClassVar[dict[str, dict]] = {
+      "unicorn": {
+          "rand_params": ("body_mass", "geom_friction"), "log_scale_range": (-3.0, 3.0),
+          "num_tasks": 40, "num_test_tasks": 20, "split": "interleaved", "task_seed": 1337,
+          "obs_mode": "full", "alive_bonus": 1.0, "termination": "low_height",
+      },
+      "focal": {
+          "rand_params": _ALL, "log_scale_range": (-3.0, 3.0), "num_tasks": 50,
+          "num_test_tasks": 10, "split": "first_last", "task_seed": 1337, "obs_mode": "clipped",
+          "alive_bonus": 1.0, "termination": "rand_param",
+      },
+      "csro": {
+          "rand_params": _ALL, "log_scale_range": (-3.0, 3.0), "num_tasks": 40,
+          "num_test_tasks": 10, "split": "evenly_spaced", "task_seed": 1234,
+          "obs_mode": "clipped", "alive_bonus": 1.0, "termination": "rand_param",
+      },
+  }
+
+
+  def __init__(self, variant: str = "unicorn", rand_params=None, log_scale_range=None,
+               num_tasks=None, num_test_tasks=None, split=None, task_seed=None, obs_mode=None,
+               alive_bonus=None, termination=None, ctrl_cost_weight: float = 1e-3,
+               min_height: float = 0.5, episode_length: int = 200,
+               reset_noise_scale: float = 0.005, frame_skip: int = 5):
+    cfg = resolve_variant(
+        self.VARIANTS, variant, rand_params=rand_params, log_scale_range=log_scale_range,
+        num_tasks=num_tasks, num_test_tasks=num_test_tasks, split=split, task_seed=task_seed,
+        obs_mode=obs_mode, alive_bonus=alive_bonus, termination=termination)
+    super().__init__(asset="walker2d", frame_skip=frame_skip, episode_length=episode_length,
+                     reset_noise_scale=reset_noise_scale, qvel_noise="uniform",
+                     ctrl_cost_weight=ctrl_cost_weight, **cfg)
+    self.name = "walker_param"
+    self.variant = variant
+    self.min_height = float(min_height)
+
+  def _terminal(self, qpos, qvel):
+    del qvel
+    height, angle = qpos[1], qpos[2]
+    if self.termination == "low_height":
+      return height <= self.min_height
+    if self.termination == "rand_param":
+      return ~((height > 0.8) & (height < 2.0) & (angle > -1.0) & (angle < 1.0))
+    return jnp.zeros((), bool)
