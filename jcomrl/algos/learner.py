@@ -158,45 +158,36 @@ def make_learner(cfg: LearnerConfig) -> Learner:
       z = encode(params["encoder"], mb.context, mb.task_params)
     z = jax.lax.stop_gradient(z)
     metrics["encoder/z_spread"] = z_spread(z)
-    b = cfg.meta_batch_size
-    task_keys = lambda k: jax.random.split(k, b)
+    task_keys = lambda k: jax.random.split(k, cfg.meta_batch_size)
     alpha = alpha_of(params, hp)
+
+    def step_group(group, per_task_loss, key, lr):
+      """One optimiser step of ``group`` on the task-mean of ``per_task_loss(p, rl, z, key)``,
+      vmapped over the meta-batch; returns the task-mean aux."""
+
+      def total(p):
+        loss, aux = jax.vmap(lambda rl, zz, k: per_task_loss(p, rl, zz, k))(mb.rl, z,
+                                                                           task_keys(key))
+        return jnp.mean(loss), jax.tree.map(jnp.mean, aux)
+
+      (_, aux), g = jax.value_and_grad(total, has_aux=True)(params[group])
+      params[group], opt_state[group] = _apply(opt, opt_state[group], g, params[group], lr)
+      return aux
 
     # 2. BRAC dual critic.
     if cfg.brac:
-      def dual_total(p):
-        loss, aux = jax.vmap(lambda rl, zz, k: backbones.dual_loss(
-            p, params["actor"], rl, zz, k, hp, policy=policy, dual=dual))(mb.rl, z,
-                                                                         task_keys(k_dual))
-        return jnp.mean(loss), jax.tree.map(jnp.mean, aux)
-
-      (_, m), g = jax.value_and_grad(dual_total, has_aux=True)(params["dual"])
-      params["dual"], opt_state["dual"] = _apply(opt, opt_state["dual"], g, params["dual"],
-                                                 hp.dual_lr)
-      metrics.update(m)
+      metrics.update(step_group("dual", lambda p, rl, zz, k: backbones.dual_loss(
+          p, params["actor"], rl, zz, k, hp, policy=policy, dual=dual), k_dual, hp.dual_lr))
 
     # 3. Critic.
-    def critic_total(p):
-      loss, aux = jax.vmap(lambda rl, zz, k: backbones.critic_loss(
-          p, params["critic_target"], params["actor"], alpha, rl, zz, k, hp, policy=policy,
-          critic=critic))(mb.rl, z, task_keys(k_critic))
-      return jnp.mean(loss), jax.tree.map(jnp.mean, aux)
-
-    (_, m), g = jax.value_and_grad(critic_total, has_aux=True)(params["critic"])
-    params["critic"], opt_state["critic"] = _apply(opt, opt_state["critic"], g, params["critic"],
-                                                   hp.critic_lr)
-    metrics.update(m)
+    metrics.update(step_group("critic", lambda p, rl, zz, k: backbones.critic_loss(
+        p, params["critic_target"], params["actor"], alpha, rl, zz, k, hp, policy=policy,
+        critic=critic), k_critic, hp.critic_lr))
 
     # 4. Actor (and entropy temperature).
-    def actor_total(p):
-      loss, (aux, logp) = jax.vmap(lambda rl, zz, k: backbones.actor_loss(
-          p, params["critic"], params["dual"], alpha, rl, zz, k, hp, policy=policy,
-          critic=critic, dual=dual, use_brac=cfg.brac))(mb.rl, z, task_keys(k_actor))
-      return jnp.mean(loss), (jax.tree.map(jnp.mean, aux), jnp.mean(logp))
-
-    (_, (m, logp)), g = jax.value_and_grad(actor_total, has_aux=True)(params["actor"])
-    params["actor"], opt_state["actor"] = _apply(opt, opt_state["actor"], g, params["actor"],
-                                                 hp.actor_lr)
+    m, logp = step_group("actor", lambda p, rl, zz, k: backbones.actor_loss(
+        p, params["critic"], params["dual"], alpha, rl, zz, k, hp, policy=policy, critic=critic,
+        dual=dual, use_brac=cfg.brac), k_actor, hp.actor_lr)
     metrics.update(m)
     if cfg.learn_entropy:
       g_alpha = -(jax.lax.stop_gradient(logp) + target_entropy) * jnp.exp(params["log_alpha"])
