@@ -10,9 +10,15 @@ one vmapped Adam update follows; that step is the body of one ``lax.scan`` over 
 ``jit`` (``--mode loop`` instead unrolls a static loop over estimators in the same scan body).
 All estimators see the same batches. The host loop only calls that program once per MI level.
 
-Width: the published protocol uses 2 x 256 hidden units; the concatenated critic costs K^2 = 4096
-network evaluations per estimator and step, so the default here is 2 x 32 (the CLUB notebook
-used 15), which keeps the full 20 000-step run of 11 estimators at ~7-10 min on a 2-core CPU.
+Critic: ``--critic separable`` (default; two 2 x 256 ReLU MLPs into a 32-d embedding, scores by
+dot product, the published architecture) costs 2K network evaluations per estimator and step:
+~40 steps/s for all 12 estimators on an idle 2-core CPU (~9 min for the 20 000-step staircase;
+the recorded run took 23 min with the two cores shared by other jobs, load average 6-10).
+``--critic concat`` (MLP on [x, y]) is the more accurate published alternative but costs
+K^2 = 4096 evaluations; at width 256 that is hours on 2 CPU cores (fine on a GPU), so on CPU use
+it narrowed (``--hidden 32``). Every network uses ``--init`` (default: PyTorch's fan-in uniform
+init, which the reference implementations were tuned with; with flax's lecun-normal default the
+2 x 256 separable critic trains markedly slower, see ``jcomrl/nets/critics.py``).
 
 For each estimator and level the script reports, over the last ``--window`` steps of the level,
 the bias (mean estimate - I), the variance and the MSE of the per-step minibatch estimate, writes
@@ -22,6 +28,10 @@ steps, true MI dashed) to ``benchmarks/results/mi_gaussian.png``.
 Usage:
   .venv/bin/python benchmarks/mi_gaussian.py            # full staircase (5 x 4000 steps)
   .venv/bin/python benchmarks/mi_gaussian.py --quick    # smoke run (a few hundred steps)
+  .venv/bin/python benchmarks/mi_gaussian.py --critic concat --hidden 32   # narrow joint critic
+
+An existing result file for the same device is not lost: its run (stats, critic, run time) is kept
+in the new file under ``previous_runs``, keyed by critic type, width and init.
 """
 
 from __future__ import annotations
@@ -42,13 +52,13 @@ import numpy as np
 import optax
 
 from jcomrl import mi
-from jcomrl.nets.critics import ConcatCritic, SeparableCritic
-from jcomrl.nets.mlp import MLP
+from jcomrl.nets.critics import ConcatCritic, CriticMLP, SeparableCritic
 
 # Lower bounds: name -> value_fn(scores, log_baseline, dv_state) -> (value, new_dv_state).
 _LOWER: dict[str, Callable] = {
     "nwj": lambda s, b, st: (mi.nwj(s), st),
     "tuba": lambda s, b, st: (mi.tuba(s, b), st),
+    "dv": lambda s, b, st: (mi.dv(s), st),
     "mine": lambda s, b, st: mi.dv_ema(s, st, 0.9),
     "infonce": lambda s, b, st: (mi.infonce(s), st),
     "js": lambda s, b, st: (mi.js(s), st),
@@ -88,11 +98,11 @@ def make_program(args, lower_names, upper_names):
   """Returns ``(init, run_level)``: ``run_level(state, key, mi_nats)`` scans one MI level."""
   hidden = (args.hidden,) * args.layers
   if args.critic == "concat":
-    critic = ConcatCritic(hidden_sizes=hidden)
+    critic = ConcatCritic(hidden_sizes=hidden, init_scheme=args.init)
   else:
-    critic = SeparableCritic(hidden_sizes=hidden, embed_dim=args.embed_dim)
-  baseline = MLP(hidden_sizes=hidden, output_size=1)
-  qnet = MLP(hidden_sizes=hidden, output_size=2 * args.dim)
+    critic = SeparableCritic(hidden_sizes=hidden, embed_dim=args.embed_dim, init_scheme=args.init)
+  baseline = CriticMLP(hidden_sizes=hidden, output_size=1, init_scheme=args.init)
+  qnet = CriticMLP(hidden_sizes=hidden, output_size=2 * args.dim, init_scheme=args.init)
   opt = optax.adam(args.lr)
   n_lower, n_upper = len(lower_names), len(upper_names)
 
@@ -247,6 +257,34 @@ def _curves(estimates: np.ndarray, names, window: int) -> dict:
   return out
 
 
+def _critic_info(cfg: dict) -> dict:
+  """Critic type, width and init of a run's config (runs before ``--init`` existed used flax's
+  lecun-normal default)."""
+  init = cfg.get("init", "lecun_normal")
+  info = {"type": cfg["critic"], "layers": cfg["layers"], "hidden": cfg["hidden"], "init": init}
+  if cfg["critic"] == "separable":
+    info["embed_dim"] = cfg["embed_dim"]
+  info["label"] = f"{cfg['critic']}_{cfg['layers']}x{cfg['hidden']}_{init}"
+  return info
+
+
+def _previous_runs(json_path: str, label: str) -> dict:
+  """Runs kept from an existing result file (its own run and its ``previous_runs``), by label;
+  a run with the same label as the new one is replaced."""
+  if not os.path.exists(json_path):
+    return {}
+  with open(json_path) as f:
+    old = json.load(f)
+  runs = dict(old.get("previous_runs", {}))
+  info = old.get("critic") or _critic_info(old["config"])
+  runs[info["label"]] = {
+      "critic": info, "config": old["config"], "device": old["device"],
+      "wall_time_s": old["wall_time_s"], "stats_window": old["stats_window"],
+      "stats": old["stats"]}
+  runs.pop(label, None)
+  return runs
+
+
 def plot_record(record: dict, path: str):
   """The staircase plot from a result record (so it can be redrawn from the JSON alone)."""
   import matplotlib
@@ -283,7 +321,8 @@ def plot_record(record: dict, path: str):
     ax.set_xlabel("step")
   fig.suptitle(f"MI estimates on correlated Gaussians, d={cfg['dim']}, K={cfg['batch']}, "
                f"{cfg['critic']} critic {cfg['layers']}x{cfg['hidden']} "
-               f"({record['device']}, {record['wall_time_s']:.0f} s)")
+               f"({cfg.get('init', 'lecun_normal')} init), Adam {cfg['lr']:g}; "
+               f"{record['device']}, {record['wall_time_s']:.0f} s")
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
@@ -297,12 +336,14 @@ def main():
   parser.add_argument("--dim", type=int, default=20)
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--lr", type=float, default=5e-4)
-  parser.add_argument("--critic", choices=("concat", "separable"), default="concat")
-  parser.add_argument("--hidden", type=int, default=32,
-                      help="width of every hidden layer (the published protocol uses 256; 32 "
-                      "keeps the full run under ~10 min on a 2-core CPU)")
+  parser.add_argument("--critic", choices=("concat", "separable"), default="separable")
+  parser.add_argument("--hidden", type=int, default=256,
+                      help="width of every hidden layer (the published protocol uses 256; a "
+                      "concat critic needs ~32 to run in minutes on a 2-core CPU)")
   parser.add_argument("--layers", type=int, default=2)
   parser.add_argument("--embed_dim", type=int, default=32, help="separable critic only")
+  parser.add_argument("--init", choices=("fan_in_uniform", "lecun_normal"), default="fan_in_uniform",
+                      help="initialisation of every network (see jcomrl.nets.critics)")
   parser.add_argument("--estimators", default=",".join(list(_LOWER) + list(_UPPER)))
   parser.add_argument("--window", type=int, default=500, help="last steps of a level for stats")
   parser.add_argument("--mode", choices=("vmap", "loop"), default="vmap",
@@ -346,6 +387,7 @@ def main():
   key, k_init = jax.random.split(key)
   state = init(k_init)
 
+  load_start = os.getloadavg()[0]
   t_start = time.perf_counter()
   t_compile = None
   chunks = []
@@ -391,13 +433,16 @@ def main():
   window = max(1, args.steps_per_level // 100)
   record = {
       "benchmark": "mi_gaussian", "device": device.device_kind, "platform": device.platform,
-      "jax": jax.__version__, "config": vars(args), "levels": levels, "estimators": names,
+      "cpu_count": os.cpu_count(), "load_avg_1min_start_end": [load_start, os.getloadavg()[0]],
+      "jax": jax.__version__, "config": vars(args), "critic": _critic_info(vars(args)),
+      "levels": levels, "estimators": names,
       "wall_time_s": wall, "first_level_time_incl_compile_s": t_compile,
       "steps_per_s": len(levels) * args.steps_per_level / wall,
       "stats_window": args.window, "stats": stats,
       "i_club_true_conditional": _club_at_true_conditional(levels, args.dim).round(3).tolist(),
       "curve_window": window, "curves": _curves(estimates, names, window),
   }
+  record["previous_runs"] = _previous_runs(json_path, record["critic"]["label"])
   tmp = json_path + ".tmp"
   with open(tmp, "w") as f:
     json.dump(record, f, indent=1)

@@ -211,6 +211,9 @@ def _exact_compute(inp):
   out["hand/dv"], out["hand/nwj"] = mi.dv(s5), mi.nwj(s5)
   out["hand/tuba"], out["hand/tuba_ones"] = mi.tuba(s5, b5), mi.tuba(s5, jnp.ones(5))
   out["hand/alpha0"] = mi.interpolated(s5, b5, alpha=0.0)
+  for name, fn in [("nwj", mi.nwj), ("dv", mi.dv), ("infonce", mi.infonce)]:
+    out[f"grad/{name}"] = jax.grad(fn)(s5)
+  out["grad/tuba_s"], out["grad/tuba_b"] = jax.grad(mi.tuba, argnums=(0, 1))(s5, b5)
   out["hand/alpha"] = mi.interpolated(s6, inp["b6"], alpha=_ALPHA)
   for k in (2, 3, 7):
     out[f"loo{k}"] = _loo_logmeanexp_rows(inp[f"loo{k}"])
@@ -294,6 +297,24 @@ def test_dv_and_nwj_and_tuba_by_hand():
   np.testing.assert_allclose(out["hand/tuba_ones"], out["hand/nwj"], rtol=1e-5)
   # interpolated(alpha=0) is TUBA with the same baseline, exactly
   np.testing.assert_allclose(out["hand/alpha0"], tuba, rtol=1e-5)
+
+
+def test_gradients_by_hand():
+  # the gradients that train the critic (d bound / d scores), written out for each bound
+  inp, out = _exact()
+  sn, bn = _f64(inp["s5"]), _f64(inp["b5"])
+  k = 5
+  eye, off = np.eye(k), ~np.eye(k, dtype=bool)
+  np.testing.assert_allclose(out["grad/nwj"], eye / k - off * np.exp(sn - 1) / (k * (k - 1)),
+                             rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(out["grad/dv"], eye / k - off * np.exp(sn) / np.sum(np.exp(sn)[off]),
+                             rtol=1e-5, atol=1e-7)
+  softmax = np.exp(sn) / np.sum(np.exp(sn), axis=1, keepdims=True)
+  np.testing.assert_allclose(out["grad/infonce"], (eye - softmax) / k, rtol=1e-5, atol=1e-7)
+  ratio = off * np.exp(sn - bn[None, :]) / (k * (k - 1))
+  np.testing.assert_allclose(out["grad/tuba_s"], eye / k - ratio, rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(out["grad/tuba_b"], -1.0 / k + ratio.sum(axis=0), rtol=1e-5,
+                             atol=1e-7)
 
 
 def test_interpolated_by_brute_force():
@@ -481,7 +502,7 @@ def test_focal_metric_loss_three_codes_by_hand():
 
 
 # ------------------------------------------------------------------------------------------
-# Finiteness for K in {2, 1024}, scores up to +-1e3, float32
+# Finiteness for K in {2, 3, 1024}, scores up to +-1e3, float32
 # ------------------------------------------------------------------------------------------
 
 
@@ -526,7 +547,7 @@ def _values_and_grad(patterns, baselines, keys):
   return _run_once(jax.vmap(one), patterns, baselines, keys)
 
 
-@pytest.mark.parametrize("k", [2, 1024])
+@pytest.mark.parametrize("k", [2, 3, 1024])
 def test_all_bounds_finite_for_extreme_scores(k):
   eye = jnp.eye(k, dtype=bool)
   patterns = jnp.stack([

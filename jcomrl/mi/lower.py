@@ -35,6 +35,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from jcomrl.mi._util import check_square, offdiag_mask, offdiag_mean
+
 _EXP_CAP = 40.0
 
 
@@ -44,13 +46,30 @@ def _safe_exp(u: jnp.ndarray) -> jnp.ndarray:
 
 
 def _check_scores(scores: jnp.ndarray) -> int:
-  chex.assert_rank(scores, 2)
-  k = scores.shape[0]
-  if scores.shape[1] != k:
-    raise ValueError(f"score matrix must be square [K, K], got shape {scores.shape}")
-  if k < 2:
-    raise ValueError(f"need K >= 2 samples for negatives, got K={k}")
-  return k
+  return check_square(scores, "score matrix")
+
+
+def _check_log_baseline(log_baseline: jnp.ndarray | None, k: int, dtype) -> jnp.ndarray:
+  """The ``[K]`` log-baseline ``b(y_j)`` of TUBA / I_alpha (zeros if not given)."""
+  if log_baseline is None:
+    return jnp.zeros((k,), dtype)
+  chex.assert_shape(log_baseline, (k,))
+  return log_baseline
+
+
+def _mean_pos(scores: jnp.ndarray) -> jnp.ndarray:
+  """``mean_i S_ii``: the joint-sample term ``E_p[f]``."""
+  return jnp.mean(jnp.diagonal(scores))
+
+
+def _report(surrogate: jnp.ndarray, estimate: jnp.ndarray) -> jnp.ndarray:
+  """Value ``estimate`` with the gradient of ``surrogate`` (train with one, report the other)."""
+  return surrogate + jax.lax.stop_gradient(estimate - surrogate)
+
+
+def _clip(scores: jnp.ndarray, tau: float | None) -> jnp.ndarray:
+  """SMILE's clip of the partition function's scores to ``[-tau, tau]`` (``None``: no clip)."""
+  return scores if tau is None else jnp.clip(scores, -tau, tau)
 
 
 def _check_pos_neg(pos: jnp.ndarray, neg: jnp.ndarray) -> tuple[int, int]:
@@ -61,10 +80,6 @@ def _check_pos_neg(pos: jnp.ndarray, neg: jnp.ndarray) -> tuple[int, int]:
   if neg.shape[1] < 1:
     raise ValueError("need at least one negative per positive (M >= 1)")
   return pos.shape[0], neg.shape[1]
-
-
-def _offdiag_mask(k: int) -> jnp.ndarray:
-  return ~jnp.eye(k, dtype=bool)
 
 
 def logmeanexp(x: jnp.ndarray, axis=None, where: jnp.ndarray | None = None,
@@ -100,13 +115,8 @@ def logmeanexp(x: jnp.ndarray, axis=None, where: jnp.ndarray | None = None,
 def _offdiag_lme(scores: jnp.ndarray) -> jnp.ndarray:
   """Log-mean-exp over the ``K (K - 1)`` off-diagonal entries."""
   k = scores.shape[0]
-  lse = jax.nn.logsumexp(jnp.where(_offdiag_mask(k), scores, -jnp.inf))
+  lse = jax.nn.logsumexp(jnp.where(offdiag_mask(k), scores, -jnp.inf))
   return lse - math.log(k * (k - 1))
-
-
-def _offdiag_mean(values: jnp.ndarray) -> jnp.ndarray:
-  k = values.shape[0]
-  return jnp.sum(jnp.where(_offdiag_mask(k), values, 0.0)) / (k * (k - 1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,14 +200,17 @@ def nwj(scores: jnp.ndarray) -> jnp.ndarray:
     The scalar bound in nats.
   """
   _check_scores(scores)
-  return jnp.mean(jnp.diagonal(scores)) - _safe_exp(_offdiag_lme(scores) - 1.0)
+  return _mean_pos(scores) - _safe_exp(_offdiag_lme(scores) - 1.0)
 
 
 def nwj_with_negatives(pos: jnp.ndarray, neg: jnp.ndarray) -> jnp.ndarray:
   """NWJ with explicit negatives: ``mean(pos) - mean(exp(neg - 1))`` over all ``K * M`` negatives.
 
-  Bound, optimal critic and character as :func:`nwj` (unbiased, variance ~ ``e^I``); valid when
-  the negatives are samples of the product of marginals. Reference: Nguyen et al., 2010.
+  Bound: ``I >= E_p[f] - e^{-1} E_{p(x)p(y)}[e^{f}]``, valid when the negatives are samples of the
+  product of marginals; optimal critic ``f = 1 + log r``. Bias/variance as :func:`nwj`: an
+  unbiased estimate of a valid bound, variance growing like ``e^I``.
+
+  Reference: Nguyen, Wainwright, Jordan, IEEE Trans. IT 2010; Poole et al., ICML 2019.
 
   Args:
     pos: ``[K]`` positive scores.
@@ -230,7 +243,7 @@ def dv(scores: jnp.ndarray) -> jnp.ndarray:
     The scalar estimate in nats.
   """
   _check_scores(scores)
-  return jnp.mean(jnp.diagonal(scores)) - _offdiag_lme(scores)
+  return _mean_pos(scores) - _offdiag_lme(scores)
 
 
 def dv_with_negatives(pos: jnp.ndarray, neg: jnp.ndarray, per_row: bool = False) -> jnp.ndarray:
@@ -259,14 +272,23 @@ def dv_with_negatives(pos: jnp.ndarray, neg: jnp.ndarray, per_row: bool = False)
 
 
 class DVEMAState(NamedTuple):
-  """Carried state of :func:`dv_ema`: the log of the (not yet debiased) moving average of the
-  partition estimate ``E_{p(x)p(y)} e^{f}``, and the number of updates so far."""
+  """Carried state of :func:`dv_ema` (MINE's moving average, Belghazi et al., ICML 2018).
+
+  Attributes:
+    log_ema: log of the (not yet debiased) moving average of the partition estimate
+      ``E_{p(x)p(y)} e^{f}``.
+    step: number of updates so far.
+  """
   log_ema: jnp.ndarray
   step: jnp.ndarray
 
 
 def dv_ema_init() -> DVEMAState:
-  """Initial :class:`DVEMAState` (the first update replaces it, so its value is irrelevant)."""
+  """Initial :class:`DVEMAState` of :func:`dv_ema` (MINE, Belghazi et al., ICML 2018).
+
+  The first update replaces the average by the current batch's partition estimate, so the value
+  stored here is irrelevant; only ``step = 0`` matters.
+  """
   return DVEMAState(log_ema=jnp.zeros((), jnp.float32), step=jnp.zeros((), jnp.int32))
 
 
@@ -298,7 +320,7 @@ def dv_ema(scores: jnp.ndarray, state: DVEMAState, momentum: float = 0.9
     ``(value, new_state)``.
   """
   _check_scores(scores)
-  pos = jnp.mean(jnp.diagonal(scores))
+  pos = _mean_pos(scores)
   log_z = _offdiag_lme(scores)
   lz = jax.lax.stop_gradient(log_z)
   log_m = jnp.log(jnp.asarray(momentum, lz.dtype))
@@ -310,8 +332,7 @@ def dv_ema(scores: jnp.ndarray, state: DVEMAState, momentum: float = 0.9
   log_debias = jnp.log(-jnp.expm1(t * log_m))
   log_z_ema = jax.lax.stop_gradient(log_ema - log_debias)
   surrogate = pos - jnp.exp(log_z - log_z_ema)
-  estimate = pos - log_z
-  value = surrogate + jax.lax.stop_gradient(estimate - surrogate)
+  value = _report(surrogate, pos - log_z)
   return value, DVEMAState(log_ema=jax.lax.stop_gradient(log_ema), step=state.step + 1)
 
 
@@ -336,9 +357,7 @@ def tuba(scores: jnp.ndarray, log_baseline: jnp.ndarray | None = None) -> jnp.nd
     The scalar bound in nats.
   """
   k = _check_scores(scores)
-  if log_baseline is None:
-    log_baseline = jnp.zeros((k,), scores.dtype)
-  chex.assert_shape(log_baseline, (k,))
+  log_baseline = _check_log_baseline(log_baseline, k, scores.dtype)
   joint = jnp.mean(jnp.diagonal(scores) - log_baseline)
   marginal = _safe_exp(_offdiag_lme(scores - log_baseline[None, :]))
   return 1.0 + joint - marginal
@@ -367,7 +386,7 @@ def js_fgan(scores: jnp.ndarray) -> jnp.ndarray:
   """
   _check_scores(scores)
   pos = jnp.mean(-jax.nn.softplus(-jnp.diagonal(scores)))
-  return pos - _offdiag_mean(jax.nn.softplus(scores))
+  return pos - offdiag_mean(jax.nn.softplus(scores))
 
 
 def js(scores: jnp.ndarray) -> jnp.ndarray:
@@ -389,15 +408,17 @@ def js(scores: jnp.ndarray) -> jnp.ndarray:
   Returns:
     The scalar estimate in nats (gradient = JS surrogate's).
   """
-  surrogate = js_fgan(scores)
-  estimate = nwj(scores + 1.0)
-  return surrogate + jax.lax.stop_gradient(estimate - surrogate)
+  return _report(js_fgan(scores), nwj(scores + 1.0))
 
 
 def js_fgan_with_negatives(pos: jnp.ndarray, neg: jnp.ndarray) -> jnp.ndarray:
   """:func:`js_fgan` with explicit negatives: ``mean(-softplus(-pos)) - mean(softplus(neg))``.
 
-  Reference: Nowozin et al., NeurIPS 2016 (a stable training surrogate, not an MI value).
+  Objective: ``E_p[-softplus(-f)] - E_{neg}[softplus(f)]``, i.e. ``2 JSD - log 4`` at its optimum
+  ``f = log r``; a stable, low-variance training surrogate (binary classification of positives
+  against negatives), not an MI value and not a bound on it.
+
+  Reference: Nowozin, Cseke, Tomioka, "f-GAN", NeurIPS 2016; Hjelm et al. (DIM), ICLR 2019.
 
   Args:
     pos: ``[K]`` positive scores.
@@ -413,7 +434,11 @@ def js_fgan_with_negatives(pos: jnp.ndarray, neg: jnp.ndarray) -> jnp.ndarray:
 def js_with_negatives(pos: jnp.ndarray, neg: jnp.ndarray) -> jnp.ndarray:
   """:func:`js` with explicit negatives: value ``nwj_with_negatives(pos + 1, neg + 1)``, JS grad.
 
-  Character and reference as :func:`js` (Poole et al., ICML 2019).
+  Value: the NWJ bound ``1 + E_p[f] - E_{neg}[e^{f}]`` on the shifted critic ``f + 1`` (tight at
+  the JS optimum ``f = log r``); gradient: :func:`js_fgan_with_negatives`. Bias/variance as
+  :func:`js`: stable training, an unbiased estimate of a valid bound with NWJ's ``e^I`` variance.
+
+  Reference: Poole et al., ICML 2019 (I_JS); Hjelm et al., ICLR 2019.
 
   Args:
     pos: ``[K]`` positive scores.
@@ -422,9 +447,7 @@ def js_with_negatives(pos: jnp.ndarray, neg: jnp.ndarray) -> jnp.ndarray:
   Returns:
     The scalar estimate in nats.
   """
-  surrogate = js_fgan_with_negatives(pos, neg)
-  estimate = nwj_with_negatives(pos + 1.0, neg + 1.0)
-  return surrogate + jax.lax.stop_gradient(estimate - surrogate)
+  return _report(js_fgan_with_negatives(pos, neg), nwj_with_negatives(pos + 1.0, neg + 1.0))
 
 
 def smile(scores: jnp.ndarray, tau: float | None = 5.0) -> jnp.ndarray:
@@ -450,17 +473,19 @@ def smile(scores: jnp.ndarray, tau: float | None = 5.0) -> jnp.ndarray:
     The scalar estimate in nats (gradient = JS surrogate's).
   """
   _check_scores(scores)
-  clipped = scores if tau is None else jnp.clip(scores, -tau, tau)
-  estimate = jnp.mean(jnp.diagonal(scores)) - _offdiag_lme(clipped)
-  surrogate = js_fgan(scores)
-  return surrogate + jax.lax.stop_gradient(estimate - surrogate)
+  return _report(js_fgan(scores), _mean_pos(scores) - _offdiag_lme(_clip(scores, tau)))
 
 
 def smile_with_negatives(pos: jnp.ndarray, neg: jnp.ndarray, tau: float | None = 5.0
                          ) -> jnp.ndarray:
   """:func:`smile` with explicit negatives: value ``mean(pos) - logmeanexp(clip(neg))``, JS grad.
 
-  Character and reference as :func:`smile` (Song & Ermon, ICLR 2020).
+  Value: ``E_p[f] - log E_{neg}[clip(e^{f}, e^{-tau}, e^{tau})]``; gradient:
+  :func:`js_fgan_with_negatives`. Bias/variance as :func:`smile`: clipping trades the ``e^I``
+  variance of the partition estimate for a bias that grows as ``tau`` shrinks.
+
+  Reference: Song & Ermon, "Understanding the Limitations of Variational Mutual Information
+  Estimators", ICLR 2020.
 
   Args:
     pos: ``[K]`` positive scores.
@@ -471,10 +496,7 @@ def smile_with_negatives(pos: jnp.ndarray, neg: jnp.ndarray, tau: float | None =
     The scalar estimate in nats.
   """
   _check_pos_neg(pos, neg)
-  clipped = neg if tau is None else jnp.clip(neg, -tau, tau)
-  estimate = jnp.mean(pos) - logmeanexp(clipped)
-  surrogate = js_fgan_with_negatives(pos, neg)
-  return surrogate + jax.lax.stop_gradient(estimate - surrogate)
+  return _report(js_fgan_with_negatives(pos, neg), jnp.mean(pos) - logmeanexp(_clip(neg, tau)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -531,13 +553,11 @@ def interpolated(scores: jnp.ndarray, log_baseline: jnp.ndarray | None = None,
     The scalar bound in nats.
   """
   k = _check_scores(scores)
-  if log_baseline is None:
-    log_baseline = jnp.zeros((k,), scores.dtype)
-  chex.assert_shape(log_baseline, (k,))
+  log_baseline = _check_log_baseline(log_baseline, k, scores.dtype)
   alpha = jnp.asarray(alpha, scores.dtype)
   log_loo = _loo_logmeanexp_rows(scores)  # [j, i]
   log_a = jnp.logaddexp(jnp.log(alpha) + log_loo, jnp.log1p(-alpha) + log_baseline[None, :])
-  joint = jnp.mean(jnp.diagonal(scores)) - _offdiag_mean(log_a)
+  joint = _mean_pos(scores) - offdiag_mean(log_a)
   log_ratio = jnp.diagonal(log_loo) - jnp.diagonal(log_a)
   marginal = _safe_exp(logmeanexp(log_ratio))
   return 1.0 + joint - marginal

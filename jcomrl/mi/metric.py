@@ -18,7 +18,17 @@ import jax.numpy as jnp
 
 
 def pairwise_mean_sq_dist(z: jnp.ndarray) -> jnp.ndarray:
-  """``d2[i, j] = mean_k (z[i, k] - z[j, k])**2`` for codes ``z`` of shape ``[B, D]``."""
+  """``d2[i, j] = mean_k (z[i, k] - z[j, k])**2`` for codes ``z`` of shape ``[B, D]``.
+
+  The distance of FOCAL's metric loss (a mean over latent dims, as in the official code; not a
+  bound by itself). Reference: Li, Yang, Luo, "FOCAL", ICLR 2021.
+
+  Args:
+    z: ``[B, D]`` codes.
+
+  Returns:
+    ``[B, B]`` mean squared distances.
+  """
   chex.assert_rank(z, 2)
   diff = z[:, None, :] - z[None, :, :]
   return jnp.mean(diff * diff, axis=-1)
@@ -28,6 +38,12 @@ def focal_metric_loss(z: jnp.ndarray, labels: jnp.ndarray, *, pos_eps: float = 1
                       neg_eps: float = 0.1, power: float = 1.0, beta: float = 1.0,
                       count_eps: float = 1e-3) -> tuple[jnp.ndarray, dict]:
   """FOCAL's distance-metric loss over all unordered pairs ``i < j`` of a meta-batch.
+
+  Bound: minimising it maximises an *upper* bound of ``I(Z; M)``, namely ``I(Z; X) =
+  I(Z; X_t | X_b) + I(Z; X_b)`` (UNICORN, Thm 2.3; Eq. 3): it is a negative-power distance-metric
+  (contrastive) loss with no critic and no partition function. Bias/variance: deterministic given
+  the meta-batch (low variance, no ``e^I`` blow-up), but biased towards separating behaviour
+  policies as well as tasks (the ``I(Z; X_b)`` part).
 
   With ``d2_ij`` the *mean over latent dims* of ``(z_i - z_j)^2`` (as in the official code):
     * positive pair (same label): ``sqrt(d2_ij + pos_eps)`` (an RMS distance, not squared);
@@ -40,9 +56,18 @@ def focal_metric_loss(z: jnp.ndarray, labels: jnp.ndarray, *, pos_eps: float = 1
   replacement by default (so only the repulsive term acts), UNICORN samples *with* replacement
   and notes this matters. jcomrl's sampler draws with replacement unless told otherwise.
 
+  Reference: Li, Yang, Luo, "FOCAL: Efficient Fully-Offline Meta-Reinforcement Learning via
+  Distance Metric Learning and Behavior Regularization", ICLR 2021; UNICORN (NeurIPS 2024), Eq. 3.
+
   Args:
     z: ``[B, D]`` task codes.
     labels: ``[B]`` integer task labels.
+    pos_eps: added to ``d2`` under the square root of the positive term.
+    neg_eps: added to the denominator of the negative term.
+    power: exponent ``n / 2`` applied to ``d2`` in the negative term.
+    beta: scale of the negative term.
+    count_eps: added to the pair counts (no division by zero when a kind of pair is absent).
+
   Returns:
     ``(loss, metrics)`` with the positive/negative means and pair counts.
   """

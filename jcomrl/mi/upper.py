@@ -21,15 +21,11 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from jcomrl.mi._util import check_square, offdiag_mask, offdiag_mean
+
 
 def _check_log_q(log_q: jnp.ndarray) -> int:
-  chex.assert_rank(log_q, 2)
-  k = log_q.shape[0]
-  if log_q.shape[1] != k:
-    raise ValueError(f"log_q must be square [K, K], got shape {log_q.shape}")
-  if k < 2:
-    raise ValueError(f"need K >= 2 samples, got K={k}")
-  return k
+  return check_square(log_q, "log_q")
 
 
 def club(log_q: jnp.ndarray, include_diagonal: bool = False) -> jnp.ndarray:
@@ -55,12 +51,11 @@ def club(log_q: jnp.ndarray, include_diagonal: bool = False) -> jnp.ndarray:
   Returns:
     The scalar bound in nats.
   """
-  k = _check_log_q(log_q)
+  _check_log_q(log_q)
   pos = jnp.mean(jnp.diagonal(log_q))
   if include_diagonal:
     return pos - jnp.mean(log_q)
-  mask = ~jnp.eye(k, dtype=bool)
-  return pos - jnp.sum(jnp.where(mask, log_q, 0.0)) / (k * (k - 1))
+  return pos - offdiag_mean(log_q)
 
 
 def club_sampled(log_q: jnp.ndarray, key: chex.PRNGKey) -> jnp.ndarray:
@@ -108,8 +103,7 @@ def l1out(log_q: jnp.ndarray) -> jnp.ndarray:
     The scalar bound in nats.
   """
   k = _check_log_q(log_q)
-  mask = ~jnp.eye(k, dtype=bool)
-  marg = jax.nn.logsumexp(jnp.where(mask, log_q, -jnp.inf), axis=0) - math.log(k - 1)
+  marg = jax.nn.logsumexp(jnp.where(offdiag_mask(k), log_q, -jnp.inf), axis=0) - math.log(k - 1)
   return jnp.mean(jnp.diagonal(log_q) - marg)
 
 
@@ -120,7 +114,9 @@ def gaussian_log_q(mean: jnp.ndarray, log_var: jnp.ndarray, y: jnp.ndarray,
   A diagonal Gaussian conditional ``q(y | x_i)`` with predicted ``mean_i`` and ``log_var_i``
   (e.g. CSRO's ``q_psi(z | s, a)``), evaluated at every ``y_j`` of the batch by broadcasting
   (``O(K^2 D)`` memory, exact, no cancellation). The ``-(D/2) log(2 pi)`` constant cancels in
-  :func:`club` and :func:`l1out`; drop it with ``include_constant=False``.
+  :func:`club` and :func:`l1out`; drop it with ``include_constant=False``. Not a bound itself: the
+  bias of the bounds built on it is that of ``q`` (a Gaussian ``q`` fitted by maximum likelihood
+  is exact for the correlated-Gaussian benchmark).
 
   Reference: Cheng et al., "CLUB", ICML 2020 (Gaussian variational ``q``).
 

@@ -81,7 +81,8 @@ def gaussian_nll(mean: jnp.ndarray, log_var: jnp.ndarray, target: jnp.ndarray,
   """Mean negative log-likelihood of ``target`` under ``N(mean, diag(exp(log_var)))``.
 
   Per sample: ``0.5 * sum_d [(t_d - mu_d)^2 exp(-lv_d) + lv_d + log(2 pi)]``, summed over the last
-  axis and averaged over all leading axes. With ``include_constant=False`` the ``log(2 pi)`` term
+  axis and averaged over all leading axes. It is ``-E[log q(t | ...)]``, the decoder term of the
+  generative Barber–Agakov bound (:func:`generative_bound`); a sample mean, so low variance. With ``include_constant=False`` the ``log(2 pi)`` term
   is dropped (mbrl-lib's convention for the loss; gradients are identical).
 
   Reference: the Gaussian likelihood of probabilistic dynamics models, Chua et al. (PETS),
@@ -155,6 +156,20 @@ def soft_clamp_log_var(log_var: jnp.ndarray, min_log_var: jnp.ndarray,
 
 def log_var_bounds_penalty(min_log_var: jnp.ndarray, max_log_var: jnp.ndarray,
                            coef: float = 0.01) -> jnp.ndarray:
-  """``coef * (sum(max_log_var) - sum(min_log_var))``: the term added to the NLL loss to keep
-  learned log-variance bounds tight (PETS / mbrl-lib, ``coef = 0.01``)."""
+  """``coef * (sum(max_log_var) - sum(min_log_var))``, added to the Gaussian NLL loss.
+
+  Keeps learned log-variance bounds (see :func:`soft_clamp_log_var`) tight, so that the decoder of
+  the generative bound cannot inflate its variance to hide errors. Not a bound itself; it biases
+  the NLL (hence the generative bound) by a constant-size term.
+
+  Reference: Chua et al. (PETS), NeurIPS 2018 (``coef = 0.01`` in mbrl-lib).
+
+  Args:
+    min_log_var: learned lower bounds.
+    max_log_var: learned upper bounds.
+    coef: penalty weight.
+
+  Returns:
+    The scalar penalty.
+  """
   return coef * (jnp.sum(max_log_var) - jnp.sum(min_log_var))
