@@ -5,7 +5,8 @@ Follows the official code for the metric loss constants (RMS positives, 1/(d^2 +
 negatives, weight 10) and for the context (random transitions of the task, 64 by default);
 differs from it by sampling the meta-batch *with* replacement (as UNICORN does, so positive
 pairs exist) and by using twin-Q SAC without a V network.
-Variants: ``point_robot`` (the default small job), ``tiny`` (tests).
+Settings per env and deviations: :mod:`jcomrl.algos.presets`. Variants: every env of the
+suite, ``point_robot`` (the default small job), ``tiny`` (tests).
 """
 
 from experiments.configs.common import base_config

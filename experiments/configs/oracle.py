@@ -1,6 +1,6 @@
 """Oracle: the same backbone conditioned on the true task parameters (an upper reference).
 
-Variants: ``point_robot``, ``tiny``.
+Settings per env: :mod:`jcomrl.algos.presets`. Variants: every env of the suite, ``tiny``.
 """
 
 from experiments.configs.common import base_config

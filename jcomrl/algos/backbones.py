@@ -1,13 +1,21 @@
-"""Offline actor-critic backbone: twin-Q SAC with an optional BRAC behaviour regulariser.
+"""Offline actor-critic backbones: twin-Q SAC, BRAC (SAC + KL behaviour regulariser), TD3+BC.
 
 All losses are written for *one task* (leading axis ``[N]`` transitions and one code ``z``) and
-vmapped over the tasks of the meta-batch by the learner; the task code is always detached here.
+vmapped over the tasks of the meta-batch by the learner. The task code arrives detached unless
+the representation is trained through the critic (``supervised``, CORRO's attention pooling).
 
-BRAC (Wu, Tucker, Nachum 2019) with the KL divergence in dual form, as FOCAL uses it: a dual
+**BRAC** (Wu, Tucker, Nachum 2019) with the KL divergence in dual form, as FOCAL uses it: a dual
 critic c(s, z, a) gives the per-state estimate
-``D(s) = log(softplus(c(s, a~pi)) + 1e-8) + 1 - softplus(c(s, a_data))``; c maximises D (minus a
-gradient penalty on d c / d a at actions interpolated between data and policy, as in BRAC; note
-the FOCAL port penalises c's output norm instead), the actor minimises ``brac_weight * D``.
+``D(s) = log(softplus(c(s, a~pi)) + 1e-8) + 1 - softplus(c(s, a_data))``. c maximises D minus a
+gradient penalty at actions interpolated between data and policy: on ``||d c / d a||`` as in
+BRAC (``brac_gp="grad"``) or on c's *output* norm as in the FOCAL port (``brac_gp="output"``).
+The penalty weight w enters the actor loss (``brac_penalty="policy"``), the Bellman target
+(``"value"``: ``y = r + gamma (1 - d)(min Q'(s', a') - alpha log pi' - w D(s))`` with D at the
+current state, as in FOCAL's port and UNICORN's FOCALSAC, since no behaviour action exists at
+s'), or both. w is fixed (``hp.brac_weight``) or auto-tuned towards a target divergence.
+
+**TD3+BC** (Fujimoto & Gu 2021): deterministic actor ``tanh(mean)``, target-policy smoothing,
+actor loss ``-lambda Q(s, pi(s)) + (pi(s) - a)^2`` with ``lambda = td3_alpha / mean|Q|``.
 """
 
 from __future__ import annotations
@@ -29,19 +37,9 @@ def policy_sample(policy, params, obs, z, key):
   return tanh_gaussian_sample(key, mean, log_std)
 
 
-def critic_loss(critic_params, target_params, actor_params, alpha, batch: Transition, z, key,
-                hp: HParams, *, policy, critic):
-  """Twin-Q soft Bellman error: y = s*r + gamma (1 - terminal)(min Q'(s', a') - alpha log pi)."""
-  n = batch.reward.shape[0]
-  zt = _tile(z, n)
-  next_a, next_logp = policy_sample(policy, actor_params, batch.next_obs, zt, key)
-  q_next = jnp.min(critic.apply(target_params, batch.next_obs, zt, next_a), axis=0)
-  target = hp.reward_scale * batch.reward + hp.discount * (1.0 - batch.terminal) * (
-      q_next - alpha * next_logp)
-  target = jax.lax.stop_gradient(target)
-  q = critic.apply(critic_params, batch.obs, zt, batch.action)
-  loss = jnp.mean(jnp.sum((q - target[None]) ** 2, axis=0))
-  return loss, {"critic/loss": loss, "critic/q": jnp.mean(q), "critic/target": jnp.mean(target)}
+def policy_mode(policy, params, obs, z):
+  """The deterministic action ``tanh(mean)`` (TD3+BC's actor, every policy's eval action)."""
+  return jnp.tanh(policy.apply(params, obs, z)[0])
 
 
 def kl_dual_estimate(dual, dual_params, obs, z, data_action, policy_action):
@@ -51,8 +49,36 @@ def kl_dual_estimate(dual, dual_params, obs, z, data_action, policy_action):
   return jnp.log(jax.nn.softplus(c_pi) + 1e-8) + 1.0 - jax.nn.softplus(c_data)
 
 
-def dual_loss(dual_params, actor_params, batch: Transition, z, key, hp: HParams, *, policy, dual):
-  """Dual critic maximises the KL estimate, with BRAC's gradient penalty on d c / d a."""
+def critic_loss(critic_params, target_params, actor_params, alpha, batch: Transition, z, key,
+                hp: HParams, *, policy, critic, value_penalty=None):
+  """Twin-Q soft Bellman error: ``y = s r + gamma (1 - terminal)(min Q'(s', a') - alpha log pi
+  - penalty)``; ``value_penalty = (dual, dual_params, weight)`` subtracts ``weight * D(s)``."""
+  n = batch.reward.shape[0]
+  zt = _tile(z, n)
+  k_next, k_pen = jax.random.split(key)
+  next_a, next_logp = policy_sample(policy, actor_params, batch.next_obs, zt, k_next)
+  q_next = jnp.min(critic.apply(target_params, batch.next_obs, zt, next_a), axis=0)
+  soft_next = q_next - alpha * next_logp
+  metrics = {}
+  if value_penalty is not None:
+    dual, dual_params, weight = value_penalty
+    pi_a, _ = policy_sample(policy, actor_params, batch.obs, zt, k_pen)
+    d = kl_dual_estimate(dual, dual_params, batch.obs, zt, batch.action, pi_a)
+    soft_next = soft_next - weight * d
+    metrics["critic/value_penalty"] = jnp.mean(weight * d)
+  target = hp.reward_scale * batch.reward + hp.discount * (1.0 - batch.terminal) * soft_next
+  target = jax.lax.stop_gradient(target)
+  q = critic.apply(critic_params, batch.obs, zt, batch.action)
+  loss = jnp.mean(jnp.sum((q - target[None]) ** 2, axis=0))
+  metrics.update({"critic/loss": loss, "critic/q": jnp.mean(q), "critic/target": jnp.mean(target)})
+  return loss, metrics
+
+
+def dual_loss(dual_params, actor_params, batch: Transition, z, key, hp: HParams, *, policy, dual,
+              gp: str = "grad"):
+  """The dual critic maximises the KL estimate, minus ``gp_weight`` times a gradient penalty
+  ``max(||g|| - 1, 0)^2`` at interpolated actions (``gp="grad"``: g = d c / d a, BRAC;
+  ``gp="output"``: g = c itself, the FOCAL port's quirk)."""
   n = batch.reward.shape[0]
   zt = _tile(z, n)
   k_pi, k_u = jax.random.split(key)
@@ -61,25 +87,64 @@ def dual_loss(dual_params, actor_params, batch: Transition, z, key, hp: HParams,
   d = kl_dual_estimate(dual, dual_params, batch.obs, zt, batch.action, pi_a)
   u = jax.random.uniform(k_u, (n, 1))
   interp = pi_a + u * (batch.action - pi_a)
-  grad_a = jax.vmap(jax.grad(lambda a, o, zz: dual.apply(dual_params, o, zz, a)))(interp,
-                                                                                  batch.obs, zt)
-  gp = jnp.mean(jnp.maximum(jnp.linalg.norm(grad_a, axis=-1) - 1.0, 0.0) ** 2)
-  loss = -jnp.mean(d) + hp.gp_weight * gp
-  return loss, {"dual/kl": jnp.mean(d), "dual/gp": gp}
+  if gp == "grad":
+    g = jax.vmap(jax.grad(lambda a, o, zz: dual.apply(dual_params, o, zz, a)))(interp, batch.obs,
+                                                                              zt)
+    norm = jnp.linalg.norm(g, axis=-1)
+  else:
+    norm = jnp.abs(dual.apply(dual_params, batch.obs, zt, interp))
+  penalty = jnp.mean(jnp.maximum(norm - 1.0, 0.0) ** 2)
+  loss = -jnp.mean(d) + hp.gp_weight * penalty
+  return loss, {"dual/kl": jnp.mean(d), "dual/gp": penalty}
 
 
 def actor_loss(actor_params, critic_params, dual_params, alpha, batch: Transition, z, key,
-               hp: HParams, *, policy, critic, dual, use_brac: bool):
-  """alpha log pi - min Q (+ brac_weight * D)."""
+               hp: HParams, *, policy, critic, dual, brac_weight=None):
+  """``alpha log pi - min Q`` (``+ brac_weight * D`` when a weight is given). The aux holds the
+  metrics, ``mean log pi`` (for the entropy temperature) and the mean KL estimate D (0 when
+  ``dual`` is None, i.e. plain SAC)."""
   n = batch.reward.shape[0]
   zt = _tile(z, n)
   a, logp = policy_sample(policy, actor_params, batch.obs, zt, key)
   q = jnp.min(critic.apply(critic_params, batch.obs, zt, a), axis=0)
   loss = jnp.mean(alpha * logp - q)
   metrics = {"actor/entropy": -jnp.mean(logp), "actor/q": jnp.mean(q)}
-  if use_brac:
+  d = jnp.zeros(())
+  if dual is not None:  # BRAC: report the KL estimate, and penalise it when weighted
     d = jnp.mean(kl_dual_estimate(dual, dual_params, batch.obs, zt, batch.action, a))
-    loss = loss + hp.brac_weight * d
     metrics["actor/kl"] = d
+  if brac_weight is not None:
+    loss = loss + brac_weight * d
   metrics["actor/loss"] = loss
-  return loss, (metrics, jnp.mean(logp))
+  return loss, (metrics, jnp.mean(logp), jax.lax.stop_gradient(d))
+
+
+def td3_critic_loss(critic_params, target_params, actor_target_params, batch: Transition, z, key,
+                    hp: HParams, *, policy, critic):
+  """TD3 twin-Q error with target-policy smoothing: ``a' = clip(pi'(s') + clip(eps), -1, 1)``."""
+  n = batch.reward.shape[0]
+  zt = _tile(z, n)
+  a_next = policy_mode(policy, actor_target_params, batch.next_obs, zt)
+  noise = jnp.clip(hp.td3_policy_noise * jax.random.normal(key, a_next.shape),
+                   -hp.td3_noise_clip, hp.td3_noise_clip)
+  a_next = jnp.clip(a_next + noise, -1.0, 1.0)
+  q_next = jnp.min(critic.apply(target_params, batch.next_obs, zt, a_next), axis=0)
+  target = jax.lax.stop_gradient(hp.reward_scale * batch.reward +
+                                 hp.discount * (1.0 - batch.terminal) * q_next)
+  q = critic.apply(critic_params, batch.obs, zt, batch.action)
+  loss = jnp.mean(jnp.sum((q - target[None]) ** 2, axis=0))
+  return loss, {"critic/loss": loss, "critic/q": jnp.mean(q), "critic/target": jnp.mean(target)}
+
+
+def td3bc_actor_loss(actor_params, critic_params, batch: Transition, z, key, hp: HParams, *,
+                     policy, critic):
+  """``-lambda Q_1(s, pi(s)) + mean (pi(s) - a)^2`` with ``lambda = alpha / mean |Q_1|``."""
+  del key
+  n = batch.reward.shape[0]
+  zt = _tile(z, n)
+  a = policy_mode(policy, actor_params, batch.obs, zt)
+  q = critic.apply(critic_params, batch.obs, zt, a)[0]
+  lam = hp.td3_alpha / (jax.lax.stop_gradient(jnp.mean(jnp.abs(q))) + 1e-6)
+  bc = jnp.mean(jnp.sum((a - batch.action) ** 2, axis=-1))
+  loss = -lam * jnp.mean(q) + bc
+  return loss, {"actor/loss": loss, "actor/q": jnp.mean(q), "actor/bc_mse": bc}

@@ -14,7 +14,12 @@ from typing import Any
 import jax.numpy as jnp
 from flax import struct
 
-REPRESENTATIONS = ("focal", "oracle")
+REPRESENTATIONS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "supervised", "oracle")
+BACKBONES = ("sac", "brac", "td3bc")
+BRAC_PENALTIES = ("policy", "value", "both")
+BRAC_GRADIENT_PENALTIES = ("grad", "output")
+ENCODER_KINDS = ("mean_tanh", "stochastic", "attention")
+NEGATIVE_SOURCES = ("cvae", "reward_noise")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,39 +29,74 @@ class LearnerConfig:
   obs_size: int
   action_size: int
   task_param_size: int
+  # Representation: objective x encoder.
   representation: str = "focal"
+  encoder: str = "mean_tanh"
   latent_size: int = 8
   encoder_hidden: tuple[int, ...] = (64, 64)
   use_next_obs: bool = True
+  aux_hidden: tuple[int, ...] = (64, 64)  # decoder / classifier / CLUB net / CVAE widths
+  num_task_labels: int = 0  # unicorn_sup: classifier classes (= the dataset's task rows)
+  corro_negatives: int = 16
+  corro_negative_source: str = "cvae"
+  cvae_latent: int = 5
+  pretrain_steps: int = 0  # corro + cvae: CVAE-only updates at the start of the run
+  # Offline-RL backbone.
+  backbone: str = "brac"
   rl_hidden: tuple[int, ...] = (64, 64)
   dual_hidden: tuple[int, ...] = (64, 64)
+  brac_penalty: str = "policy"
+  brac_auto_weight: bool = False
+  brac_gp: str = "grad"
+  dual_steps: int = 1
+  learn_entropy: bool = False
+  log_std_max: float = 2.0
+  policy_delay: int = 2  # td3bc
+  # Meta-batch.
   meta_batch_size: int = 16
   context_size: int = 20
   context_mode: str = "trajectory"
   rl_batch_size: int = 64
   task_replace: bool = True
-  brac: bool = True
-  learn_entropy: bool = False
-  log_std_max: float = 2.0
   steps_per_chunk: int = 100
 
   def __post_init__(self):
     if self.representation not in REPRESENTATIONS:
       raise ValueError(f"unknown representation objective {self.representation!r}; "
                        f"expected one of {REPRESENTATIONS}")
-    if self.context_mode not in ("trajectory", "transitions"):
-      raise ValueError(f"unknown context_mode {self.context_mode!r}")
+    for name, allowed in (("backbone", BACKBONES), ("brac_penalty", BRAC_PENALTIES),
+                          ("brac_gp", BRAC_GRADIENT_PENALTIES), ("encoder", ENCODER_KINDS),
+                          ("corro_negative_source", NEGATIVE_SOURCES),
+                          ("context_mode", ("trajectory", "transitions"))):
+      if getattr(self, name) not in allowed:
+        raise ValueError(f"unknown {name} {getattr(self, name)!r}; expected one of {allowed}")
     for name in ("meta_batch_size", "context_size", "rl_batch_size", "steps_per_chunk",
-                 "latent_size"):
+                 "latent_size", "dual_steps", "policy_delay", "corro_negatives", "cvae_latent"):
       if getattr(self, name) <= 0:
         raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+    if self.representation == "unicorn_sup" and self.num_task_labels < 2:
+      raise ValueError("unicorn_sup needs num_task_labels >= 2 (the dataset's number of tasks)")
+    if self.pretrain_steps < 0 or self.pretrain_steps % self.steps_per_chunk:
+      raise ValueError(f"pretrain_steps ({self.pretrain_steps}) must be a non-negative multiple "
+                       f"of steps_per_chunk ({self.steps_per_chunk})")
+    if self.pretrain_steps and not self.uses_cvae:
+      raise ValueError("pretrain_steps is only used by corro with corro_negative_source='cvae'")
+
+  @property
+  def uses_cvae(self) -> bool:
+    return self.representation == "corro" and self.corro_negative_source == "cvae"
+
+  @property
+  def critic_trains_encoder(self) -> bool:
+    """supervised: the whole encoder; corro: its attention pooling only."""
+    return self.representation in ("supervised", "corro")
 
   @property
   def z_size(self) -> int:
     return self.task_param_size if self.representation == "oracle" else self.latent_size
 
   @classmethod
-  def from_dict(cls, d: dict[str, Any]) -> "LearnerConfig":
+  def from_dict(cls, d: dict[str, Any]) -> LearnerConfig:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(d) - names
     if unknown:
@@ -90,9 +130,23 @@ class HParams:
   focal_weight: Any = 10.0
   brac_weight: Any = 0.1
   gp_weight: Any = 5.0
+  brac_weight_lr: Any = 1.0  # brac_auto_weight: w <- clip(w + lr * (D - target), 0, max)
+  brac_target_div: Any = 0.05
+  brac_weight_max: Any = 2000.0
+  club_weight: Any = 1.0  # csro: lambda on the CLUB term
+  club_model_weight: Any = 10.0  # csro: q_psi NLL weight
+  decoder_weight: Any = 1.0  # unicorn_ss: reconstruction NLL weight
+  sup_weight: Any = 1.0  # unicorn_sup: classifier cross-entropy weight
+  corro_weight: Any = 1.0
+  corro_temperature: Any = 0.1
+  corro_reward_noise: Any = 0.5
+  cvae_kl_weight: Any = 0.2
+  td3_alpha: Any = 2.5
+  td3_policy_noise: Any = 0.2
+  td3_noise_clip: Any = 0.5
 
   @classmethod
-  def create(cls, **kw) -> "HParams":
+  def create(cls, **kw) -> HParams:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(kw) - names
     if unknown:

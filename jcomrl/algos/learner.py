@@ -15,33 +15,41 @@ state is donated.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jcomrl.algos import backbones
 from jcomrl.algos.config import HParams, LearnerConfig
-from jcomrl.algos.objectives import make_encode_fn, make_encoder, make_objective, z_spread
+from jcomrl.algos.objectives import make_representation, z_spread
 from jcomrl.data.dataset import OfflineDataset
 from jcomrl.data.sampler import sample_meta_batch
-from jcomrl.nets.actor_critic import (DoubleCritic, StateActionCritic, TanhGaussianPolicy,
-                                      tanh_gaussian_sample)
-from jcomrl.nets.encoders import context_feature_size
+from jcomrl.nets.actor_critic import (
+  DoubleCritic,
+  StateActionCritic,
+  TanhGaussianPolicy,
+  tanh_gaussian_sample,
+)
 from jcomrl.types import Transition
 
-_OPT_GROUPS = ("encoder", "actor", "critic", "dual", "log_alpha")
-_LR_OF = {"encoder": "encoder_lr", "actor": "actor_lr", "critic": "critic_lr", "dual": "dual_lr",
-          "log_alpha": "alpha_lr"}
+_OPT_GROUPS = ("encoder", "actor", "critic", "dual", "log_alpha", "pretrain")
 
 
 @struct.dataclass
 class TrainState:
   """Everything a learner carries between steps (one seed; stacked on a leading seed axis).
 
-  ``params`` has the groups ``encoder, actor, critic, critic_target, dual, log_alpha``; ``opt``
+  ``params`` has the groups ``encoder`` (encoder + the objective's networks), ``pretrain``
+  (CORRO's CVAE), ``actor``, ``critic``, ``critic_target``, ``actor_target`` (TD3+BC), ``dual``,
+  ``log_alpha`` and ``brac_offset`` (auto-tuned BRAC weight minus ``hp.brac_weight``); ``opt``
   an optax state per trained group; ``key`` is raw uint32 key data (checkpoint friendly).
   """
 
@@ -66,18 +74,35 @@ def _apply(opt, opt_state, grads, params, lr):
   return optax.apply_updates(params, updates), opt_state
 
 
+def _select(flag, new, old):
+  return jax.tree.map(lambda n, o: jnp.where(flag, n, o), new, old)
+
+
+def seed_sharding(num_seeds: int) -> NamedSharding | None:
+  """Shards a leading seed axis over ``gcd(num_seeds, #devices)`` devices (None on one)."""
+  n = math.gcd(num_seeds, len(jax.devices()))
+  if n <= 1:
+    return None
+  mesh = Mesh(np.asarray(jax.devices()[:n]), ("seed",))
+  return NamedSharding(mesh, PartitionSpec("seed"))
+
+
 @dataclasses.dataclass(frozen=True)
 class Learner:
   """The compiled functions of one learner configuration.
 
   Attributes:
     cfg: the static configuration.
-    init: ``init(keys [S]) -> TrainState`` with a leading seed axis.
-    train_chunk: jitted ``(state, dataset, hparams [S], task_pool) -> (state, metrics [S])``.
-    encode: ``encode(params, context, task_params) -> z`` for one seed (vmappable).
+    init: ``init(keys [S]) -> TrainState`` with a leading seed axis, sharded over the devices
+      when there are several (``seed_sharding``); ``train_chunk`` keeps that placement.
+    train_chunk: ``(state, dataset, hparams [S], task_pool) -> (state, metrics [S])``; the first
+      ``cfg.pretrain_steps`` updates of a run (CORRO's CVAE) use a separate compiled stage.
+    encode: ``encode(params, context, task_params) -> z`` for one seed (vmappable; stochastic
+      encoders give their mean code).
     act: ``act(params, obs, z, key, deterministic) -> action`` for one seed (vmappable).
     update: the un-jitted single-seed update ``(state, dataset, hparams, task_pool)``.
-    trace_count: a callable returning how many times ``train_chunk`` was traced.
+    per_task_losses: the backbone losses of one task (tests).
+    trace_count: a callable returning how many times the main ``train_chunk`` was traced.
   """
 
   cfg: LearnerConfig
@@ -95,8 +120,9 @@ def make_learner(cfg: LearnerConfig) -> Learner:
   policy = TanhGaussianPolicy(cfg.rl_hidden, cfg.action_size, log_std_max=cfg.log_std_max)
   critic = DoubleCritic(cfg.rl_hidden)
   dual = StateActionCritic(cfg.dual_hidden)
-  encode = make_encode_fn(cfg)
-  objective = make_objective(cfg)
+  rep = make_representation(cfg)
+  brac = cfg.backbone == "brac"
+  td3 = cfg.backbone == "td3bc"
   opt = _adam()
   target_entropy = -float(cfg.action_size)
   traces = {"train_chunk": 0}
@@ -109,14 +135,14 @@ def make_learner(cfg: LearnerConfig) -> Learner:
     params = {
         "actor": policy.init(ks[0], obs, z),
         "critic": critic.init(ks[1], obs, z, act),
-        "dual": dual.init(ks[2], obs, z, act),
+        "dual": dual.init(ks[2], obs, z, act) if brac else {},
         "log_alpha": jnp.zeros(()),
-        "encoder": {},
+        "brac_offset": jnp.zeros(()),
+        "encoder": rep.init(ks[3]),
+        "pretrain": rep.pretrain_init(ks[4]) if rep.pretrain_init else {},
     }
-    if objective is not None:
-      feat = context_feature_size(cfg.obs_size, cfg.action_size, cfg.use_next_obs)
-      params["encoder"] = make_encoder(cfg).init(ks[3], jnp.zeros((1, cfg.context_size, feat)))
     params["critic_target"] = params["critic"]
+    params["actor_target"] = params["actor"] if td3 else {}
     opt_states = {g: opt.init(params[g]) for g in _OPT_GROUPS}
     return TrainState(params=params, opt=opt_states, step=jnp.zeros((), jnp.int32),
                       key=jax.random.key_data(ks[5]))
@@ -124,108 +150,195 @@ def make_learner(cfg: LearnerConfig) -> Learner:
   def alpha_of(params, hp):
     return jnp.exp(params["log_alpha"]) if cfg.learn_entropy else hp.entropy_alpha
 
+  def brac_weight_of(params, hp):
+    if not cfg.brac_auto_weight:
+      return hp.brac_weight
+    return jnp.clip(hp.brac_weight + params["brac_offset"], 0.0, hp.brac_weight_max)
+
+  def critic_fn(params, hp):
+    """The per-task critic loss ``(critic_params, rl, z, key) -> (loss, metrics)``."""
+    if td3:
+      return lambda p, rl, zz, k: backbones.td3_critic_loss(
+          p, params["critic_target"], params["actor_target"], rl, zz, k, hp, policy=policy,
+          critic=critic)
+    penalty = None
+    if brac and cfg.brac_penalty in ("value", "both"):
+      penalty = (dual, params["dual"], brac_weight_of(params, hp))
+    alpha = alpha_of(params, hp)
+    return lambda p, rl, zz, k: backbones.critic_loss(
+        p, params["critic_target"], params["actor"], alpha, rl, zz, k, hp, policy=policy,
+        critic=critic, value_penalty=penalty)
+
+  def actor_fn(params, hp):
+    if td3:
+      return lambda p, rl, zz, k: backbones.td3bc_actor_loss(p, params["critic"], rl, zz, k, hp,
+                                                             policy=policy, critic=critic)
+    w = brac_weight_of(params, hp) if brac and cfg.brac_penalty in ("policy", "both") else None
+    return lambda p, rl, zz, k: backbones.actor_loss(
+        p, params["critic"], params["dual"], alpha_of(params, hp), rl, zz, k, hp, policy=policy,
+        critic=critic, dual=dual if brac else None, brac_weight=w)
+
+  def dual_fn(params, hp):
+    return lambda p, rl, zz, k: backbones.dual_loss(p, params["actor"], rl, zz, k, hp,
+                                                    policy=policy, dual=dual, gp=cfg.brac_gp)
+
   def per_task_losses(params, rl: Transition, z, key, hp):
     """Backbone losses of one task (used by ``update`` under vmap, and by tests)."""
     k1, k2, k3 = jax.random.split(key, 3)
-    alpha = alpha_of(params, hp)
-    c, _ = backbones.critic_loss(params["critic"], params["critic_target"], params["actor"],
-                                 alpha, rl, z, k1, hp, policy=policy, critic=critic)
-    a, _ = backbones.actor_loss(params["actor"], params["critic"], params["dual"], alpha, rl, z,
-                                k2, hp, policy=policy, critic=critic, dual=dual,
-                                use_brac=cfg.brac)
-    d, _ = backbones.dual_loss(params["dual"], params["actor"], rl, z, k3, hp, policy=policy,
-                               dual=dual)
-    return {"critic": c, "actor": a, "dual": d}
+    out = {"critic": critic_fn(params, hp)(params["critic"], rl, z, k1)[0],
+           "actor": actor_fn(params, hp)(params["actor"], rl, z, k2)[0]}
+    if brac:
+      out["dual"] = dual_fn(params, hp)(params["dual"], rl, z, k3)[0]
+    return out
+
+  def sample(key, data, task_pool):
+    return sample_meta_batch(key, data, task_pool, meta_batch_size=cfg.meta_batch_size,
+                             context_size=cfg.context_size, context_mode=cfg.context_mode,
+                             rl_batch_size=cfg.rl_batch_size, replace=cfg.task_replace)
 
   def update(state: TrainState, data: OfflineDataset, hp: HParams, task_pool):
     key = jax.random.wrap_key_data(state.key)
     key, k_mb, k_rep, k_dual, k_critic, k_actor = jax.random.split(key, 6)
     params, opt_state = dict(state.params), dict(state.opt)
-    mb = sample_meta_batch(k_mb, data, task_pool, meta_batch_size=cfg.meta_batch_size,
-                           context_size=cfg.context_size, context_mode=cfg.context_mode,
-                           rl_batch_size=cfg.rl_batch_size, replace=cfg.task_replace)
+    mb = sample(k_mb, data, task_pool)
     metrics = {}
-    # 1. Representation objective -> encoder.
-    if objective is not None:
-      (rep_loss, aux), g = jax.value_and_grad(objective, has_aux=True)(params["encoder"], mb, hp,
-                                                                      k_rep)
-      params["encoder"], opt_state["encoder"] = _apply(opt, opt_state["encoder"], g,
-                                                       params["encoder"], hp.encoder_lr)
+    task_keys = lambda k: jax.random.split(k, cfg.meta_batch_size)
+
+    # 1. Representation objective (its gradient is applied after the critic's, see 3).
+    enc_grad = None
+    if rep.loss is not None:
+      loss_fn = rep.loss
+      if cfg.uses_cvae:
+        loss_fn = functools.partial(rep.loss, pretrain_params=params["pretrain"])
+      (rep_loss, aux), enc_grad = jax.value_and_grad(loss_fn, has_aux=True)(
+          params["encoder"], mb, hp, k_rep)
       z = aux["z"]
       metrics.update(aux["metrics"])
       metrics["encoder/loss"] = rep_loss
     else:
-      z = encode(params["encoder"], mb.context, mb.task_params)
+      z = rep.encode(params["encoder"], mb.context, mb.task_params, k_rep)
     z = jax.lax.stop_gradient(z)
     metrics["encoder/z_spread"] = z_spread(z)
-    task_keys = lambda k: jax.random.split(k, cfg.meta_batch_size)
-    alpha = alpha_of(params, hp)
+
+    def batched(per_task_loss, p, zz, key):
+      loss, aux = jax.vmap(lambda rl, z1, k: per_task_loss(p, rl, z1, k))(mb.rl, zz,
+                                                                         task_keys(key))
+      return jnp.mean(loss), jax.tree.map(jnp.mean, aux)
 
     def step_group(group, per_task_loss, key, lr):
       """One optimiser step of ``group`` on the task-mean of ``per_task_loss(p, rl, z, key)``,
       vmapped over the meta-batch; returns the task-mean aux."""
-
-      def total(p):
-        loss, aux = jax.vmap(lambda rl, zz, k: per_task_loss(p, rl, zz, k))(mb.rl, z,
-                                                                           task_keys(key))
-        return jnp.mean(loss), jax.tree.map(jnp.mean, aux)
-
-      (_, aux), g = jax.value_and_grad(total, has_aux=True)(params[group])
+      (_, aux), g = jax.value_and_grad(lambda p: batched(per_task_loss, p, z, key),
+                                       has_aux=True)(params[group])
       params[group], opt_state[group] = _apply(opt, opt_state[group], g, params[group], lr)
       return aux
 
-    # 2. BRAC dual critic.
-    if cfg.brac:
-      metrics.update(step_group("dual", lambda p, rl, zz, k: backbones.dual_loss(
-          p, params["actor"], rl, zz, k, hp, policy=policy, dual=dual), k_dual, hp.dual_lr))
+    # 2. BRAC dual critic (dual_steps updates, FOCAL/UNICORN use 3).
+    if brac:
+      for i in range(cfg.dual_steps):
+        metrics.update(step_group("dual", dual_fn(params, hp), jax.random.fold_in(k_dual, i),
+                                  hp.dual_lr))
 
-    # 3. Critic.
-    metrics.update(step_group("critic", lambda p, rl, zz, k: backbones.critic_loss(
-        p, params["critic_target"], params["actor"], alpha, rl, zz, k, hp, policy=policy,
-        critic=critic), k_critic, hp.critic_lr))
+    # 3. Critic; for supervised / CORRO it also trains (part of) the encoder through z.
+    critic_loss = critic_fn(params, hp)
+    if rep.critic_mask is None:
+      metrics.update(step_group("critic", critic_loss, k_critic, hp.critic_lr))
+    else:
+      def total(pc, pe):
+        zc = rep.encode(pe, mb.context, mb.task_params, k_rep)
+        return batched(critic_loss, pc, zc, k_critic)
 
-    # 4. Actor (and entropy temperature).
-    m, logp = step_group("actor", lambda p, rl, zz, k: backbones.actor_loss(
-        p, params["critic"], params["dual"], alpha, rl, zz, k, hp, policy=policy, critic=critic,
-        dual=dual, use_brac=cfg.brac), k_actor, hp.actor_lr)
-    metrics.update(m)
-    if cfg.learn_entropy:
-      g_alpha = -(jax.lax.stop_gradient(logp) + target_entropy) * jnp.exp(params["log_alpha"])
-      params["log_alpha"], opt_state["log_alpha"] = _apply(
-          opt, opt_state["log_alpha"], g_alpha, params["log_alpha"], hp.alpha_lr)
-    metrics["actor/alpha"] = alpha_of(params, hp)
+      (_, aux), (g_c, g_e) = jax.value_and_grad(total, argnums=(0, 1), has_aux=True)(
+          params["critic"], params["encoder"])
+      params["critic"], opt_state["critic"] = _apply(opt, opt_state["critic"], g_c,
+                                                     params["critic"], hp.critic_lr)
+      g_e = jax.tree.map(lambda g, m: g if m else jnp.zeros_like(g), g_e,
+                         rep.critic_mask(params["encoder"]))
+      enc_grad = g_e if enc_grad is None else jax.tree.map(jnp.add, enc_grad, g_e)
+      metrics.update(aux)
+    if enc_grad is not None:
+      params["encoder"], opt_state["encoder"] = _apply(opt, opt_state["encoder"], enc_grad,
+                                                       params["encoder"], hp.encoder_lr)
 
-    # 5. Target critic.
-    params["critic_target"] = optax.incremental_update(params["critic"], params["critic_target"],
-                                                       hp.tau)
+    # 4. Actor (+ entropy temperature, auto-tuned BRAC weight); TD3+BC: delayed actor + targets.
+    if td3:
+      old = (params["actor"], opt_state["actor"])
+      metrics.update(step_group("actor", actor_fn(params, hp), k_actor, hp.actor_lr))
+      do = (state.step % cfg.policy_delay) == 0
+      params["actor"], opt_state["actor"] = _select(do, (params["actor"], opt_state["actor"]), old)
+      params["actor_target"] = _select(do, optax.incremental_update(
+          params["actor"], params["actor_target"], hp.tau), params["actor_target"])
+      params["critic_target"] = _select(do, optax.incremental_update(
+          params["critic"], params["critic_target"], hp.tau), params["critic_target"])
+    else:
+      m, logp, kl = step_group("actor", actor_fn(params, hp), k_actor, hp.actor_lr)
+      metrics.update(m)
+      if cfg.learn_entropy:
+        g_alpha = -(jax.lax.stop_gradient(logp) + target_entropy) * jnp.exp(params["log_alpha"])
+        params["log_alpha"], opt_state["log_alpha"] = _apply(
+            opt, opt_state["log_alpha"], g_alpha, params["log_alpha"], hp.alpha_lr)
+      metrics["actor/alpha"] = alpha_of(params, hp)
+      if brac:
+        if cfg.brac_auto_weight:  # FOCAL: w <- clip(w + lr (D - target), 0, w_max)
+          w = jnp.clip(brac_weight_of(params, hp) + hp.brac_weight_lr * (kl - hp.brac_target_div),
+                       0.0, hp.brac_weight_max)
+          params["brac_offset"] = w - hp.brac_weight
+        metrics["actor/brac_weight"] = brac_weight_of(params, hp)
+      # 5. Target critic.
+      params["critic_target"] = optax.incremental_update(params["critic"],
+                                                         params["critic_target"], hp.tau)
     new_state = TrainState(params=params, opt=opt_state, step=state.step + 1,
                            key=jax.random.key_data(key))
     return new_state, metrics
 
-  def chunk(state, data, hp, task_pool):
-    def body(s, _):
-      return update(s, data, hp, task_pool)
+  def pretrain_update(state: TrainState, data: OfflineDataset, hp: HParams, task_pool):
+    """CORRO stage 1: one CVAE step on the pooled RL batches of a meta-batch of train tasks."""
+    key = jax.random.wrap_key_data(state.key)
+    key, k_mb, k_loss = jax.random.split(key, 3)
+    mb = sample(k_mb, data, task_pool)
+    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), mb.rl)
+    (_, metrics), g = jax.value_and_grad(rep.pretrain_loss, has_aux=True)(
+        state.params["pretrain"], flat, hp, k_loss)
+    params, opt_state = dict(state.params), dict(state.opt)
+    params["pretrain"], opt_state["pretrain"] = _apply(opt, opt_state["pretrain"], g,
+                                                       params["pretrain"], hp.encoder_lr)
+    return TrainState(params=params, opt=opt_state, step=state.step + 1,
+                      key=jax.random.key_data(key)), metrics
 
-    state, metrics = jax.lax.scan(body, state, None, length=cfg.steps_per_chunk)
-    return state, jax.tree.map(jnp.mean, metrics)
+  def make_chunk(step_fn):
+    def chunk(state, data, hp, task_pool):
+      state, metrics = jax.lax.scan(lambda s, _: step_fn(s, data, hp, task_pool), state, None,
+                                    length=cfg.steps_per_chunk)
+      return state, jax.tree.map(jnp.mean, metrics)
+
+    return jax.vmap(chunk, in_axes=(0, None, 0, None))
+
+  main_chunk = make_chunk(update)
 
   def traced_chunk(state, data, hp, task_pool):
     traces["train_chunk"] += 1  # runs only while tracing: a retrace detector
-    return jax.vmap(chunk, in_axes=(0, None, 0, None))(state, data, hp, task_pool)
+    return main_chunk(state, data, hp, task_pool)
 
-  train_chunk = jax.jit(traced_chunk, donate_argnums=(0,))
+  main_jit = jax.jit(traced_chunk, donate_argnums=(0,))
+  pretrain_jit = jax.jit(make_chunk(pretrain_update), donate_argnums=(0,))
+
+  def train_chunk(state, data, hp, task_pool):
+    if cfg.pretrain_steps and int(np.min(jax.device_get(state.step))) < cfg.pretrain_steps:
+      return pretrain_jit(state, data, hp, task_pool)
+    return main_jit(state, data, hp, task_pool)
 
   def init(keys):
-    return jax.jit(jax.vmap(init_one))(keys)
+    sharding = seed_sharding(int(keys.shape[0]))
+    return jax.jit(jax.vmap(init_one), out_shardings=sharding)(keys)
 
   def act(params, obs, z, key, deterministic: bool):
     mean, log_std = policy.apply(params["actor"], obs, z)
-    if deterministic:
+    if deterministic or td3:
       return jnp.tanh(mean)
     return tanh_gaussian_sample(key, mean, log_std)[0]
 
   def encode_params(params, context, task_params):
-    return encode(params["encoder"], context, task_params)
+    return rep.encode(params["encoder"], context, task_params)
 
   return Learner(cfg=cfg, init=init, train_chunk=train_chunk, encode=encode_params, act=act,
                  update=update, per_task_losses=per_task_losses,

@@ -1,15 +1,24 @@
-"""Context encoders: a set of transitions of one task -> a task code z."""
+"""Context encoders: a set of transitions of one task -> a task code z.
+
+Every encoder maps context features ``[..., K, F]`` to a code ``[..., Z]`` with
+``__call__(features, key=None)`` and exposes its per-transition embeddings ``[..., K, Z]`` with
+``embed(features, key=None)`` (what CSRO's CLUB term and CORRO's InfoNCE act on). ``key`` is
+only used by stochastic encoders; ``key=None`` gives their deterministic (mean) code.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import chex
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from jcomrl.nets.mlp import MLP
 from jcomrl.types import Transition
+
+ENCODERS = ("mean_tanh", "stochastic", "attention")
 
 
 def context_features(context: Transition, use_next_obs: bool) -> jnp.ndarray:
@@ -25,16 +34,71 @@ def context_feature_size(obs_dim: int, act_dim: int, use_next_obs: bool) -> int:
 
 
 class MeanTanhEncoder(nn.Module):
-  """FOCAL/CSRO's deterministic encoder: per-transition MLP -> tanh -> mean over the context.
+  """Per-transition MLP -> tanh -> mean over the context.
 
-  Input ``[..., K, F]`` context features; output ``[..., latent_size]``.
+  ``stochastic=False`` is FOCAL/CSRO's deterministic encoder. ``stochastic=True`` is UNICORN's
+  default: one learned global log-variance vector, the variance clipped to
+  ``[min_var, max_var]`` (0.1, 10 in the official code), and a reparameterised Gaussian sample per
+  transition *before* the tanh. Without a key the stochastic encoder returns its mean code.
+  """
+
+  hidden_sizes: Sequence[int]
+  latent_size: int
+  stochastic: bool = False
+  min_var: float = 0.1
+  max_var: float = 10.0
+
+  def setup(self):
+    self.net = MLP(self.hidden_sizes, self.latent_size)
+    if self.stochastic:
+      self.log_var = self.param("log_var", nn.initializers.zeros, (self.latent_size,))
+
+  def embed(self, features: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    chex.assert_rank(features, {2, 3, 4})
+    pre = self.net(features)
+    if self.stochastic:
+      std = jnp.sqrt(jnp.clip(jnp.exp(self.log_var), self.min_var, self.max_var))
+      if key is not None:
+        pre = pre + std * jax.random.normal(key, pre.shape)
+    return jnp.tanh(pre)
+
+  def __call__(self, features: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    return jnp.mean(self.embed(features, key), axis=-2)
+
+
+class AttentionPoolEncoder(nn.Module):
+  """CORRO's encoder: L2-normalised per-transition embeddings, attention-pooled into z.
+
+  ``embed`` (submodule ``transition``) is what the contrastive InfoNCE loss trains; the pooling
+  (submodule ``pool``: a linear score per embedding, softmax over the context, weighted sum) is
+  trained by the critic loss only, as in CORRO's offline-RL stage.
   """
 
   hidden_sizes: Sequence[int]
   latent_size: int
 
-  @nn.compact
-  def __call__(self, features: jnp.ndarray) -> jnp.ndarray:
-    chex.assert_rank(features, {2, 3})
-    per_transition = jnp.tanh(MLP(self.hidden_sizes, self.latent_size)(features))
-    return jnp.mean(per_transition, axis=-2)
+  def setup(self):
+    self.transition = MLP(self.hidden_sizes, self.latent_size)
+    self.pool = nn.Dense(1)
+
+  def embed(self, features: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    del key
+    chex.assert_rank(features, {2, 3, 4})
+    e = self.transition(features)
+    return e / (jnp.linalg.norm(e, axis=-1, keepdims=True) + 1e-6)
+
+  def __call__(self, features: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    e = self.embed(features)
+    w = jax.nn.softmax(self.pool(e)[..., 0], axis=-1)
+    return jnp.sum(w[..., None] * e, axis=-2)
+
+
+def make_encoder(kind: str, hidden_sizes: Sequence[int], latent_size: int) -> nn.Module:
+  """The context encoder named ``kind`` (one of ``ENCODERS``)."""
+  if kind == "mean_tanh":
+    return MeanTanhEncoder(tuple(hidden_sizes), latent_size)
+  if kind == "stochastic":
+    return MeanTanhEncoder(tuple(hidden_sizes), latent_size, stochastic=True)
+  if kind == "attention":
+    return AttentionPoolEncoder(tuple(hidden_sizes), latent_size)
+  raise ValueError(f"unknown encoder {kind!r}; expected one of {ENCODERS}")

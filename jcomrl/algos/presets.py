@@ -1,0 +1,177 @@
+"""Named algorithm presets with each paper's settings, per environment of the suite.
+
+``preset(name, env)`` returns ``{"learner": {...}, "hparams": {...}, "num_steps": int}``: keyword
+overrides for :class:`~jcomrl.algos.config.LearnerConfig` (without the env's sizes, which come
+from the dataset) and :class:`~jcomrl.algos.config.HParams`. The experiment configs
+(``experiments/configs/<preset>.py:<env>``) are thin wrappers around it.
+
+Sources (``../shared/reference/comrl-algorithms.md`` §1-2, §6.4, §8):
+
+* ``focal`` — FOCAL's official configs: encoder 3x200 -> latent 20 (tanh, mean), context of
+  ``embedding_batch_size`` random transitions, twin-Q SAC 3x256 + BRAC with the auto-tuned weight
+  (``alpha_init``/``alpha_max`` per env, target divergence 0.05, value penalty on ant-dir and
+  cheetah-dir), 3 dual steps, reward scale 5, log-std max 0, metric-loss weight 10.
+  Differences: meta-batches are drawn *with* replacement (UNICORN; FOCAL's default has no
+  positive pairs), twin-Q SAC without the V network, the gradient penalty is on dc/da (BRAC; the
+  port's output-norm penalty is ``brac_gp="output"``), 200k steps.
+* ``csro`` — CSRO's configs: FOCAL's encoder and backbone (policy penalty only, ``alpha_init``
+  50/500) + lambda * CLUB on q(z | s, a) (3x200 net). Our CLUB is in nats (Gaussian
+  log-likelihood, summed over latent dims, the 1/2 included); CSRO's code averages the squared
+  error over dims without the 1/2, so ``club_weight = lambda * 2 / latent_size`` keeps the
+  paper's lambda.
+* ``unicorn_ss`` / ``unicorn_sup`` / ``supervised`` — UNICORN (paper Table 7 and code): stochastic
+  encoder 2x64 (hopper/walker 2x128), latent 5 (hopper 40, walker 32), context one whole
+  200-step trajectory, RL 2x256 as in the code (the paper's table says depth 3), lr 3e-4,
+  gamma 0.99, meta-batch 16 drawn with replacement, RL batch 256, 200k steps. Backbone as the
+  code: plain twin-Q SAC with fixed entropy 0.2 (cheetah-vel 0), except ant-dir: SAC + a fixed
+  0.2 BRAC weight in both the target and the actor loss, 3 dual steps. ``unicorn_ss`` uses the
+  paper's alpha/(1-alpha) (0.15 cheetah/ant, 1.5 hopper/walker; the code has 0.01 for
+  cheetah-dir, 0.7 for walker). ``supervised`` trains the encoder through the critic only.
+* ``corro`` — CORRO: attention-pooled, L2-normalised transition encoder (2x64; hopper/walker
+  2x128), InfoNCE at temperature 0.1 with 16 CVAE negatives per anchor (CVAE latent/hidden 5/64,
+  ant/hopper/walker 64/128, pre-trained for 10k steps in the same run), plain SAC with fixed
+  entropy 0.2, 2x256, one-trajectory context. Difference: the transition encoder is trained
+  alongside the RL stage instead of in a separate stage before it.
+* ``oracle`` — UNICORN's backbone conditioned on the true task parameters.
+
+On the point robots every preset shares one small backbone (twin-Q SAC + a fixed BRAC weight
+0.1, discount 0.9, 64-wide networks, 64 random transitions as context, 3000 steps) so that the
+comparison isolates the representation objective.
+"""
+
+from __future__ import annotations
+
+import copy
+
+PRESETS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "supervised", "oracle")
+ENVS = ("point_robot", "sparse_point_robot", "cheetah_vel", "cheetah_dir", "ant_dir",
+        "hopper_param", "walker_param")
+MUJOCO_ENVS = ENVS[2:]
+NUM_BENCHMARK_TASKS = 40  # every env's benchmark task table (classifier classes)
+
+# UNICORN Table 7 and offline_rl_config/*: latent size, encoder width, alpha / (1 - alpha).
+_UNICORN_ENV = {
+    "cheetah_vel": dict(latent=5, width=64, ss_weight=0.15, entropy=0.0),
+    "cheetah_dir": dict(latent=5, width=64, ss_weight=0.15, entropy=0.2),
+    "ant_dir": dict(latent=5, width=64, ss_weight=0.15, entropy=0.2),
+    "hopper_param": dict(latent=40, width=128, ss_weight=1.5, entropy=0.2),
+    "walker_param": dict(latent=32, width=128, ss_weight=1.5, entropy=0.2),
+}
+# FOCAL configs: context transitions, BRAC alpha_init / alpha_max, value penalty, meta-batch.
+_FOCAL_ENV = {
+    "cheetah_vel": dict(context=100, alpha_init=50.0, alpha_max=2000.0, value=False, mb=16),
+    "cheetah_dir": dict(context=256, alpha_init=500.0, alpha_max=2000.0, value=True, mb=4),
+    "ant_dir": dict(context=256, alpha_init=1e6, alpha_max=5e6, value=True, mb=4),
+    "hopper_param": dict(context=100, alpha_init=500.0, alpha_max=2000.0, value=False, mb=10),
+    "walker_param": dict(context=100, alpha_init=50.0, alpha_max=1e4, value=False, mb=16),
+}
+# CSRO configs: lambda, context transitions, alpha_init / alpha_max, latent size.
+_CSRO_ENV = {
+    "cheetah_vel": dict(lam=10.0, context=100, alpha_init=50.0, alpha_max=2000.0, latent=20),
+    "cheetah_dir": dict(lam=10.0, context=100, alpha_init=50.0, alpha_max=2000.0, latent=20),
+    "ant_dir": dict(lam=50.0, context=512, alpha_init=500.0, alpha_max=1e4, latent=20),
+    "hopper_param": dict(lam=25.0, context=256, alpha_init=50.0, alpha_max=2000.0, latent=20),
+    "walker_param": dict(lam=25.0, context=256, alpha_init=50.0, alpha_max=2000.0, latent=40),
+}
+_CORRO_CVAE = {"cheetah_vel": (5, 64), "cheetah_dir": (5, 64), "ant_dir": (64, 128),
+               "hopper_param": (64, 128), "walker_param": (64, 128)}
+
+_POINT_ROBOT = dict(
+    learner=dict(latent_size=8, encoder_hidden=(64, 64), aux_hidden=(64, 64),
+                 rl_hidden=(64, 64), dual_hidden=(64, 64), meta_batch_size=16,
+                 context_mode="transitions", context_size=64, rl_batch_size=64,
+                 use_next_obs=True, backbone="brac", steps_per_chunk=500),
+    hparams=dict(actor_lr=1e-3, critic_lr=1e-3, encoder_lr=1e-3, discount=0.9, tau=0.02,
+                 brac_weight=0.1, entropy_alpha=0.2, focal_weight=10.0),
+    num_steps=3000,
+)
+
+_MUJOCO_COMMON = dict(
+    learner=dict(meta_batch_size=16, rl_batch_size=256, rl_hidden=(256, 256),
+                 dual_hidden=(256, 256), context_mode="trajectory", context_size=200,
+                 use_next_obs=True, steps_per_chunk=1000),
+    hparams=dict(actor_lr=3e-4, critic_lr=3e-4, encoder_lr=3e-4, dual_lr=1e-4, discount=0.99,
+                 tau=0.005),
+    num_steps=200_000,
+)
+
+
+def _point_robot(name: str) -> dict:
+  p = copy.deepcopy(_POINT_ROBOT)
+  lrn, hp = p["learner"], p["hparams"]
+  if name == "csro":
+    hp["club_weight"] = 25.0 * 2.0 / lrn["latent_size"]
+  elif name == "unicorn_ss":
+    lrn["encoder"] = "stochastic"
+    hp["focal_weight"] = 0.15
+  elif name == "unicorn_sup":
+    lrn["encoder"] = "stochastic"
+  elif name == "corro":
+    lrn.update(encoder="attention", cvae_latent=5, aux_hidden=(64,), pretrain_steps=1000)
+    p["num_steps"] += 1000
+  return p
+
+
+def _mujoco(name: str, env: str) -> dict:
+  p = copy.deepcopy(_MUJOCO_COMMON)
+  lrn, hp = p["learner"], p["hparams"]
+  u = _UNICORN_ENV[env]
+  if name in ("focal", "csro"):
+    f = _FOCAL_ENV[env]
+    lrn.update(encoder="mean_tanh", latent_size=20, encoder_hidden=(200, 200, 200),
+               aux_hidden=(200, 200, 200), context_mode="transitions", context_size=f["context"],
+               rl_hidden=(256, 256, 256), dual_hidden=(256, 256, 256), meta_batch_size=f["mb"],
+               backbone="brac", brac_auto_weight=True, dual_steps=3, log_std_max=0.0,
+               brac_penalty="both" if f["value"] else "policy")
+    hp.update(reward_scale=5.0, focal_weight=10.0, brac_weight=f["alpha_init"],
+              brac_weight_max=f["alpha_max"], brac_target_div=0.05, brac_weight_lr=1.0,
+              entropy_alpha=1.0)
+    if name == "csro":
+      c = _CSRO_ENV[env]
+      lrn.update(latent_size=c["latent"], context_size=c["context"], brac_penalty="policy",
+                 meta_batch_size=16)
+      hp.update(brac_weight=c["alpha_init"], brac_weight_max=c["alpha_max"],
+                club_weight=c["lam"] * 2.0 / c["latent"], club_model_weight=10.0)
+    return p
+  # UNICORN-lineage presets (unicorn_ss, unicorn_sup, supervised, corro, oracle).
+  lrn.update(latent_size=u["latent"], encoder_hidden=(u["width"], u["width"]),
+             aux_hidden=(u["width"], u["width"]), encoder="stochastic")
+  hp.update(entropy_alpha=u["entropy"])
+  if env == "ant_dir":  # UNICORN's FOCALSAC: fixed 0.2 KL weight in target and actor loss
+    lrn.update(backbone="brac", brac_penalty="both", dual_steps=3)
+    hp.update(brac_weight=0.2)
+  else:
+    lrn.update(backbone="sac")
+  if name == "unicorn_ss":
+    hp.update(focal_weight=u["ss_weight"], decoder_weight=1.0)
+  elif name == "supervised":
+    lrn.update(encoder="mean_tanh")
+  elif name == "corro":
+    latent, hidden = _CORRO_CVAE[env]
+    lrn.update(encoder="attention", cvae_latent=latent, aux_hidden=(hidden,),
+               corro_negatives=16, corro_negative_source="cvae", pretrain_steps=10_000,
+               backbone="sac")
+    hp.update(corro_temperature=0.1, entropy_alpha=0.2)
+    p["num_steps"] += 10_000
+  return p
+
+
+def preset(name: str, env: str, *, tiny: bool = False) -> dict:
+  """The preset ``name`` on ``env`` (``tiny=True``: test-sized networks and schedule)."""
+  if name not in PRESETS:
+    raise ValueError(f"unknown preset {name!r}; expected one of {PRESETS}")
+  if env not in ENVS:
+    raise ValueError(f"no {name} settings for env {env!r}; have {ENVS}")
+  p = _point_robot(name) if env in ("point_robot", "sparse_point_robot") else _mujoco(name, env)
+  p["learner"]["representation"] = name
+  p["learner"]["num_task_labels"] = NUM_BENCHMARK_TASKS
+  if tiny:
+    lrn = p["learner"]
+    lrn.update(encoder_hidden=(16,), aux_hidden=(16,), rl_hidden=(16,), dual_hidden=(16,),
+               meta_batch_size=4, context_size=8, rl_batch_size=8, steps_per_chunk=10,
+               latent_size=min(lrn.get("latent_size", 8), 8), dual_steps=1,
+               context_mode="transitions")
+    if lrn.get("pretrain_steps"):
+      lrn["pretrain_steps"] = 10
+    p["num_steps"] = 20 + lrn.get("pretrain_steps", 0)
+  return p
