@@ -9,9 +9,10 @@ the last good checkpoint is kept.
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -26,11 +27,47 @@ from jcomrl.logging import MetricsWriter
 
 
 class NonFiniteLossError(FloatingPointError):
-  """A training metric became NaN or infinite."""
+  """A training metric (or the parameters) became NaN or infinite."""
 
 
 def checkpoint_dir(workdir: str) -> str:
   return os.path.join(workdir, "checkpoints")
+
+
+def _truncate_metrics(workdir: str, step: int) -> None:
+  """Drops ``metrics.jsonl`` rows after ``step`` (and a torn last line) before a resume.
+
+  A run killed after its last checkpoint has logged chunks the resumed run will redo; keeping
+  them would duplicate steps in the learning curves. The file is rewritten atomically.
+  """
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return
+  keep = []
+  with open(path) as f:
+    for line in f:
+      try:
+        row = json.loads(line)
+      except ValueError:
+        continue  # a line torn by the kill
+      if int(row.get("step", 0)) <= step:
+        keep.append(json.dumps(row) + "\n")
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "w") as f:
+    f.writelines(keep)
+  os.replace(tmp, path)
+
+
+def _non_finite_groups(params) -> list[str]:
+  """Top-level parameter groups holding a NaN or an infinity."""
+  bad = []
+  for group, tree in params.items():
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.asarray(x).dtype,
+                                                                 jnp.floating)]
+    if leaves and not bool(jax.device_get(jnp.all(jnp.stack(
+        [jnp.all(jnp.isfinite(x)) for x in leaves])))):
+      bad.append(group)
+  return bad
 
 
 def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, train_rows, *,
@@ -58,6 +95,7 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
                                                            "num_seeds": num_seeds,
                                                            "seed": seed})
     step = int(saved["step"])
+    _truncate_metrics(workdir, step)
     logging.info("resumed from %s at step %d", ckpt, step)
     if progress:
       progress(f"resumed from step {step}")
@@ -71,17 +109,27 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
       state, metrics = learner.train_chunk(state, data, hps, pool)
       step += chunk
       metrics = jax.device_get(metrics)
-      bad = sorted(k for k, v in metrics.items() if not np.all(np.isfinite(v)))
+      bad = sorted((k for k, v in metrics.items() if not np.all(np.isfinite(v))),
+                   key=lambda k: (not k.endswith("loss"), k))  # loss terms first
       if bad:
         raise NonFiniteLossError(
-            f"non-finite {', '.join(bad)} in the chunk ending at step {step}; the last good "
-            f"checkpoint is kept in {ckpt} (step {checkpoint.latest_step(ckpt)})")
+            f"non-finite {', '.join(bad)} at step {step} (in the chunk of steps "
+            f"{step - chunk + 1}-{step}); the last good checkpoint is kept in {ckpt} "
+            f"(step {checkpoint.latest_step(ckpt)})")
       rate = (step - done0) / max(time.time() - t0, 1e-9)
       metrics["time/updates_per_s"] = rate
       if eval_fn is not None and eval_every and (step % eval_every == 0 or step == num_steps):
         metrics.update(eval_fn(state, step))
       writer.write(step, metrics)
       if step % checkpoint_every == 0 or step == num_steps:
+        # A non-finite update can leave finite chunk metrics (computed before it) but broken
+        # parameters: never checkpoint those over the last good state.
+        broken = _non_finite_groups(state.params)
+        if broken:
+          raise NonFiniteLossError(
+              f"non-finite parameters ({', '.join(broken)}) at step {step} (in the chunk of "
+              f"steps {step - chunk + 1}-{step}); the last good checkpoint is kept in {ckpt} "
+              f"(step {checkpoint.latest_step(ckpt)})")
         checkpoint.save(ckpt, step, state, meta)
       if progress:
         shown = {k: float(np.mean(v)) for k, v in metrics.items()

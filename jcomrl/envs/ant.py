@@ -11,7 +11,8 @@ Task ``{"angle": θ}``; ``task_vector = (cos θ, sin θ)``. The planar torso vel
 
   * ``variant="unicorn"`` (default, CORRO/UNICORN): reward = ``v · (cos θ, sin θ)`` only, never
     terminates; 40 tasks θ ~ U[0, 2π) drawn with ``RandomState(1337)``, stored sorted by θ, split
-    interleaved (train even ids, test odd ids). OOD: ``angle_range=(lo, hi)``.
+    interleaved (train even ids, test odd ids). OOD: build with ``angle_range=(lo, hi)`` (an
+    arc) and ``env.ood_tasks(n)`` gives directions on the rest of the circle.
   * ``"focal"`` (rlkit): 2 tasks θ ∈ {0, π} (train = test); reward
     ``v · dir - 0.5 ||a||^2 - 0.5e-3 ||clip(cfrc_ext, -1, 1)||^2 + 1``; terminates when the state
     is not finite or the torso height ``qpos[2]`` leaves [0.2, 1.0]. ``cfrc_ext`` comes from
@@ -99,6 +100,22 @@ class AntDir(MjxTaskEnv):
 
   def benchmark_split(self):
     return make_split(self.split, self.num_tasks, self.num_test_tasks)
+
+  def ood_tasks(self, num: int):
+    """``num`` directions evenly spaced on the arc outside ``angle_range`` (UNICORN's task-OOD
+    setting trains on an arc); the default full circle has no outside."""
+    if num <= 0:
+      raise ValueError(f"num must be positive, got {num}")
+    if self.fixed_angles:
+      raise NotImplementedError(f"ant_dir variant {self.variant!r} has fixed directions "
+                                f"{self.fixed_angles}; no out-of-distribution directions")
+    lo, hi = self.angle_range
+    gap = 2 * np.pi - (hi - lo)
+    if gap <= 1e-6:
+      raise NotImplementedError(
+          f"ant_dir angle_range {self.angle_range} covers the whole circle, so there are no "
+          "out-of-distribution directions; build it with make('ant_dir', angle_range=(lo, hi))")
+    return {"angle": jnp.asarray(hi + (np.arange(num) + 0.5) / num * gap, jnp.float32)}
 
   def task_vector(self, task):
     return jnp.stack([jnp.cos(task["angle"]), jnp.sin(task["angle"])], axis=-1)

@@ -95,6 +95,17 @@ class TaskEnv(abc.ABC):
   def benchmark_split(self) -> dict[str, list[int]]:
     """``{"train": ids, "test": ids}`` indexing ``all_benchmark_tasks()``; never data-dependent."""
 
+  def ood_tasks(self, num: int) -> Task:
+    """``num`` deterministic tasks *outside* the training task range (extrapolation tests).
+
+    Families with a natural outside (a velocity above the trained range, a goal off the trained
+    arc) override this; the default raises ``NotImplementedError``.
+    """
+    raise NotImplementedError(
+        f"environment {self.name!r} ({type(self).__name__}) defines no out-of-distribution tasks "
+        "(TaskEnv.ood_tasks); the task_ood protocol is available for point_robot, "
+        "sparse_point_robot, cheetah_vel and ant_dir trained on an arc")
+
   def benchmark_tasks(self) -> tuple[Task, Task]:
     """The deterministic default benchmark: ``(train_tasks, test_tasks)``."""
     return split_tasks(self.all_benchmark_tasks(), self.benchmark_split())

@@ -13,7 +13,8 @@ Forward velocity ``v_x = (qpos_after[0] - qpos_before[0]) / dt`` (root slide joi
     ``RandomState(1337)``, stored sorted by v*; split interleaved (train even ids, test odd ids).
   * ``"focal"``: 100 tasks U[0, 3] (seed 1337, sampling order), first 80 train / last 20 test.
   * ``"csro"``: 40 tasks ``linspace(1, 3, 40)``, CSRO's evenly spaced 30/10 split.
-  Out-of-distribution tasks: ``make("cheetah_vel", velocity_range=(3.0, 4.0))``.
+  Out-of-distribution tasks: ``env.ood_tasks(n)`` (velocities in ``(hi, hi + 1]``, i.e. (3, 4]
+  by default), or ``make("cheetah_vel", velocity_range=(3.0, 4.0))`` for a whole benchmark.
 ``cheetah_dir``: task ``{"direction": ±1}``; reward ``dir * v_x - 0.05 ||a||^2``.
   * ``"unicorn"``: 40 tasks, ids 0-19 direction -1 and ids 20-39 direction +1 (sorted), split
     interleaved, so train and test each hold 10 tasks of each direction.
@@ -107,6 +108,14 @@ class HalfCheetahVel(_HalfCheetah):
 
   def benchmark_split(self):
     return make_split(self.split, self.num_tasks, self.num_test_tasks)
+
+  def ood_tasks(self, num: int):
+    """``num`` target velocities evenly spaced in ``(hi, hi + 1]`` above the training range
+    (``(3, 4]`` for the default ``[0, 3]``)."""
+    if num <= 0:
+      raise ValueError(f"num must be positive, got {num}")
+    hi = self.velocity_range[1]
+    return {"velocity": jnp.asarray(hi + np.arange(1, num + 1) / num, jnp.float32)}
 
   def task_vector(self, task):
     return jnp.reshape(task["velocity"], (1,))

@@ -52,6 +52,19 @@ class PointRobot(TaskEnv):
     lo, hi = self.angle_range
     return self._goal(jnp.linspace(lo, hi, self.num_tasks))
 
+  def ood_tasks(self, num: int):
+    """``num`` goals on the part of the unit circle outside ``angle_range`` (for the default
+    half circle: the lower half, angles evenly spaced strictly inside (pi, 2 pi))."""
+    if num <= 0:
+      raise ValueError(f"num must be positive, got {num}")
+    lo, hi = self.angle_range
+    gap = 2 * float(jnp.pi) - (hi - lo)
+    if gap <= 1e-6:
+      raise NotImplementedError(f"{self.name}: the training angles {self.angle_range} cover the "
+                                "whole circle, so there are no out-of-distribution goals")
+    offsets = (jnp.arange(num) + 0.5) / num * gap
+    return self._goal(hi + offsets)
+
   def benchmark_split(self):
     return evenly_spaced_split(self.num_tasks, self.num_test_tasks)
 

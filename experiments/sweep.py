@@ -1,0 +1,164 @@
+"""Train and evaluate presets x envs, seeds vmapped: ``python -m experiments.sweep
+--algos="focal csro unicorn_ss" --envs=point_robot --seeds=3 --runs_root=runs/sweep``.
+
+For every ``(algo, env)`` pair the sweep runs ONE process, ``python -m experiments.train
+--config=experiments/configs/<algo>.py:<variant> --config.num_seeds=<seeds>
+--config.dataset=<dataset> --workdir=<runs_root>/<env>/<algo> --eval_protocols=<protocols>``,
+which trains all seeds as one vmapped program and then evaluates every protocol from the saved
+final checkpoint. Finished pairs (final checkpoint + every protocol file) are skipped; a pair
+killed mid-run is resumed from its last checkpoint by the same command. Missing datasets are
+generated first with ``experiments.collect`` (``experiments/configs/data.py:<env>``).
+Each pair's outcome and wall time go to ``<runs_root>/sweep_log.jsonl``; then run
+``python -m experiments.table --runs_root=<runs_root> --out=<dir>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+from experiments import common
+
+
+def split_list(spec: str) -> list[str]:
+  return [x for x in spec.replace(",", " ").split() if x]
+
+
+def config_file(algo: str) -> str:
+  return os.path.join("experiments", "configs", f"{algo}.py")
+
+
+def run_dir(runs_root: str, env: str, algo: str) -> str:
+  return os.path.join(runs_root, env, algo)
+
+
+def train_command(algo: str, env: str, *, variant: str | None, seeds: int, dataset: str,
+                  workdir: str, protocols: list[str], overrides: list[str]) -> list[str]:
+  """The ``experiments.train`` command line of one (algo, env) pair."""
+  cmd = [sys.executable, "-m", "experiments.train",
+         f"--config={config_file(algo)}:{variant or env}", f"--config.num_seeds={seeds}",
+         f"--config.dataset={dataset}", f"--workdir={workdir}",
+         f"--eval_protocols={','.join(protocols)}"]
+  for item in overrides:
+    if "=" not in item:
+      raise ValueError(f"--set expects key=value, got {item!r}")
+    cmd.append(f"--config.{item}")
+  return cmd
+
+
+def plan(algos: list[str], envs: list[str], runs_root: str, protocols: list[str]) -> list[dict]:
+  """One entry per (algo, env): its run dir and what is left to do (``train``/``evaluate``/
+  ``skip``)."""
+  out = []
+  for env in envs:
+    for algo in algos:
+      workdir = run_dir(runs_root, env, algo)
+      st = common.run_status(workdir, protocols)
+      todo = "skip" if st["trained"] and not st["missing"] else (
+          "evaluate" if st["trained"] else ("resume" if st["step"] else "train"))
+      out.append({"algo": algo, "env": env, "workdir": workdir, "todo": todo, **st})
+  return out
+
+
+def _append_log(runs_root: str, row: dict) -> None:
+  os.makedirs(runs_root, exist_ok=True)
+  with open(os.path.join(runs_root, "sweep_log.jsonl"), "a") as f:
+    f.write(json.dumps(row) + "\n")
+
+
+def ensure_dataset(env: str, path: str, data_variant: str | None, dry_run: bool) -> None:
+  """Generates the dataset at ``path`` with ``experiments.collect`` if it is not there."""
+  from jcomrl.data.dataset import DatasetError, read_meta
+
+  try:
+    read_meta(path)
+    return
+  except DatasetError:
+    pass
+  cmd = [sys.executable, "-m", "experiments.collect",
+         f"--config=experiments/configs/data.py:{data_variant or env}", f"--config.out={path}"]
+  print(f"[sweep] dataset {path} missing: {' '.join(cmd)}", flush=True)
+  if not dry_run:
+    subprocess.run(cmd, check=True)
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """Defines the command-line flags (only when run as a program, so that importing this
+  module next to other entry points never clashes on flag names)."""
+  flags.DEFINE_string("algos", "focal csro unicorn_ss",
+                      "presets (experiments/configs/<algo>.py), space or comma separated")
+  flags.DEFINE_string("envs", "point_robot", "env variants, space or comma separated")
+  flags.DEFINE_integer("seeds", 3, "seeds per (algo, env), vmapped in one process")
+  flags.DEFINE_string("runs_root", "runs/sweep", "root of the run directories")
+  flags.DEFINE_string("protocols", "all",
+                      f"protocols to evaluate: comma list of "
+                      f"{', '.join(common.ALL_PROTOCOLS)} or 'all'")
+  flags.DEFINE_string("variant", None,
+                      "config variant for every preset (default: the env name)")
+  flags.DEFINE_string("dataset", "data/{env}_mixed",
+                      "dataset path; '{env}' is replaced by the env name")
+  flags.DEFINE_string("data_variant", None,
+                      "experiments/configs/data.py variant used to generate a "
+                      "missing dataset (default: the env name)")
+  flags.DEFINE_multi_string("set", [], "extra config override key=value for every run "
+                            "(e.g. --set=num_steps=2000)")
+  flags.DEFINE_boolean("dry_run", False, "print the plan and commands, run nothing")
+  flags.DEFINE_boolean("keep_going", True, "continue after a failed pair")
+
+
+def main(argv):
+  del argv
+  algos, envs = split_list(FLAGS.algos), split_list(FLAGS.envs)
+  protocols = common.parse_protocols(FLAGS.protocols)
+  missing = [a for a in algos if not os.path.exists(config_file(a))]
+  if missing:
+    sys.exit(f"experiments.sweep: no config file for preset(s) {missing} "
+             f"(looked for {[config_file(a) for a in missing]})")
+  runs_root = FLAGS.runs_root
+  t_all = time.time()
+  failures = []
+  for env in envs:
+    dataset = FLAGS.dataset.format(env=env)
+    entries = plan(algos, [env], runs_root, protocols)
+    if any(e["todo"] != "skip" for e in entries):
+      ensure_dataset(env, dataset, FLAGS.data_variant, FLAGS.dry_run)
+    for e in entries:
+      tag = f"[sweep] {e['algo']} on {env}"
+      if e["todo"] == "skip":
+        print(f"{tag}: finished (step {e['step']}), skipped", flush=True)
+        continue
+      cmd = train_command(e["algo"], env, variant=FLAGS.variant, seeds=FLAGS.seeds,
+                          dataset=dataset, workdir=e["workdir"], protocols=protocols,
+                          overrides=FLAGS.set)
+      print(f"{tag}: {e['todo']} (checkpoint step {e['step']}): {' '.join(cmd)}", flush=True)
+      if FLAGS.dry_run:
+        continue
+      t0 = time.time()
+      rc = subprocess.run(cmd, check=False).returncode
+      row = {"algo": e["algo"], "env": env, "workdir": e["workdir"], "todo": e["todo"],
+             "returncode": rc, "wall_s": round(time.time() - t0, 1), "seeds": FLAGS.seeds,
+             "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+      _append_log(runs_root, row)
+      print(f"{tag}: {'done' if rc == 0 else f'FAILED (exit {rc})'} in {row['wall_s']}s",
+            flush=True)
+      if rc != 0:
+        failures.append(f"{e['algo']}/{env}")
+        if not FLAGS.keep_going:
+          break
+  print(f"[sweep] total wall time {time.time() - t_all:.0f}s; "
+        f"{'failed: ' + ', '.join(failures) if failures else 'all pairs finished'}", flush=True)
+  if failures:
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)
