@@ -250,8 +250,7 @@ def test_every_preset_trains_without_nan(name, synthetic_data):
     assert any(_leaves_changed(before["pretrain"], state.params["pretrain"]))
 
 
-@pytest.mark.parametrize("rep,trained", [("supervised", "all"), ("corro", "pool"),
-                                         ("focal", "all")])
+@pytest.mark.parametrize("rep,trained", [("supervised", "all"), ("corro", "pool")])
 def test_which_encoder_leaves_each_objective_trains(rep, trained, synthetic_data):
   kw = dict(TINY, representation=rep, encoder="attention" if rep == "corro" else "mean_tanh",
             corro_negative_source="reward_noise")
