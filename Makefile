@@ -40,11 +40,43 @@ test: $(STAMP)
 data: $(STAMP)
 	$(PY) -m experiments.collect --config=experiments/configs/data.py:$(ENV) --config.quality=$(QUALITY)
 
+# Dataset report (per-task return per behaviour checkpoint + plot) of `make data`'s output.
+DATA_DIR ?= data/$(ENV)_$(QUALITY)
+.PHONY: inspect bench-collect
+inspect: $(STAMP)
+	$(PY) -m experiments.inspect_data $(DATA_DIR)
+
+# Collection / behaviour-training throughput per env (CPU sizes, ~10 min on 2 cores).
+bench-collect: $(STAMP)
+	$(PY) -m benchmarks.collect_throughput
+
 train: $(STAMP)
 	$(PY) -m experiments.train --config=experiments/configs/$(ALGO).py:$(ENV) --workdir=runs/$(ALGO)_$(ENV)
 
 evaluate: $(STAMP)
 	$(PY) -m experiments.evaluate --workdir=runs/$(ALGO)_$(ENV)
+
+# Sweeps: presets x envs, seeds vmapped in one process per pair, every protocol evaluated from
+# the saved checkpoints; finished pairs are skipped, killed ones resumed. `make table` aggregates.
+ALGOS ?= focal csro unicorn_ss
+ENVS ?= point_robot
+RUNS_ROOT ?= runs/sweep
+TABLE_OUT ?= $(RUNS_ROOT)/table
+TABLE_PROTOCOLS ?= iid,ood
+EXAMPLE_ALGOS ?= focal csro unicorn_ss oracle
+.PHONY: sweep table example-sweep
+
+sweep: $(STAMP)
+	$(PY) -m experiments.sweep --algos="$(ALGOS)" --envs="$(ENVS)" --seeds=$(SEEDS) --runs_root=$(RUNS_ROOT)
+
+table: $(STAMP)
+	$(PY) -m experiments.table --runs_root=$(RUNS_ROOT) --out=$(TABLE_OUT) --protocols=$(TABLE_PROTOCOLS)
+
+# The small documented example (point-robot, 3 presets + oracle, 3 seeds; CPU, minutes); its
+# output is kept in benchmarks/results/example_sweep/.
+example-sweep: $(STAMP)
+	$(PY) -m experiments.sweep --algos="$(EXAMPLE_ALGOS)" --envs=point_robot --seeds=3 --runs_root=runs/example_sweep
+	$(PY) -m experiments.table --runs_root=runs/example_sweep --out=benchmarks/results/example_sweep --protocols=iid,ood,online,task_ood
 
 lint: $(STAMP)
 	$(PY) -m ruff check jcomrl experiments benchmarks tests

@@ -1,28 +1,119 @@
-"""Dataset generation configs: ``--config=experiments/configs/data.py:<env>``."""
+"""Dataset generation configs: ``--config=experiments/configs/data.py:<variant>``.
+
+Variants: one per env (``point_robot``, ``sparse_point_robot``, ``cheetah_vel``, ``cheetah_dir``,
+``ant_dir``, ``hopper_param``, ``walker_param``) and tiny test variants: ``tiny`` (PPO) and
+``tiny_sac`` train and collect point-robot data in about 30 s on a 2-core CPU;
+``tiny_cheetah_vel`` and ``tiny_hopper_param`` simulate only seconds' worth of MJX steps, but
+compiling the MJX programs takes minutes on such a CPU the first time (the persistent
+compilation cache, ``JAX_COMPILATION_CACHE_DIR``, makes reruns fast).
+
+Layout::
+
+    variant, env, env_overrides, quality, seed, overwrite, resume
+    out                     dataset dir (default data/<variant>_<quality>)
+    transitions_per_task    size per task (> 0 wins; spread over the quality's snapshots) ...
+    episodes_per_snapshot   ... else this many episodes per (task, snapshot)
+    chunk_episodes          episodes per (task, snapshot) per jitted collection call (0 = all)
+    return_episodes         episodes per (task, snapshot) for the random/expert anchors
+    behaviour.algo          "ppo" | "sac": which brax trainer; its settings are in
+    behaviour.ppo / .sac    that trainer's kwargs (num_timesteps, num_envs, hidden_sizes, ...)
+    behaviour.num_snapshots K snapshots kept (untrained first)
+
+Per-task sizes of the MuJoCo variants follow UNICORN Table 7 (cheetah 2e5, ant 1e5, hopper 3e5,
+walker 4.5e5 transitions per task). Their behaviour budgets are sized for one GPU (PPO with a few
+thousand parallel envs); they were not tuned on a GPU here, so check the expert returns that
+``experiments.inspect_data`` reports and raise ``num_timesteps`` if the expert is weak.
+"""
 
 from ml_collections import config_dict
 
-# Behaviour-policy (brax PPO, task-conditioned) settings per env variant.
-_BEHAVIOUR = {
-    "point_robot": dict(num_timesteps=200_000, num_snapshots=6, num_envs=128, batch_size=128,
-                        num_minibatches=4, unroll_length=20, num_updates_per_batch=4,
-                        learning_rate=3e-3, entropy_cost=1e-3, discounting=0.9,
-                        hidden_sizes=(64, 64)),
+# --- point robot (pure JAX, 20-step episodes) ----------------------------------------------
+_PPO_POINT = {"num_timesteps": 200_000, "num_envs": 128, "batch_size": 128, "num_minibatches": 4,
+              "unroll_length": 20, "num_updates_per_batch": 4, "learning_rate": 3e-3,
+              "entropy_cost": 1e-3, "discounting": 0.9, "hidden_sizes": (64, 64)}
+_SAC_POINT = {"num_timesteps": 102_400, "num_envs": 64, "batch_size": 256,
+              "grad_updates_per_step": 8, "learning_rate": 3e-3, "discounting": 0.9,
+              "hidden_sizes": (64, 64)}
+
+# --- MJX MuJoCo families (200-step episodes), GPU-sized -------------------------------------
+_PPO_MJX = {"num_envs": 2048, "batch_size": 512, "num_minibatches": 32, "unroll_length": 20,
+            "num_updates_per_batch": 8, "learning_rate": 3e-4, "entropy_cost": 1e-3,
+            "discounting": 0.97, "reward_scaling": 1.0, "normalize_observations": True,
+            "hidden_sizes": (128, 128, 128)}
+_SAC_MJX = {"num_envs": 128, "batch_size": 512, "grad_updates_per_step": 8,
+            "learning_rate": 6e-4, "discounting": 0.99, "reward_scaling": 1.0,
+            "normalize_observations": True, "min_replay_size": 8192,
+            "max_replay_size": 1_000_000, "hidden_sizes": (256, 256)}
+
+# Tiny CPU budgets for MJX: two short epochs of 16 envs (seconds of simulation; the time goes
+# into compiling); PPO skips brax's evaluation rollouts.
+_PPO_MJX_TINY = {"num_timesteps": 640, "num_envs": 16, "batch_size": 16, "num_minibatches": 2,
+                 "unroll_length": 10, "num_updates_per_batch": 1, "learning_rate": 3e-4,
+                 "entropy_cost": 1e-3, "discounting": 0.97, "normalize_observations": True,
+                 "run_evals": False, "hidden_sizes": (32, 32)}
+_SAC_MJX_TINY = {"num_timesteps": 512, "num_envs": 16, "batch_size": 64,
+                 "grad_updates_per_step": 1, "learning_rate": 3e-4, "discounting": 0.99,
+                 "num_eval_envs": 4, "hidden_sizes": (32, 32)}
+
+
+def _mjx(timesteps_ppo: int, timesteps_sac: int, **ppo_overrides) -> dict:
+  return {"num_snapshots": 10, "ppo": dict(_PPO_MJX, num_timesteps=timesteps_ppo, **ppo_overrides),
+          "sac": dict(_SAC_MJX, num_timesteps=timesteps_sac)}
+
+
+_TINY_MJX = {"num_snapshots": 3, "ppo": _PPO_MJX_TINY, "sac": _SAC_MJX_TINY}
+
+# variant -> (env, behaviour, size); size = (transitions_per_task, episodes_per_snapshot,
+# chunk_episodes, return_episodes).
+_VARIANTS = {
+    "point_robot": ("point_robot", {"num_snapshots": 6, "ppo": _PPO_POINT, "sac": _SAC_POINT},
+                    (0, 10, 0, 4)),
+    "tiny": ("point_robot", {"num_snapshots": 3, "ppo": dict(_PPO_POINT, num_timesteps=20_480),
+                             "sac": dict(_SAC_POINT, num_timesteps=25_600)}, (0, 4, 0, 4)),
+    "cheetah_vel": ("cheetah_vel", _mjx(20_000_000, 2_000_000), (200_000, 0, 25, 25)),
+    "cheetah_dir": ("cheetah_dir", _mjx(20_000_000, 2_000_000), (200_000, 0, 25, 25)),
+    "ant_dir": ("ant_dir", _mjx(30_000_000, 3_000_000, num_envs=4096, batch_size=1024,
+                                unroll_length=10, num_updates_per_batch=4, entropy_cost=1e-2),
+                (100_000, 0, 25, 25)),
+    "hopper_param": ("hopper_param", _mjx(20_000_000, 2_000_000), (300_000, 0, 25, 25)),
+    "walker_param": ("walker_param", _mjx(30_000_000, 3_000_000), (450_000, 0, 25, 25)),
+    # Tiny MJX variants: 3 snapshots, 1 episode each per task (40 tasks x 3 x 200 steps).
+    "tiny_cheetah_vel": ("cheetah_vel", _TINY_MJX, (0, 1, 0, 1)),
+    "tiny_hopper_param": ("hopper_param", _TINY_MJX, (0, 1, 0, 1)),
 }
-_BEHAVIOUR["sparse_point_robot"] = _BEHAVIOUR["point_robot"]
-_BEHAVIOUR["tiny"] = dict(_BEHAVIOUR["point_robot"], num_timesteps=20_480, num_snapshots=3)
+# Sparse point robot: behaviour policies learn from the dense reward (FOCAL issue #1), the
+# dataset stores the sparse one.
+_VARIANTS["sparse_point_robot"] = (
+    "sparse_point_robot",
+    {"num_snapshots": 6, "ppo": dict(_PPO_POINT, train_reward="dense_reward"),
+     "sac": dict(_SAC_POINT, train_reward="dense_reward")}, (0, 10, 0, 4))
+_VARIANTS["tiny_sac"] = _VARIANTS["tiny"]
+
+
+def variants() -> list[str]:
+  return sorted(_VARIANTS)
 
 
 def get_config(variant: str = "point_robot"):
-  if variant not in _BEHAVIOUR:
-    raise ValueError(f"no data config variant {variant!r}; have {sorted(_BEHAVIOUR)}")
+  if variant not in _VARIANTS:
+    raise ValueError(f"no data config variant {variant!r}; have {variants()}")
+  env, beh, (transitions, episodes, chunk, ret_eps) = _VARIANTS[variant]
   c = config_dict.ConfigDict()
-  c.env = "point_robot" if variant == "tiny" else variant
+  c.variant = variant
+  c.env = env
   c.env_overrides = config_dict.ConfigDict()
   c.quality = "mixed"
   c.seed = 0
-  c.episodes_per_snapshot = 10 if variant != "tiny" else 4
-  c.behaviour = config_dict.ConfigDict(_BEHAVIOUR[variant])
-  c.out = f"data/{c.env}_{c.quality}"
+  c.transitions_per_task = transitions
+  c.episodes_per_snapshot = episodes
+  c.chunk_episodes = chunk
+  c.return_episodes = ret_eps
+  c.behaviour = config_dict.ConfigDict()
+  c.behaviour.algo = "sac" if variant == "tiny_sac" else "ppo"
+  c.behaviour.num_snapshots = beh["num_snapshots"]
+  c.behaviour.ppo = config_dict.ConfigDict(beh["ppo"])
+  c.behaviour.sac = config_dict.ConfigDict(beh["sac"])
+  c.out = config_dict.placeholder(str)
   c.overwrite = False
+  c.resume = True
   return c

@@ -5,11 +5,17 @@ device, stochastic actions by default. Within a segment an episode that terminat
 followed by an *explicit* reset (never brax's cached-state auto-reset), so ``next_obs`` is always
 the true successor and ``terminal``/``timeout`` are exact; the last step of a segment that did not
 terminate is marked ``timeout``.
+
+Large datasets are collected in chunks of episodes (``collect_segments``): one compiled program,
+device memory bounded by a chunk, optional per-chunk persistence (``ChunkCache``) for resuming a
+killed collection, and a progress line per chunk.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -60,18 +66,108 @@ def make_segment_rollout(env: TaskEnv, make_policy: Callable, deterministic: boo
   return rollout
 
 
+_ROLLOUT_FNS: dict[tuple[int, int, bool], tuple[Any, Any, Callable]] = {}
+
+
+def make_batched_rollout(env: TaskEnv, make_policy: Callable, deterministic: bool = False):
+  """``f(params [K], tasks [T], keys [T, K, E]) -> Transition [T, K, E, episode_length]``.
+
+  The same random streams and results as ``vmap``-ing ``make_segment_rollout`` over
+  ``[T, K, E]``, but the time loop runs over the whole batch, so the explicit reset after an
+  early termination is computed (``lax.cond``) only at steps where some episode of the batch has
+  terminated, not at every step as a vmapped per-episode select would. Envs that never
+  terminate early (cheetah) skip resets entirely.
+  """
+  length = env.episode_length
+
+  def over_batch(f, params_axis):
+    """vmap ``f(params, task, *xs)`` over E (xs), K (params, xs) and T (tasks, xs)."""
+    e = jax.vmap(f, in_axes=(None, None, 0))
+    k = jax.vmap(e, in_axes=(params_axis, None, 0))
+    return jax.vmap(k, in_axes=(None, 0, 0))
+
+  def init(params, task, key):
+    del params
+    k_reset, k_steps = jax.random.split(key)
+    return env.reset(k_reset, task), jax.random.split(k_steps, length)
+
+  def act(params, task, state_and_key):
+    state, key = state_and_key
+    k_act, k_reset = jax.random.split(key)
+    policy = make_policy(params, deterministic)
+    action, _ = policy(jnp.concatenate([state.obs, env.task_vector(task)]), k_act)
+    nxt = env.step(state, action, task)
+    tr = Transition(obs=state.obs, action=action, reward=nxt.reward, next_obs=nxt.obs,
+                    terminal=nxt.terminal, timeout=nxt.truncation)
+    return nxt, tr, k_reset
+
+  def reset(params, task, key):
+    del params
+    return env.reset(key, task)
+
+  v_init, v_act, v_reset = over_batch(init, None), over_batch(act, 0), over_batch(reset, None)
+
+  def rollout(params, tasks, keys):
+    state0, step_keys = v_init(params, tasks, keys)  # step_keys [T, K, E, length, ...]
+    step_keys = jnp.moveaxis(step_keys, 3, 0)
+
+    def body(state, xs):
+      t, key = xs
+      nxt, tr, k_reset = v_act(params, tasks, (state, key))
+
+      def with_resets():
+        fresh = v_reset(params, tasks, k_reset)
+        return jax.tree.map(
+            lambda a, b: jnp.where(_expand(nxt.done, b) > 0, a, b).astype(b.dtype), fresh, nxt)
+
+      # The last step's successor is never used: the segment ends there.
+      need = jnp.logical_and(jnp.any(nxt.done > 0), t < length - 1)
+      return jax.lax.cond(need, with_resets, lambda: nxt), tr
+
+    _, traj = jax.lax.scan(body, state0, (jnp.arange(length), step_keys))
+    traj = jax.tree.map(lambda x: jnp.moveaxis(x, 0, 3), traj)  # [T, K, E, length, ...]
+    last_open = 1.0 - traj.terminal[..., -1]
+    return traj.replace(timeout=traj.timeout.at[..., -1].max(last_open))
+
+  return rollout
+
+
+def _expand(mask, like):
+  return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
+
+
+_ROLLOUT_FNS: dict[tuple[int, int, bool], tuple[Any, Any, Callable]] = {}
+
+
+def make_rollout_fn(env: TaskEnv, make_policy: Callable, deterministic: bool = False):
+  """Jitted ``make_batched_rollout``: ``f(params [K], tasks [T], keys [T, K, E])``.
+
+  One jitted function per ``(env, make_policy, deterministic)`` object triple (memoised), so
+  collection chunks and the normalisation rollouts of equal shape share one compiled program.
+  """
+  key = (id(env), id(make_policy), bool(deterministic))
+  hit = _ROLLOUT_FNS.get(key)
+  if hit is not None and hit[0] is env and hit[1] is make_policy:
+    return hit[2]
+  fn = jax.jit(make_batched_rollout(env, make_policy, deterministic))
+  if len(_ROLLOUT_FNS) >= 32:
+    _ROLLOUT_FNS.pop(next(iter(_ROLLOUT_FNS)))
+  _ROLLOUT_FNS[key] = (env, make_policy, fn)  # holds env and policy so their ids stay unique
+  return fn
+
+
+def _segment_keys(key: jax.Array, num_tasks: int, num_snapshots: int, episodes: int):
+  keys = jax.random.split(key, num_tasks * num_snapshots * episodes)
+  return keys.reshape((num_tasks, num_snapshots, episodes) + keys.shape[1:])
+
+
 def rollout_segments(env: TaskEnv, policies: BehaviourPolicies, tasks: Task, key: jax.Array,
                      episodes_per_snapshot: int, deterministic: bool = False) -> Transition:
   """Rolls every snapshot in every task; returns leading axes ``[T, K, E, episode_length]``."""
-  rollout = make_segment_rollout(env, policies.make_policy, deterministic)
+  fn = make_rollout_fn(env, policies.make_policy, deterministic)
   num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
-  k = policies.num_snapshots
-  keys = jax.random.split(key, num_tasks * k * episodes_per_snapshot)
-  keys = keys.reshape((num_tasks, k, episodes_per_snapshot) + keys.shape[1:])
-  over_eps = jax.vmap(rollout, in_axes=(None, None, 0))
-  over_snap = jax.vmap(over_eps, in_axes=(0, None, 0))
-  over_task = jax.vmap(over_snap, in_axes=(None, 0, 0))
-  return jax.jit(over_task)(policies.params, tasks, keys)
+  keys = _segment_keys(key, num_tasks, policies.num_snapshots, episodes_per_snapshot)
+  return fn(policies.params, tasks, keys)
 
 
 def _episode_ids(terminal: np.ndarray, timeout: np.ndarray) -> np.ndarray:
@@ -81,11 +177,107 @@ def _episode_ids(terminal: np.ndarray, timeout: np.ndarray) -> np.ndarray:
   return ids
 
 
+class ChunkCache(Protocol):
+  """Where ``collect_segments`` keeps finished chunks so a killed collection can resume."""
+
+  def get(self, index: int) -> dict[str, np.ndarray] | None:
+    """The arrays of chunk ``index`` saved by an earlier run, or ``None``."""
+
+  def put(self, index: int, arrays: dict[str, np.ndarray]) -> None:
+    """Persists chunk ``index`` (``Transition`` fields, each ``[T, K, chunk, H, ...]``)."""
+
+
+def chunk_layout(episodes_per_snapshot: int, chunk_episodes: int) -> tuple[int, int]:
+  """``(episodes per chunk, number of chunks)``; ``chunk_episodes <= 0`` means one chunk."""
+  if episodes_per_snapshot < 1:
+    raise ValueError(f"episodes_per_snapshot must be >= 1, got {episodes_per_snapshot}")
+  size = episodes_per_snapshot if chunk_episodes <= 0 else min(chunk_episodes,
+                                                               episodes_per_snapshot)
+  return size, -(-episodes_per_snapshot // size)
+
+
+def collect_segments(env: TaskEnv, policies: BehaviourPolicies, tasks: Task, key: jax.Array, *,
+                     episodes_per_snapshot: int, chunk_episodes: int = 0,
+                     cache: ChunkCache | None = None,
+                     progress: Callable[[str], None] | None = None) -> Transition:
+  """``rollout_segments`` in chunks of episodes, gathered into host arrays ``[T, K, E, H, ...]``.
+
+  Every chunk has the same shape (the last one is rolled in full and trimmed), so one program
+  is compiled. Device memory is bounded by one chunk; the host holds the result, allocated once.
+  Chunk ``i`` uses ``fold_in(key, i)``, or ``key`` itself when there is only one chunk (then the
+  result equals ``rollout_segments(..., key, episodes_per_snapshot)``).
+
+  Args:
+    env: the env; policies: the snapshots to roll (all of them); tasks: ``[T]`` tasks.
+    key: collection key.
+    episodes_per_snapshot: E, episodes per (task, snapshot).
+    chunk_episodes: episodes per (task, snapshot) in one jitted call; ``<= 0`` = all at once.
+    cache: optional store of finished chunks (resume after a kill).
+    progress: optional ``progress(message)`` called once per chunk.
+  """
+  size, num_chunks = chunk_layout(episodes_per_snapshot, chunk_episodes)
+  num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
+  k = policies.num_snapshots
+  per_chunk = num_tasks * k * size * env.episode_length
+  fn = None
+  out: dict[str, np.ndarray] | None = None
+  t0 = time.time()
+  t_first = None  # end of the first freshly collected chunk (it includes compilation)
+  fresh = 0
+  for i in range(num_chunks):
+    arrays = cache.get(i) if cache is not None else None
+    reused = arrays is not None
+    if arrays is None:
+      fn = fn or make_rollout_fn(env, policies.make_policy)
+      chunk_key = key if num_chunks == 1 else jax.random.fold_in(key, i)
+      traj = fn(policies.params, tasks, _segment_keys(chunk_key, num_tasks, k, size))
+      arrays = {f: np.asarray(v) for f, v in zip(_FIELDS, _fields(traj))}
+      if cache is not None:
+        cache.put(i, arrays)
+      fresh += 1
+    lo, hi = i * size, min((i + 1) * size, episodes_per_snapshot)
+    if out is None:
+      out = {f: np.empty(a.shape[:2] + (episodes_per_snapshot,) + a.shape[3:], a.dtype)
+             for f, a in arrays.items()}
+    for f, a in arrays.items():
+      out[f][:, :, lo:hi] = a[:, :, :hi - lo]
+    if progress is not None:
+      now = time.time()
+      if fresh == 1 and not reused:
+        t_first = now
+      if fresh > 1 and t_first is not None and now > t_first:
+        rate = (fresh - 1) * per_chunk / (now - t_first)
+        speed = f"{rate:,.0f} transitions/s, ETA {(num_chunks - i - 1) * per_chunk / rate:.0f}s"
+      else:
+        speed = f"{now - t0:.1f}s incl. compilation"
+      if reused:
+        speed = "reused from the work dir"
+      progress(f"collect chunk {i + 1}/{num_chunks} ({100 * (i + 1) / num_chunks:.0f}%): "
+               f"{hi * num_tasks * k * env.episode_length:,} transitions, {speed}")
+  assert out is not None
+  return Transition(**out)
+
+
+_FIELDS = ("obs", "action", "reward", "next_obs", "terminal", "timeout")
+
+
+def _fields(tr: Transition):
+  return tuple(getattr(tr, f) for f in _FIELDS)
+
+
 def build_dataset(env: TaskEnv, policies: BehaviourPolicies, tasks: Task, key: jax.Array, *,
-                  quality: str = "mixed", episodes_per_snapshot: int = 10) -> OfflineDataset:
-  """Collects an ``OfflineDataset`` over ``tasks`` from the snapshots of ``quality``."""
+                  quality: str = "mixed", episodes_per_snapshot: int = 10,
+                  chunk_episodes: int = 0, cache: ChunkCache | None = None,
+                  progress: Callable[[str], None] | None = None) -> OfflineDataset:
+  """Collects an ``OfflineDataset`` over ``tasks`` from the snapshots of ``quality``.
+
+  Each task row holds ``[K_quality, E, H]`` segments flattened in that order. ``chunk_episodes``,
+  ``cache`` and ``progress`` are passed to ``collect_segments``.
+  """
   ids = snapshot_ids(quality, policies.num_snapshots)
-  traj = rollout_segments(env, policies.select(ids), tasks, key, episodes_per_snapshot)
+  traj = collect_segments(env, policies.select(ids), tasks, key,
+                          episodes_per_snapshot=episodes_per_snapshot,
+                          chunk_episodes=chunk_episodes, cache=cache, progress=progress)
   t, k, e, h = traj.reward.shape
   flat = jax.tree.map(lambda x: np.asarray(x).reshape((t, k * e * h) + x.shape[4:]), traj)
   ckpt = np.broadcast_to(np.asarray(ids, np.int32)[None, :, None, None], (t, k, e, h))
@@ -95,11 +287,46 @@ def build_dataset(env: TaskEnv, policies: BehaviourPolicies, tasks: Task, key: j
                         task_params=task_params, segment_length=h)
 
 
+def first_episode_returns(traj: Transition) -> jnp.ndarray:
+  """Return of the first episode of each segment: rewards up to and including its first end.
+
+  This is what evaluation rollouts count (rewards after the first ``done`` are dropped), so
+  it is the right normalisation anchor also for envs that terminate early (hopper, walker, ant).
+  For envs without termination it is the segment's reward sum.
+  """
+  ended = jnp.maximum(traj.terminal, traj.timeout) > 0
+  before = jnp.cumsum(ended, axis=-1) - ended  # ends strictly before each step
+  return jnp.sum(jnp.where(before == 0, traj.reward, 0.0), axis=-1)
+
+
 def snapshot_returns(env: TaskEnv, policies: BehaviourPolicies, tasks: Task, key: jax.Array,
                      episodes: int = 4) -> np.ndarray:
-  """Mean stochastic return ``[K, T]`` of every snapshot in every task (dataset report)."""
+  """Mean stochastic episode return ``[K, T]`` of every snapshot in every task."""
   traj = rollout_segments(env, policies, tasks, key, episodes)
-  return np.asarray(jnp.mean(jnp.sum(traj.reward, axis=-1), axis=-1)).T
+  return np.asarray(jnp.mean(first_episode_returns(traj), axis=-1)).T
+
+
+def episode_returns(reward: np.ndarray, terminal: np.ndarray, timeout: np.ndarray,
+                    episode_id: np.ndarray, checkpoint_id: np.ndarray,
+                    segment_length: int) -> list[tuple[np.ndarray, np.ndarray]]:
+  """Per task row: ``(checkpoint id, return)`` of every *complete* episode in stored data.
+
+  An episode is complete when it ended by a true termination or lasted the whole time limit
+  (``segment_length`` steps). An episode that began after an early termination and was cut
+  by the end of its segment is partial and left out. Host-side; reads memory-mapped arrays
+  one task row at a time.
+  """
+  out = []
+  for t in range(reward.shape[0]):
+    ids = np.asarray(episode_id[t])
+    n = int(ids[-1]) + 1
+    ret = np.bincount(ids, weights=np.asarray(reward[t], np.float64), minlength=n)
+    length = np.bincount(ids, minlength=n)
+    last = np.cumsum(length) - 1
+    first = last - length + 1
+    complete = (np.asarray(terminal[t])[last] > 0) | (length >= segment_length)
+    out.append((np.asarray(checkpoint_id[t])[first][complete], ret[complete]))
+  return out
 
 
 def dataset_summary(dataset: OfflineDataset) -> dict[str, Any]:

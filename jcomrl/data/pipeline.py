@@ -2,19 +2,32 @@
 
 The behaviour snapshots are saved inside the dataset directory (``behaviour/``) so that
 evaluation can roll *other* tasks' behaviour policies in a test task (UNICORN's OOD context).
+
+``generate_and_save`` is resumable. While it runs, its state lives in a work directory
+``<path>.partial/``::
+
+    work.json        the behaviour and collection settings this work dir belongs to
+    behaviour/       the trained snapshots (written atomically as soon as training ends)
+    chunks/*.npz     finished collection chunks (each written atomically)
+
+A killed run started again with the same settings loads the snapshots instead of retraining and
+skips the chunks already collected; with different behaviour settings it refuses (naming the
+differing keys) rather than mixing two configs. Changed collection settings only discard the
+saved chunks. The work directory is removed once the dataset has been written and validated.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from brax.training.acme import running_statistics, specs
-from brax.training.agents.ppo import networks as ppo_networks
 
 from jcomrl import envs
 from jcomrl.data import behaviour, collect
@@ -22,20 +35,38 @@ from jcomrl.data.dataset import DatasetError, OfflineDataset, load_dataset, save
 from jcomrl.envs.base import TaskEnv
 
 BEHAVIOUR_DIR = "behaviour"
+WORK_SUFFIX = ".partial"
+WORK_VERSION = 1
+
+Progress = Callable[[str], None]
+
+
+class ConfigError(ValueError):
+  """A data-generation setting is invalid (names the setting and the accepted values)."""
 
 
 def _path_key(path) -> str:
   return jax.tree_util.keystr(path)
 
 
-def save_behaviour(directory: str, policies: behaviour.BehaviourPolicies, algo: str) -> None:
+def save_behaviour(directory: str, policies: behaviour.BehaviourPolicies,
+                   algo: str | None = None) -> None:
+  """Writes ``snapshots.npz`` + ``behaviour.json`` into ``directory`` (created if needed).
+
+  Args:
+    directory: target directory (normally ``<dataset>/behaviour``).
+    policies: the snapshots.
+    algo: the trainer that made them; defaults to ``policies.algo``.
+  """
+  algo = behaviour.check_algo(algo or policies.algo)
   os.makedirs(directory, exist_ok=True)
   flat = {_path_key(p): np.asarray(x) for p, x in
           jax.tree_util.tree_flatten_with_path(policies.params)[0]}
   np.savez(os.path.join(directory, "snapshots.npz"), **flat)
   with open(os.path.join(directory, "behaviour.json"), "w") as f:
     json.dump({"algo": algo, "hidden_sizes": list(policies.hidden_sizes),
-               "steps": policies.steps.tolist()}, f, indent=1)
+               "normalize_observations": bool(policies.normalize_observations),
+               "steps": np.asarray(policies.steps).tolist()}, f, indent=1)
 
 
 def load_behaviour(dataset_dir: str, env: TaskEnv) -> behaviour.BehaviourPolicies:
@@ -47,61 +78,256 @@ def load_behaviour(dataset_dir: str, env: TaskEnv) -> behaviour.BehaviourPolicie
     arrays = dict(np.load(os.path.join(directory, "snapshots.npz")))
   except (OSError, ValueError) as e:
     raise DatasetError(f"{dataset_dir}: behaviour snapshots missing or unreadable ({e})") from e
-  if info.get("algo") != "ppo":
-    raise DatasetError(f"{dataset_dir}: unsupported behaviour algo {info.get('algo')!r}")
+  algo = info.get("algo")
+  if algo not in behaviour.ALGOS:
+    raise DatasetError(f"{dataset_dir}: unsupported behaviour algo {algo!r} in behaviour.json "
+                       f"(this jcomrl restores {behaviour.ALGOS})")
   hidden = tuple(info["hidden_sizes"])
-  obs_size = env.observation_size + env.task_size
-  nets = ppo_networks.make_ppo_networks(obs_size, env.action_size,
-                                        policy_hidden_layer_sizes=hidden,
-                                        value_hidden_layer_sizes=hidden)
-  template = (running_statistics.init_state(specs.Array((obs_size,), jnp.dtype("float32"))),
-              nets.policy_network.init(jax.random.key(0)))
+  normalize = bool(info.get("normalize_observations", False))
+  make_policy, template = behaviour.policy_template(env, algo, hidden, normalize)
   paths, treedef = jax.tree_util.tree_flatten_with_path(template)
   leaves = []
   for path, leaf in paths:
     key = _path_key(path)
     if key not in arrays or arrays[key].shape[1:] != np.shape(leaf):
       raise DatasetError(f"{dataset_dir}: behaviour snapshot leaf {key} missing or of the wrong "
-                         f"shape for env {env.name!r}")
+                         f"shape for env {env.name!r} ({algo}, hidden sizes {hidden})")
     leaves.append(arrays[key])
   params = jax.tree_util.tree_unflatten(treedef, leaves)
   return behaviour.BehaviourPolicies(params=params, steps=np.asarray(info["steps"]),
-                                     make_policy=ppo_networks.make_inference_fn(nets),
-                                     hidden_sizes=hidden)
+                                     make_policy=make_policy, hidden_sizes=hidden, algo=algo,
+                                     normalize_observations=normalize)
+
+
+def split_behaviour_kwargs(behaviour_kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+  """``(algo, trainer kwargs)`` from a behaviour config; ``algo`` defaults to ``"ppo"``.
+
+  Raises:
+    ConfigError: unknown algo.
+  """
+  kw = dict(behaviour_kwargs)
+  algo = kw.pop("algo", "ppo")
+  if algo not in behaviour.ALGOS:
+    raise ConfigError(f"unknown behaviour algo {algo!r} (config key behaviour.algo); "
+                      f"expected one of {behaviour.ALGOS}")
+  if "hidden_sizes" in kw:
+    kw["hidden_sizes"] = tuple(kw["hidden_sizes"])
+  return algo, kw
+
+
+def episodes_for(env: TaskEnv, quality: str, num_snapshots: int, *,
+                 episodes_per_snapshot: int = 0, transitions_per_task: int = 0) -> int:
+  """Episodes per (task, snapshot) for a size given either way.
+
+  ``transitions_per_task > 0`` wins: the quality's snapshots share that many transitions
+  (rounded up to whole segments), so e.g. ``random`` and ``mixed`` datasets have the same size
+  (UNICORN Table 3). Otherwise ``episodes_per_snapshot`` is used as given.
+  """
+  try:
+    used = len(collect.snapshot_ids(quality, num_snapshots))
+  except ValueError as e:
+    raise ConfigError(str(e)) from e
+  if transitions_per_task > 0:
+    return max(1, math.ceil(transitions_per_task / (used * env.episode_length)))
+  if episodes_per_snapshot > 0:
+    return int(episodes_per_snapshot)
+  raise ConfigError("set transitions_per_task > 0 or episodes_per_snapshot > 0 "
+                    f"(got {transitions_per_task} and {episodes_per_snapshot})")
+
+
+def _jsonable(x):
+  return json.loads(json.dumps(x, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+
+
+class _WorkDir:
+  """The ``<path>.partial`` directory of one resumable ``generate_and_save`` call."""
+
+  def __init__(self, path: str, behaviour_cfg: dict, collection_cfg: dict, progress: Progress):
+    self.path = path
+    self.progress = progress
+    info_file = os.path.join(path, "work.json")
+    want = {"version": WORK_VERSION, "behaviour": _jsonable(behaviour_cfg),
+            "collection": _jsonable(collection_cfg)}
+    if os.path.exists(info_file):
+      try:
+        with open(info_file) as f:
+          have = json.load(f)
+      except (OSError, ValueError) as e:
+        raise DatasetError(f"{path}: unreadable work.json of an interrupted collection ({e}); "
+                           "delete the directory to start afresh") from e
+      if have.get("version") != WORK_VERSION or have.get("behaviour") != want["behaviour"]:
+        diff = _diff(have.get("behaviour", {}), want["behaviour"])
+        raise DatasetError(
+            f"{path} holds an interrupted collection with different behaviour settings "
+            f"({diff}); rerun with the same config to resume it, or delete that directory "
+            "to start afresh")
+      if have.get("collection") != want["collection"]:
+        progress(f"collection settings changed ({_diff(have['collection'], want['collection'])});"
+                 " discarding the saved chunks, keeping the behaviour snapshots")
+        shutil.rmtree(os.path.join(path, "chunks"), ignore_errors=True)
+    os.makedirs(os.path.join(path, "chunks"), exist_ok=True)
+    _atomic_write_json(info_file, want)
+
+  @property
+  def behaviour_path(self) -> str:
+    return os.path.join(self.path, BEHAVIOUR_DIR)
+
+  def save_behaviour(self, policies: behaviour.BehaviourPolicies) -> None:
+    tmp = tempfile.mkdtemp(prefix=".behaviour.tmp-", dir=self.path)
+    try:
+      save_behaviour(tmp, policies)
+      os.rename(tmp, self.behaviour_path)
+    except BaseException:
+      shutil.rmtree(tmp, ignore_errors=True)
+      raise
+
+  def _chunk_file(self, index: int) -> str:
+    return os.path.join(self.path, "chunks", f"{index:05d}.npz")
+
+  def get(self, index: int) -> dict[str, np.ndarray] | None:
+    file = self._chunk_file(index)
+    if not os.path.exists(file):
+      return None
+    try:
+      with np.load(file) as z:
+        return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError):
+      self.progress(f"chunk file {file} is unreadable; collecting that chunk again")
+      return None
+
+  def put(self, index: int, arrays: dict[str, np.ndarray]) -> None:
+    file = self._chunk_file(index)
+    tmp = f"{file}.tmp-{os.getpid()}.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, file)
+
+
+def _diff(a: dict, b: dict) -> str:
+  keys = sorted(set(a) | set(b))
+  parts = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
+  return "; ".join(parts) or "format version"
+
+
+def _atomic_write_json(file: str, obj) -> None:
+  tmp = f"{file}.tmp-{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=1, sort_keys=True)
+  os.replace(tmp, file)
 
 
 def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed: int,
-             episodes_per_snapshot: int, behaviour_kwargs: dict[str, Any],
-             progress=None) -> tuple[OfflineDataset, behaviour.BehaviourPolicies, dict]:
-  """Trains behaviour policies on the train tasks and collects every benchmark task."""
+             behaviour_kwargs: dict[str, Any], episodes_per_snapshot: int = 0,
+             transitions_per_task: int = 0, chunk_episodes: int = 0, return_episodes: int = 4,
+             progress=None, message: Progress | None = None,
+             work_dir: str | None = None) -> tuple[OfflineDataset, behaviour.BehaviourPolicies, dict]:
+  """Trains behaviour policies on the train tasks and collects every benchmark task.
+
+  Args:
+    env_name, env_overrides: the env (``jcomrl.envs.make``).
+    quality: dataset quality preset (``collect.QUALITIES``).
+    seed: behaviour-training and collection seed.
+    behaviour_kwargs: ``{"algo": "ppo" | "sac", "num_snapshots": K, ...trainer kwargs}``.
+    episodes_per_snapshot, transitions_per_task: dataset size (see ``episodes_for``).
+    chunk_episodes: episodes per (task, snapshot) per jitted collection call (0 = one call).
+    return_episodes: episodes per (task, snapshot) for the normalisation anchors.
+    progress: brax ``progress_fn(step, metrics)`` during behaviour training.
+    message: ``message(str)`` for progress lines (resume notices, collection chunks).
+    work_dir: resumable work directory (see the module docstring); ``None`` = keep nothing.
+  Returns:
+    ``(dataset, behaviour policies, meta)``.
+  Raises:
+    ConfigError: invalid algo, quality or size.
+    DatasetError: ``work_dir`` belongs to a run with other behaviour settings.
+  """
+  say = message or (lambda s: None)
+  algo, kw = split_behaviour_kwargs(behaviour_kwargs)
+  if quality not in collect.QUALITIES:
+    raise ConfigError(f"unknown dataset quality {quality!r} (config key quality); "
+                      f"expected one of {collect.QUALITIES}")
   env = envs.make(env_name, **env_overrides)
+  num_snapshots = int(kw.get("num_snapshots", 0))
+  if num_snapshots < 2:
+    raise ConfigError(f"behaviour.num_snapshots must be >= 2, got {num_snapshots}")
+  episodes = episodes_for(env, quality, num_snapshots, episodes_per_snapshot=episodes_per_snapshot,
+                          transitions_per_task=transitions_per_task)
   all_tasks = env.all_benchmark_tasks()
   split = env.benchmark_split()
   train_tasks = jax.tree.map(lambda x: x[np.asarray(split["train"])], all_tasks)
-  kw = dict(behaviour_kwargs)
-  policies = behaviour.train_ppo(env, train_tasks, seed=seed, progress_fn=progress, **kw)
+  behaviour_cfg = {"env": env_name, "env_overrides": env_overrides, "seed": seed, "algo": algo,
+                   **kw}
+  collection_cfg = {"quality": quality, "episodes_per_snapshot": episodes,
+                    "chunk_episodes": chunk_episodes}
+  work = _WorkDir(work_dir, behaviour_cfg, collection_cfg, say) if work_dir else None
+
+  policies = None
+  if work is not None and os.path.isdir(work.behaviour_path):
+    policies = load_behaviour(work.path, env)
+    say(f"resuming: reusing {policies.num_snapshots} {policies.algo} behaviour snapshots "
+        f"(steps {policies.steps.tolist()}) from {work.behaviour_path}")
+  if policies is None:
+    extra = {}
+    if algo == "sac" and work is not None:
+      extra["checkpoint_dir"] = os.path.join(work.path, "sac_checkpoints")
+      shutil.rmtree(extra["checkpoint_dir"], ignore_errors=True)
+    say(f"training {algo} behaviour policies on {len(split['train'])} tasks ...")
+    policies = behaviour.train_behaviour(algo, env, train_tasks, seed=seed, progress_fn=progress,
+                                         **kw, **extra)
+    if work is not None:
+      work.save_behaviour(policies)
+      if "checkpoint_dir" in extra:
+        shutil.rmtree(extra["checkpoint_dir"], ignore_errors=True)
+      say(f"saved behaviour snapshots to {work.behaviour_path}")
+
   key = jax.random.fold_in(jax.random.key(seed), 1)
   data = collect.build_dataset(env, policies, all_tasks, key, quality=quality,
-                               episodes_per_snapshot=episodes_per_snapshot)
+                               episodes_per_snapshot=episodes, chunk_episodes=chunk_episodes,
+                               cache=work, progress=say)
   k_ret = jax.random.fold_in(jax.random.key(seed), 2)
-  returns = collect.snapshot_returns(env, policies, all_tasks, k_ret)  # [K, T]
+  returns = collect.snapshot_returns(env, policies, all_tasks, k_ret, return_episodes)  # [K, T]
   meta = {
       "env": env_name, "env_overrides": env_overrides, "split": split,
       "task_params": np.asarray(data.task_params).tolist(), "quality": quality,
-      "creation": {"seed": seed, "episodes_per_snapshot": episodes_per_snapshot,
-                   "behaviour": {"algo": "ppo", **{k: v for k, v in kw.items()}}},
-      "behaviour_snapshots": {"steps": policies.steps.tolist(),
+      "creation": {"seed": seed, "episodes_per_snapshot": episodes,
+                   "transitions_per_task": transitions_per_task,
+                   "chunk_episodes": chunk_episodes, "return_episodes": return_episodes,
+                   "behaviour": _jsonable({"algo": algo, **kw})},
+      "behaviour_snapshots": {"algo": policies.algo, "steps": policies.steps.tolist(),
                               "mean_return": returns.mean(axis=1).tolist(),
                               "used": collect.snapshot_ids(quality, policies.num_snapshots)},
-      # Normalisation anchors: 0 = random (first) snapshot, 100 = expert (last) snapshot.
+      # Normalisation anchors: 0 = random (first) snapshot, 100 = expert (last) snapshot; mean
+      # stochastic episode return over all tasks (rewards up to the first done).
       "normalisation": {"random": float(returns[0].mean()), "expert": float(returns[-1].mean())},
   }
   return data, policies, meta
 
 
+def work_dir_for(path: str) -> str:
+  """The resumable work directory of a dataset written to ``path``."""
+  return os.path.abspath(path).rstrip(os.sep) + WORK_SUFFIX
+
+
 def generate_and_save(path: str, env_name: str, env_overrides: dict[str, Any], *,
-                      overwrite: bool = False, **kwargs) -> tuple[OfflineDataset, dict]:
-  data, policies, meta = generate(env_name, env_overrides, **kwargs)
-  writer = lambda tmp: save_behaviour(os.path.join(tmp, BEHAVIOUR_DIR), policies, "ppo")
+                      overwrite: bool = False, resume: bool = True,
+                      **kwargs) -> tuple[OfflineDataset, dict]:
+  """``generate`` into ``<path>.partial`` (resumable), then an atomic, validated save to ``path``.
+
+  Args:
+    path: dataset directory to write.
+    env_name, env_overrides: the env.
+    overwrite: replace an existing dataset at ``path`` (checked before any training).
+    resume: use (and keep, while unfinished) the work directory ``<path>.partial``.
+    **kwargs: ``generate`` arguments.
+  Returns:
+    ``load_dataset(path)``: the dataset as read back and validated, and its meta.
+  """
+  if os.path.exists(path) and not overwrite:
+    raise DatasetError(f"{path} already exists; pass overwrite=True (--config.overwrite=True) "
+                       "to replace it")
+  work = work_dir_for(path) if resume else None
+  data, policies, meta = generate(env_name, env_overrides, work_dir=work, **kwargs)
+  writer = lambda tmp: save_behaviour(os.path.join(tmp, BEHAVIOUR_DIR), policies)
   save_dataset(path, data, meta, overwrite=overwrite, extra_writer=writer)
-  return load_dataset(path)
+  loaded = load_dataset(path)
+  if work is not None:
+    shutil.rmtree(work, ignore_errors=True)
+  return loaded
