@@ -19,7 +19,5 @@ def _device_put_replicated(x, devices):
 
 
 def ensure_brax_training_compat() -> None:
-  try:
-    getattr(jax, "device_put_replicated")
-  except AttributeError:
-    setattr(jax, "device_put_replicated", _device_put_replicated)
+  if not hasattr(jax, "device_put_replicated"):
+    jax.device_put_replicated = _device_put_replicated

@@ -57,7 +57,7 @@ def test_vmap_over_tasks_equals_loop(point_env):
   keys = jax.random.split(jax.random.key(3), 10)
   batched = jax.vmap(point_env.step)(jax.vmap(point_env.reset)(keys, tasks), a, tasks)
   for i in range(10):
-    task = jax.tree.map(lambda x: x[i], tasks)
+    task = jax.tree.map(lambda x, i=i: x[i], tasks)
     one = point_env.step(point_env.reset(keys[i], task), a[i], task)
     np.testing.assert_allclose(batched.reward[i], one.reward, rtol=1e-6)
     np.testing.assert_allclose(batched.obs[i], one.obs, rtol=1e-6)

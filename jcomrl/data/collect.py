@@ -39,6 +39,17 @@ def snapshot_ids(quality: str, num_snapshots: int) -> list[int]:
   return table[quality]
 
 
+def step_and_record(env: TaskEnv, state, action, task, reset_key):
+  """One env step recorded as a ``Transition`` with the true ``s'``; the carried state is an
+  explicit reset (``reset_key``) where the episode ended, so no cached auto-reset is ever stored.
+  """
+  nxt = env.step(state, action, task)
+  tr = Transition(obs=state.obs, action=action, reward=nxt.reward, next_obs=nxt.obs,
+                  terminal=nxt.terminal, timeout=nxt.truncation)
+  fresh = env.reset(reset_key, task)
+  return jax.tree.map(lambda a, b: jnp.where(nxt.done > 0, a, b), fresh, nxt), tr
+
+
 def make_segment_rollout(env: TaskEnv, make_policy: Callable, deterministic: bool = False):
   """``rollout(params, task, key) -> Transition [episode_length]`` for one snapshot and task."""
   length = env.episode_length
@@ -52,12 +63,7 @@ def make_segment_rollout(env: TaskEnv, make_policy: Callable, deterministic: boo
     def step(state, k):
       k_act, k_reset = jax.random.split(k)
       action, _ = policy(jnp.concatenate([state.obs, task_vec]), k_act)
-      nxt = env.step(state, action, task)
-      tr = Transition(obs=state.obs, action=action, reward=nxt.reward, next_obs=nxt.obs,
-                      terminal=nxt.terminal, timeout=nxt.truncation)
-      fresh = env.reset(k_reset, task)
-      carry = jax.tree.map(lambda a, b: jnp.where(nxt.done > 0, a, b), fresh, nxt)
-      return carry, tr
+      return step_and_record(env, state, action, task, k_reset)
 
     _, traj = jax.lax.scan(step, state0, jax.random.split(k_steps, length))
     last_open = 1.0 - traj.terminal[-1]

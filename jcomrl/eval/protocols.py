@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jcomrl.algos.learner import Learner
-from jcomrl.data.collect import make_segment_rollout
+from jcomrl.data.collect import make_segment_rollout, step_and_record
 from jcomrl.data.dataset import OfflineDataset
 from jcomrl.data.sampler import sample_context, sample_transitions
 from jcomrl.envs.base import Task, TaskEnv
@@ -281,12 +281,7 @@ def make_collect_segment(env: TaskEnv, act: Callable):
       a_pol = act(params, state.obs, z, k_act, False)
       a_rand = jax.random.uniform(k_rand, (env.action_size,), minval=-1.0, maxval=1.0)
       action = jnp.where(first_step + i < explore_steps, a_rand, a_pol)
-      nxt = env.step(state, action, task)
-      tr = Transition(obs=state.obs, action=action, reward=nxt.reward, next_obs=nxt.obs,
-                      terminal=nxt.terminal, timeout=nxt.truncation)
-      fresh = env.reset(k_reset, task)
-      carry = jax.tree.map(lambda a, b: jnp.where(nxt.done > 0, a, b), fresh, nxt)
-      return carry, tr
+      return step_and_record(env, state, action, task, k_reset)
 
     _, traj = jax.lax.scan(step, state0, (jnp.arange(length), jax.random.split(k_steps, length)))
     return traj
