@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from experiments import common
 
@@ -116,6 +116,7 @@ def define_flags() -> None:
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # orbax logs every restore (run status) at INFO
   algos, envs = split_list(FLAGS.algos), split_list(FLAGS.envs)
   protocols = common.parse_protocols(FLAGS.protocols)
   missing = [a for a in algos if not os.path.exists(config_file(a))]
