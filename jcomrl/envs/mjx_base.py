@@ -124,6 +124,24 @@ def make_split(kind: str, num_tasks: int, num_test: int) -> dict[str, list[int]]
   raise ValueError(f"unknown split kind {kind!r}")
 
 
+# rand_param_envs' four randomised quantities, and the FOCAL / CSRO lineage variants that the
+# hopper and walker families share (same ranges, splits, seeds, observation clipping and
+# termination; reference/comrl-algorithms.md §3.1 and §3.3).
+ALL_RAND_PARAMS = ("body_mass", "body_inertia", "dof_damping", "geom_friction")
+RAND_PARAM_LINEAGE_VARIANTS: dict[str, dict] = {
+    "focal": {
+        "rand_params": ALL_RAND_PARAMS, "log_scale_range": (-3.0, 3.0), "num_tasks": 50,
+        "num_test_tasks": 10, "split": "first_last", "task_seed": 1337, "obs_mode": "clipped",
+        "alive_bonus": 1.0, "termination": "rand_param",
+    },
+    "csro": {
+        "rand_params": ALL_RAND_PARAMS, "log_scale_range": (-3.0, 3.0), "num_tasks": 40,
+        "num_test_tasks": 10, "split": "evenly_spaced", "task_seed": 1234,
+        "obs_mode": "clipped", "alive_bonus": 1.0, "termination": "rand_param",
+    },
+}
+
+
 def resolve_variant(variants: dict[str, dict], variant: str, **given) -> dict[str, Any]:
   """Fills the ``None`` entries of ``given`` from the named variant's defaults."""
   if variant not in variants:

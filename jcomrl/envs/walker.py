@@ -26,9 +26,9 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
-from jcomrl.envs.mjx_base import PlanarParamEnv, resolve_variant
+from jcomrl.envs.mjx_base import (RAND_PARAM_LINEAGE_VARIANTS, PlanarParamEnv,
+                                   resolve_variant)
 
-_ALL = ("body_mass", "body_inertia", "dof_damping", "geom_friction")
 
 
 class WalkerParam(PlanarParamEnv):
@@ -41,16 +41,7 @@ class WalkerParam(PlanarParamEnv):
           "num_tasks": 40, "num_test_tasks": 20, "split": "interleaved", "task_seed": 1337,
           "obs_mode": "full", "alive_bonus": 1.0, "termination": "low_height",
       },
-      "focal": {
-          "rand_params": _ALL, "log_scale_range": (-3.0, 3.0), "num_tasks": 50,
-          "num_test_tasks": 10, "split": "first_last", "task_seed": 1337, "obs_mode": "clipped",
-          "alive_bonus": 1.0, "termination": "rand_param",
-      },
-      "csro": {
-          "rand_params": _ALL, "log_scale_range": (-3.0, 3.0), "num_tasks": 40,
-          "num_test_tasks": 10, "split": "evenly_spaced", "task_seed": 1234,
-          "obs_mode": "clipped", "alive_bonus": 1.0, "termination": "rand_param",
-      },
+      **RAND_PARAM_LINEAGE_VARIANTS,
   }
 
 
