@@ -89,10 +89,17 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_dir,
   good = run_training(learner, data, hp, meta["split"]["train"], num_steps=10, **kw)
   # reward_scale = inf makes every Bellman target infinite: the critic loss is inf/NaN at once.
   bad_hp = HParams.create(**dict(cfg["hparams"], reward_scale=math.inf))
-  with pytest.raises(NonFiniteLossError, match=r"non-finite .*critic/loss.* at step 20 \(in the "
-                                               r"chunk of steps 11-20\); the last good "
+  # The chunk is steps 11-20; the error names its first update, where the loss went bad.
+  with pytest.raises(NonFiniteLossError, match=r"non-finite .*critic/loss.* at step 11 \(seed "
+                                               r"index 0\); the last good "
                                                r"checkpoint is kept in .* \(step 10\)"):
     run_training(learner, data, bad_hp, meta["split"]["train"], num_steps=40, **kw)
+  # An infinite actor step size (the last group stepped in an update) leaves update 11's losses
+  # finite but breaks the policy: the first bad loss is update 12's critic target, mid-chunk
+  # (hparams are traced: no recompile).
+  lr_hp = HParams.create(**dict(cfg["hparams"], actor_lr=math.inf))
+  with pytest.raises(NonFiniteLossError, match=r"critic/loss.* at step 12 \(seed index 0\)"):
+    run_training(learner, data, lr_hp, meta["split"]["train"], num_steps=40, **kw)
   assert checkpoint.steps(checkpoint_dir(workdir)) == [10]
   abstract = learner.init(jax.random.split(jax.random.key(0), 1))
   restored, _ = checkpoint.restore(checkpoint_dir(workdir), abstract)

@@ -40,6 +40,10 @@ from jcomrl.nets.actor_critic import (
 )
 from jcomrl.types import Transition
 
+# Metric key of ``train_chunk``: per seed, the index in the chunk of the first update with a
+# non-finite metric, or -1 (the other metrics are chunk means).
+FIRST_NONFINITE = "health/first_nonfinite_update"
+
 _OPT_GROUPS = ("encoder", "actor", "critic", "dual", "log_alpha", "pretrain")
 
 
@@ -95,7 +99,8 @@ class Learner:
     cfg: the static configuration.
     init: ``init(keys [S]) -> TrainState`` with a leading seed axis, sharded over the devices
       when there are several (``seed_sharding``); ``train_chunk`` keeps that placement.
-    train_chunk: ``(state, dataset, hparams [S], task_pool) -> (state, metrics [S])``; the first
+    train_chunk: ``(state, dataset, hparams [S], task_pool) -> (state, metrics [S])``, metrics
+      being chunk means plus ``FIRST_NONFINITE``; the first
       ``cfg.pretrain_steps`` updates of a run (CORRO's CVAE) use a separate compiled stage.
     encode: ``encode(params, context, task_params) -> z`` for one seed (vmappable; stochastic
       encoders give their mean code).
@@ -309,7 +314,10 @@ def make_learner(cfg: LearnerConfig) -> Learner:
     def chunk(state, data, hp, task_pool):
       state, metrics = jax.lax.scan(lambda s, _: step_fn(s, data, hp, task_pool), state, None,
                                     length=cfg.steps_per_chunk)
-      return state, jax.tree.map(jnp.mean, metrics)
+      # FIRST_NONFINITE lets a diverging run name its exact update, not only its chunk.
+      bad = ~jnp.all(jnp.stack([jnp.isfinite(v) for v in jax.tree.leaves(metrics)]), axis=0)
+      first = jnp.where(jnp.any(bad), jnp.argmax(bad), -1).astype(jnp.int32)
+      return state, {**jax.tree.map(jnp.mean, metrics), FIRST_NONFINITE: first}
 
     return jax.vmap(chunk, in_axes=(0, None, 0, None))
 

@@ -21,7 +21,7 @@ from absl import logging
 
 from jcomrl import checkpoint
 from jcomrl.algos.config import HParams
-from jcomrl.algos.learner import Learner, broadcast_hparams, seed_keys
+from jcomrl.algos.learner import FIRST_NONFINITE, Learner, broadcast_hparams, seed_keys
 from jcomrl.data.dataset import OfflineDataset
 from jcomrl.logging import MetricsWriter
 
@@ -109,12 +109,16 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
       state, metrics = learner.train_chunk(state, data, hps, pool)
       step += chunk
       metrics = jax.device_get(metrics)
+      first = np.asarray(metrics.pop(FIRST_NONFINITE, np.full(num_seeds, -1)))
       bad = sorted((k for k, v in metrics.items() if not np.all(np.isfinite(v))),
                    key=lambda k: (not k.endswith("loss"), k))  # loss terms first
-      if bad:
+      if bad or (first >= 0).any():
+        hit = np.flatnonzero(first >= 0)
+        where = (f"at step {step - chunk + 1 + int(first[hit].min())} (seed index "
+                 f"{', '.join(str(int(i)) for i in hit[first[hit] == first[hit].min()])})"
+                 if hit.size else f"in the chunk of steps {step - chunk + 1}-{step}")
         raise NonFiniteLossError(
-            f"non-finite {', '.join(bad)} at step {step} (in the chunk of steps "
-            f"{step - chunk + 1}-{step}); the last good checkpoint is kept in {ckpt} "
+            f"non-finite {', '.join(bad)} {where}; the last good checkpoint is kept in {ckpt} "
             f"(step {checkpoint.latest_step(ckpt)})")
       rate = (step - done0) / max(time.time() - t0, 1e-9)
       metrics["time/updates_per_s"] = rate
