@@ -122,36 +122,41 @@ def main():
   print(f"{'preset':18s} {'seeds':>5s} {'upd/s/seed':>11s} {'aggregate':>10s} "
         f"{'x ref/seed':>10s} {'x ref agg':>9s} {'1st call s':>10s} {'GFLOP/upd':>9s} "
         f"{'GFLOP/s':>8s}")
+  slug = kind.lower().replace(" ", "_")
+  out = args.out or os.path.join(os.path.dirname(__file__), "results",
+                                 f"learner_throughput_{slug}.json")
+  os.makedirs(os.path.dirname(out), exist_ok=True)
+  old = []
+  if args.merge and os.path.exists(out):
+    with open(out) as f:
+      old = json.load(f).get("results", [])
+
+  def save():  # after every row, so a run stopped by a time limit keeps what it measured
+    done = {(r["preset"], r["seeds"]) for r in results}
+    payload = {"benchmark": "learner_throughput", "device_kind": kind,
+               "platform": device.platform, "num_devices": len(jax.devices()),
+               "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
+               "jax": jax.__version__, "python": platform.python_version(),
+               "date": datetime.datetime.now().isoformat(timespec="seconds"),
+               "scale": {"meta_batch": 16, "rl_batch": 256, "context": 200, "obs": OBS,
+                         "action": ACT},
+               "reference_updates_per_s": REFERENCE_UPDATES_PER_S,
+               "results": [r for r in old if (r["preset"], r["seeds"]) not in done] + results}
+    tmp = out + ".tmp"
+    with open(tmp, "w") as f:
+      json.dump(payload, f, indent=1)
+    os.replace(tmp, out)
+
   for row in args.presets.split(","):
     for s in [int(x) for x in args.seeds.split(",")]:
       r = measure(row, s, args.chunk, args.repeats, data)
       results.append(r)
+      save()
       print(f"{row:18s} {s:5d} {r['updates_per_s_per_seed']:11.2f} "
             f"{r['updates_per_s_aggregate']:10.2f} {r['speedup_per_seed_vs_reference']:10.1f} "
             f"{r['speedup_aggregate_vs_reference']:9.1f} {r['first_call_s']:10.1f} "
             f"{(r['xla_flops_per_update'] or float('nan')) / 1e9:9.2f} "
             f"{r['achieved_gflops'] or float('nan'):8.1f}", flush=True)
-  slug = kind.lower().replace(" ", "_")
-  out = args.out or os.path.join(os.path.dirname(__file__), "results",
-                                 f"learner_throughput_{slug}.json")
-  os.makedirs(os.path.dirname(out), exist_ok=True)
-  if args.merge and os.path.exists(out):
-    with open(out) as f:
-      old = json.load(f).get("results", [])
-    done = {(r["preset"], r["seeds"]) for r in results}
-    results = [r for r in old if (r["preset"], r["seeds"]) not in done] + results
-  payload = {"benchmark": "learner_throughput", "device_kind": kind,
-             "platform": device.platform, "num_devices": len(jax.devices()),
-             "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
-             "jax": jax.__version__, "python": platform.python_version(),
-             "date": datetime.datetime.now().isoformat(timespec="seconds"),
-             "scale": {"meta_batch": 16, "rl_batch": 256, "context": 200, "obs": OBS,
-                       "action": ACT},
-             "reference_updates_per_s": REFERENCE_UPDATES_PER_S, "results": results}
-  tmp = out + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(payload, f, indent=1)
-  os.replace(tmp, out)
   print(f"wrote {out}")
 
 

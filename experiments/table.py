@@ -133,7 +133,7 @@ def build_tables(data: dict, protocols: list[str], metric: str) -> dict:
 
   what = "return" if metric == "return" else "normalised score (0 random, 100 expert)"
   seeds = sorted({n for (_, _, n) in stats.values()})
-  caption = (f"Average test {what} on held-out tasks, mean ± std over {'/'.join(map(str, seeds))} "
+  caption = (f"Average test {what} on held-out tasks, mean ± std over {'/'.join(map(str, seeds)) or 'no'} "
              f"seeds ({', '.join(PROTOCOL_NAMES.get(p, p) for p in protocols)} contexts).")
   head = ["Algorithm"] + [f"{ENV_NAMES.get(e, e)} {PROTOCOL_NAMES.get(p, p)}" for e, p in cols]
   md = [caption, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# GPU measurements for issues 4 (dataset build time, expert returns), 6 (learner throughput) and
+# 7 (a cheetah-vel sweep row), sized to fit the device tool's 10-minute calls.
+#
+# Here (once per session, on the machine with pip access):
+#   benchmarks/fetch_gpu_wheels.sh            # mujoco, mjx, brax, ... wheels into .whl/ (~22 MB)
+# Then one device call per phase group, carrying .whl (each call stops itself before BUDGET_S):
+#   run(command="benchmarks/gpu_session.sh check learner", carry=[".whl"])
+#   run(command="benchmarks/gpu_session.sh collect datasets", carry=[".whl"])
+#   run(command="benchmarks/gpu_session.sh datasets sweep", carry=[".whl"])   # resumes datasets
+# and copy what comes back ($OUT: *_<device>.json, gpu_session.log, sweep_table.tgz) into
+# benchmarks/results/. A warm machine keeps data/ and .jax_cache/ between calls, so killed
+# dataset builds resume and compiled programs are reused; a fresh machine starts over.
+#
+# Phases:
+#   check     nvidia-smi, jax devices, the library's shape/equivalence tests on the GPU
+#   learner   benchmarks.learner_throughput (PRESETS, SEEDS, CHUNK), rows merged across calls
+#   collect   benchmarks.collect_throughput at GPU sizes (COLLECT_ENVS)
+#   datasets  benchmarks.dataset_build: full default datasets (DATA_ENVS) under data/full
+#   sweep     SWEEP_ALGOS x SWEEP_ENV (cheetah_vel), SWEEP_SEEDS seeds vmapped, SWEEP_STEPS updates, + table
+set -u
+cd "$(dirname "$0")/.." || exit 1
+start=$SECONDS
+budget=${BUDGET_S:-560}
+left() { echo $((budget - (SECONDS - start))); }
+PY=${PY:-python3}
+log=${OUT:-/tmp}/gpu_session.log
+
+if ls .whl/*.whl >/dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD
+fi
+export JAX_COMPILATION_CACHE_DIR=$PWD/.jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.5
+export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
+
+bring_back() {  # the device tool returns at most 8 files from $OUT
+  [ -n "${OUT:-}" ] || return 0
+  for f in benchmarks/results/*.json; do
+    case "$f" in *_cpu.json) ;; *) cp "$f" "$OUT"/ ;; esac
+  done
+  [ -d runs/gpu_sweep/table ] && tar czf "$OUT"/sweep_table.tgz -C runs/gpu_sweep table
+  return 0
+}
+trap bring_back EXIT
+
+step() {  # step NAME CMD...: runs CMD with the time left (minus a margin for copying back)
+  local name=$1; shift
+  local t=$(($(left) - 20))
+  if [ "$t" -le 30 ]; then echo "== $name: skipped, ${t}s left" | tee -a "$log"; return 0; fi
+  echo "== $name ($t s left): $*" | tee -a "$log"
+  timeout "$t" "$@" 2>&1 | tee -a "$log"
+  echo "== $name: exit ${PIPESTATUS[0]} after $((SECONDS - start)) s" | tee -a "$log"
+}
+
+for phase in "$@"; do
+  case "$phase" in
+    check)
+      step nvidia-smi nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+      step jax $PY -c "import jax, brax, mujoco; from mujoco import mjx; print(jax.devices(), jax.__version__, brax.__version__, mujoco.__version__)"
+      step tests $PY -m pytest -q -x tests/test_algos.py \
+        -k "hand_computed or vmapped or two_vmapped_seeds or without_nan"
+      ;;
+    learner)
+      step learner $PY -m benchmarks.learner_throughput --merge --chunk="${CHUNK:-100}" \
+        --repeats=3 --seeds="${SEEDS:-1,4,16,64}" \
+        --presets="${PRESETS:-unicorn_ss+dual3,unicorn_ss,focal,csro,corro,unicorn_sup,supervised,oracle}"
+      ;;
+    collect)
+      step collect $PY -m benchmarks.collect_throughput \
+        --envs="${COLLECT_ENVS:-point_robot,cheetah_vel,cheetah_dir,ant_dir,hopper_param,walker_param}" \
+        --train_envs=2048 --train_batch=512 --minibatches=32 --unroll=20 \
+        --train_steps_per_epoch=4 --episodes=25 --sac_envs=cheetah_vel
+      ;;
+    datasets)
+      step datasets $PY -m benchmarks.dataset_build --data_root=data/full \
+        --envs="${DATA_ENVS:-cheetah_vel,cheetah_dir,ant_dir,hopper_param,walker_param}"
+      ;;
+    sweep)
+      step sweep $PY -m experiments.sweep --algos="${SWEEP_ALGOS:-focal csro unicorn_ss unicorn_sup}" \
+        --envs="${SWEEP_ENV:-cheetah_vel}" --seeds="${SWEEP_SEEDS:-6}" --runs_root=runs/gpu_sweep \
+        --dataset='data/full/{env}' --set="num_steps=${SWEEP_STEPS:-20000}"
+      step table $PY -m experiments.table --runs_root=runs/gpu_sweep --out=runs/gpu_sweep/table \
+        --protocols=iid,ood
+      ;;
+    *) echo "unknown phase $phase (check learner collect datasets sweep)"; exit 2 ;;
+  esac
+done
