@@ -13,6 +13,7 @@ killed collection, and a progress line per chunk.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -72,57 +73,58 @@ def make_segment_rollout(env: TaskEnv, make_policy: Callable, deterministic: boo
   return rollout
 
 
-_ROLLOUT_FNS: dict[tuple[int, int, bool], tuple[Any, Any, Callable]] = {}
-
-
 def make_batched_rollout(env: TaskEnv, make_policy: Callable, deterministic: bool = False):
   """``f(params [K], tasks [T], keys [T, K, E]) -> Transition [T, K, E, episode_length]``.
 
   The same random streams and results as ``vmap``-ing ``make_segment_rollout`` over
-  ``[T, K, E]``, but the time loop runs over the whole batch, so the explicit reset after an
-  early termination is computed (``lax.cond``) only at steps where some episode of the batch has
-  terminated, not at every step as a vmapped per-episode select would. Envs that never
-  terminate early (cheetah) skip resets entirely.
+  ``[T, K, E]`` (results up to float32 rounding: XLA may round a reduction differently for
+  another batch layout, and MJX's chaotic dynamics amplify that), but the time loop runs over
+  the whole batch, so the explicit reset after an early termination is computed (``lax.cond``)
+  only at steps where some episode of the batch has terminated, not at every step as a vmapped
+  per-episode select would. Envs that never terminate early (cheetah) skip resets entirely.
+
+  The env is stepped and reset under one ``vmap`` over the flattened ``B = T * K * E`` batch
+  (each task repeated ``K * E`` times), not under three nested ones: XLA's CPU backend runs the
+  MJX step up to ~3x slower when a vmapped axis has size 1 (``E = 1`` or ``K = 1``), and one
+  flat axis never has that problem. Only the policy keeps the ``[T, K, E]`` nesting, which
+  shares each snapshot's weights across its ``T * E`` episodes.
   """
   length = env.episode_length
 
-  def over_batch(f, params_axis):
-    """vmap ``f(params, task, *xs)`` over E (xs), K (params, xs) and T (tasks, xs)."""
-    e = jax.vmap(f, in_axes=(None, None, 0))
-    k = jax.vmap(e, in_axes=(params_axis, None, 0))
-    return jax.vmap(k, in_axes=(None, 0, 0))
-
-  def init(params, task, key):
-    del params
-    k_reset, k_steps = jax.random.split(key)
-    return env.reset(k_reset, task), jax.random.split(k_steps, length)
-
-  def act(params, task, state_and_key):
-    state, key = state_and_key
-    k_act, k_reset = jax.random.split(key)
+  def act(params, task, obs_and_key):
+    obs, key = obs_and_key
     policy = make_policy(params, deterministic)
-    action, _ = policy(jnp.concatenate([state.obs, env.task_vector(task)]), k_act)
-    nxt = env.step(state, action, task)
-    tr = Transition(obs=state.obs, action=action, reward=nxt.reward, next_obs=nxt.obs,
-                    terminal=nxt.terminal, timeout=nxt.truncation)
-    return nxt, tr, k_reset
+    action, _ = policy(jnp.concatenate([obs, env.task_vector(task)]), key)
+    return action
 
-  def reset(params, task, key):
-    del params
-    return env.reset(key, task)
-
-  v_init, v_act, v_reset = over_batch(init, None), over_batch(act, 0), over_batch(reset, None)
+  e_act = jax.vmap(act, in_axes=(None, None, 0))
+  v_act = jax.vmap(jax.vmap(e_act, in_axes=(0, None, 0)), in_axes=(None, 0, 0))  # [T, K, E]
+  v_split = jax.vmap(jax.random.split)
+  v_reset, v_step = jax.vmap(env.reset), jax.vmap(env.step)  # flat [B]
 
   def rollout(params, tasks, keys):
-    state0, step_keys = v_init(params, tasks, keys)  # step_keys [T, K, E, length, ...]
-    step_keys = jnp.moveaxis(step_keys, 3, 0)
+    lead = keys.shape[:3]
+    n = math.prod(lead)
+    flat_tasks = jax.tree.map(lambda x: jnp.repeat(x, n // lead[0], axis=0), tasks)
+    k0 = v_split(keys.reshape((n,) + keys.shape[3:]))
+    k_reset, k_steps = k0[:, 0], k0[:, 1]
+    state0 = v_reset(k_reset, flat_tasks)
+    step_keys = jnp.moveaxis(jax.vmap(lambda k: jax.random.split(k, length))(k_steps), 1, 0)
 
     def body(state, xs):
       t, key = xs
-      nxt, tr, k_reset = v_act(params, tasks, (state, key))
+      ks = v_split(key)
+      k_act, k_reset = ks[:, 0], ks[:, 1]
+      nested = (state.obs.reshape(lead + state.obs.shape[1:]),
+                k_act.reshape(lead + k_act.shape[1:]))
+      action = v_act(params, tasks, nested)
+      action = action.reshape((n,) + action.shape[3:])
+      nxt = v_step(state, action, flat_tasks)
+      tr = Transition(obs=state.obs, action=action, reward=nxt.reward, next_obs=nxt.obs,
+                      terminal=nxt.terminal, timeout=nxt.truncation)
 
       def with_resets():
-        fresh = v_reset(params, tasks, k_reset)
+        fresh = v_reset(k_reset, flat_tasks)
         return jax.tree.map(
             lambda a, b: jnp.where(_expand(nxt.done, b) > 0, a, b).astype(b.dtype), fresh, nxt)
 
@@ -130,8 +132,9 @@ def make_batched_rollout(env: TaskEnv, make_policy: Callable, deterministic: boo
       need = jnp.logical_and(jnp.any(nxt.done > 0), t < length - 1)
       return jax.lax.cond(need, with_resets, lambda: nxt), tr
 
-    _, traj = jax.lax.scan(body, state0, (jnp.arange(length), step_keys))
-    traj = jax.tree.map(lambda x: jnp.moveaxis(x, 0, 3), traj)  # [T, K, E, length, ...]
+    _, traj = jax.lax.scan(body, state0, (jnp.arange(length), step_keys))  # [length, B, ...]
+    traj = jax.tree.map(lambda x: jnp.moveaxis(x.reshape((length,) + lead + x.shape[2:]), 0, 3),
+                        traj)  # [T, K, E, length, ...]
     last_open = 1.0 - traj.terminal[..., -1]
     return traj.replace(timeout=traj.timeout.at[..., -1].max(last_open))
 
