@@ -343,24 +343,25 @@ def test_inspect_data_reports_and_plots(synthetic_dir, tmp_path):
                              rtol=1e-5)
 
 
-def test_tiny_hopper_param_dataset_generates_from_its_config(tmp_path, no_brax_eval):
-  """The ``tiny_hopper_param`` data config builds a real MJX dataset end to end on a CPU (brax
-  PPO behaviour snapshots, collection in all 40 tasks, anchors), and it loads and validates.
-  (Mostly compile time: about a minute or two on 2 cores with a cold compilation cache.)"""
-  c = data_config.get_config("tiny_hopper_param")
-  c.out = str(tmp_path / "hop")
+@pytest.mark.parametrize("name", ["hopper_param", "cheetah_vel"])
+def test_tiny_mjx_dataset_generates_from_its_config(tmp_path, no_brax_eval, name):
+  """The ``tiny_<env>`` data config builds a real MJX dataset end to end on a CPU (brax PPO
+  behaviour snapshots, collection in all 40 tasks, anchors), and it loads and validates.
+  (Mostly compile time: one to two minutes per env on 2 cores with a cold compilation cache.)"""
+  c = data_config.get_config(f"tiny_{name}")
+  c.out = str(tmp_path / name)
   lines = []
   data, meta = collect_cli.generate(c, progress=lines.append)
   assert lines[-1].startswith(f"wrote {c.out}: 40 tasks x 600 transitions")
-  loaded, meta2 = load_dataset(c.out, expect_env="hopper_param")
+  loaded, meta2 = load_dataset(c.out, expect_env=name)
   assert meta2 == meta and loaded.num_tasks == 40 and loaded.num_transitions == 600
-  env = envs.make("hopper_param")
+  env = envs.make(name)
   assert loaded.transitions.obs.shape == (40, 600, env.observation_size)
   assert loaded.transitions.action.shape == (40, 600, env.action_size)
   np.testing.assert_array_equal(np.unique(loaded.checkpoint_id), [0, 1, 2])
   for leaf in jax.tree.leaves(loaded.transitions):
     assert np.isfinite(leaf).all()
-  # UNICORN's hopper never terminates: every 200-step segment ends in a timeout, nothing else.
+  # UNICORN's hopper and cheetah never terminate: each 200-step segment ends in a timeout.
   tr = loaded.transitions
   assert tr.terminal.sum() == 0
   np.testing.assert_array_equal(np.flatnonzero(tr.timeout[0]), [199, 399, 599])
