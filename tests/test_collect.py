@@ -141,6 +141,10 @@ def test_unknown_behaviour_algo_is_a_clear_error(tmp_path, point_env):
                                episodes_per_snapshot=1, behaviour_kwargs={"algo": "td3",
                                                                           "num_snapshots": 3})
   assert not os.path.exists(out) and not os.path.exists(pipeline.work_dir_for(out))
+  with pytest.raises(pipeline.ConfigError, match="unknown behaviour_tasks 'test'"):
+    pipeline.generate_and_save(out, "point_robot", {}, quality="mixed", seed=0,
+                               episodes_per_snapshot=1, behaviour_tasks="test",
+                               behaviour_kwargs={"algo": "ppo", "num_snapshots": 3})
   with pytest.raises(ValueError, match="unknown behaviour algo"):
     behaviour.train_behaviour("td3", point_env, _train_tasks(point_env), seed=0)
   # A stored dataset whose behaviour.json names an unknown algo.
@@ -157,11 +161,12 @@ class _Killed(Exception):
   pass
 
 
-def test_killed_collection_resumes_without_retraining(tmp_path, monkeypatch, tiny_ppo):
+def test_killed_collection_resumes_without_retraining(tmp_path, monkeypatch, tiny_ppo,
+                                                      point_env):
   calls = []
 
   def fake_train(env, tasks, **kw):
-    calls.append(kw)
+    calls.append(np.asarray(tasks["goal"]))
     return tiny_ppo
 
   monkeypatch.setattr(behaviour, "train_ppo", fake_train)
@@ -177,7 +182,9 @@ def test_killed_collection_resumes_without_retraining(tmp_path, monkeypatch, tin
 
   with pytest.raises(_Killed):
     pipeline.generate_and_save(out, "point_robot", {}, message=kill_after_first_chunk, **kwargs)
+  # The behaviour trains in every benchmark task (train and test), as the papers' per-task agents.
   assert len(calls) == 1
+  np.testing.assert_array_equal(calls[0], point_env.all_benchmark_tasks()["goal"])
   assert not os.path.exists(out)
   assert os.path.exists(os.path.join(work, "behaviour", "snapshots.npz"))
   assert sorted(os.listdir(os.path.join(work, "chunks"))) == ["00000.npz"]
@@ -186,6 +193,8 @@ def test_killed_collection_resumes_without_retraining(tmp_path, monkeypatch, tin
   other = dict(kwargs, seed=1)
   with pytest.raises(DatasetError, match=r"different behaviour settings \(seed: 0 -> 1"):
     pipeline.generate_and_save(out, "point_robot", {}, **other)
+  with pytest.raises(DatasetError, match=r"behaviour_tasks: 'all' -> 'train'"):
+    pipeline.generate_and_save(out, "point_robot", {}, behaviour_tasks="train", **kwargs)
   assert os.path.isdir(work)
 
   def no_training(*a, **k):

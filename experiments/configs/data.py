@@ -18,6 +18,8 @@ Layout::
     behaviour.algo          "ppo" | "sac": which brax trainer; its settings are in
     behaviour.ppo / .sac    that trainer's kwargs (num_timesteps, num_envs, hidden_sizes, ...)
     behaviour.num_snapshots K snapshots kept (untrained first)
+    behaviour_tasks         "all" (default; every benchmark task, as the papers' per-task
+                            behaviour agents) | "train" (training tasks only)
 
 Per-task sizes of the MuJoCo variants follow UNICORN Table 7 (cheetah 2e5, ant 1e5, hopper 3e5,
 walker 4.5e5 transitions per task). Their behaviour budgets are sized for one GPU (PPO with a few
@@ -108,6 +110,7 @@ def get_config(variant: str = "point_robot"):
   c.episodes_per_snapshot = episodes
   c.chunk_episodes = chunk
   c.return_episodes = ret_eps
+  c.behaviour_tasks = "all"
   c.behaviour = config_dict.ConfigDict()
   c.behaviour.algo = "sac" if variant == "tiny_sac" else "ppo"
   c.behaviour.num_snapshots = beh["num_snapshots"]

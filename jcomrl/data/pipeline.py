@@ -37,6 +37,8 @@ from jcomrl.envs.base import TaskEnv
 BEHAVIOUR_DIR = "behaviour"
 WORK_SUFFIX = ".partial"
 WORK_VERSION = 1
+# Which tasks the behaviour policy trains on (see ``generate``).
+BEHAVIOUR_TASKS = ("all", "train")
 
 Progress = Callable[[str], None]
 
@@ -135,6 +137,10 @@ def episodes_for(env: TaskEnv, quality: str, num_snapshots: int, *,
                     f"(got {transitions_per_task} and {episodes_per_snapshot})")
 
 
+def _num_tasks(tasks) -> int:
+  return int(jax.tree.leaves(tasks)[0].shape[0])
+
+
 def _jsonable(x):
   return json.loads(json.dumps(x, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
 
@@ -218,9 +224,10 @@ def _atomic_write_json(file: str, obj) -> None:
 def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed: int,
              behaviour_kwargs: dict[str, Any], episodes_per_snapshot: int = 0,
              transitions_per_task: int = 0, chunk_episodes: int = 0, return_episodes: int = 4,
-             progress=None, message: Progress | None = None,
-             work_dir: str | None = None) -> tuple[OfflineDataset, behaviour.BehaviourPolicies, dict]:
-  """Trains behaviour policies on the train tasks and collects every benchmark task.
+             progress=None, message: Progress | None = None, work_dir: str | None = None,
+             behaviour_tasks: str = "all",
+             ) -> tuple[OfflineDataset, behaviour.BehaviourPolicies, dict]:
+  """Trains behaviour policies and collects every benchmark task.
 
   Args:
     env_name, env_overrides: the env (``jcomrl.envs.make``).
@@ -233,6 +240,11 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
     progress: brax ``progress_fn(step, metrics)`` during behaviour training.
     message: ``message(str)`` for progress lines (resume notices, collection chunks).
     work_dir: resumable work directory (see the module docstring); ``None`` = keep nothing.
+    behaviour_tasks: the tasks the behaviour episodes draw from. ``"all"`` (default): all
+      benchmark tasks, train and test, as in the papers, where every task's data (test tasks'
+      too: their IID contexts) comes from a behaviour policy trained in that task (FOCAL, CSRO,
+      CORRO, UNICORN: one SAC agent per task). ``"train"``: the training tasks only, so the
+      test tasks' data come from a policy that never saw them.
   Returns:
     ``(dataset, behaviour policies, meta)``.
   Raises:
@@ -252,9 +264,14 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
                           transitions_per_task=transitions_per_task)
   all_tasks = env.all_benchmark_tasks()
   split = env.benchmark_split()
-  train_tasks = jax.tree.map(lambda x: x[np.asarray(split["train"])], all_tasks)
+  if behaviour_tasks not in BEHAVIOUR_TASKS:
+    raise ConfigError(f"unknown behaviour_tasks {behaviour_tasks!r} (config key "
+                      f"behaviour_tasks); expected one of {BEHAVIOUR_TASKS}")
+  beh_rows = (np.arange(_num_tasks(all_tasks)) if behaviour_tasks == "all"
+              else np.asarray(split["train"]))
+  beh_tasks = jax.tree.map(lambda x: x[beh_rows], all_tasks)
   behaviour_cfg = {"env": env_name, "env_overrides": env_overrides, "seed": seed, "algo": algo,
-                   **kw}
+                   "behaviour_tasks": behaviour_tasks, **kw}
   collection_cfg = {"quality": quality, "episodes_per_snapshot": episodes,
                     "chunk_episodes": chunk_episodes}
   work = _WorkDir(work_dir, behaviour_cfg, collection_cfg, say) if work_dir else None
@@ -269,8 +286,8 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
     if algo == "sac" and work is not None:
       extra["checkpoint_dir"] = os.path.join(work.path, "sac_checkpoints")
       shutil.rmtree(extra["checkpoint_dir"], ignore_errors=True)
-    say(f"training {algo} behaviour policies on {len(split['train'])} tasks ...")
-    policies = behaviour.train_behaviour(algo, env, train_tasks, seed=seed, progress_fn=progress,
+    say(f"training {algo} behaviour policies on {len(beh_rows)} tasks ({behaviour_tasks}) ...")
+    policies = behaviour.train_behaviour(algo, env, beh_tasks, seed=seed, progress_fn=progress,
                                          **kw, **extra)
     if work is not None:
       work.save_behaviour(policies)
@@ -290,7 +307,8 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
       "creation": {"seed": seed, "episodes_per_snapshot": episodes,
                    "transitions_per_task": transitions_per_task,
                    "chunk_episodes": chunk_episodes, "return_episodes": return_episodes,
-                   "behaviour": _jsonable({"algo": algo, **kw})},
+                   "behaviour": _jsonable({"algo": algo, **kw}),
+                   "behaviour_tasks": behaviour_tasks},
       "behaviour_snapshots": {"algo": policies.algo, "steps": policies.steps.tolist(),
                               "mean_return": returns.mean(axis=1).tolist(),
                               "used": collect.snapshot_ids(quality, policies.num_snapshots)},
