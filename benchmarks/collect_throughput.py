@@ -20,9 +20,17 @@ the whole run stays around 10 minutes on 2 cores; on a GPU pass larger sizes, e.
   python -m benchmarks.collect_throughput --envs=point_robot,cheetah_vel
   python -m benchmarks.collect_throughput --returns             # also: random/expert returns
 
+The CPU anchors in ``behaviour_returns_cpu.json`` came from (about 65 min on 2 cores)::
+
+  python -m benchmarks.collect_throughput --skip_throughput --returns \
+      --returns_envs=hopper_param,walker_param,cheetah_vel,cheetah_dir,point_robot,sparse_point_robot \
+      --returns_steps_per_env=hopper_param=1200000,walker_param=1000000
+  python -m benchmarks.collect_throughput --skip_throughput --returns --returns_envs=ant_dir \
+      --returns_algo=sac --returns_steps=400000
+
 Writes ``benchmarks/results/collect_throughput_<device>.json``; with ``--returns`` it also trains
-each env's behaviour policy for ``--returns_steps`` env steps (point robots: their full data
-config) and writes the random- and expert-snapshot mean returns to
+each env's behaviour policy (``--returns_algo``) for ``--returns_steps`` env steps (point robots:
+their full data config) and writes the random- and expert-snapshot mean returns to
 ``benchmarks/results/behaviour_returns_<device>.json`` (the normalisation anchors later issues
 use until GPU runs of the full configs replace them).
 """
@@ -55,11 +63,6 @@ def _device() -> tuple[str, str]:
   d = jax.devices()[0]
   kind = d.device_kind
   return kind, re.sub(r"[^a-z0-9]+", "_", kind.lower()).strip("_")
-
-
-def _train_tasks(env):
-  ids = np.asarray(env.benchmark_split()["train"])
-  return jax.tree.map(lambda x: x[ids], env.all_benchmark_tasks())
 
 
 HIDDEN = (64, 64)
@@ -116,7 +119,7 @@ def bench_training(env, algo: str, args) -> dict:
     kw = {"num_envs": args.train_envs, "batch_size": 256, "grad_updates_per_step": 8,
           "num_eval_envs": 4, "hidden_sizes": (64, 64)}
   behaviour.train_behaviour(
-      algo, env, _train_tasks(env), num_timesteps=timesteps, num_snapshots=args.epochs + 1,
+      algo, env, env.all_benchmark_tasks(), num_timesteps=timesteps, num_snapshots=args.epochs + 1,
       seed=0, progress_fn=lambda step, m: sps.append(float(m.get("training/sps", np.nan))),
       **kw)
   total = time.perf_counter() - t0
@@ -146,26 +149,63 @@ def full_config_estimate(name: str, collect_rate: float, train_rate: float | Non
           "total_s": None if train_s is None else round(train_s + collect_s, 1)}
 
 
+# The CPU budget of the MuJoCo ``--returns`` runs: small-batch brax PPO (32 envs, 4 minibatches
+# of 32 x 20 steps, 4 passes), 400k env steps, about 8 minutes per env on 2 cores; enough for the
+# last snapshot to beat the untrained one in every task, not for a converged expert.
+RETURNS_PPO = {"num_envs": 32, "batch_size": 32, "num_minibatches": 4, "unroll_length": 20,
+               "num_updates_per_batch": 4, "learning_rate": 3e-4, "entropy_cost": 1e-3,
+               "discounting": 0.97, "normalize_observations": True, "run_evals": False,
+               "hidden_sizes": HIDDEN}
+# The SAC alternative (``--returns_algo=sac``): update-to-data ratio 1 (16 envs x 16 gradient
+# steps per training step), more sample-efficient than PPO per env step, slower per step on a CPU.
+RETURNS_SAC = {"num_envs": 16, "batch_size": 256, "grad_updates_per_step": 16,
+               "learning_rate": 3e-4, "discounting": 0.99, "normalize_observations": True,
+               "min_replay_size": 4096, "max_replay_size": 1_000_000, "num_eval_envs": 16,
+               "hidden_sizes": (128, 128)}
+RETURNS_SNAPSHOTS = 4
+
+
+def _returns_steps(name: str, args) -> int:
+  """``--returns_steps``, or this env's entry of ``--returns_steps_per_env``."""
+  for item in filter(None, args.returns_steps_per_env.split(",")):
+    env_name, _, steps = item.partition("=")
+    if env_name not in ENV_NAMES or not steps.isdigit():
+      raise ValueError(f"--returns_steps_per_env: expected <env>=<steps> with env one of "
+                       f"{ENV_NAMES}, got {item!r}")
+    if env_name == name:
+      return int(steps)
+  return args.returns_steps
+
+
 def behaviour_returns(name: str, args) -> dict:
-  """Trains the env's behaviour policy (point robots: their full data config; MuJoCo: the
-  throughput run's PPO settings for ``--returns_steps``) and rolls the first and last snapshot
-  in all tasks: mean stochastic episode return (rewards up to the first done)."""
+  """Trains the env's behaviour policy (point robots: their full data config; MuJoCo:
+  ``RETURNS_PPO`` or ``RETURNS_SAC`` for ``--returns_steps``) and rolls the first and last
+  snapshot in all tasks: mean stochastic episode return (rewards up to the first done)."""
   env = envs.make(name)
   episodes = args.returns_episodes
   t0 = time.perf_counter()
+  algo = "ppo"
   if name in ("point_robot", "sparse_point_robot"):
     c = data_config.get_config(name)
     kw = dict(c.behaviour.ppo.to_dict(), num_snapshots=c.behaviour.num_snapshots)
     budget = f"full '{name}' data config (brax PPO, {kw['num_timesteps']:,} env steps)"
+  elif args.returns_algo == "sac":
+    algo, steps = "sac", _returns_steps(name, args)
+    kw = dict(RETURNS_SAC, num_timesteps=steps, num_snapshots=RETURNS_SNAPSHOTS)
+    budget = (f"CPU budget: brax SAC, {steps:,} env steps, {kw['num_envs']} envs x "
+              f"{kw['grad_updates_per_step']} updates of batch {kw['batch_size']} per step, "
+              f"lr {kw['learning_rate']}, discount {kw['discounting']}, "
+              f"hidden {list(kw['hidden_sizes'])}")
   else:
-    epochs = max(1, args.returns_steps // _ppo_epoch_steps(args))
-    kw = dict(_ppo_kwargs(args), num_timesteps=epochs * _ppo_epoch_steps(args),
-              num_snapshots=epochs + 1)
-    budget = (f"CPU short run: brax PPO, {kw['num_timesteps']:,} env steps, "
-              f"{args.train_envs} envs, batch {args.train_batch} x {args.minibatches} "
-              f"minibatches x unroll {args.unroll}, lr 3e-4")
+    steps = _returns_steps(name, args)
+    kw = dict(RETURNS_PPO, num_timesteps=steps, num_snapshots=RETURNS_SNAPSHOTS)
+    budget = (f"CPU budget: brax PPO, {steps:,} env steps, "
+              f"{kw['num_envs']} envs, {kw['num_minibatches']} minibatches of "
+              f"{kw['batch_size']} x unroll {kw['unroll_length']}, "
+              f"{kw['num_updates_per_batch']} passes, lr {kw['learning_rate']}, "
+              f"hidden {list(kw['hidden_sizes'])}")
   kw["hidden_sizes"] = tuple(kw["hidden_sizes"])
-  pol = behaviour.train_behaviour("ppo", env, _train_tasks(env), seed=0, **kw)
+  pol = behaviour.train_behaviour(algo, env, env.all_benchmark_tasks(), seed=0, **kw)
   train_s = time.perf_counter() - t0
   ends = pol.select([0, pol.num_snapshots - 1])
   ret = collect.snapshot_returns(env, ends, env.all_benchmark_tasks(), jax.random.key(2),
@@ -175,6 +215,9 @@ def behaviour_returns(name: str, args) -> dict:
           "random_per_task_std": round(float(ret[0].std()), 3),
           "expert_per_task_std": round(float(ret[1].std()), 3),
           "tasks_expert_better": int((ret[1] > ret[0]).sum()), "num_tasks": int(ret.shape[1]),
+          "worst_task_margin": round(float((ret[1] - ret[0]).min()), 3),
+          "per_task": {"random": [round(float(x), 2) for x in ret[0]],
+                       "expert": [round(float(x), 2) for x in ret[1]]},
           "episodes_per_task": episodes, "wall_s": round(time.perf_counter() - t0, 1),
           "train_s": round(train_s, 1)}
 
@@ -241,11 +284,14 @@ def main():
   p.add_argument("--collection_note", default="collection rows re-measured")
   p.add_argument("--returns", action="store_true", help="also record random/expert returns")
   p.add_argument("--returns_envs", default=",".join(ENV_NAMES))
-  p.add_argument("--returns_steps", type=int, default=40_960,
+  p.add_argument("--returns_steps", type=int, default=400_000,
                  help="behaviour env steps per MuJoCo env for --returns")
-  p.add_argument("--returns_episodes", type=int, default=1,
-                 help="episodes per task and snapshot (= --episodes reuses the collection "
-                      "benchmark's compiled rollout)")
+  p.add_argument("--returns_steps_per_env", default="",
+                 help="per-env overrides of --returns_steps: ant_dir=1600000,hopper_param=...")
+  p.add_argument("--returns_algo", choices=("ppo", "sac"), default="ppo",
+                 help="behaviour trainer of the MuJoCo --returns runs")
+  p.add_argument("--returns_episodes", type=int, default=2,
+                 help="episodes per task and snapshot")
   args = p.parse_args()
   kind, tag = _device()
   load0 = os.getloadavg()
@@ -303,9 +349,12 @@ def main():
             f"{r['wall_s']:.0f}s)", flush=True)
     note = ("Mean stochastic episode return (rewards up to the first done) over all 40 "
             f"benchmark tasks x {args.returns_episodes} episodes of the first (untrained = "
-            "'random') and last ('expert') behaviour snapshot. Budgets are what this CPU "
-            "allowed (see 'budget' per env); the MuJoCo experts are far from trained. GPU runs "
-            "of the full data configs will replace these anchors.")
+            "'random') and last ('expert') behaviour snapshot, trained in all 40 tasks (the "
+            "data pipeline's default behaviour_tasks='all'); tasks_expert_better counts the "
+            "tasks where the expert's mean beats the random one's. Budgets are what this "
+            "device allowed (see 'budget' per env): on a CPU the MuJoCo experts are partly "
+            "trained, not converged; the full data configs' anchors (benchmarks.dataset_build "
+            "on a GPU) replace them.")
     _write(os.path.join(RESULTS, f"behaviour_returns_{tag}.json"),
            {"meta": _meta(kind, note, load0), "results": rows})
     print(f"wrote {os.path.join(RESULTS, f'behaviour_returns_{tag}.json')}")
