@@ -137,10 +137,6 @@ def episodes_for(env: TaskEnv, quality: str, num_snapshots: int, *,
                     f"(got {transitions_per_task} and {episodes_per_snapshot})")
 
 
-def _num_tasks(tasks) -> int:
-  return int(jax.tree.leaves(tasks)[0].shape[0])
-
-
 def _jsonable(x):
   return json.loads(json.dumps(x, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
 
@@ -267,9 +263,9 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
   if behaviour_tasks not in BEHAVIOUR_TASKS:
     raise ConfigError(f"unknown behaviour_tasks {behaviour_tasks!r} (config key "
                       f"behaviour_tasks); expected one of {BEHAVIOUR_TASKS}")
-  beh_rows = (np.arange(_num_tasks(all_tasks)) if behaviour_tasks == "all"
-              else np.asarray(split["train"]))
-  beh_tasks = jax.tree.map(lambda x: x[beh_rows], all_tasks)
+  beh_tasks = (all_tasks if behaviour_tasks == "all"
+               else jax.tree.map(lambda x: x[np.asarray(split["train"])], all_tasks))
+  num_beh = int(jax.tree.leaves(beh_tasks)[0].shape[0])
   behaviour_cfg = {"env": env_name, "env_overrides": env_overrides, "seed": seed, "algo": algo,
                    "behaviour_tasks": behaviour_tasks, **kw}
   collection_cfg = {"quality": quality, "episodes_per_snapshot": episodes,
@@ -286,7 +282,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
     if algo == "sac" and work is not None:
       extra["checkpoint_dir"] = os.path.join(work.path, "sac_checkpoints")
       shutil.rmtree(extra["checkpoint_dir"], ignore_errors=True)
-    say(f"training {algo} behaviour policies on {len(beh_rows)} tasks ({behaviour_tasks}) ...")
+    say(f"training {algo} behaviour policies on {num_beh} tasks ({behaviour_tasks}) ...")
     policies = behaviour.train_behaviour(algo, env, beh_tasks, seed=seed, progress_fn=progress,
                                          **kw, **extra)
     if work is not None:
