@@ -175,6 +175,7 @@ def test_ood_and_task_ood_protocol_results(behaviour_data, focal, point_env):
                            behaviour=beh)
   r = np.asarray(ood["ood"]["returns"])
   assert r.shape == (SEEDS, 10, (beh.num_snapshots - 1) * 40)  # trained snapshots only
+  assert ood["ood"]["snapshots"] == list(range(1, beh.num_snapshots))
   # Score = mean over policies of the mean over test tasks (per seed, then over seeds).
   np.testing.assert_allclose(ood["score"]["seed_means"], r.mean(axis=1).mean(axis=1))
   norm = meta["normalisation"]
