@@ -102,8 +102,8 @@ class Learner:
     train_chunk: ``(state, dataset, hparams [S], task_pool) -> (state, metrics [S])``, metrics
       being chunk means plus ``FIRST_NONFINITE``; the first
       ``cfg.pretrain_steps`` updates of a run (CORRO's CVAE) use a separate compiled stage.
-    encode: ``encode(params, context, task_params) -> z`` for one seed (vmappable; stochastic
-      encoders give their mean code).
+    encode: ``encode(params, context, task_params, key=None) -> z`` for one seed (vmappable;
+      stochastic encoders give their mean code without a key, a sampled code with one).
     act: ``act(params, obs, z, key, deterministic) -> action`` for one seed (vmappable).
     update: the un-jitted single-seed update ``(state, dataset, hparams, task_pool)``.
     per_task_losses: the backbone losses of one task (tests).
@@ -345,8 +345,8 @@ def make_learner(cfg: LearnerConfig) -> Learner:
       return jnp.tanh(mean)
     return tanh_gaussian_sample(key, mean, log_std)[0]
 
-  def encode_params(params, context, task_params):
-    return rep.encode(params["encoder"], context, task_params)
+  def encode_params(params, context, task_params, key=None):
+    return rep.encode(params["encoder"], context, task_params, key)
 
   return Learner(cfg=cfg, init=init, train_chunk=train_chunk, encode=encode_params, act=act,
                  update=update, per_task_losses=per_task_losses,

@@ -4,7 +4,9 @@
 device, stochastic actions by default. Within a segment an episode that terminates early is
 followed by an *explicit* reset (never brax's cached-state auto-reset), so ``next_obs`` is always
 the true successor and ``terminal``/``timeout`` are exact; the last step of a segment that did not
-terminate is marked ``timeout``.
+terminate is marked ``timeout``. The stored ``(terminal, timeout)`` follow the env variant's
+``end_convention`` (``TaskEnv.stored_flags``): under ``"no_terminal"`` (UNICORN/CORRO lineage,
+CORRO ``learner.py:474,484``) an early end is stored as a ``timeout`` with terminal 0.
 
 Large datasets are collected in chunks of episodes (``collect_segments``): one compiled program,
 device memory bounded by a chunk, optional per-chunk persistence (``ChunkCache``) for resuming a
@@ -45,8 +47,9 @@ def step_and_record(env: TaskEnv, state, action, task, reset_key):
   explicit reset (``reset_key``) where the episode ended, so no cached auto-reset is ever stored.
   """
   nxt = env.step(state, action, task)
+  terminal, timeout = env.stored_flags(nxt)
   tr = Transition(obs=state.obs, action=action, reward=nxt.reward, next_obs=nxt.obs,
-                  terminal=nxt.terminal, timeout=nxt.truncation)
+                  terminal=terminal, timeout=timeout)
   fresh = env.reset(reset_key, task)
   return jax.tree.map(lambda a, b: jnp.where(nxt.done > 0, a, b), fresh, nxt), tr
 
@@ -73,8 +76,12 @@ def make_segment_rollout(env: TaskEnv, make_policy: Callable, deterministic: boo
   return rollout
 
 
-def make_batched_rollout(env: TaskEnv, make_policy: Callable, deterministic: bool = False):
+def make_batched_rollout(env: TaskEnv, make_policy: Callable, deterministic: bool = False,
+                         reset_after_done: bool = True):
   """``f(params [K], tasks [T], keys [T, K, E]) -> Transition [T, K, E, episode_length]``.
+
+  ``reset_after_done=False`` never resets: an episode that ended early is stepped on to the end
+  of the segment (the evaluation episode of the ``"no_terminal"`` convention).
 
   The same random streams and results as ``vmap``-ing ``make_segment_rollout`` over
   ``[T, K, E]`` (results up to float32 rounding: XLA may round a reduction differently for
@@ -120,14 +127,17 @@ def make_batched_rollout(env: TaskEnv, make_policy: Callable, deterministic: boo
       action = v_act(params, tasks, nested)
       action = action.reshape((n,) + action.shape[3:])
       nxt = v_step(state, action, flat_tasks)
+      terminal, timeout = env.stored_flags(nxt)
       tr = Transition(obs=state.obs, action=action, reward=nxt.reward, next_obs=nxt.obs,
-                      terminal=nxt.terminal, timeout=nxt.truncation)
+                      terminal=terminal, timeout=timeout)
 
       def with_resets():
         fresh = v_reset(k_reset, flat_tasks)
         return jax.tree.map(
             lambda a, b: jnp.where(_expand(nxt.done, b) > 0, a, b).astype(b.dtype), fresh, nxt)
 
+      if not reset_after_done:
+        return nxt, tr
       # The last step's successor is never used: the segment ends there.
       need = jnp.logical_and(jnp.any(nxt.done > 0), t < length - 1)
       return jax.lax.cond(need, with_resets, lambda: nxt), tr
@@ -145,20 +155,21 @@ def _expand(mask, like):
   return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
 
 
-_ROLLOUT_FNS: dict[tuple[int, int, bool], tuple[Any, Any, Callable]] = {}
+_ROLLOUT_FNS: dict[tuple[int, int, bool, bool], tuple[Any, Any, Callable]] = {}
 
 
-def make_rollout_fn(env: TaskEnv, make_policy: Callable, deterministic: bool = False):
+def make_rollout_fn(env: TaskEnv, make_policy: Callable, deterministic: bool = False,
+                    reset_after_done: bool = True):
   """Jitted ``make_batched_rollout``: ``f(params [K], tasks [T], keys [T, K, E])``.
 
-  One jitted function per ``(env, make_policy, deterministic)`` object triple (memoised), so
+  One jitted function per ``(env, make_policy, deterministic, reset_after_done)`` (memoised), so
   collection chunks and the normalisation rollouts of equal shape share one compiled program.
   """
-  key = (id(env), id(make_policy), bool(deterministic))
+  key = (id(env), id(make_policy), bool(deterministic), bool(reset_after_done))
   hit = _ROLLOUT_FNS.get(key)
   if hit is not None and hit[0] is env and hit[1] is make_policy:
     return hit[2]
-  fn = jax.jit(make_batched_rollout(env, make_policy, deterministic))
+  fn = jax.jit(make_batched_rollout(env, make_policy, deterministic, reset_after_done))
   if len(_ROLLOUT_FNS) >= 32:
     _ROLLOUT_FNS.pop(next(iter(_ROLLOUT_FNS)))
   _ROLLOUT_FNS[key] = (env, make_policy, fn)  # holds env and policy so their ids stay unique
@@ -171,9 +182,10 @@ def _segment_keys(key: jax.Array, num_tasks: int, num_snapshots: int, episodes: 
 
 
 def rollout_segments(env: TaskEnv, policies: BehaviourPolicies, tasks: Task, key: jax.Array,
-                     episodes_per_snapshot: int, deterministic: bool = False) -> Transition:
+                     episodes_per_snapshot: int, deterministic: bool = False,
+                     reset_after_done: bool = True) -> Transition:
   """Rolls every snapshot in every task; returns leading axes ``[T, K, E, episode_length]``."""
-  fn = make_rollout_fn(env, policies.make_policy, deterministic)
+  fn = make_rollout_fn(env, policies.make_policy, deterministic, reset_after_done)
   num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
   keys = _segment_keys(key, num_tasks, policies.num_snapshots, episodes_per_snapshot)
   return fn(policies.params, tasks, keys)
@@ -299,8 +311,9 @@ def build_dataset(env: TaskEnv, policies: BehaviourPolicies, tasks: Task, key: j
 def first_episode_returns(traj: Transition) -> jnp.ndarray:
   """Return of the first episode of each segment: rewards up to and including its first end.
 
-  This is what evaluation rollouts count (rewards after the first ``done`` are dropped), so
-  it is the right normalisation anchor also for envs that terminate early (hopper, walker, ant).
+  This is what evaluation rollouts count under the ``"true_terminal"`` convention (rewards after
+  the first ``done`` are dropped), so it is the right normalisation anchor also for envs that
+  terminate early (hopper, walker, ant); ``snapshot_returns`` handles ``"no_terminal"``.
   For envs without termination it is the segment's reward sum.
   """
   ended = jnp.maximum(traj.terminal, traj.timeout) > 0
@@ -310,7 +323,15 @@ def first_episode_returns(traj: Transition) -> jnp.ndarray:
 
 def snapshot_returns(env: TaskEnv, policies: BehaviourPolicies, tasks: Task, key: jax.Array,
                      episodes: int = 4) -> np.ndarray:
-  """Mean stochastic episode return ``[K, T]`` of every snapshot in every task."""
+  """Mean stochastic episode return ``[K, T]`` of every snapshot in every task.
+
+  Counted as evaluation episodes count (``jcomrl.eval.rollout``): up to the first end under the
+  ``"true_terminal"`` convention, all ``episode_length`` rewards without a reset under
+  ``"no_terminal"``.
+  """
+  if env.end_convention == "no_terminal":
+    traj = rollout_segments(env, policies, tasks, key, episodes, reset_after_done=False)
+    return np.asarray(jnp.mean(jnp.sum(traj.reward, axis=-1), axis=-1)).T
   traj = rollout_segments(env, policies, tasks, key, episodes)
   return np.asarray(jnp.mean(first_episode_returns(traj), axis=-1)).T
 
@@ -320,10 +341,11 @@ def episode_returns(reward: np.ndarray, terminal: np.ndarray, timeout: np.ndarra
                     segment_length: int) -> list[tuple[np.ndarray, np.ndarray]]:
   """Per task row: ``(checkpoint id, return)`` of every *complete* episode in stored data.
 
-  An episode is complete when it ended by a true termination or lasted the whole time limit
-  (``segment_length`` steps). An episode that began after an early termination and was cut
-  by the end of its segment is partial and left out. Host-side; reads memory-mapped arrays
-  one task row at a time.
+  An episode is complete when it ended by a true termination, lasted the whole time limit
+  (``segment_length`` steps), or ended early inside its segment (a fall stored as a timeout
+  under the ``"no_terminal"`` convention). An episode that began after an early end and was
+  cut by the end of its segment is partial and left out. Host-side; reads memory-mapped
+  arrays one task row at a time.
   """
   out = []
   for t in range(reward.shape[0]):
@@ -333,7 +355,10 @@ def episode_returns(reward: np.ndarray, terminal: np.ndarray, timeout: np.ndarra
     length = np.bincount(ids, minlength=n)
     last = np.cumsum(length) - 1
     first = last - length + 1
-    complete = (np.asarray(terminal[t])[last] > 0) | (length >= segment_length)
+    # An early end inside a segment stored as a timeout ("no_terminal" convention) is complete
+    # too; a timeout at a segment's last step may be the cut, so only a full length counts there.
+    early_end = (np.asarray(timeout[t])[last] > 0) & ((last + 1) % segment_length != 0)
+    complete = (np.asarray(terminal[t])[last] > 0) | (length >= segment_length) | early_end
     out.append((np.asarray(checkpoint_id[t])[first][complete], ret[complete]))
   return out
 

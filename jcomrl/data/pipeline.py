@@ -268,8 +268,10 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
   num_beh = int(jax.tree.leaves(beh_tasks)[0].shape[0])
   behaviour_cfg = {"env": env_name, "env_overrides": env_overrides, "seed": seed, "algo": algo,
                    "behaviour_tasks": behaviour_tasks, **kw}
+  # The stored terminal flags depend on the env variant's episode-end convention: part of the
+  # resume key, so chunks collected under another convention are never reused.
   collection_cfg = {"quality": quality, "episodes_per_snapshot": episodes,
-                    "chunk_episodes": chunk_episodes}
+                    "chunk_episodes": chunk_episodes, "end_convention": env.end_convention}
   work = _WorkDir(work_dir, behaviour_cfg, collection_cfg, say) if work_dir else None
 
   policies = None
@@ -300,6 +302,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
   meta = {
       "env": env_name, "env_overrides": env_overrides, "split": split,
       "task_params": np.asarray(data.task_params).tolist(), "quality": quality,
+      "end_convention": env.end_convention,
       "creation": {"seed": seed, "episodes_per_snapshot": episodes,
                    "transitions_per_task": transitions_per_task,
                    "chunk_episodes": chunk_episodes, "return_episodes": return_episodes,
@@ -309,7 +312,8 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
                               "mean_return": returns.mean(axis=1).tolist(),
                               "used": collect.snapshot_ids(quality, policies.num_snapshots)},
       # Normalisation anchors: 0 = random (first) snapshot, 100 = expert (last) snapshot; mean
-      # stochastic episode return over all tasks (rewards up to the first done).
+      # stochastic episode return over all tasks, counted as evaluation counts (rewards up to
+      # the first done, or all steps under the env's "no_terminal" end convention).
       "normalisation": {"random": float(returns[0].mean()), "expert": float(returns[-1].mean())},
   }
   return data, policies, meta

@@ -17,6 +17,15 @@ Conventions:
     termination flag is ``terminal = done * (1 - truncation)``. ``obs`` after a done step is the
     real final observation: envs never auto-reset (see jax-rl-codebases.md on brax auto-reset).
   * Stepping a state that is already done is allowed and keeps counting; callers reset.
+  * ``TaskEnv.end_convention`` says what an early end (a fall) means downstream, per env variant:
+    ``"true_terminal"`` (FOCAL/CSRO lineage, the default): the stored ``terminal`` is the true
+    termination flag (bootstrapping stops there) and an evaluation episode counts rewards up to
+    and including its first ``done``. ``"no_terminal"`` (UNICORN/CORRO lineage): the stored
+    ``terminal`` is always 0 (an early end is stored as an episode boundary, ``timeout = 1``, so
+    the learner bootstraps through it) and an evaluation episode sums all ``episode_length``
+    rewards, stepping on past an early end without a reset. The env's own ``EnvState.done`` /
+    ``terminal`` are the same under both conventions (behaviour training and collection
+    resets use them).
 """
 
 from __future__ import annotations
@@ -29,6 +38,15 @@ import jax.numpy as jnp
 from flax import struct
 
 Task = Any  # a pytree of arrays; a batch of tasks has a leading axis on every leaf.
+
+END_CONVENTIONS = ("true_terminal", "no_terminal")
+
+
+def check_end_convention(value: str) -> str:
+  """Returns ``value`` if it is one of ``END_CONVENTIONS``; raises a one-line ``ValueError``."""
+  if value not in END_CONVENTIONS:
+    raise ValueError(f"end_convention must be one of {END_CONVENTIONS}, got {value!r}")
+  return value
 
 
 @struct.dataclass
@@ -62,6 +80,8 @@ class TaskEnv(abc.ABC):
   """A family of MDPs indexed by a task pytree. Subclasses are pure and vmappable."""
 
   name: str = "task_env"
+  # See the module docstring; variants of the UNICORN/CORRO lineage override it.
+  end_convention: str = "true_terminal"
 
   @property
   @abc.abstractmethod
@@ -105,6 +125,16 @@ class TaskEnv(abc.ABC):
         f"environment {self.name!r} ({type(self).__name__}) defines no out-of-distribution tasks "
         "(TaskEnv.ood_tasks); the task_ood protocol is available for point_robot, "
         "sparse_point_robot, cheetah_vel and ant_dir trained on an arc")
+
+  def stored_flags(self, state: EnvState) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """``(terminal, timeout)`` stored for the transition that produced ``state``.
+
+    ``"true_terminal"``: the true termination and the time-limit truncation. ``"no_terminal"``:
+    terminal 0 and every end (fall or time limit) a ``timeout`` episode boundary.
+    """
+    if self.end_convention == "no_terminal":
+      return jnp.zeros_like(state.done), state.done
+    return state.terminal, state.truncation
 
   def benchmark_tasks(self) -> tuple[Task, Task]:
     """The deterministic default benchmark: ``(train_tasks, test_tasks)``."""

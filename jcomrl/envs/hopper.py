@@ -10,11 +10,15 @@ Reward: ``v_x + alive_bonus - 1e-3 ||a||^2`` with ``v_x = (qpos_after[0] - qpos_
 
   * ``variant="unicorn"`` (default, CORRO/UNICORN): alive bonus 0, no termination (only the
     200-step limit), obs = ``qpos ⊕ qvel`` (12-d); 40 tasks from ``RandomState(1337)``, split
-    interleaved (train even ids, test odd ids).
+    interleaved (train even ids, test odd ids). Episode ends: ``end_convention="no_terminal"``
+    (stored terminal always 0, evaluation sums all 200 rewards; see :mod:`jcomrl.envs.base`):
+    UNICORN ``environments/mujoco/rand_param_envs/hopper_rand_params.py:37`` (``done = False``),
+    CORRO ``learner.py:474,484`` (stored terminal = ``is_goal_state``, 0 on MuJoCo).
   * ``"focal"``: alive bonus 1, terminates unless the state is finite, ``|s[2:]| < 100``, height
     > 0.7 and ``|angle| < 0.2`` (``s = qpos ⊕ qvel``); obs = ``qpos[1:] ⊕ clip(qvel, -10, 10)``
-    (11-d); 50 tasks, first 40 train / last 10 test.
-  * ``"csro"``: as ``"focal"`` with 40 tasks from ``RandomState(1234)``, evenly spaced 30/10 split.
+    (11-d); 50 tasks, first 40 train / last 10 test. ``end_convention="true_terminal"``.
+  * ``"csro"``: as ``"focal"`` with 40 tasks from ``RandomState(1234)``, evenly spaced 30/10 split;
+    ``"true_terminal"`` (CSRO ``rlkit/samplers/util.py:273`` stops an episode at ``done``).
   OOD tasks: ``log_scale_range=(lo, hi)`` (exponent range, default (-3, 3)).
 """
 
@@ -24,6 +28,7 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
+from jcomrl.envs.base import check_end_convention
 from jcomrl.envs.mjx_base import (ALL_RAND_PARAMS, RAND_PARAM_LINEAGE_VARIANTS, PlanarParamEnv,
                                    resolve_variant)
 
@@ -37,20 +42,24 @@ class HopperParam(PlanarParamEnv):
       "unicorn": {
           "rand_params": ALL_RAND_PARAMS, "log_scale_range": (-3.0, 3.0), "num_tasks": 40,
           "num_test_tasks": 20, "split": "interleaved", "task_seed": 1337, "obs_mode": "full",
-          "alive_bonus": 0.0, "termination": "none",
+          "alive_bonus": 0.0, "termination": "none", "end_convention": "no_terminal",
       },
-      **RAND_PARAM_LINEAGE_VARIANTS,
+      **{name: {**cfg, "end_convention": "true_terminal"}
+         for name, cfg in RAND_PARAM_LINEAGE_VARIANTS.items()},
   }
 
 
   def __init__(self, variant: str = "unicorn", rand_params=None, log_scale_range=None,
                num_tasks=None, num_test_tasks=None, split=None, task_seed=None, obs_mode=None,
-               alive_bonus=None, termination=None, ctrl_cost_weight: float = 1e-3,
+               alive_bonus=None, termination=None, end_convention=None,
+               ctrl_cost_weight: float = 1e-3,
                episode_length: int = 200, reset_noise_scale: float = 0.005, frame_skip: int = 4):
     cfg = resolve_variant(
         self.VARIANTS, variant, rand_params=rand_params, log_scale_range=log_scale_range,
         num_tasks=num_tasks, num_test_tasks=num_test_tasks, split=split, task_seed=task_seed,
-        obs_mode=obs_mode, alive_bonus=alive_bonus, termination=termination)
+        obs_mode=obs_mode, alive_bonus=alive_bonus, termination=termination,
+        end_convention=end_convention)
+    self.end_convention = check_end_convention(cfg.pop("end_convention"))
     super().__init__(asset="hopper", frame_skip=frame_skip, episode_length=episode_length,
                      reset_noise_scale=reset_noise_scale, qvel_noise="uniform",
                      ctrl_cost_weight=ctrl_cost_weight, **cfg)

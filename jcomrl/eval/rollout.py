@@ -7,14 +7,21 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jcomrl.data.collect import first_episode_returns, step_and_record
 from jcomrl.envs.base import Task, TaskEnv
+from jcomrl.types import Transition
 
 
 def make_episode_return(env: TaskEnv, act: Callable, deterministic: bool = True):
   """``episode_return(params, z, task, key) -> return`` for one episode of ``act(params, obs, z)``.
 
-  Rewards after the first ``done`` are not counted (no auto-reset).
+  Always ``env.episode_length`` steps from one reset (never an auto-reset). What counts follows
+  the env variant's ``end_convention`` (``jcomrl.envs.base``): ``"true_terminal"`` (FOCAL/CSRO:
+  rlkit ``samplers/util.py:273`` ends the episode at ``done``) counts rewards up to and
+  including the first ``done``; ``"no_terminal"`` (UNICORN ``train_offline_FOCAL.py:491-504``,
+  CORRO ``learner.py:262-285``: a fixed 200-step loop, no stop at a fall) sums all rewards.
   """
+  count_all = env.end_convention == "no_terminal"
 
   def episode_return(params, z, task, key):
     k_reset, k_steps = jax.random.split(key)
@@ -25,7 +32,8 @@ def make_episode_return(env: TaskEnv, act: Callable, deterministic: bool = True)
       a = act(params, s.obs, z, k, deterministic)
       s = env.step(s, a, task)
       ret = ret + alive * s.reward
-      alive = alive * (1.0 - s.done)
+      if not count_all:
+        alive = alive * (1.0 - s.done)
       return (s, ret, alive), None
 
     (_, ret, _), _ = jax.lax.scan(step, (state, jnp.zeros(()), jnp.ones(())),
@@ -33,6 +41,39 @@ def make_episode_return(env: TaskEnv, act: Callable, deterministic: bool = True)
     return ret
 
   return episode_return
+
+
+def make_recorded_episode(env: TaskEnv, act: Callable, deterministic: bool = True):
+  """``episode(params, z, task, key) -> (return, Transition [episode_length])``.
+
+  One evaluation episode that is also recorded as context (PEARL's prior-mode online protocol):
+  the return is what ``make_episode_return`` counts; the record holds ``episode_length`` real
+  transitions with the stored flags of the env's convention. ``"no_terminal"``: the episode as
+  evaluated (no reset). ``"true_terminal"``: an explicit reset follows an early end (as in a
+  collection segment), so the steps after it are a fresh episode with the same code.
+  """
+  length = env.episode_length
+  count_all = env.end_convention == "no_terminal"
+
+  def episode(params, z, task, key):
+    k_reset, k_steps = jax.random.split(key)
+    state0 = env.reset(k_reset, task)
+
+    def step(state, k):
+      k_act, k_reset = jax.random.split(k)
+      a = act(params, state.obs, z, k_act, deterministic)
+      if count_all:
+        nxt = env.step(state, a, task)
+        terminal, timeout = env.stored_flags(nxt)
+        return nxt, Transition(obs=state.obs, action=a, reward=nxt.reward, next_obs=nxt.obs,
+                               terminal=terminal, timeout=timeout)
+      return step_and_record(env, state, a, task, k_reset)
+
+    _, traj = jax.lax.scan(step, state0, jax.random.split(k_steps, length))
+    ret = jnp.sum(traj.reward) if count_all else first_episode_returns(traj)
+    return ret, traj
+
+  return episode
 
 
 def evaluate_returns(env: TaskEnv, act: Callable, params, z: jnp.ndarray, tasks: Task,

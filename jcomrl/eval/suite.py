@@ -25,15 +25,18 @@ PROTOCOLS = ("iid", "ood", "online", "task_ood")
 
 DEFINITIONS = {
     "iid": "context from the test task's own offline data: one stored trajectory (headline), "
-           "random transitions, and FOCAL's accumulating 200-per-round offline context (last "
-           "round); one deterministic episode per context",
+           "random transitions, and FOCAL's accumulating offline context (one episode length "
+           "of transitions per round; last round); one deterministic episode per context",
     "ood": "context = one stochastic rollout in the test task of behaviour snapshot k "
-           "conditioned on task j's task vector, for every (k, j) over all dataset tasks; score "
-           "= mean over policies of the mean over test tasks",
-    "online": "context collected by the agent: CSRO non-prior (uniform random actions for the "
-              "first half of the collection steps, then policy actions; headline) and PEARL "
-              "prior (policy with z = 0 first); z re-inferred from all collected transitions "
-              "after each collection episode; last round's deterministic episode",
+           "conditioned on task j's task vector, for every trained snapshot k (not the "
+           "untrained one, by default) and every dataset task j; score = mean over policies of "
+           "the mean over test tasks",
+    "online": "context collected by the agent, CSRO's schedule by default: non-prior "
+              "(headline; collection episodes with uniform random actions for the first half "
+              "of the steps, then policy actions, each followed by a deterministic evaluation "
+              "episode not added to the context; z stays 0 until num_exp_traj_eval evaluation "
+              "episodes have run and is inferred after each evaluation episode) and PEARL prior "
+              "(the deterministic evaluation episodes are the context); last round's return",
     "task_ood": "tasks outside the training range (env.ood_tasks); context = one rollout of "
                 "every behaviour snapshot conditioned on the OOD task itself (or online "
                 "non-prior collection when the dataset has no snapshots); normalised by the "
@@ -49,12 +52,21 @@ class EvalSettings:
     num_episodes: context draws (each with one deterministic episode) per test task.
     seed: base key of every protocol (each protocol folds in its own index).
     context_size: random-transition context size of ``iid_transitions``.
-    accumulate_rounds, accumulate_per_round: FOCAL's accumulating context (3 x 200).
-    online_rounds: collection episodes of the online protocols.
+    encoder_code: ``"sample"`` (default: a stochastic encoder's code is sampled at evaluation,
+      as UNICORN's ``context_encoding``, ``models/encoder.py:246-250``) or ``"mean"``. No effect
+      on deterministic encoders (``protocols.make_encode``).
+    accumulate_rounds, accumulate_per_round: FOCAL's accumulating context, 3 rounds of
+      ``per_round`` transitions (``None`` = ``env.episode_length``: 3 x 200 MuJoCo, 3 x 20
+      point-robot).
+    online_schedule: ``"csro"`` (default, CSRO's exact schedule) or ``"reinfer_each_round"``
+      (jcomrl's earlier one); see ``protocols.online_returns``.
+    online_rounds, online_exp_episodes: rounds and CSRO's ``num_exp_traj_eval``; ``None`` =
+      CSRO's per env (point-robot 20 and 1, MuJoCo 3 and 2: ``protocols.csro_online_defaults``).
     online_random_fraction: CSRO's share of random-action collection steps.
     ood_sources: ``"all"`` dataset tasks (UNICORN), ``"train"`` or ``"other"`` (all but the
       test task itself) as conditioning tasks of the OOD behaviour policies.
-    ood_snapshots: snapshot ids used by ``ood`` (``None`` = all).
+    ood_snapshots: snapshots used by ``ood``: ``"trained"`` (default, UNICORN: every snapshot but
+      the untrained one), ``"all"``, or a tuple of ids (``protocols.ood_snapshot_ids``).
     ood_max_policies: optional fixed random subset of the (snapshot, task) pairs (cost bound).
     task_ood_num_tasks: number of out-of-range tasks.
   """
@@ -62,12 +74,15 @@ class EvalSettings:
   num_episodes: int = 4
   seed: int = 123
   context_size: int = 64
+  encoder_code: str = "sample"
   accumulate_rounds: int = 3
-  accumulate_per_round: int = 200
-  online_rounds: int = 3
+  accumulate_per_round: int | None = None
+  online_schedule: str = "csro"
+  online_rounds: int | None = None
+  online_exp_episodes: int | None = None
   online_random_fraction: float = 0.5
   ood_sources: str = "all"
-  ood_snapshots: tuple[int, ...] | None = None
+  ood_snapshots: tuple[int, ...] | str = "trained"
   ood_max_policies: int | None = None
   task_ood_num_tasks: int = 10
 
@@ -75,8 +90,11 @@ class EvalSettings:
   def from_dict(cls, d: dict[str, Any]) -> EvalSettings:
     names = {f.name for f in dataclasses.fields(cls)}
     kw = {k: v for k, v in d.items() if k in names}
-    if kw.get("ood_snapshots") is not None:
-      kw["ood_snapshots"] = tuple(int(s) for s in kw["ood_snapshots"])
+    snaps = kw.get("ood_snapshots", "trained")
+    if snaps is None:
+      kw.pop("ood_snapshots")  # unset -> the default
+    elif not isinstance(snaps, str):
+      kw["ood_snapshots"] = tuple(int(s) for s in snaps)
     return cls(**kw)
 
 
@@ -124,17 +142,18 @@ def iid_results(learner: Learner, params, env: TaskEnv, data: OfflineDataset, me
   for name, mode in (("iid", "trajectory"), ("iid_transitions", "transitions")):
     size = data.segment_length if mode == "trajectory" else settings.context_size
     r = P.iid_returns(learner, params, env, data, rows, tasks, key,
-                      num_episodes=settings.num_episodes, context_mode=mode, context_size=size)
+                      num_episodes=settings.num_episodes, context_mode=mode, context_size=size,
+                      code=settings.encoder_code)
     out[name] = summarise(r, norm, context_mode=mode, context_size=int(size))
   if accumulate:
+    per_round = settings.accumulate_per_round or env.episode_length
     r = np.asarray(P.accumulating_returns(
         learner, params, env, data, rows, tasks, _key(settings, "iid"),
         num_episodes=settings.num_episodes, num_rounds=settings.accumulate_rounds,
-        per_round=settings.accumulate_per_round))
+        per_round=per_round, code=settings.encoder_code))
     out["iid_accumulating"] = summarise(
         r[..., -1], norm, round_means=r.mean(axis=(0, 1, 2)).tolist(),
-        context_sizes=[(i + 1) * settings.accumulate_per_round
-                       for i in range(settings.accumulate_rounds)])
+        context_sizes=[(i + 1) * per_round for i in range(settings.accumulate_rounds)])
   out["score"] = _score("iid", out["iid"])
   return out
 
@@ -173,18 +192,23 @@ def ood_results(learner: Learner, params, env: TaskEnv, data: OfflineDataset, me
     raise ValueError("ood pairs must use the same snapshot sequence in every test task")
   contexts = P.behaviour_contexts(env, behaviour, tasks, all_vecs[pairs[:, :, 1]],
                                   pairs[0, :, 0], key)
-  r = P.context_returns(learner, params, env, contexts, data.task_params[rows], tasks, key)
+  r = P.context_returns(learner, params, env, contexts, data.task_params[rows], tasks, key,
+                        code=settings.encoder_code)
   context_return = np.asarray(jnp.sum(contexts.reward, axis=-1))  # [T, Q]
   res = summarise(r, meta.get("normalisation"), pairs=pairs.tolist(),
                   pairs_layout="[test task, pair] -> (behaviour snapshot, conditioning task row)",
                   context_return_mean=float(context_return.mean()),
-                  sources=settings.ood_sources)
+                  sources=settings.ood_sources,
+                  snapshots=sorted({int(k) for k in pairs[0, :, 0]}))
   return {"ood": res, "score": _score("ood", res)}
 
 
 def online_results(learner: Learner, params, env: TaskEnv, meta: dict,
                    settings: EvalSettings, tasks=None, norm: dict | None = None) -> dict:
-  """CSRO non-prior and PEARL prior online collection; headline = non-prior, last round."""
+  """CSRO non-prior and PEARL prior online collection; headline = non-prior, last round.
+
+  ``settings.online_schedule`` picks CSRO's schedule (default) or ``"reinfer_each_round"``.
+  """
   if tasks is None:
     rows = np.asarray(meta["split"]["test"])
     tasks = jax.tree.map(lambda x: x[rows], env.all_benchmark_tasks())
@@ -194,9 +218,11 @@ def online_results(learner: Learner, params, env: TaskEnv, meta: dict,
     r = np.asarray(P.online_returns(
         learner, params, env, tasks, jax.random.fold_in(_key(settings, "online"), i), mode=mode,
         num_episodes=settings.num_episodes, num_rounds=settings.online_rounds,
-        random_fraction=settings.online_random_fraction))
+        random_fraction=settings.online_random_fraction, schedule=settings.online_schedule,
+        infer_after=settings.online_exp_episodes, code=settings.encoder_code))
     out[f"online_{mode}"] = summarise(r[..., -1], norm,
-                                      round_means=r.mean(axis=(0, 1, 2)).tolist())
+                                      round_means=r.mean(axis=(0, 1, 2)).tolist(),
+                                      schedule=settings.online_schedule)
   out["score"] = _score("online_nonprior", out["online_nonprior"])
   return out
 
@@ -217,7 +243,8 @@ def task_ood_results(learner: Learner, params, env: TaskEnv, data: OfflineDatase
   snaps = np.arange(k)
   cond = np.broadcast_to(vecs[:, None, :], (len(vecs), k, vecs.shape[-1]))
   contexts = P.behaviour_contexts(env, behaviour, tasks, cond, snaps, key)
-  r = P.context_returns(learner, params, env, contexts, vecs, tasks, key)
+  r = P.context_returns(learner, params, env, contexts, vecs, tasks, key,
+                        code=settings.encoder_code)
   behaviour_return = np.asarray(jnp.sum(contexts.reward, axis=-1))  # [T, K]
   norm = {"random": float(behaviour_return[:, 0].mean()),
           "expert": float(behaviour_return[:, -1].mean()),
