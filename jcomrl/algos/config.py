@@ -18,6 +18,7 @@ REPRESENTATIONS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "super
 BACKBONES = ("sac", "brac", "td3bc")
 BRAC_PENALTIES = ("policy", "value", "both")
 BRAC_GRADIENT_PENALTIES = ("grad", "output")
+TD3BC_BC_REDUCTIONS = ("mean", "sum")
 ENCODER_KINDS = ("mean_tanh", "stochastic", "attention")
 NEGATIVE_SOURCES = ("cvae", "reward_noise")
 
@@ -49,15 +50,37 @@ class LearnerConfig:
   brac_auto_weight: bool = False
   brac_gp: str = "grad"
   dual_steps: int = 1
+  # Each dual step after the first draws a fresh RL batch of the same tasks, with the same codes
+  # (FOCAL sac.py:201-203, CSRO sac.py:206-208, UNICORN train_offline_FOCAL.py:789-791).
+  dual_fresh_batches: bool = True
+  # D(s) in the target, the actor loss and the weight update comes from the dual critic as it
+  # was *before* this update's dual steps (FOCAL sac.py:278-286; UNICORN
+  # train_offline_FOCAL.py:356-364); False: after them (CSRO sac.py:278-287).
+  brac_div_before_dual: bool = False
+  # False: the actor's ``w * D`` term is a constant, no gradient through D (UNICORN's FOCALSAC:
+  # D under torch.no_grad, divergences.py:70-73, focalsac.py:196).
+  brac_actor_div_grad: bool = True
+  # Auto-tuned weight: False keeps the raw weight unclipped and clips it only where it is used
+  # (FOCAL and CSRO sac.py get_alpha + the alpha step); True stores the clipped weight.
+  brac_weight_projected: bool = False
+  # False: the Bellman target has no ``- alpha log pi(a'|s')`` term (UNICORN's FOCALSAC,
+  # focalsac.py:135).
+  soft_target: bool = True
   learn_entropy: bool = False
   log_std_max: float = 2.0
   policy_delay: int = 2  # td3bc
+  td3bc_bc: str = "mean"  # BC term over action dims: "mean" (TD3_BC.py:143 F.mse_loss) / "sum"
   # Meta-batch.
   meta_batch_size: int = 16
   context_size: int = 20
   context_mode: str = "trajectory"
   rl_batch_size: int = 64
   task_replace: bool = True
+  # Consecutive updates that share one draw of meta-batch task indices (contexts and RL batches
+  # are still fresh every update). UNICORN/CORRO draw the tasks once per iteration of
+  # ``rl_updates_per_iter`` = 200 updates (UNICORN train_offline_FOCAL.py:284-289, 328); an
+  # iteration starts at every global step that is a multiple of this.
+  task_resample_every: int = 1
   steps_per_chunk: int = 100
 
   def __post_init__(self):
@@ -67,11 +90,13 @@ class LearnerConfig:
     for name, allowed in (("backbone", BACKBONES), ("brac_penalty", BRAC_PENALTIES),
                           ("brac_gp", BRAC_GRADIENT_PENALTIES), ("encoder", ENCODER_KINDS),
                           ("corro_negative_source", NEGATIVE_SOURCES),
+                          ("td3bc_bc", TD3BC_BC_REDUCTIONS),
                           ("context_mode", ("trajectory", "transitions"))):
       if getattr(self, name) not in allowed:
         raise ValueError(f"unknown {name} {getattr(self, name)!r}; expected one of {allowed}")
     for name in ("meta_batch_size", "context_size", "rl_batch_size", "steps_per_chunk",
-                 "latent_size", "dual_steps", "policy_delay", "corro_negatives", "cvae_latent"):
+                 "latent_size", "dual_steps", "policy_delay", "corro_negatives", "cvae_latent",
+                 "task_resample_every"):
       if getattr(self, name) <= 0:
         raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
     if self.representation == "unicorn_sup" and self.num_task_labels < 2:
@@ -130,9 +155,13 @@ class HParams:
   focal_weight: Any = 10.0
   brac_weight: Any = 0.1
   gp_weight: Any = 5.0
-  brac_weight_lr: Any = 1.0  # brac_auto_weight: w <- clip(w + lr * (D - target), 0, max)
+  brac_weight_lr: Any = 1.0  # brac_auto_weight: w <- w + lr * (D - target), used clip(w, 0, max)
   brac_target_div: Any = 0.05
   brac_weight_max: Any = 2000.0
+  # Actor regularisers ``mean_reg * mean(mu^2) + std_reg * mean(log_sigma^2)`` on the pre-tanh
+  # Gaussian (FOCAL sac.py:361-362 and CSRO sac.py:384-385, weights 1e-3 in their default.py).
+  policy_mean_reg: Any = 0.0
+  policy_std_reg: Any = 0.0
   club_weight: Any = 1.0  # csro: lambda on the CLUB term
   club_model_weight: Any = 10.0  # csro: q_psi NLL weight
   decoder_weight: Any = 1.0  # unicorn_ss: reconstruction NLL weight

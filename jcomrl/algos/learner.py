@@ -31,14 +31,14 @@ from jcomrl.algos import backbones
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.objectives import make_representation, z_spread
 from jcomrl.data.dataset import OfflineDataset
-from jcomrl.data.sampler import sample_meta_batch
+from jcomrl.data.sampler import sample_context, sample_meta_batch, sample_transitions
 from jcomrl.nets.actor_critic import (
   DoubleCritic,
   StateActionCritic,
   TanhGaussianPolicy,
   tanh_gaussian_sample,
 )
-from jcomrl.types import Transition
+from jcomrl.types import MetaBatch, Transition
 
 # Metric key of ``train_chunk``: per seed, the index in the chunk of the first update with a
 # non-finite metric, or -1 (the other metrics are chunk means).
@@ -53,14 +53,17 @@ class TrainState:
 
   ``params`` has the groups ``encoder`` (encoder + the objective's networks), ``pretrain``
   (CORRO's CVAE), ``actor``, ``critic``, ``critic_target``, ``actor_target`` (TD3+BC), ``dual``,
-  ``log_alpha`` and ``brac_offset`` (auto-tuned BRAC weight minus ``hp.brac_weight``); ``opt``
-  an optax state per trained group; ``key`` is raw uint32 key data (checkpoint friendly).
+  ``log_alpha`` and ``brac_offset`` (the raw auto-tuned BRAC weight minus ``hp.brac_weight``;
+  clipped to ``[0, hp.brac_weight_max]`` where used); ``opt`` an optax state per trained group;
+  ``key`` is raw uint32 key data (checkpoint friendly); ``tasks`` the task indices of the last
+  meta-batch, kept for ``cfg.task_resample_every`` updates.
   """
 
   params: dict
   opt: dict
   step: jnp.ndarray
   key: jnp.ndarray
+  tasks: jnp.ndarray
 
 
 def _adam():
@@ -107,6 +110,8 @@ class Learner:
     act: ``act(params, obs, z, key, deterministic) -> action`` for one seed (vmappable).
     update: the un-jitted single-seed update ``(state, dataset, hparams, task_pool)``.
     per_task_losses: the backbone losses of one task (tests).
+    dual_batches: ``(key, dataset, meta_batch) -> [Transition] * dual_steps``, the RL batches
+      the dual steps of an update train on (used by ``update``; tests).
     trace_count: a callable returning how many times the main ``train_chunk`` was traced.
   """
 
@@ -117,6 +122,7 @@ class Learner:
   act: Callable
   update: Callable
   per_task_losses: Callable
+  dual_batches: Callable
   trace_count: Callable
 
 
@@ -150,38 +156,46 @@ def make_learner(cfg: LearnerConfig) -> Learner:
     params["actor_target"] = params["actor"] if td3 else {}
     opt_states = {g: opt.init(params[g]) for g in _OPT_GROUPS}
     return TrainState(params=params, opt=opt_states, step=jnp.zeros((), jnp.int32),
-                      key=jax.random.key_data(ks[5]))
+                      key=jax.random.key_data(ks[5]),
+                      tasks=jnp.zeros((cfg.meta_batch_size,), jnp.int32))
 
   def alpha_of(params, hp):
     return jnp.exp(params["log_alpha"]) if cfg.learn_entropy else hp.entropy_alpha
 
   def brac_weight_of(params, hp):
+    """The BRAC weight as used: the auto-tuned raw weight clipped to ``[0, max]`` (FOCAL
+    sac.py:95-97 ``get_alpha``; CSRO sac.py:100-102)."""
     if not cfg.brac_auto_weight:
       return hp.brac_weight
     return jnp.clip(hp.brac_weight + params["brac_offset"], 0.0, hp.brac_weight_max)
 
-  def critic_fn(params, hp):
-    """The per-task critic loss ``(critic_params, rl, z, key) -> (loss, metrics)``."""
+  def critic_fn(params, hp, dual_params=None):
+    """The per-task critic loss ``(critic_params, rl, z, key) -> (loss, metrics)``; D(s) of the
+    value penalty from ``dual_params`` (default: the current dual critic)."""
     if td3:
       return lambda p, rl, zz, k: backbones.td3_critic_loss(
           p, params["critic_target"], params["actor_target"], rl, zz, k, hp, policy=policy,
           critic=critic)
     penalty = None
     if brac and cfg.brac_penalty in ("value", "both"):
-      penalty = (dual, params["dual"], brac_weight_of(params, hp))
+      d_params = params["dual"] if dual_params is None else dual_params
+      penalty = (dual, d_params, brac_weight_of(params, hp))
     alpha = alpha_of(params, hp)
     return lambda p, rl, zz, k: backbones.critic_loss(
         p, params["critic_target"], params["actor"], alpha, rl, zz, k, hp, policy=policy,
-        critic=critic, value_penalty=penalty)
+        critic=critic, value_penalty=penalty, soft_target=cfg.soft_target)
 
-  def actor_fn(params, hp):
+  def actor_fn(params, hp, dual_params=None):
     if td3:
       return lambda p, rl, zz, k: backbones.td3bc_actor_loss(p, params["critic"], rl, zz, k, hp,
-                                                             policy=policy, critic=critic)
+                                                             policy=policy, critic=critic,
+                                                             bc=cfg.td3bc_bc)
     w = brac_weight_of(params, hp) if brac and cfg.brac_penalty in ("policy", "both") else None
+    d_params = params["dual"] if dual_params is None else dual_params
     return lambda p, rl, zz, k: backbones.actor_loss(
-        p, params["critic"], params["dual"], alpha_of(params, hp), rl, zz, k, hp, policy=policy,
-        critic=critic, dual=dual if brac else None, brac_weight=w)
+        p, params["critic"], d_params, alpha_of(params, hp), rl, zz, k, hp, policy=policy,
+        critic=critic, dual=dual if brac else None, brac_weight=w,
+        div_grad=cfg.brac_actor_div_grad)
 
   def dual_fn(params, hp):
     return lambda p, rl, zz, k: backbones.dual_loss(p, params["actor"], rl, zz, k, hp,
@@ -201,11 +215,34 @@ def make_learner(cfg: LearnerConfig) -> Learner:
                              context_size=cfg.context_size, context_mode=cfg.context_mode,
                              rl_batch_size=cfg.rl_batch_size, replace=cfg.task_replace)
 
+  def sample_for_tasks(key, data, tasks):
+    """A fresh context and RL batch for given task indices (tasks kept across updates)."""
+    k_ctx, k_rl = jax.random.split(key)
+    return MetaBatch(
+        task_index=tasks, task_label=tasks, task_params=data.task_params[tasks],
+        context=sample_context(k_ctx, data, tasks, size=cfg.context_size, mode=cfg.context_mode),
+        rl=sample_transitions(k_rl, data, tasks, cfg.rl_batch_size))
+
+  def dual_batches(key, data, mb):
+    """The dual steps' RL batches: the update's own, then with ``dual_fresh_batches`` a fresh
+    draw of the same tasks for each further step (FOCAL sac.py:201-203 ``_optimize_c``)."""
+    if not cfg.dual_fresh_batches:
+      return [mb.rl] * cfg.dual_steps
+    return [mb.rl] + [sample_transitions(jax.random.fold_in(key, i), data, mb.task_index,
+                                         cfg.rl_batch_size) for i in range(1, cfg.dual_steps)]
+
   def update(state: TrainState, data: OfflineDataset, hp: HParams, task_pool):
     key = jax.random.wrap_key_data(state.key)
     key, k_mb, k_rep, k_dual, k_critic, k_actor = jax.random.split(key, 6)
     params, opt_state = dict(state.params), dict(state.opt)
-    mb = sample(k_mb, data, task_pool)
+    if cfg.task_resample_every > 1:  # UNICORN: one draw of tasks per iteration
+      key, k_tasks = jax.random.split(key)
+      pick = jax.random.choice(k_tasks, task_pool.shape[0], (cfg.meta_batch_size,),
+                               replace=cfg.task_replace)
+      tasks = jnp.where(state.step % cfg.task_resample_every == 0, task_pool[pick], state.tasks)
+      mb = sample_for_tasks(k_mb, data, tasks)
+    else:
+      mb = sample(k_mb, data, task_pool)
     metrics = {}
     task_keys = lambda k: jax.random.split(k, cfg.meta_batch_size)
 
@@ -225,27 +262,37 @@ def make_learner(cfg: LearnerConfig) -> Learner:
     z = jax.lax.stop_gradient(z)
     metrics["encoder/z_spread"] = z_spread(z)
 
-    def batched(per_task_loss, p, zz, key):
-      loss, aux = jax.vmap(lambda rl, z1, k: per_task_loss(p, rl, z1, k))(mb.rl, zz,
-                                                                         task_keys(key))
+    def batched(per_task_loss, p, zz, key, rl=None):
+      rl = mb.rl if rl is None else rl
+      loss, aux = jax.vmap(lambda b, z1, k: per_task_loss(p, b, z1, k))(rl, zz, task_keys(key))
       return jnp.mean(loss), jax.tree.map(jnp.mean, aux)
 
-    def step_group(group, per_task_loss, key, lr):
+    def step_group(group, per_task_loss, key, lr, rl=None):
       """One optimiser step of ``group`` on the task-mean of ``per_task_loss(p, rl, z, key)``,
       vmapped over the meta-batch; returns the task-mean aux."""
-      (_, aux), g = jax.value_and_grad(lambda p: batched(per_task_loss, p, z, key),
+      (_, aux), g = jax.value_and_grad(lambda p: batched(per_task_loss, p, z, key, rl),
                                        has_aux=True)(params[group])
       params[group], opt_state[group] = _apply(opt, opt_state[group], g, params[group], lr)
       return aux
 
-    # 2. BRAC dual critic (dual_steps updates, FOCAL/UNICORN use 3).
+    # 2. BRAC dual critic (dual_steps updates, FOCAL/UNICORN use 3). brac_div_before_dual: the D
+    # of the critic target, actor loss and weight update (3-4) uses the dual critic as it was
+    # before these steps (FOCAL sac.py:278-286, UNICORN train_offline_FOCAL.py:356-364). FOCAL
+    # (torch 1.2, in-place .data updates) back-propagates the actor's D through the already
+    # updated c weights; we use the pre-step weights for value and gradient alike.
+    div_params = None
     if brac:
-      for i in range(cfg.dual_steps):
+      if cfg.brac_div_before_dual:
+        div_params = params["dual"]
+      k_dual_rl = None
+      if cfg.dual_fresh_batches and cfg.dual_steps > 1:
+        key, k_dual_rl = jax.random.split(key)
+      for i, rl_i in enumerate(dual_batches(k_dual_rl, data, mb)):
         metrics.update(step_group("dual", dual_fn(params, hp), jax.random.fold_in(k_dual, i),
-                                  hp.dual_lr))
+                                  hp.dual_lr, rl_i))
 
     # 3. Critic; for supervised / CORRO it also trains (part of) the encoder through z.
-    critic_loss = critic_fn(params, hp)
+    critic_loss = critic_fn(params, hp, div_params)
     if rep.critic_mask is None:
       metrics.update(step_group("critic", critic_loss, k_critic, hp.critic_lr))
     else:
@@ -276,7 +323,7 @@ def make_learner(cfg: LearnerConfig) -> Learner:
       params["critic_target"] = _select(do, optax.incremental_update(
           params["critic"], params["critic_target"], hp.tau), params["critic_target"])
     else:
-      m, logp, kl = step_group("actor", actor_fn(params, hp), k_actor, hp.actor_lr)
+      m, logp, kl = step_group("actor", actor_fn(params, hp, div_params), k_actor, hp.actor_lr)
       metrics.update(m)
       if cfg.learn_entropy:
         g_alpha = -(jax.lax.stop_gradient(logp) + target_entropy) * jnp.exp(params["log_alpha"])
@@ -284,16 +331,20 @@ def make_learner(cfg: LearnerConfig) -> Learner:
             opt, opt_state["log_alpha"], g_alpha, params["log_alpha"], hp.alpha_lr)
       metrics["actor/alpha"] = alpha_of(params, hp)
       if brac:
-        if cfg.brac_auto_weight:  # FOCAL: w <- clip(w + lr (D - target), 0, w_max)
-          w = jnp.clip(brac_weight_of(params, hp) + hp.brac_weight_lr * (kl - hp.brac_target_div),
-                       0.0, hp.brac_weight_max)
+        if cfg.brac_auto_weight:
+          # FOCAL sac.py:377-382, CSRO sac.py:400-405: w <- w + lr (D - target), w kept raw;
+          # brac_weight_projected: w <- clip(w + lr (D - target), 0, w_max).
+          w = hp.brac_weight + params["brac_offset"] + hp.brac_weight_lr * (kl - hp.brac_target_div)
+          if cfg.brac_weight_projected:
+            w = jnp.clip(w, 0.0, hp.brac_weight_max)
           params["brac_offset"] = w - hp.brac_weight
+          metrics["actor/brac_weight_raw"] = w
         metrics["actor/brac_weight"] = brac_weight_of(params, hp)
       # 5. Target critic.
       params["critic_target"] = optax.incremental_update(params["critic"],
                                                          params["critic_target"], hp.tau)
     new_state = TrainState(params=params, opt=opt_state, step=state.step + 1,
-                           key=jax.random.key_data(key))
+                           key=jax.random.key_data(key), tasks=mb.task_index)
     return new_state, metrics
 
   def pretrain_update(state: TrainState, data: OfflineDataset, hp: HParams, task_pool):
@@ -307,8 +358,8 @@ def make_learner(cfg: LearnerConfig) -> Learner:
     params, opt_state = dict(state.params), dict(state.opt)
     params["pretrain"], opt_state["pretrain"] = _apply(opt, opt_state["pretrain"], g,
                                                        params["pretrain"], hp.encoder_lr)
-    return TrainState(params=params, opt=opt_state, step=state.step + 1,
-                      key=jax.random.key_data(key)), metrics
+    return state.replace(params=params, opt=opt_state, step=state.step + 1,
+                         key=jax.random.key_data(key)), metrics
 
   def make_chunk(step_fn):
     def chunk(state, data, hp, task_pool):
@@ -349,7 +400,7 @@ def make_learner(cfg: LearnerConfig) -> Learner:
     return rep.encode(params["encoder"], context, task_params, key)
 
   return Learner(cfg=cfg, init=init, train_chunk=train_chunk, encode=encode_params, act=act,
-                 update=update, per_task_losses=per_task_losses,
+                 update=update, per_task_losses=per_task_losses, dual_batches=dual_batches,
                  trace_count=lambda: traces["train_chunk"])
 
 

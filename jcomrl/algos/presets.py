@@ -11,9 +11,11 @@ Sources (``../shared/reference/comrl-algorithms.md`` §1-2, §6.4, §8):
   ``embedding_batch_size`` random transitions, twin-Q SAC 3x256 + BRAC with the auto-tuned weight
   (``alpha_init``/``alpha_max`` per env, target divergence 0.05, value penalty on ant-dir and
   cheetah-dir), 3 dual steps, reward scale 5, log-std max 0, metric-loss weight 10.
+  BRAC as the code: penalty on c's output (``brac_gp="output"``; BRAC's dc/da is ``"grad"``), D
+  taken before the 3 dual steps (CSRO: after), each further dual step on a fresh RL batch, raw
+  weight clipped only where used, 1e-3 mu^2 and log-sigma^2 actor regularisers.
   Differences: meta-batches are drawn *with* replacement (UNICORN; FOCAL's default has no
-  positive pairs), twin-Q SAC without the V network, the gradient penalty is on dc/da (BRAC; the
-  port's output-norm penalty is ``brac_gp="output"``), 200k steps.
+  positive pairs), twin-Q SAC without the V network, 200k steps.
 * ``csro`` — CSRO's configs: FOCAL's encoder and backbone (policy penalty only, ``alpha_init``
   50/500) + lambda * CLUB on q(z | s, a) (3x200 net). Our CLUB is in nats (Gaussian
   log-likelihood, summed over latent dims, the 1/2 included); CSRO's code averages the squared
@@ -22,9 +24,12 @@ Sources (``../shared/reference/comrl-algorithms.md`` §1-2, §6.4, §8):
 * ``unicorn_ss`` / ``unicorn_sup`` / ``supervised`` — UNICORN (paper Table 7 and code): stochastic
   encoder 2x64 (hopper/walker 2x128), latent 5 (hopper 40, walker 32), context one whole
   200-step trajectory, RL 2x256 as in the code (the paper's table says depth 3), lr 3e-4,
-  gamma 0.99, meta-batch 16 drawn with replacement, RL batch 256, 200k steps. Backbone as the
-  code: plain twin-Q SAC with fixed entropy 0.2 (cheetah-vel 0), except ant-dir: SAC + a fixed
-  0.2 BRAC weight in both the target and the actor loss, 3 dual steps. ``unicorn_ss`` uses the
+  gamma 0.99, meta-batch 16 drawn with replacement and kept for each iteration of 200 updates,
+  RL batch 256, 200k steps. Backbone as the code: plain twin-Q SAC with fixed entropy 0.2
+  (cheetah-vel 0), except ant-dir: FOCALSAC (``jcomrl.algos.backbones``: target
+  ``min Q' - 0.2 D``, actor ``log pi - min Q + 0.2 D`` with D constant, 3 dual steps, penalty on
+  c's output; jcomrl's earlier form is ``soft_target=True, brac_actor_div_grad=True``, entropy
+  0.2, ``brac_gp="grad"``, ``brac_div_before_dual=False``). ``unicorn_ss`` uses the
   paper's alpha/(1-alpha) (0.15 cheetah/ant, 1.5 hopper/walker; the code has 0.01 for
   cheetah-dir, 0.7 for walker). ``supervised`` trains the encoder through the critic only.
 * ``corro`` — CORRO: attention-pooled, L2-normalised transition encoder (2x64; hopper/walker
@@ -126,6 +131,9 @@ def _mujoco(name: str, env: str) -> dict:
     hp.update(reward_scale=5.0, focal_weight=10.0, brac_weight=f["alpha_init"],
               brac_weight_max=f["alpha_max"], brac_target_div=0.05, brac_weight_lr=1.0,
               entropy_alpha=1.0)
+    # BRAC as FOCAL sac.py (CSRO takes D after its dual steps, sac.py:278-287); default.py:40-41.
+    lrn.update(brac_gp="output", brac_div_before_dual=name == "focal")
+    hp.update(policy_mean_reg=1e-3, policy_std_reg=1e-3)
     if name == "csro":
       c = _CSRO_ENV[env]
       lrn.update(latent_size=c["latent"], context_size=c["context"], brac_penalty="policy",
@@ -136,10 +144,12 @@ def _mujoco(name: str, env: str) -> dict:
   # UNICORN-lineage presets (unicorn_ss, unicorn_sup, supervised, corro, oracle).
   lrn.update(latent_size=u["latent"], encoder_hidden=(u["width"], u["width"]),
              aux_hidden=(u["width"], u["width"]), encoder="stochastic")
+  lrn.update(task_resample_every=200)  # UNICORN/CORRO: tasks drawn once per 200-update iteration
   hp.update(entropy_alpha=u["entropy"])
-  if env == "ant_dir":  # UNICORN's FOCALSAC: fixed 0.2 KL weight in target and actor loss
-    lrn.update(backbone="brac", brac_penalty="both", dual_steps=3)
-    hp.update(brac_weight=0.2)
+  if env == "ant_dir" and name != "corro":  # UNICORN's FOCALSAC (focalsac.py:119-204)
+    lrn.update(backbone="brac", brac_penalty="both", dual_steps=3, brac_gp="output",
+               brac_div_before_dual=True, brac_actor_div_grad=False, soft_target=False)
+    hp.update(brac_weight=0.2, entropy_alpha=1.0)
   else:
     lrn.update(backbone="sac")
   if name == "unicorn_ss":
