@@ -119,7 +119,7 @@ def test_unicorn_ss_objective_is_nll_plus_weighted_focal(meta_batch):
   total = 0.0
   for head, target in (("state", ctx.next_obs - ctx.obs), ("reward", ctx.reward[..., None])):
     mean, lv, pen = (np.asarray(x, np.float64) for x in heads[head])
-    nll = np.mean(0.5 * ((np.asarray(target) - mean) ** 2 * np.exp(-lv) + lv))
+    nll = np.mean((np.asarray(target) - mean) ** 2 * np.exp(-lv) + lv)  # mbrl-lib: no 1/2
     lo = params["decoder"]["params"][head]["min_log_var"]
     hi = params["decoder"]["params"][head]["max_log_var"]
     np.testing.assert_allclose(pen, 0.01 * (np.sum(hi) - np.sum(lo)), rtol=1e-6)
