@@ -119,7 +119,7 @@ def test_unicorn_ss_objective_is_nll_plus_weighted_focal(meta_batch):
   total = 0.0
   for head, target in (("state", ctx.next_obs - ctx.obs), ("reward", ctx.reward[..., None])):
     mean, lv, pen = (np.asarray(x, np.float64) for x in heads[head])
-    nll = np.mean(0.5 * ((np.asarray(target) - mean) ** 2 * np.exp(-lv) + lv))
+    nll = np.mean((np.asarray(target) - mean) ** 2 * np.exp(-lv) + lv)  # mbrl-lib: no 1/2
     lo = params["decoder"]["params"][head]["min_log_var"]
     hi = params["decoder"]["params"][head]["max_log_var"]
     np.testing.assert_allclose(pen, 0.01 * (np.sum(hi) - np.sum(lo)), rtol=1e-6)
@@ -406,7 +406,8 @@ def test_context_preset_learns_and_separates_tasks(name, point_env, synthetic_da
   # On point-robot an untrained encoder's codes already carry the goal (R^2 0.94-0.96: rewards
   # are -distance to it). CORRO's InfoNCE training lowers that: 0.48-0.79 over seeds 0/1 and
   # 1-5 chunks, and a 1-ulp change of the rewards moved it from 0.55 to 0.48 here; so its bar
-  # is lower. The other presets keep 0.88-0.97.
+  # is lower. The other presets keep 0.88-0.97, except unicorn_ss with mbrl-lib's NLL (no 1/2,
+  # so twice the reconstruction weight): 0.76 here (0.90 with decoder_nll="half").
   assert r2 > (0.3 if name == "corro" else 0.5), (name, r2)
 
 

@@ -21,6 +21,8 @@ BRAC_GRADIENT_PENALTIES = ("grad", "output")
 TD3BC_BC_REDUCTIONS = ("mean", "sum")
 ENCODER_KINDS = ("mean_tanh", "stochastic", "attention")
 NEGATIVE_SOURCES = ("cvae", "reward_noise")
+DECODER_NLLS = ("mbrl", "half")
+CORRO_POSITIVES = ("task", "context")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,9 +39,11 @@ class LearnerConfig:
   encoder_hidden: tuple[int, ...] = (64, 64)
   use_next_obs: bool = True
   aux_hidden: tuple[int, ...] = (64, 64)  # decoder / classifier / CLUB net / CVAE widths
+  decoder_nll: str = "mbrl"  # unicorn_ss: "mbrl" (UNICORN's, no 1/2) | "half" (nats, 1/2)
   num_task_labels: int = 0  # unicorn_sup: classifier classes (= the dataset's task rows)
   corro_negatives: int = 16
   corro_negative_source: str = "cvae"
+  corro_positives: str = "task"  # "task" (CORRO: any transition of the task) | "context"
   cvae_latent: int = 5
   pretrain_steps: int = 0  # corro + cvae: CVAE-only updates at the start of the run
   # Offline-RL backbone.
@@ -91,6 +95,7 @@ class LearnerConfig:
                           ("brac_gp", BRAC_GRADIENT_PENALTIES), ("encoder", ENCODER_KINDS),
                           ("corro_negative_source", NEGATIVE_SOURCES),
                           ("td3bc_bc", TD3BC_BC_REDUCTIONS),
+                          ("decoder_nll", DECODER_NLLS), ("corro_positives", CORRO_POSITIVES),
                           ("context_mode", ("trajectory", "transitions"))):
       if getattr(self, name) not in allowed:
         raise ValueError(f"unknown {name} {getattr(self, name)!r}; expected one of {allowed}")

@@ -19,6 +19,19 @@ parameters are a dict: ``{"encoder": ...}`` plus the objective's own networks (`
 
 CORRO's CVAE is trained by ``pretrain_loss`` in a separate parameter group during the first
 ``pretrain_steps`` updates (see the learner).
+
+Loss conventions (each the official one by default; the other is a named option):
+
+* ``unicorn_ss`` reconstruction: mbrl-lib's ``gaussian_nll`` as UNICORN's ``FOCALDecoder`` uses
+  it, ``(mu - t)^2 exp(-lv) + lv`` with no 1/2, averaged over transitions and output dims
+  (``cfg.decoder_nll="mbrl"``); ``"half"`` is the NLL in nats (the 1/2 included, no 2 pi), which
+  halves the reconstruction against ``focal_weight`` and the log-variance-bound penalty.
+* ``csro``'s q_psi NLL keeps CSRO's own convention, ``(z - mu)^2 / (2 var) + log sd`` averaged
+  over codes and dims (``MoreanP/CSRO`` ``rlkit/torch/sac/sac.py:303``).
+* ``corro``: positives are any transition of the anchor's task (``cfg.corro_positives="task"``,
+  CORRO's ``sample_positive_pairs``); ``"context"`` pairs transitions of the same context (one
+  trajectory in trajectory mode). The CVAE loss is ``mean-MSE(s') + mean-MSE(r) + 0.2 KL`` with
+  each MSE over all its elements (``F.mse_loss``, ``train_generative_model.py:114-118``).
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ import jax.numpy as jnp
 
 from jcomrl import mi
 from jcomrl.algos.config import HParams, LearnerConfig
+from jcomrl.data.sampler import task_positives
 from jcomrl.nets.decoders import ClubNet, TransitionCVAE, TransitionDecoder
 from jcomrl.nets.encoders import context_feature_size, context_features, make_encoder
 from jcomrl.nets.mlp import MLP
@@ -72,8 +86,23 @@ def csro_club(embed: jnp.ndarray, mean: jnp.ndarray, log_var: jnp.ndarray) -> jn
 
 
 def gaussian_nll_per_dim(mean, log_var, target):
-  """Gaussian NLL averaged over samples *and* output dims (mbrl-lib / CSRO convention)."""
+  """Gaussian NLL in nats without the log(2 pi), averaged over samples *and* output dims:
+  ``mean(0.5 * [(t - mu)^2 exp(-lv) + lv])``. CSRO's q_psi loss (``MoreanP/CSRO``
+  ``rlkit/torch/sac/sac.py:303``: ``(z - mu)^2 / (2 var) + log sd``); ``decoder_nll="half"``."""
   return mi.gaussian_nll(mean, log_var, target, include_constant=False) / mean.shape[-1]
+
+
+def mbrl_gaussian_nll(mean, log_var, target):
+  """mbrl-lib's Gaussian NLL as UNICORN's decoder uses it: ``mean((t - mu)^2 exp(-lv) + lv)``
+  over samples and output dims, with no 1/2 (twice :func:`gaussian_nll_per_dim`).
+
+  Source: ``facebookresearch/mbrl-lib`` v0.2.0 ``mbrl/util/math.py:59-61`` (``gaussian_nll``,
+  ``reduce=False``) averaged by ``GaussianMLP._nll_loss`` (``mbrl/models/gaussian_mlp.py:299-303``,
+  ``.mean((1, 2))`` over batch and dims, one ensemble member); UNICORN pins ``mbrl==0.2.0`` and
+  calls it per head in ``models/decoder.py:203-208``.
+  """
+  diff = target - mean
+  return jnp.mean(diff * diff * jnp.exp(-log_var) + log_var)
 
 
 def corro_infonce(anchor: jnp.ndarray, positive: jnp.ndarray, negatives: jnp.ndarray,
@@ -102,6 +131,7 @@ def make_representation(cfg: LearnerConfig) -> Representation:
   club_net = ClubNet(cfg.aux_hidden, cfg.latent_size)
   classifier = MLP(cfg.aux_hidden, max(cfg.num_task_labels, 2))
   cvae = TransitionCVAE(cfg.aux_hidden, cfg.cvae_latent, cfg.obs_size)
+  recon_nll = mbrl_gaussian_nll if cfg.decoder_nll == "mbrl" else gaussian_nll_per_dim
 
   def features(context: Transition):
     return context_features(context, cfg.use_next_obs)
@@ -154,8 +184,8 @@ def make_representation(cfg: LearnerConfig) -> Representation:
     zt = jnp.broadcast_to(z[:, None, :], ctx.obs.shape[:-1] + z.shape[-1:])
     heads = decoder.apply(params["decoder"], zt, ctx.obs, ctx.action)
     (ms, lvs, pens), (mr, lvr, penr) = heads["state"], heads["reward"]
-    nll_s = gaussian_nll_per_dim(ms, lvs, ctx.next_obs - ctx.obs)
-    nll_r = gaussian_nll_per_dim(mr, lvr, ctx.reward[..., None])
+    nll_s = recon_nll(ms, lvs, ctx.next_obs - ctx.obs)
+    nll_r = recon_nll(mr, lvr, ctx.reward[..., None])
     recon = nll_s + pens + nll_r + penr
     loss = loss + hp.decoder_weight * recon
     metrics.update({"rep/nll_state": nll_s, "rep/nll_reward": nll_r})
@@ -175,9 +205,14 @@ def make_representation(cfg: LearnerConfig) -> Representation:
     k_perm, k_neg, k_z = jax.random.split(key, 3)
     b, k = ctx.reward.shape
     e = embed(params, ctx)  # [B, K, Z] anchors
-    # Positive: another transition of the same task's context (a random derangement).
-    shift = jax.random.randint(k_perm, (), 1, k)
-    pos = jnp.roll(e, shift, axis=1)
+    if cfg.corro_positives == "task":
+      # Positive: a transition of the same task from any trajectory (CORRO), drawn from the
+      # task's RL batch (uniform over its whole data, independent of the context).
+      del k_perm
+      pos = embed(params, task_positives(batch.rl, k))
+    else:  # another transition of the same context (a random derangement)
+      shift = jax.random.randint(k_perm, (), 1, k)
+      pos = jnp.roll(e, shift, axis=1)
     m = cfg.corro_negatives
     tile = lambda x: jnp.broadcast_to(x[:, :, None], (b, k, m) + x.shape[2:])
     if cfg.corro_negative_source == "cvae":
@@ -199,7 +234,8 @@ def make_representation(cfg: LearnerConfig) -> Representation:
   def cvae_loss(pretrain_params, rl: Transition, hp: HParams, key):
     next_hat, r_hat, mu, log_var = cvae.apply(pretrain_params, rl.obs, rl.action, rl.reward,
                                               rl.next_obs, key)
-    mse_s = jnp.mean(jnp.sum((next_hat - rl.next_obs) ** 2, axis=-1))
+    # CORRO: F.mse_loss on s' and on r, each a mean over all its elements, + beta * KL.
+    mse_s = jnp.mean((next_hat - rl.next_obs) ** 2)
     mse_r = jnp.mean((r_hat - rl.reward) ** 2)
     kl = jnp.mean(0.5 * jnp.sum(jnp.exp(log_var) + mu ** 2 - 1.0 - log_var, axis=-1))
     loss = mse_s + mse_r + hp.cvae_kl_weight * kl

@@ -10,14 +10,19 @@ Sources (``../shared/reference/comrl-algorithms.md`` §1-2, §6.4, §8):
 * ``focal`` — FOCAL's official configs: encoder 3x200 -> latent 20 (tanh, mean), context of
   ``embedding_batch_size`` random transitions, twin-Q SAC 3x256 + BRAC with the auto-tuned weight
   (``alpha_init``/``alpha_max`` per env, target divergence 0.05, value penalty on ant-dir and
-  cheetah-dir), 3 dual steps, reward scale 5, log-std max 0, metric-loss weight 10.
+  cheetah-dir), 3 dual steps, reward scale 5, log-std max 0, metric-loss weight 10; the encoder
+  sees (s, a, r) on cheetah-vel/-dir and ant-dir and (s, a, r, s') on hopper/walker
+  (``use_next_obs_in_context``, default False, true in the hopper/walker configs).
   BRAC as the code: penalty on c's output (``brac_gp="output"``; BRAC's dc/da is ``"grad"``), D
   taken before the 3 dual steps (CSRO: after), each further dual step on a fresh RL batch, raw
   weight clipped only where used, 1e-3 mu^2 and log-sigma^2 actor regularisers.
   Differences: meta-batches are drawn *with* replacement (UNICORN; FOCAL's default has no
   positive pairs), twin-Q SAC without the V network, 200k steps.
 * ``csro`` — CSRO's configs: FOCAL's encoder and backbone (policy penalty only, ``alpha_init``
-  50/500) + lambda * CLUB on q(z | s, a) (3x200 net). Our CLUB is in nats (Gaussian
+  50/500, ``alpha_max`` 2e3 on cheetah / ant-goal, 1e4 on hopper / walker) + lambda * CLUB on
+  q(z | s, a) (3x200 net); (s, a, r, s') context on hopper/walker only, as FOCAL. CSRO has no
+  cheetah-dir or ant-dir config: cheetah-dir uses cheetah-vel's numbers, ant-dir ant-goal's
+  (meta-batch 10, context 512, lambda 50). Our CLUB is in nats (Gaussian
   log-likelihood, summed over latent dims, the 1/2 included); CSRO's code averages the squared
   error over dims without the 1/2, so ``club_weight = lambda * 2 / latent_size`` keeps the
   paper's lambda.
@@ -33,10 +38,14 @@ Sources (``../shared/reference/comrl-algorithms.md`` §1-2, §6.4, §8):
   paper's alpha/(1-alpha) (0.15 cheetah/ant, 1.5 hopper/walker; the code has 0.01 for
   cheetah-dir, 0.7 for walker). ``supervised`` trains the encoder through the critic only.
 * ``corro`` — CORRO: attention-pooled, L2-normalised transition encoder (2x64; hopper/walker
-  2x128), InfoNCE at temperature 0.1 with 16 CVAE negatives per anchor (CVAE latent/hidden 5/64,
-  ant/hopper/walker 64/128, pre-trained for 10k steps in the same run), plain SAC with fixed
-  entropy 0.2, 2x256, one-trajectory context. Difference: the transition encoder is trained
-  alongside the RL stage instead of in a separate stage before it.
+  2x128), InfoNCE at temperature 0.1 with 16 CVAE negatives per anchor and the positive any
+  transition of the anchor's task, plain SAC with fixed entropy 0.2, 2x256, one-trajectory
+  context. CVAE latent/hidden 5/64 (ant/hopper/walker 64/128), loss mean-MSE(s') + mean-MSE(r)
+  + 0.2 KL, pre-trained in the same run for as many passes over the training data as CORRO's
+  100 epochs (:func:`corro_cvae_pretrain_steps`: batch 4096 instead of 128, so 32x fewer
+  updates; the default assumes 20 tasks of the data configs' size, recompute it for another
+  dataset). Difference: the transition encoder is trained alongside the RL stage instead of in
+  a separate stage before it.
 * ``oracle`` — UNICORN's backbone conditioned on the true task parameters.
 
 On the point robots every preset shares one small backbone (twin-Q SAC + a fixed BRAC weight
@@ -70,16 +79,31 @@ _FOCAL_ENV = {
     "hopper_param": dict(context=100, alpha_init=500.0, alpha_max=2000.0, value=False, mb=10),
     "walker_param": dict(context=100, alpha_init=50.0, alpha_max=1e4, value=False, mb=16),
 }
-# CSRO configs: lambda, context transitions, alpha_init / alpha_max, latent size.
+# CSRO configs (MoreanP/CSRO configs/*.json): lambda, context transitions, alpha_init /
+# alpha_max, latent size, meta-batch. CSRO ships no cheetah-dir or ant-dir config: cheetah_dir
+# takes cheetah-vel.json's values and ant_dir takes ant-goal.json's (jcomrl has no ant-goal).
 _CSRO_ENV = {
-    "cheetah_vel": dict(lam=10.0, context=100, alpha_init=50.0, alpha_max=2000.0, latent=20),
-    "cheetah_dir": dict(lam=10.0, context=100, alpha_init=50.0, alpha_max=2000.0, latent=20),
-    "ant_dir": dict(lam=50.0, context=512, alpha_init=500.0, alpha_max=1e4, latent=20),
-    "hopper_param": dict(lam=25.0, context=256, alpha_init=50.0, alpha_max=2000.0, latent=20),
-    "walker_param": dict(lam=25.0, context=256, alpha_init=50.0, alpha_max=2000.0, latent=40),
+    "cheetah_vel": dict(lam=10.0, context=100, alpha_init=50.0, alpha_max=2000.0, latent=20,
+                        mb=16),
+    "cheetah_dir": dict(lam=10.0, context=100, alpha_init=50.0, alpha_max=2000.0, latent=20,
+                        mb=16),
+    "ant_dir": dict(lam=50.0, context=512, alpha_init=500.0, alpha_max=2000.0, latent=20, mb=10),
+    "hopper_param": dict(lam=25.0, context=256, alpha_init=50.0, alpha_max=1e4, latent=20, mb=16),
+    "walker_param": dict(lam=25.0, context=256, alpha_init=50.0, alpha_max=1e4, latent=40, mb=16),
 }
+# FOCAL and CSRO feed s' to the encoder only where a config sets use_next_obs_in_context
+# (hopper/walker); the default (configs/default.py) is (s, a, r).
+_FOCAL_CSRO_NEXT_OBS = {"cheetah_vel": False, "cheetah_dir": False, "ant_dir": False,
+                        "hopper_param": True, "walker_param": True}
 _CORRO_CVAE = {"cheetah_vel": (5, 64), "cheetah_dir": (5, 64), "ant_dir": (64, 128),
                "hopper_param": (64, 128), "walker_param": (64, 128)}
+# CORRO's CVAE: 100 epochs over the pooled training-task data at batch 128
+# (relabel_model_config/args_*.py:13-14). Default pool: 20 training tasks x the per-task sizes of
+# experiments/configs/data.py (UNICORN Table 7).
+CORRO_CVAE_EPOCHS = 100
+_CORRO_TRAIN_TRANSITIONS = {"cheetah_vel": 20 * 200_000, "cheetah_dir": 20 * 200_000,
+                            "ant_dir": 20 * 100_000, "hopper_param": 20 * 300_000,
+                            "walker_param": 20 * 450_000}
 
 _POINT_ROBOT = dict(
     learner=dict(latent_size=8, encoder_hidden=(64, 64), aux_hidden=(64, 64),
@@ -99,6 +123,26 @@ _MUJOCO_COMMON = dict(
                  tau=0.005),
     num_steps=200_000,
 )
+
+
+def corro_cvae_pretrain_steps(num_train_transitions: int, *, meta_batch_size: int,
+                              rl_batch_size: int, steps_per_chunk: int,
+                              epochs: int = CORRO_CVAE_EPOCHS) -> int:
+  """jcomrl's ``pretrain_steps`` for CORRO's CVAE budget of ``epochs`` passes over the data.
+
+  CORRO trains the CVAE for 100 epochs at batch 128 over the pooled training-task transitions
+  (``PKU-RL/CORRO`` ``train_generative_model.py:92,104``, ``relabel_model_config/args_*.py:13-14``).
+  One jcomrl pre-training update sees ``meta_batch_size * rl_batch_size`` transitions (the
+  meta-batch's RL batches, pooled), so the same number of passes is
+  ``ceil(epochs * N / (meta_batch_size * rl_batch_size))`` updates, rounded up to a whole chunk.
+  It is the same data budget with a larger batch: ``(meta_batch_size * rl_batch_size) / 128``
+  times fewer Adam updates (32x at 16 x 256) at the same learning rate (3e-4).
+  """
+  if num_train_transitions <= 0:
+    raise ValueError(f"num_train_transitions must be positive, got {num_train_transitions}")
+  per_step = meta_batch_size * rl_batch_size
+  steps = -(-epochs * num_train_transitions // per_step)
+  return -(-steps // steps_per_chunk) * steps_per_chunk
 
 
 def _point_robot(name: str) -> dict:
@@ -134,10 +178,11 @@ def _mujoco(name: str, env: str) -> dict:
     # BRAC as FOCAL sac.py (CSRO takes D after its dual steps, sac.py:278-287); default.py:40-41.
     lrn.update(brac_gp="output", brac_div_before_dual=name == "focal")
     hp.update(policy_mean_reg=1e-3, policy_std_reg=1e-3)
+    lrn.update(use_next_obs=_FOCAL_CSRO_NEXT_OBS[env])
     if name == "csro":
       c = _CSRO_ENV[env]
       lrn.update(latent_size=c["latent"], context_size=c["context"], brac_penalty="policy",
-                 meta_batch_size=16)
+                 meta_batch_size=c["mb"])
       hp.update(brac_weight=c["alpha_init"], brac_weight_max=c["alpha_max"],
                 club_weight=c["lam"] * 2.0 / c["latent"], club_model_weight=10.0)
     return p
@@ -158,11 +203,14 @@ def _mujoco(name: str, env: str) -> dict:
     lrn.update(encoder="mean_tanh")
   elif name == "corro":
     latent, hidden = _CORRO_CVAE[env]
+    pretrain = corro_cvae_pretrain_steps(
+        _CORRO_TRAIN_TRANSITIONS[env], meta_batch_size=lrn["meta_batch_size"],
+        rl_batch_size=lrn["rl_batch_size"], steps_per_chunk=lrn["steps_per_chunk"])
     lrn.update(encoder="attention", cvae_latent=latent, aux_hidden=(hidden,),
-               corro_negatives=16, corro_negative_source="cvae", pretrain_steps=10_000,
-               backbone="sac")
+               corro_negatives=16, corro_negative_source="cvae", pretrain_steps=pretrain,
+               corro_positives="task", backbone="sac")
     hp.update(corro_temperature=0.1, entropy_alpha=0.2)
-    p["num_steps"] += 10_000
+    p["num_steps"] += pretrain
   return p
 
 

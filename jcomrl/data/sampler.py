@@ -72,3 +72,19 @@ def sample_meta_batch(key: jax.Array, data: OfflineDataset, task_pool: jnp.ndarr
       task_params=data.task_params[task_index],
       context=sample_context(k_ctx, data, task_index, size=context_size, mode=context_mode),
       rl=sample_transitions(k_rl, data, task_index, rl_batch_size))
+
+
+def task_positives(draw: Transition, num: int) -> Transition:
+  """CORRO's positive partners for ``num`` anchors per task: any transition of the same task.
+
+  ``draw`` ``[B, R]`` must be transitions sampled uniformly with replacement from each task's
+  *whole* data, with a key independent of the anchors' (the meta-batch's RL batch,
+  :func:`sample_transitions`, is such a draw). Anchor ``k`` of task ``b`` is paired with
+  ``draw[b, k mod R]``: a transition of task ``b`` from any of its trajectories, never of another
+  task, as CORRO's ``sample_positive_pairs`` (``PKU-RL/CORRO`` ``train_contrastive.py:185-191``:
+  one task index, independent query and key indices over that task's pooled transitions).
+  With ``R < num`` positives repeat across anchors.
+  """
+  chex.assert_rank(draw.reward, 2)
+  idx = jnp.arange(num) % draw.reward.shape[1]
+  return jax.tree.map(lambda x: x[:, idx], draw)
