@@ -3,7 +3,9 @@
 Every ``experiments/configs/<preset>.py:<variant>`` calls :func:`base_config`; the settings
 themselves live in :mod:`jcomrl.algos.presets` (with their sources). Variants are the envs of
 the suite (``point_robot``, ``sparse_point_robot``, ``cheetah_vel``, ``cheetah_dir``,
-``ant_dir``, ``hopper_param``, ``walker_param``) and ``tiny`` (point-robot, test-sized).
+``ant_dir``, ``hopper_param``, ``walker_param``) and ``tiny`` (point-robot, test-sized); a
+``+paper`` suffix (``unicorn_ss.py:walker_param+paper``) takes the paper's value where it and the
+official code disagree (``presets.preset(..., source="paper")``).
 """
 
 from ml_collections import config_dict
@@ -14,14 +16,19 @@ VARIANTS = presets.ENVS + ("tiny",)
 
 
 def base_config(preset: str, variant: str):
+  variant, plus, source = variant.partition("+")
+  source = source if plus else "code"
+  if source not in presets.SOURCES:
+    raise ValueError(f"unknown variant suffix +{source}; expected +paper or none")
   if variant not in VARIANTS:
     raise ValueError(f"no variant {variant!r} for {preset}; have {', '.join(VARIANTS)}")
   tiny = variant == "tiny"
   env = "point_robot" if tiny else variant
-  p = presets.preset(preset, env, tiny=tiny)
+  p = presets.preset(preset, env, tiny=tiny, source=source)
   c = config_dict.ConfigDict()
   c.algo = preset
   c.env = env
+  c.preset_source = source
   c.dataset = f"data/{env}_mixed"
   c.seed = 0
   c.num_seeds = 1

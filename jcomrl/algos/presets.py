@@ -34,9 +34,10 @@ Sources (``../shared/reference/comrl-algorithms.md`` §1-2, §6.4, §8):
   (cheetah-vel 0), except ant-dir: FOCALSAC (``jcomrl.algos.backbones``: target
   ``min Q' - 0.2 D``, actor ``log pi - min Q + 0.2 D`` with D constant, 3 dual steps, penalty on
   c's output; jcomrl's earlier form is ``soft_target=True, brac_actor_div_grad=True``, entropy
-  0.2, ``brac_gp="grad"``, ``brac_div_before_dual=False``). ``unicorn_ss`` uses the
-  paper's alpha/(1-alpha) (0.15 cheetah/ant, 1.5 hopper/walker; the code has 0.01 for
-  cheetah-dir, 0.7 for walker). ``supervised`` trains the encoder through the critic only.
+  0.2, ``brac_gp="grad"``, ``brac_div_before_dual=False``). ``unicorn_ss`` uses the code's
+  alpha/(1-alpha) (0.15 cheetah-vel/ant, 0.01 cheetah-dir, 1.5 hopper, 0.7 walker); the paper's
+  Table 7 has 0.15 on cheetah-dir and 1.5 on walker (``--config.hparams.focal_weight=...``).
+  ``supervised`` trains the encoder through the critic only.
 * ``corro`` — CORRO: attention-pooled, L2-normalised transition encoder (2x64; hopper/walker
   2x128), InfoNCE at temperature 0.1 with 16 CVAE negatives per anchor and the positive any
   transition of the anchor's task, plain SAC with fixed entropy 0.2, 2x256, one-trajectory
@@ -47,6 +48,10 @@ Sources (``../shared/reference/comrl-algorithms.md`` §1-2, §6.4, §8):
   dataset). Difference: the transition encoder is trained alongside the RL stage instead of in
   a separate stage before it.
 * ``oracle`` — UNICORN's backbone conditioned on the true task parameters.
+
+Every setting taken from an official code, with our value, the official one, its source (file:line)
+and why where they differ, is a row of :data:`PROVENANCE` (``provenance_markdown()`` prints it);
+``preset(..., source="paper")`` takes the paper's value where the paper and the code disagree.
 
 On the point robots every preset shares one small backbone (twin-Q SAC + a fixed BRAC weight
 0.1, discount 0.9, 64-wide networks, 64 random transitions as context, 3000 steps) so that the
@@ -63,13 +68,14 @@ ENVS = ("point_robot", "sparse_point_robot", "cheetah_vel", "cheetah_dir", "ant_
 MUJOCO_ENVS = ENVS[2:]
 NUM_BENCHMARK_TASKS = 40  # every env's benchmark task table (classifier classes)
 
-# UNICORN Table 7 and offline_rl_config/*: latent size, encoder width, alpha / (1 - alpha).
+# UNICORN offline_rl_config/args_<env>.py (d8853cd): latent size, encoder width, the code's
+# alpha / (1 - alpha) (``--beta-encoder``) and the paper's (Table 7), entropy weight.
 _UNICORN_ENV = {
-    "cheetah_vel": dict(latent=5, width=64, ss_weight=0.15, entropy=0.0),
-    "cheetah_dir": dict(latent=5, width=64, ss_weight=0.15, entropy=0.2),
-    "ant_dir": dict(latent=5, width=64, ss_weight=0.15, entropy=0.2),
-    "hopper_param": dict(latent=40, width=128, ss_weight=1.5, entropy=0.2),
-    "walker_param": dict(latent=32, width=128, ss_weight=1.5, entropy=0.2),
+    "cheetah_vel": dict(latent=5, width=64, ss_weight=0.15, ss_weight_paper=0.15, entropy=0.0),
+    "cheetah_dir": dict(latent=5, width=64, ss_weight=0.01, ss_weight_paper=0.15, entropy=0.2),
+    "ant_dir": dict(latent=5, width=64, ss_weight=0.15, ss_weight_paper=0.15, entropy=0.2),
+    "hopper_param": dict(latent=40, width=128, ss_weight=1.5, ss_weight_paper=1.5, entropy=0.2),
+    "walker_param": dict(latent=32, width=128, ss_weight=0.7, ss_weight_paper=1.5, entropy=0.2),
 }
 # FOCAL configs: context transitions, BRAC alpha_init / alpha_max, value penalty, meta-batch.
 _FOCAL_ENV = {
@@ -161,7 +167,7 @@ def _point_robot(name: str) -> dict:
   return p
 
 
-def _mujoco(name: str, env: str) -> dict:
+def _mujoco(name: str, env: str, source: str = "code") -> dict:
   p = copy.deepcopy(_MUJOCO_COMMON)
   lrn, hp = p["learner"], p["hparams"]
   u = _UNICORN_ENV[env]
@@ -198,7 +204,8 @@ def _mujoco(name: str, env: str) -> dict:
   else:
     lrn.update(backbone="sac")
   if name == "unicorn_ss":
-    hp.update(focal_weight=u["ss_weight"], decoder_weight=1.0)
+    hp.update(focal_weight=u["ss_weight_paper" if source == "paper" else "ss_weight"],
+              decoder_weight=1.0)
   elif name == "supervised":
     lrn.update(encoder="mean_tanh")
   elif name == "corro":
@@ -214,13 +221,24 @@ def _mujoco(name: str, env: str) -> dict:
   return p
 
 
-def preset(name: str, env: str, *, tiny: bool = False) -> dict:
-  """The preset ``name`` on ``env`` (``tiny=True``: test-sized networks and schedule)."""
+SOURCES = ("code", "paper")
+
+
+def preset(name: str, env: str, *, tiny: bool = False, source: str = "code") -> dict:
+  """The preset ``name`` on ``env`` (``tiny=True``: test-sized networks and schedule).
+
+  ``source="code"`` (default) follows the official code where it and the paper disagree;
+  ``"paper"`` takes the paper's value instead (today: UNICORN-SS's alpha/(1-alpha) on cheetah-dir
+  and walker, Table 7). Every such setting is a row of :data:`PROVENANCE`.
+  """
+  if source not in SOURCES:
+    raise ValueError(f"unknown preset source {source!r}; expected one of {SOURCES}")
   if name not in PRESETS:
     raise ValueError(f"unknown preset {name!r}; expected one of {PRESETS}")
   if env not in ENVS:
     raise ValueError(f"no {name} settings for env {env!r}; have {ENVS}")
-  p = _point_robot(name) if env in ("point_robot", "sparse_point_robot") else _mujoco(name, env)
+  p = (_point_robot(name) if env in ("point_robot", "sparse_point_robot")
+       else _mujoco(name, env, source))
   p["learner"]["representation"] = name
   p["learner"]["num_task_labels"] = NUM_BENCHMARK_TASKS
   if tiny:
@@ -233,3 +251,147 @@ def preset(name: str, env: str, *, tiny: bool = False) -> dict:
       lrn["pretrain_steps"] = 10
     p["num_steps"] = 20 + lrn.get("pretrain_steps", 0)
   return p
+
+
+# Provenance of every preset and protocol setting that follows an official code: (setting, our
+# value, official value, source file:line, why if different; "" = the same). Repositories and
+# commits: UNICORN betray12138/UNICORN d8853cd, FOCAL FOCAL-ICLR cc2f1fd, CSRO MoreanP/CSRO
+# 7db1efd, CORRO PKU-RL/CORRO 210ad40, mbrl-lib v0.2.0, TD3+BC sfujim/TD3_BC. Checked by
+# tests/test_presets_provenance.py (every row has a source; a difference says why).
+PROVENANCE = (
+    # --- UNICORN lineage (unicorn_ss, unicorn_sup, supervised, oracle) ---
+    ("unicorn latent / encoder width, cheetah-vel/-dir, ant-dir", "5 / 2x64", "5 / 2x64",
+     "UNICORN offline_rl_config/args_cheetah_vel.py:65,67; args_cheetah_dir.py:59,61; "
+     "args_ant_dir.py:59,61", ""),
+    ("unicorn latent / encoder width, hopper / walker", "40 / 2x128, 32 / 2x128", "same",
+     "args_hopper_param.py:59,61; args_walker_param.py:59,61", ""),
+    ("unicorn_ss alpha/(1-alpha), cheetah-vel / ant-dir / hopper", "0.15 / 0.15 / 1.5", "same",
+     "args_cheetah_vel.py:128; args_ant_dir.py:120; args_hopper_param.py:118", ""),
+    ("unicorn_ss alpha/(1-alpha), cheetah-dir / walker", "0.01 / 0.7 (source='paper': 0.15 / 1.5)",
+     "same (paper Table 7: 0.15 / 1.5)", "args_cheetah_dir.py:121; args_walker_param.py:119",
+     ""),
+    ("unicorn_ss reconstruction NLL", "mean((t-mu)^2 e^-lv + lv), no 1/2 (decoder_nll='mbrl')",
+     "same", "mbrl-lib mbrl/util/math.py:59-61, models/gaussian_mlp.py:299-304; UNICORN "
+     "models/decoder.py:203-208", ""),
+    ("unicorn entropy weight", "0 cheetah-vel, 0.2 others", "same",
+     "args_cheetah_vel.py:38; args_cheetah_dir.py:36; args_ant_dir.py:33; args_hopper_param.py:36",
+     ""),
+    ("unicorn RL networks", "2x256", "same (paper Table 7: depth 3)",
+     "UNICORN train_offline_FOCAL.py:197-224", ""),
+    ("unicorn meta-batch tasks", "16 drawn with replacement, kept for 200 updates",
+     "same (one draw per iteration)", "train_offline_FOCAL.py:284-289,328; args_*.py:25",
+     ""),
+    ("unicorn ant-dir backbone", "FOCALSAC: target min Q' - 0.2 D (no entropy), actor log pi - "
+     "min Q + 0.2 D with D constant, GP on c's output, D before the 3 dual steps",
+     "same", "focalsac.py:131-136,196; brac/divergences.py:34-43,66-73; "
+     "train_offline_FOCAL.py:356-364", ""),
+    ("unicorn ant-dir policy samples for D", "separate samples for target, actor and dual",
+     "one shared sample", "train_offline_FOCAL.py:356-359", "sampling noise only"),
+    ("unicorn training length", "200k updates", "same (1000 iterations x 200)",
+     "args_*.py:25; train_offline_FOCAL.py:328", ""),
+    ("stochastic encoder at evaluation", "sampled code (EvalSettings.encoder_code='sample'; "
+     "'mean' option)", "same (rsample)", "UNICORN models/encoder.py:246-250,262; "
+     "train_offline_FOCAL.py:484", ""),
+    ("hopper/walker episode end, UNICORN/CORRO variants", "stored terminal 0; evaluation sums "
+     "all 200 steps", "same", "CORRO learner.py:474,484; UNICORN hopper_rand_params.py:37; "
+     "train_offline_FOCAL.py:491-504; wrappers.py:128-134", ""),
+    ("OOD behaviour sources", "trained snapshots only (ood_snapshots='trained')",
+     "same (agent20 onwards)", "UNICORN ood_test_config/AntDir-v0.txt; CORRO "
+     "learner.py:199-200,294-302", ""),
+    # --- FOCAL ---
+    ("focal encoder / latent / RL nets", "3x200 / 20 / 3x256", "same",
+     "FOCAL configs/default.py:7-8; launch_experiment.py:58,64", ""),
+    ("focal context s'", "off on cheetah-vel/-dir, ant-dir; on hopper/walker", "same",
+     "default.py:67; hopper_rand_params.json:10; walker_rand_params.json:11", ""),
+    ("focal context / alpha_init / alpha_max / meta-batch, cheetah-vel", "100 / 50 / 2e3 / 16",
+     "same", "cheetah-vel.json:19,26-27,10", ""),
+    ("focal ..., cheetah-dir (value penalty)", "256 / 500 / 2e3 / 4, yes", "same",
+     "cheetah-dir.json:18,27,10; default.py:62-63", ""),
+    ("focal ..., ant-dir (value penalty)", "256 / 1e6 / 5e6 / 4, yes", "same",
+     "ant-dir.json:20,27-28,31,11", ""),
+    ("focal ..., hopper", "100 / 500 / 2e3 / 10, no", "same",
+     "hopper_rand_params.json:20,11; default.py:60,62-63", ""),
+    ("focal ..., walker", "100 / 50 / 1e4 / 16, no", "same", "walker_rand_params.json:22,32-33,27,12",
+     ""),
+    ("focal reward scale / metric weight / target D / alpha lr / dual steps / dual lr",
+     "5 / 10 / 0.05 / 1 / 3 / 1e-4", "same", "default.py:47,66,64,38,39,37", ""),
+    ("focal log-std max", "0", "same", "rlkit/torch/sac/policies.py:14", ""),
+    ("focal/csro gradient penalty", "on c's output sqrt(1e-8 + c^2), weight 5", "same",
+     "FOCAL/CSRO torchkit brac/divergences.py:34-43", ""),
+    ("focal D timing", "before the dual steps", "same", "FOCAL sac.py:278-286", ""),
+    ("focal actor D gradient", "through D at the pre-step dual weights",
+     "through D at the post-step weights (torch 1.2 in-place .data updates)",
+     "FOCAL sac.py:278,352", "an autograd artefact of torch 1.2; 3 Adam steps at lr 1e-4 apart"),
+    ("focal/csro BRAC weight", "raw weight stored, clip(0, alpha_max) where used", "same",
+     "FOCAL sac.py:95-97,377-382; CSRO sac.py:100-102,400-405", ""),
+    ("focal/csro policy regularisers", "1e-3 mean mu^2 + 1e-3 mean log sigma^2", "same",
+     "FOCAL sac.py:361-368, default.py:40-41; CSRO sac.py:384-391, default.py:36-37", ""),
+    ("focal/csro extra dual steps", "fresh RL batch each (dual_fresh_batches)", "same",
+     "FOCAL sac.py:201-222; CSRO sac.py:206-224", ""),
+    ("focal/csro value network", "twin Q only", "twin Q + V network", "FOCAL sac.py",
+     "the SAC-v2 form shared by every jcomrl backbone"),
+    ("focal/csro task sampling", "with replacement", "without (mb_replace False at cc2f1fd)",
+     "FOCAL default.py:70", "the metric loss needs positive pairs inside a meta-batch"),
+    ("focal/csro training length", "200k updates",
+     "FOCAL 100k cheetah-vel, 1M cheetah-dir, 2M ant/hopper/walker; CSRO 105k (210k ant-goal)",
+     "FOCAL default.py:19,25, cheetah-vel.json:18, ant-dir.json:16; CSRO cheetah-vel.json:15,18",
+     "one budget for every preset, as UNICORN's comparison"),
+    # --- CSRO ---
+    ("csro context s'", "off on cheetah-vel/-dir, ant-dir; on hopper/walker", "same",
+     "CSRO default.py:62; hopper_rand_params.json:14; walker_rand_params.json:14", ""),
+    ("csro lambda / context / alpha_init / alpha_max / latent / meta-batch, cheetah-vel",
+     "10 / 100 / 50 / 2e3 / 20 / 16", "same", "cheetah-vel.json:44,20,37-38,7,14", ""),
+    ("csro cheetah-dir", "cheetah-vel's values", "no config", "CSRO configs/",
+     "CSRO ships no cheetah-dir config"),
+    ("csro ant-dir", "ant-goal's: 50 / 512 / 500 / 2e3 / 20 / 10", "no config (ant-goal: same)",
+     "ant-goal.json:44,20,37,38,7,14", "CSRO has no ant-dir config; jcomrl has no ant-goal env"),
+    ("csro hopper", "25 / 256 / 50 / 1e4 / 20 / 16", "same",
+     "hopper_rand_params.json:45,21,38,39,7,15", ""),
+    ("csro walker", "25 / 256 / 50 / 1e4 / 40 / 16", "same",
+     "walker_rand_params.json:44,21,37,38,7,15", ""),
+    ("csro D timing", "after the dual steps", "same", "CSRO sac.py:278-287", ""),
+    ("csro CLUB weight", "lambda * 2 / latent", "lambda (mean over dims, no 1/2)",
+     "CSRO rlkit/torch/sac/sac.py:316-322", "our CLUB is a log-likelihood in nats; same gradient"),
+    ("csro q_psi weight / NLL form", "10 / with 1/2", "same", "cheetah-vel.json:43; sac.py:303",
+     ""),
+    ("csro q_psi update order", "CLUB uses q_psi before its update", "q_psi updated first",
+     "CSRO sac.py", "not yet an option (noticed in the issue-13 review)"),
+    ("csro online schedule", "z = 0 until num_exp_traj_eval episodes, z inferred after each "
+     "evaluation episode, half random steps (online_schedule='csro')", "same",
+     "CSRO rl_algorithm.py:505-514,528-534,569-570; util.py:346-354", ""),
+    ("csro online rounds x context episodes", "point-robot 20 x 1, MuJoCo 3 x 2",
+     "point-robot 400 steps / 20 = 20 x 1; walker 600 / 200 = 3 x 2",
+     "CSRO configs/point-robot.json:19,22,26; walker_rand_params.json:20,23,27",
+     "fixed rounds: CSRO runs more, shorter rounds after early terminations"),
+    ("focal online accumulation per round", "one episode length (3 x 20 point-robot, 3 x 200)",
+     "same (random_batch(max_path_length))", "CSRO rlkit/samplers/util.py:8", ""),
+    # --- CORRO ---
+    ("corro CVAE latent / hidden", "5 / 1x64 cheetah, 64 / 1x128 ant/hopper/walker", "same",
+     "CORRO relabel_model_config/args_cheetah_vel.py:18-20; args_{ant_dir,hopper_param,"
+     "walker_param}.py:18-19", ""),
+    ("corro CVAE loss", "mean-MSE(s') + mean-MSE(r) + 0.2 KL", "same",
+     "train_generative_model.py:114-118; args_*.py:17", ""),
+    ("corro CVAE budget", "ceil(100 N / (16 x 256)) updates (100 passes)", "100 epochs at batch 128",
+     "relabel_model_config/args_*.py:13-15", "same data passes in jcomrl's batch; 32x fewer updates"),
+    ("corro positives", "any transition of the anchor's task (corro_positives='task')", "same",
+     "train_contrastive.py:185-191", ""),
+    ("corro temperature / negatives / reward std / entropy", "0.1 / 16 / 0.5 / 0.2", "same",
+     "offline_rl_config/args_cheetah_vel.py:76,74,71,32", ""),
+    ("corro anchors per step", "meta-batch x context", "64", "args_cheetah_vel.py:73",
+     "the encoder trains jointly with the RL stage on its batch"),
+    ("corro encoder stage", "alongside RL", "separate stage before RL", "train_contrastive.py",
+     "one compiled learner; the pretrained CVAE still comes first"),
+    # --- TD3+BC (no preset uses it) ---
+    ("td3bc BC term", "mean over batch and action dims (td3bc_bc='mean')", "same (F.mse_loss)",
+     "sfujim/TD3_BC TD3_BC.py:143", ""),
+    # --- point robots ---
+    ("point-robot backbone (every preset)", "twin-Q SAC + BRAC 0.1, gamma 0.9, 64-wide, 3000 "
+     "steps", "per paper", "jcomrl", "one shared small backbone isolates the objective"),
+)
+
+
+def provenance_markdown() -> str:
+  """:data:`PROVENANCE` as a Markdown table."""
+  rows = ["| setting | ours | official | source | why, if different |", "|---|---|---|---|---|"]
+  rows += ["| " + " | ".join(r) + " |" for r in PROVENANCE]
+  return "\n".join(rows)
