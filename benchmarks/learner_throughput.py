@@ -45,7 +45,7 @@ from jcomrl.types import Transition
 
 OBS, ACT, TASK = 20, 6, 1
 ROWS = ["focal", "csro", "unicorn_ss", "unicorn_sup", "supervised", "corro", "oracle",
-        "unicorn_ss+dual3"]
+        "unicorn_ss+dual3", "unicorn_ss+dual3w0"]
 
 
 def synthetic_dataset(num_tasks=20, n=4000, seg=200, seed=0) -> OfflineDataset:
@@ -65,9 +65,12 @@ def row_config(row: str, chunk: int) -> tuple[LearnerConfig, HParams]:
   lrn = dict(p["learner"], obs_size=OBS, action_size=ACT, task_param_size=TASK,
              meta_batch_size=16, rl_batch_size=256, context_size=200, steps_per_chunk=chunk,
              pretrain_steps=0, num_task_labels=20)
-  if extra == "dual3":
+  if extra in ("dual3", "dual3w0"):
+    # dual3: the dual critic is trained and statically unused (brac_penalty="none"); dual3w0: the
+    # earlier form of the same workload, D in the actor loss at a traced weight of 0.
+    penalty = "none" if extra == "dual3" else "policy"
     # UNICORN's dual critic descends from the FOCAL port: output-norm gradient penalty.
-    lrn.update(backbone="brac", dual_steps=3, brac_penalty="policy", brac_gp="output")
+    lrn.update(backbone="brac", dual_steps=3, brac_penalty=penalty, brac_gp="output")
     p["hparams"]["brac_weight"] = 0.0
   return LearnerConfig(**lrn), HParams.create(**p["hparams"])
 

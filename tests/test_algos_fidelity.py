@@ -269,3 +269,25 @@ def test_td3bc_bc_term_is_a_mean_over_action_dims(nets):
   np.testing.assert_allclose(loss, -lam * np.mean(q) + mse, rtol=1e-5)
   np.testing.assert_allclose(run("sum")[1]["actor/bc_mse"], ACT * mse, rtol=1e-5)
   assert LearnerConfig(**TINY).td3bc_bc == "mean"
+
+
+# ----------------------------------------------------------------- brac_penalty="none" (issue 14)
+
+
+def test_unused_dual_critic_trains_but_touches_nothing_else(synthetic_data):
+  """brac_penalty='none' (UNICORN's own code trains c 3x per step with the plain SAC backbone and
+  never uses it): the dual critic moves, the actor and critic do not depend on it, and the
+  actor computes no D (no KL metric)."""
+  data = synthetic_data.to_device()
+  none = make_learner(LearnerConfig(**TINY, backbone="brac", brac_penalty="none", dual_steps=2))
+  s_none = unstack_seed(none.init(seed_keys(0, 1)), 0)
+  hp = HParams.create(brac_weight=3.0)
+  n1, m = jax.jit(none.update)(s_none, data, hp, POOL)
+  assert "actor/kl" not in m
+  assert not _close(n1.params["dual"], s_none.params["dual"])
+  n_frozen, _ = jax.jit(none.update)(s_none, data, HParams.create(brac_weight=3.0, dual_lr=0.0),
+                                     POOL)
+  assert _close((n1.params["actor"], n1.params["critic"]),
+                (n_frozen.params["actor"], n_frozen.params["critic"]))
+  with pytest.raises(ValueError, match="brac_auto_weight"):
+    LearnerConfig(**TINY, backbone="brac", brac_penalty="none", brac_auto_weight=True)

@@ -16,7 +16,7 @@ from flax import struct
 
 REPRESENTATIONS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "supervised", "oracle")
 BACKBONES = ("sac", "brac", "td3bc")
-BRAC_PENALTIES = ("policy", "value", "both")
+BRAC_PENALTIES = ("policy", "value", "both", "none")
 BRAC_GRADIENT_PENALTIES = ("grad", "output")
 TD3BC_BC_REDUCTIONS = ("mean", "sum")
 ENCODER_KINDS = ("mean_tanh", "stochastic", "attention")
@@ -50,6 +50,8 @@ class LearnerConfig:
   backbone: str = "brac"
   rl_hidden: tuple[int, ...] = (64, 64)
   dual_hidden: tuple[int, ...] = (64, 64)
+  # Where the BRAC weight w enters: the actor loss, the Bellman target, both, or nowhere
+  # ("none": the dual critic is trained and unused, the workload of UNICORN's own code).
   brac_penalty: str = "policy"
   brac_auto_weight: bool = False
   brac_gp: str = "grad"
@@ -109,6 +111,8 @@ class LearnerConfig:
     if self.pretrain_steps < 0 or self.pretrain_steps % self.steps_per_chunk:
       raise ValueError(f"pretrain_steps ({self.pretrain_steps}) must be a non-negative multiple "
                        f"of steps_per_chunk ({self.steps_per_chunk})")
+    if self.brac_auto_weight and self.brac_penalty == "none":
+      raise ValueError("brac_auto_weight needs a BRAC penalty; brac_penalty='none' uses no weight")
     if self.pretrain_steps and not self.uses_cvae:
       raise ValueError("pretrain_steps is only used by corro with corro_negative_source='cvae'")
 

@@ -192,9 +192,12 @@ def make_learner(cfg: LearnerConfig) -> Learner:
                                                              bc=cfg.td3bc_bc)
     w = brac_weight_of(params, hp) if brac and cfg.brac_penalty in ("policy", "both") else None
     d_params = params["dual"] if dual_params is None else dual_params
+    # brac_penalty="none": the dual critic is trained but D is never evaluated in the actor (no
+    # KL metric either), so its two forward passes and their gradient are not compiled at all.
+    uses_d = brac and cfg.brac_penalty != "none"
     return lambda p, rl, zz, k: backbones.actor_loss(
         p, params["critic"], d_params, alpha_of(params, hp), rl, zz, k, hp, policy=policy,
-        critic=critic, dual=dual if brac else None, brac_weight=w,
+        critic=critic, dual=dual if uses_d else None, brac_weight=w,
         div_grad=cfg.brac_actor_div_grad)
 
   def dual_fn(params, hp):
