@@ -279,6 +279,7 @@ def test_bad_input_is_one_line_and_changes_nothing(case_results, case_id):
   assert len(lines) == 1 and lines[0].startswith(prog), err[-3000:]
   assert expected in lines[0], lines[0]
   assert proc.returncode == 2, (proc.returncode, lines[0])
+  print(f"{case_id}: {lines[0]}")  # the message, for `pytest -rP` listings
   for path, a, b in zip(paths, before, after):
     assert a == b, f"{path} changed"
 
