@@ -60,6 +60,13 @@ ALL_PROTOCOLS = ("iid", "ood", "online", "task_ood", "diagnostics")
 _EXTRAS = {"matplotlib": "plots", "tensorboardX": "tensorboard"}
 
 
+def require_optional(module: str, what: str) -> None:
+  """``UsageError`` (before any work) when the optional ``module`` is not installed."""
+  if importlib.util.find_spec(module) is None:
+    raise UsageError(f"{what} needs the optional package {module}: pip install "
+                     f"'jcomrl[{_EXTRAS[module]}]'")
+
+
 def debug_enabled() -> bool:
   """Tracebacks wanted: ``JCOMRL_DEBUG=1`` or an explicit ``--verbosity >= 1``."""
   if os.environ.get("JCOMRL_DEBUG", "") not in ("", "0"):

@@ -322,6 +322,8 @@ def evaluate_protocols(workdir: str, protocols, step: int | None = None,
   each result as soon as it is written. The run directory is locked meanwhile.
   """
   protocols = parse_protocols(protocols)
+  if "diagnostics" in protocols:
+    cli.require_optional("matplotlib", "the diagnostics protocol (it plots the task codes)")
   read_config(workdir)
   with RunLock(workdir):
     return _evaluate_protocols(workdir, protocols, step, progress, on_result)

@@ -129,6 +129,7 @@ def main(argv):
   if len(argv) != 2:
     raise cli.UsageError("expected one dataset directory: python -m experiments.inspect_data "
                          "<dataset dir> [--out=x.png]")
+  cli.require_optional("matplotlib", "experiments.inspect_data (it writes a plot)")
   inspect(argv[1], _OUT.value, _VERIFY.value)
 
 

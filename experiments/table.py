@@ -265,6 +265,7 @@ def main(argv):
     raise cli.UsageError(f"unknown protocol column(s) {bad} in --protocols; expected a comma "
                          f"list of {', '.join(sorted(PROTOCOL_NAMES))}")
   out = FLAGS.out or os.path.join(FLAGS.runs_root, "table")
+  cli.require_optional("matplotlib", "experiments.table (it plots the learning curves)")
   try:
     tables = make_table(FLAGS.runs_root, out, protocols, FLAGS.metric)
   except FileNotFoundError as e:
