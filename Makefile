@@ -3,8 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# The install is redone whenever setup.py changes (stamp keyed on its hash).
-STAMP := $(VENV)/.installed-$(shell sha1sum setup.py | cut -c1-12)
+# The install is redone whenever pyproject.toml changes (stamp keyed on its hash).
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
 # JAX persistent compilation cache (git-ignored) shared by every target.
 export JAX_COMPILATION_CACHE_DIR := $(CURDIR)/.jax_cache
@@ -17,13 +17,14 @@ RUN_DIR ?= runs/default
 ENV ?= point_robot
 QUALITY ?= mixed
 ALGO ?= focal
-SEEDS ?= 1
+# Extra flags for train / evaluate, e.g. ARGS="--config.num_steps=2000 --config.num_seeds=4".
+ARGS ?=
 
 .PHONY: install run test data train evaluate bench lint clean
 
 install: $(STAMP)
 
-$(STAMP): setup.py
+$(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
@@ -51,15 +52,19 @@ bench-collect: $(STAMP)
 	$(PY) -m benchmarks.collect_throughput
 
 train: $(STAMP)
-	$(PY) -m experiments.train --config=experiments/configs/$(ALGO).py:$(ENV) --workdir=runs/$(ALGO)_$(ENV)
+	$(PY) -m experiments.train --config=experiments/configs/$(ALGO).py:$(ENV) --workdir=runs/$(ALGO)_$(ENV) $(ARGS)
 
 evaluate: $(STAMP)
-	$(PY) -m experiments.evaluate --workdir=runs/$(ALGO)_$(ENV)
+	$(PY) -m experiments.evaluate --workdir=runs/$(ALGO)_$(ENV) $(ARGS)
 
 # Sweeps: presets x envs, seeds vmapped in one process per pair, every protocol evaluated from
 # the saved checkpoints; finished pairs are skipped, killed ones resumed. `make table` aggregates.
+# SEEDS empty = experiments.sweep's default (3); SET = config overrides for every run, e.g.
+# SET="num_steps=2000 hparams.discount=0.95".
 ALGOS ?= focal csro unicorn_ss
 ENVS ?= point_robot
+SEEDS ?=
+SET ?=
 RUNS_ROOT ?= runs/sweep
 TABLE_OUT ?= $(RUNS_ROOT)/table
 TABLE_PROTOCOLS ?= iid,ood
@@ -67,7 +72,8 @@ EXAMPLE_ALGOS ?= focal csro unicorn_ss oracle
 .PHONY: sweep table example-sweep
 
 sweep: $(STAMP)
-	$(PY) -m experiments.sweep --algos="$(ALGOS)" --envs="$(ENVS)" --seeds=$(SEEDS) --runs_root=$(RUNS_ROOT)
+	$(PY) -m experiments.sweep --algos="$(ALGOS)" --envs="$(ENVS)" --runs_root=$(RUNS_ROOT) \
+	  $(if $(SEEDS),--seeds=$(SEEDS)) $(foreach s,$(SET),--set=$(s)) $(ARGS)
 
 table: $(STAMP)
 	$(PY) -m experiments.table --runs_root=$(RUNS_ROOT) --out=$(TABLE_OUT) --protocols=$(TABLE_PROTOCOLS)
@@ -82,4 +88,4 @@ lint: $(STAMP)
 	$(PY) -m ruff check jcomrl experiments benchmarks tests
 
 clean:
-	rm -rf runs .jax_cache .pytest_cache
+	rm -rf runs .jax_cache .pytest_cache build dist

@@ -6,21 +6,27 @@ Progress lines go to stdout. A killed run resumes from ``<out>.partial/`` when s
 the same config (behaviour snapshots are reused, finished collection chunks are skipped).
 """
 
-import sys
+import os
 import time
 
-from absl import app, logging
 from ml_collections import config_flags
 
-from jcomrl.data import collect, pipeline
-from jcomrl.data.dataset import DatasetError
+from experiments import cli
 
-_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/data.py:point_robot",
-                                          "data config file[:variant]")
+DEFAULT_CONFIG = os.path.join(cli.CONFIG_DIR, "data.py") + ":point_robot"
+
+
+def define_flags() -> None:
+  """The flag (defined when run as a program: ml_collections reads the ``--config.*``
+  overrides from ``sys.argv`` as soon as it is defined)."""
+  config_flags.DEFINE_config_file(
+      "config", DEFAULT_CONFIG, "data config file[:variant] (experiments/configs/data.py:<env>)")
 
 
 def behaviour_kwargs(c) -> dict:
   """``{"algo", "num_snapshots", **behaviour.<algo>}`` of a data config (``ConfigError`` if bad)."""
+  from jcomrl.data import pipeline
+
   algo = c.behaviour.algo
   if algo not in ("ppo", "sac") or algo not in c.behaviour:
     raise pipeline.ConfigError(f"unknown behaviour algo {algo!r} (config key behaviour.algo); "
@@ -35,17 +41,29 @@ def default_out(c) -> str:
 
 def generate(c, progress=print):
   """Builds (or resumes) the dataset of config ``c``; returns ``(dataset, meta)``."""
+  from jcomrl import envs
+  from jcomrl.data import collect, pipeline
+
   t0 = time.time()
   out = default_out(c)
+  if c.env not in envs.registered():
+    raise pipeline.ConfigError(f"unknown env {c.env!r} (config key env); expected one of "
+                               f"{', '.join(envs.registered())}")
+  kw = behaviour_kwargs(c)
+  total = kw.get("num_timesteps")
 
   def show(step, m):
     r = m.get("eval/episode_reward")
     tail = f"eval return {float(r):.2f}" if r is not None else "(no brax eval)"
-    progress(f"behaviour step {step:,} ({time.time() - t0:.0f}s): {tail}")
+    spent = time.time() - t0
+    eta = (f", ETA {cli.format_seconds(spent / step * (total - step))}"
+           if total and 0 < step < total else "")
+    where = f"{cli.bar(step, total)} " if total else ""
+    progress(f"behaviour step {step:,} {where}({cli.format_seconds(spent)}{eta}): {tail}")
 
   data, meta = pipeline.generate_and_save(
       out, c.env, dict(c.env_overrides), overwrite=c.overwrite, resume=c.resume,
-      quality=c.quality, seed=c.seed, behaviour_kwargs=behaviour_kwargs(c),
+      quality=c.quality, seed=c.seed, behaviour_kwargs=kw,
       episodes_per_snapshot=c.episodes_per_snapshot, transitions_per_task=c.transitions_per_task,
       chunk_episodes=c.chunk_episodes, return_episodes=c.return_episodes,
       behaviour_tasks=c.get("behaviour_tasks", "all"), progress=show,
@@ -59,12 +77,14 @@ def generate(c, progress=print):
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)  # orbax logs every save/restore at INFO
-  try:
-    generate(_CONFIG.value)
-  except (pipeline.ConfigError, DatasetError) as e:
-    sys.exit(f"experiments.collect: {e}")
+  from absl import flags
+
+  generate(flags.FLAGS.config, progress=lambda s: print(s, flush=True))
+
+
+def run():
+  cli.run(main, "experiments.collect", define=define_flags, config=("config", DEFAULT_CONFIG))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import math
 import os
 import tempfile
+import time
 
 import jax
 import numpy as np
 
+from experiments import cli
+from experiments.cli import ConfigError, RunDirError, RunFailed, RunLock
 from jcomrl import checkpoint, envs
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.learner import make_learner, seed_keys
 from jcomrl.algos.trainer import checkpoint_dir, run_training
-from jcomrl.data.dataset import DatasetError, load_dataset
+from jcomrl.data.dataset import DatasetError, check_normalisation, load_dataset
 from jcomrl.eval import diagnostics, suite
 
 EVAL_MODES = {"iid": "trajectory", "iid_transitions": "transitions"}
 # What ``evaluate_protocols`` accepts: the suite's protocols plus the representation diagnostics.
 ALL_PROTOCOLS = suite.PROTOCOLS + ("diagnostics",)
+parse_protocols = cli.parse_protocols
 
 
 def write_json_atomic(path: str, obj) -> None:
@@ -35,17 +41,161 @@ def to_plain(cfg) -> dict:
   return json.loads(cfg.to_json()) if hasattr(cfg, "to_json") else dict(cfg)
 
 
+# Top-level keys of a training config: type and whether it is required.
+_TOP_KEYS = {"algo": (str, False), "env": (str, True), "dataset": (str, True),
+             "seed": (int, True), "num_seeds": (int, True), "learner": (dict, True),
+             "hparams": (dict, True), "num_steps": (int, True), "checkpoint_every": (int, True),
+             "eval_every": (int, True), "eval": (dict, False)}
+# Learner fields taken from the dataset by ``build`` (not config keys).
+_FROM_DATA = ("obs_size", "action_size", "task_param_size")
+
+
+def _unknown(kind: str, key: str, known) -> ConfigError:
+  close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+  hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(known))}"
+  return ConfigError(f"unknown config key {kind}{key}; {hint}")
+
+
+def _is_int(v) -> bool:
+  return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_type(name: str, value, annotation: str) -> None:
+  """Checks ``value`` against a dataclass field annotation (``int``, ``tuple[int, ...]``, ...)."""
+  ann = annotation.replace(" ", "")
+  optional = ann.endswith("|None")
+  ann = ann.removesuffix("|None")
+  if value is None and optional:
+    return
+  if ann == "bool":
+    ok = isinstance(value, bool)
+  elif ann == "int":
+    ok = _is_int(value)
+  elif ann == "float":
+    ok = _is_number(value)
+  elif ann == "str":
+    ok = isinstance(value, str)
+  elif ann.startswith("tuple[int"):
+    ok = isinstance(value, (list, tuple)) and all(_is_int(x) and x >= 0 for x in value)
+  else:
+    return
+  if not ok:
+    want = {"tuple[int,...]": "a list of non-negative ints"}.get(ann, f"a {ann}")
+    raise ConfigError(f"config key {name} = {value!r} must be {want}"
+                      f"{' or None' if optional else ''}")
+
+
+def validate_config(cfg: dict) -> None:
+  """Checks every value of a training config before anything is built or written.
+
+  Raises ``ConfigError`` (one line naming the key, the value and what is allowed) for an unknown
+  key (with a did-you-mean), a wrong type, a value out of range, or a schedule that is not a
+  multiple of ``learner.steps_per_chunk``. Learner structure checks are ``LearnerConfig``'s own.
+  """
+  if not isinstance(cfg, dict):
+    raise ConfigError(f"a training config must be a dict, got {type(cfg).__name__}")
+  for key in cfg:
+    if key not in _TOP_KEYS:
+      raise _unknown("", key, _TOP_KEYS)
+  for key, (kind, required) in _TOP_KEYS.items():
+    if key not in cfg:
+      if required:
+        raise ConfigError(f"config key {key} is missing")
+      continue
+    value = cfg[key]
+    ok = _is_int(value) if kind is int else isinstance(value, kind)
+    if not ok:
+      raise ConfigError(f"config key {key} = {value!r} must be a {kind.__name__}")
+  if cfg["env"] not in envs.registered():
+    raise _unknown("env = ", cfg["env"], envs.registered())
+  if not cfg["dataset"]:
+    raise ConfigError("config key dataset is empty; set --config.dataset=<dataset directory>")
+  for key, low in (("seed", 0), ("num_seeds", 1), ("num_steps", 1), ("checkpoint_every", 1),
+                   ("eval_every", 0)):
+    if cfg[key] < low:
+      raise ConfigError(f"config key {key} = {cfg[key]} must be >= {low}")
+  # Learner: keys, types, then LearnerConfig's own structure checks.
+  fields = {f.name: f for f in dataclasses.fields(LearnerConfig)}
+  learner = dict(cfg["learner"])
+  for key, value in learner.items():
+    if key in _FROM_DATA:
+      raise ConfigError(f"config key learner.{key} is set from the dataset; remove it")
+    if key not in fields:
+      raise _unknown("learner.", key, set(fields) - set(_FROM_DATA))
+    _check_type(f"learner.{key}", value, str(fields[key].type))
+  probe = dict(learner, obs_size=1, action_size=1, task_param_size=1)
+  if probe.get("representation") == "unicorn_sup" and not probe.get("num_task_labels"):
+    probe["num_task_labels"] = 2  # filled from the dataset by build()
+  try:
+    lcfg = LearnerConfig.from_dict(probe)
+  except (ValueError, TypeError) as e:
+    raise ConfigError(f"invalid learner config: {e} (config keys learner.*)") from e
+  for key in ("encoder_hidden", "aux_hidden", "rl_hidden", "dual_hidden"):
+    if any(h <= 0 for h in getattr(lcfg, key)):
+      raise ConfigError(f"config key learner.{key} = {list(getattr(lcfg, key))} must hold "
+                        "positive layer widths")
+  chunk = lcfg.steps_per_chunk
+  for key in ("num_steps", "checkpoint_every", "eval_every"):
+    if cfg[key] % chunk:
+      raise ConfigError(f"config key {key} = {cfg[key]} must be a multiple of "
+                        f"learner.steps_per_chunk = {chunk}")
+  # Hyper-parameters: known names, finite numbers, signs and ranges.
+  hfields = {f.name for f in dataclasses.fields(HParams)}
+  for key, value in cfg["hparams"].items():
+    if key not in hfields:
+      raise _unknown("hparams.", key, hfields)
+    if not _is_number(value):
+      raise ConfigError(f"config key hparams.{key} = {value!r} must be a finite number")
+    if key.endswith("_lr") or key in ("corro_temperature", "td3_alpha"):
+      if value <= 0:
+        raise ConfigError(f"config key hparams.{key} = {value} must be > 0")
+    elif key in ("discount", "tau"):
+      if not 0 < value <= 1:
+        raise ConfigError(f"config key hparams.{key} = {value} must be in (0, 1]")
+    elif value < 0:
+      raise ConfigError(f"config key hparams.{key} = {value} must be >= 0")
+  # Evaluation settings.
+  efields = {f.name: f for f in dataclasses.fields(suite.EvalSettings)}
+  for key, value in dict(cfg.get("eval") or {}).items():
+    if key not in efields:
+      raise _unknown("eval.", key, efields)
+    ann = str(efields[key].type)
+    if key == "ood_snapshots":
+      ann = "tuple[int, ...] | None"
+    _check_type(f"eval.{key}", value, ann)
+    if _is_int(value) and key != "seed" and value < 1:
+      raise ConfigError(f"config key eval.{key} = {value} must be >= 1")
+  ev = dict(cfg.get("eval") or {})
+  if ev.get("ood_sources", "all") not in ("all", "train", "other"):
+    raise ConfigError(f"config key eval.ood_sources = {ev['ood_sources']!r} must be one of "
+                      "'all', 'train', 'other'")
+  if not 0 <= ev.get("online_random_fraction", 0.5) <= 1:
+    raise ConfigError(f"config key eval.online_random_fraction = "
+                      f"{ev['online_random_fraction']} must be in [0, 1]")
+
+
 def build(cfg: dict):
   """(env, dataset, meta, learner, hparams) for a plain-dict training config."""
   data, meta = load_dataset(cfg["dataset"], expect_env=cfg["env"])
+  check_normalisation(cfg["dataset"], meta)  # the scores of every evaluation need it
   # The env the data were collected in (its overrides are part of the dataset's meta).
-  env = envs.make(cfg["env"], **dict(meta.get("env_overrides") or {}))
+  try:
+    env = envs.make(cfg["env"], **dict(meta.get("env_overrides") or {}))
+  except ValueError as e:
+    raise DatasetError(f"{cfg['dataset']}: meta.json env_overrides do not fit: {e}") from e
   learner = dict(cfg["learner"], obs_size=data.observation_size, action_size=data.action_size,
                  task_param_size=int(data.task_params.shape[-1]))
   fields = {f.name for f in dataclasses.fields(LearnerConfig)}
   if "num_task_labels" in fields and not learner.get("num_task_labels"):
     learner["num_task_labels"] = data.num_tasks  # task-id classifiers: one class per task row
-  lcfg = LearnerConfig.from_dict(learner)
+  try:
+    lcfg = LearnerConfig.from_dict(learner)
+  except ValueError as e:
+    raise ConfigError(f"invalid learner config for {cfg['dataset']}: {e}") from e
   return env, data, meta, make_learner(lcfg), HParams.create(**cfg["hparams"])
 
 
@@ -64,43 +214,89 @@ def evaluate_state(env, data, meta, learner, params, cfg: dict, step: int) -> di
   return {"step": int(step), "test_task_ids": list(map(int, meta["split"]["test"])), **res}
 
 
-def train_run(cfg: dict, workdir: str, progress=print, evaluate: bool = True):
-  """Trains (or resumes) the run in ``workdir``.
+def _check_resumable(saved: dict, cfg: dict, workdir: str) -> None:
+  """``RunDirError`` unless ``cfg`` continues the run saved in ``workdir`` (only ``num_steps``
+  may differ, and not below the latest checkpoint)."""
+  diff = sorted(k for k in set(saved) | set(cfg) if saved.get(k) != cfg.get(k))
+  if diff and diff != ["num_steps"]:
+    detail = ", ".join(f"{k}: saved {saved.get(k)!r} vs now {cfg.get(k)!r}"
+                       for k in diff if k not in ("learner", "hparams", "eval"))
+    nested = [k for k in diff if k in ("learner", "hparams", "eval")]
+    for k in nested:
+      a, b = saved.get(k) or {}, cfg.get(k) or {}
+      detail += "".join(f"{', ' if detail else ''}{k}.{n}: saved {a.get(n)!r} vs now {b.get(n)!r}"
+                        for n in sorted(set(a) | set(b)) if a.get(n) != b.get(n))
+    raise RunDirError(f"{workdir} holds a run with another config ({detail}); use a new "
+                      "--workdir, or the saved config (only num_steps may be raised)")
+  done = checkpoint.latest_step(checkpoint_dir(workdir))
+  if done is not None and cfg["num_steps"] < done:
+    raise RunDirError(f"{workdir} is already trained to step {done}; num_steps = "
+                      f"{cfg['num_steps']} must be >= {done} (or use a new --workdir)")
 
+
+def _saved_config(workdir: str) -> dict | None:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise RunDirError(f"{path} is unreadable ({e}); use a new --workdir") from e
+
+
+def train_run(cfg: dict, workdir: str, progress=print, evaluate: bool = True,
+              protocols=None, on_result=None):
+  """Trains (or resumes, or extends to a larger ``num_steps``) the run in ``workdir``.
+
+  Nothing is written before the config, the dataset and the run directory are checked:
+  ``config.json`` is written once the run can start, under the run-directory lock (held until
+  the final evaluation is written).
   Returns the final ``iid`` protocol result (``evaluate_run``), or ``None`` with
-  ``evaluate=False``.
+  ``evaluate=False``; with ``protocols`` (a list), ``evaluate_protocols``' dict of them.
   """
-  os.makedirs(workdir, exist_ok=True)
-  cfg_path = os.path.join(workdir, "config.json")
-  if os.path.exists(cfg_path):
-    with open(cfg_path) as f:
-      saved = json.load(f)
-    if saved != cfg:
-      diff = sorted(k for k in set(saved) | set(cfg) if saved.get(k) != cfg.get(k))
-      raise ValueError(f"{workdir} holds a run with another config (differs in {diff}); "
-                       "use a new --workdir")
-  write_json_atomic(cfg_path, cfg)
+  validate_config(cfg)
+  saved = _saved_config(workdir)
+  if saved is not None:
+    _check_resumable(saved, cfg, workdir)
   env, data, meta, learner, hp = build(cfg)
+  ckpt = checkpoint_dir(workdir)
+  with RunLock(workdir):
+    saved = _saved_config(workdir)  # again, now that no other process can write it
+    if saved is not None:
+      _check_resumable(saved, cfg, workdir)
+      if saved["num_steps"] != cfg["num_steps"] and progress:
+        progress(f"num_steps {saved['num_steps']} -> {cfg['num_steps']}: extending the run")
+    if saved != cfg:
+      write_json_atomic(os.path.join(workdir, "config.json"), cfg)
 
-  def eval_fn(state, step):
-    res = evaluate_state(env, data, meta, learner, state.params, cfg, step)
-    write_json_atomic(os.path.join(workdir, "eval", f"iid_step{step}.json"), res)
-    return {f"eval/{k}_return": np.asarray(v["seed_means"]) for k, v in res.items()
-            if isinstance(v, dict)}
+    def eval_fn(state, step):
+      try:
+        res = evaluate_state(env, data, meta, learner, state.params, cfg, step)
+      except Exception as e:
+        raise RunFailed(f"the evaluation at step {step} failed ({type(e).__name__}: {e}); the "
+                        f"checkpoint of step {step} is saved in {ckpt} and its training metrics "
+                        "are logged: fix the cause and rerun the same command to resume") from e
+      write_json_atomic(os.path.join(workdir, "eval", f"iid_step{step}.json"), res)
+      return {f"eval/{k}_return": np.asarray(v["seed_means"]) for k, v in res.items()
+              if isinstance(v, dict)}
 
-  run_training(learner, data, hp, meta["split"]["train"], workdir=workdir, seed=cfg["seed"],
-               num_seeds=cfg["num_seeds"], num_steps=cfg["num_steps"],
-               checkpoint_every=cfg["checkpoint_every"], eval_fn=eval_fn,
-               eval_every=cfg["eval_every"], meta={"config": cfg}, progress=progress)
-  return evaluate_run(workdir) if evaluate else None
+    run_training(learner, data, hp, meta["split"]["train"], workdir=workdir, seed=cfg["seed"],
+                 num_seeds=cfg["num_seeds"], num_steps=cfg["num_steps"],
+                 checkpoint_every=cfg["checkpoint_every"], eval_fn=eval_fn,
+                 eval_every=cfg["eval_every"], meta={"config": cfg}, progress=progress)
+    if protocols is not None:
+      return (evaluate_protocols(workdir, protocols, progress=progress, on_result=on_result)
+              if protocols else {})
+    return evaluate_run(workdir) if evaluate else None
 
 
 def read_config(workdir: str) -> dict:
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{workdir} is not a run directory: it has no config.json")
-  with open(path) as f:
-    return json.load(f)
+  cfg = _saved_config(workdir)
+  if cfg is None:
+    raise RunDirError(f"{workdir} is not a run directory (no config.json); pass the --workdir "
+                      "of a run started with experiments.train")
+  return cfg
 
 
 def restore_run(workdir: str, step: int | None = None):
@@ -116,25 +312,24 @@ def eval_path(workdir: str, protocol: str, step: int) -> str:
   return os.path.join(workdir, "eval", f"{protocol}_step{step}.json")
 
 
-def parse_protocols(spec) -> list[str]:
-  """``"iid,ood"`` or a list -> validated protocol names (``all`` = every one)."""
-  names = [p.strip() for p in (spec.split(",") if isinstance(spec, str) else spec) if p.strip()]
-  if names == ["all"]:
-    return list(ALL_PROTOCOLS)
-  bad = [p for p in names if p not in ALL_PROTOCOLS]
-  if bad:
-    raise ValueError(f"unknown protocol(s) {bad}; expected a comma list of {ALL_PROTOCOLS}")
-  return names
-
-
 def evaluate_protocols(workdir: str, protocols, step: int | None = None,
-                       progress=None) -> dict:
+                       progress=None, on_result=None) -> dict:
   """Restores checkpoint ``step`` (latest by default) of ``workdir`` once and writes
   ``eval/<protocol>_step<N>.json`` for every protocol; returns ``{protocol: result}``.
 
   ``diagnostics`` also writes ``eval/codes_step<N>.png`` (PCA of held-out task codes).
+  ``progress(str)`` gets a line before and after each protocol, ``on_result(name, result)``
+  each result as soon as it is written. The run directory is locked meanwhile.
   """
   protocols = parse_protocols(protocols)
+  if "diagnostics" in protocols:
+    cli.require_optional("matplotlib", "the diagnostics protocol (it plots the task codes)")
+  read_config(workdir)
+  with RunLock(workdir):
+    return _evaluate_protocols(workdir, protocols, step, progress, on_result)
+
+
+def _evaluate_protocols(workdir, protocols, step, progress, on_result) -> dict:
   cfg, env, data, meta, learner, state, step = restore_run(workdir, step)
   settings = eval_settings(cfg)
   device_data = data.to_device()
@@ -148,9 +343,11 @@ def evaluate_protocols(workdir: str, protocols, step: int | None = None,
       if "ood" in protocols:
         raise DatasetError(f"the ood protocol needs behaviour snapshots: {e}") from e
   out = {}
-  for name in protocols:
+  t_all = time.time()
+  for i, name in enumerate(protocols):
+    t0 = time.time()
     if progress:
-      progress(f"evaluating {name} at step {step}")
+      progress(f"evaluating {name} ({i + 1}/{len(protocols)}) at step {step} ...")
     if name == "diagnostics":
       res = diagnostics_of(workdir, cfg, learner, state.params, device_data, meta, step)
     else:
@@ -158,6 +355,13 @@ def evaluate_protocols(workdir: str, protocols, step: int | None = None,
                                step=step, behaviour=behaviour)
     write_json_atomic(eval_path(workdir, name, step), res)
     out[name] = res
+    if progress:
+      left = (time.time() - t_all) / (i + 1) * (len(protocols) - i - 1)
+      progress(f"{name} done in {time.time() - t0:.1f}s"
+               + (f"; ~{left:.0f}s left for {len(protocols) - i - 1} more" if i + 1 <
+                  len(protocols) else ""))
+    if on_result:
+      on_result(name, res)
   return out
 
 

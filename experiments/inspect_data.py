@@ -13,13 +13,13 @@ table, and writes a PNG with the return against the checkpoint's training step, 
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from experiments import cli
 from jcomrl.data import collect
-from jcomrl.data.dataset import DatasetError, load_dataset
+from jcomrl.data.dataset import load_dataset
 
 PLOT_NAME = "returns_by_checkpoint.png"
 
@@ -127,12 +127,15 @@ def inspect(path: str, out: str | None = None, verify_checksums: bool = True,
 
 def main(argv):
   if len(argv) != 2:
-    raise app.UsageError("usage: python -m experiments.inspect_data <dataset dir> [--out=x.png]")
-  try:
-    inspect(argv[1], _OUT.value, _VERIFY.value)
-  except DatasetError as e:
-    sys.exit(f"experiments.inspect_data: {e}")
+    raise cli.UsageError("expected one dataset directory: python -m experiments.inspect_data "
+                         "<dataset dir> [--out=x.png]")
+  cli.require_optional("matplotlib", "experiments.inspect_data (it writes a plot)")
+  inspect(argv[1], _OUT.value, _VERIFY.value)
+
+
+def run():
+  cli.run(main, "experiments.inspect_data")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  run()

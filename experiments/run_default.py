@@ -13,11 +13,12 @@ import jax
 import jax.numpy as jnp
 import matplotlib
 import numpy as np
-from absl import app, flags, logging
+from absl import flags
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from experiments import cli  # noqa: E402
 from experiments import collect as collect_cli  # noqa: E402
 from experiments import common  # noqa: E402
 from experiments.configs import data as data_config  # noqa: E402
@@ -85,7 +86,6 @@ def _plot_codes(workdir, path):
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)  # orbax logs every save/restore at INFO
   t0 = time.time()
   workdir = _WORKDIR.value
   data_path = _dataset(workdir)
@@ -123,5 +123,9 @@ def main(argv):
   print(f"plots: {curves}\n       {codes}\ntotal time {time.time() - t0:.0f}s")
 
 
+def run():
+  cli.run(main, "experiments.run_default")
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -20,9 +20,9 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags, logging
+from absl import flags
 
-from experiments import common
+from experiments import cli
 
 
 def split_list(spec: str) -> list[str]:
@@ -30,7 +30,9 @@ def split_list(spec: str) -> list[str]:
 
 
 def config_file(algo: str) -> str:
-  return os.path.join("experiments", "configs", f"{algo}.py")
+  """``experiments/configs/<algo>.py`` (relative in a checkout, else the installed file)."""
+  rel = os.path.join("experiments", "configs", f"{algo}.py")
+  return rel if os.path.exists(rel) else os.path.join(cli.CONFIG_DIR, f"{algo}.py")
 
 
 def run_dir(runs_root: str, env: str, algo: str) -> str:
@@ -46,7 +48,7 @@ def train_command(algo: str, env: str, *, variant: str | None, seeds: int, datas
          f"--eval_protocols={','.join(protocols)}"]
   for item in overrides:
     if "=" not in item:
-      raise ValueError(f"--set expects key=value, got {item!r}")
+      raise cli.UsageError(f"--set expects key=value, got {item!r}")
     cmd.append(f"--config.{item}")
   return cmd
 
@@ -54,6 +56,8 @@ def train_command(algo: str, env: str, *, variant: str | None, seeds: int, datas
 def plan(algos: list[str], envs: list[str], runs_root: str, protocols: list[str]) -> list[dict]:
   """One entry per (algo, env): its run dir and what is left to do (``train``/``evaluate``/
   ``skip``)."""
+  from experiments import common  # JAX: imported once the flags are checked
+
   out = []
   for env in envs:
     for algo in algos:
@@ -81,13 +85,14 @@ def ensure_dataset(env: str, path: str, data_variant: str | None, dry_run: bool)
   except DatasetError:
     pass
   cmd = [sys.executable, "-m", "experiments.collect",
-         f"--config=experiments/configs/data.py:{data_variant or env}", f"--config.out={path}"]
+         f"--config={config_file('data')}:{data_variant or env}", f"--config.out={path}"]
   print(f"[sweep] dataset {path} missing: {' '.join(cmd)}", flush=True)
-  if not dry_run:
-    subprocess.run(cmd, check=True)
+  if not dry_run and subprocess.run(cmd, check=False).returncode:
+    raise cli.RunFailed(f"generating the dataset {path} failed (see the error above)")
 
 
 FLAGS = flags.FLAGS
+DEFAULT_SEEDS = 3  # also the Makefile's SEEDS default
 
 
 def define_flags() -> None:
@@ -96,11 +101,12 @@ def define_flags() -> None:
   flags.DEFINE_string("algos", "focal csro unicorn_ss",
                       "presets (experiments/configs/<algo>.py), space or comma separated")
   flags.DEFINE_string("envs", "point_robot", "env variants, space or comma separated")
-  flags.DEFINE_integer("seeds", 3, "seeds per (algo, env), vmapped in one process")
+  flags.DEFINE_integer("seeds", DEFAULT_SEEDS, "seeds per (algo, env), vmapped in one process",
+                       lower_bound=1)
   flags.DEFINE_string("runs_root", "runs/sweep", "root of the run directories")
   flags.DEFINE_string("protocols", "all",
                       f"protocols to evaluate: comma list of "
-                      f"{', '.join(common.ALL_PROTOCOLS)} or 'all'")
+                      f"{', '.join(cli.ALL_PROTOCOLS)} or 'all'")
   flags.DEFINE_string("variant", None,
                       "config variant for every preset (default: the env name)")
   flags.DEFINE_string("dataset", "data/{env}_mixed",
@@ -116,16 +122,27 @@ def define_flags() -> None:
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)  # orbax logs every restore (run status) at INFO
   algos, envs = split_list(FLAGS.algos), split_list(FLAGS.envs)
-  protocols = common.parse_protocols(FLAGS.protocols)
+  protocols = cli.parse_protocols(FLAGS.protocols)
   missing = [a for a in algos if not os.path.exists(config_file(a))]
   if missing:
-    sys.exit(f"experiments.sweep: no config file for preset(s) {missing} "
-             f"(looked for {[config_file(a) for a in missing]})")
+    raise cli.UsageError(f"no config file for preset(s) {missing} in --algos; presets: "
+                         + ", ".join(sorted(f[:-3] for f in os.listdir(cli.CONFIG_DIR)
+                                            if f.endswith(".py") and f not in
+                                            ("__init__.py", "common.py", "data.py"))))
+  for item in FLAGS.set:
+    if "=" not in item:
+      raise cli.UsageError(f"--set expects key=value, got {item!r}")
+  # Every config variant and override key, before anything runs.
+  for algo in algos:
+    for env in envs:
+      cli.check_overrides(["sweep"] + [f"--config.{item}" for item in FLAGS.set], "config",
+                          f"{config_file(algo)}:{FLAGS.variant or env}")
   runs_root = FLAGS.runs_root
   t_all = time.time()
   failures = []
+  total = len(algos) * len(envs)
+  watch = cli.Stopwatch(total)
   for env in envs:
     dataset = FLAGS.dataset.format(env=env)
     entries = plan(algos, [env], runs_root, protocols)
@@ -134,7 +151,7 @@ def main(argv):
     for e in entries:
       tag = f"[sweep] {e['algo']} on {env}"
       if e["todo"] == "skip":
-        print(f"{tag}: finished (step {e['step']}), skipped", flush=True)
+        print(f"{tag}: finished (step {e['step']}), skipped; pairs {watch.tick()}", flush=True)
         continue
       cmd = train_command(e["algo"], env, variant=FLAGS.variant, seeds=FLAGS.seeds,
                           dataset=dataset, workdir=e["workdir"], protocols=protocols,
@@ -148,8 +165,8 @@ def main(argv):
              "returncode": rc, "wall_s": round(time.time() - t0, 1), "seeds": FLAGS.seeds,
              "time": time.strftime("%Y-%m-%d %H:%M:%S")}
       _append_log(runs_root, row)
-      print(f"{tag}: {'done' if rc == 0 else f'FAILED (exit {rc})'} in {row['wall_s']}s",
-            flush=True)
+      print(f"{tag}: {'done' if rc == 0 else f'FAILED (exit {rc})'} in {row['wall_s']}s; "
+            f"pairs {watch.tick()}", flush=True)
       if rc != 0:
         failures.append(f"{e['algo']}/{env}")
         if not FLAGS.keep_going:
@@ -157,9 +174,13 @@ def main(argv):
   print(f"[sweep] total wall time {time.time() - t_all:.0f}s; "
         f"{'failed: ' + ', '.join(failures) if failures else 'all pairs finished'}", flush=True)
   if failures:
-    sys.exit(1)
+    raise cli.RunFailed(f"{len(failures)} pair(s) failed: {', '.join(failures)} (their errors "
+                        f"are above and in {runs_root}/sweep_log.jsonl)")
+
+
+def run():
+  cli.run(main, "experiments.sweep", define=define_flags)
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  run()

@@ -21,7 +21,7 @@ import re
 import tempfile
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 ENV_NAMES = {"point_robot": "Point-Robot", "sparse_point_robot": "Sparse-Point-Robot",
              "cheetah_vel": "HC-Vel", "cheetah_dir": "HC-Dir", "ant_dir": "Ant-Dir",
@@ -257,17 +257,28 @@ def define_flags() -> None:
 
 def main(argv):
   del argv
+  from experiments import cli
+
   protocols = [p for p in FLAGS.protocols.replace(" ", "").split(",") if p]
   bad = [p for p in protocols if p not in PROTOCOL_NAMES]
   if bad:
-    raise SystemExit(f"experiments.table: unknown protocol column(s) {bad}; expected "
-                     f"{sorted(PROTOCOL_NAMES)}")
+    raise cli.UsageError(f"unknown protocol column(s) {bad} in --protocols; expected a comma "
+                         f"list of {', '.join(sorted(PROTOCOL_NAMES))}")
   out = FLAGS.out or os.path.join(FLAGS.runs_root, "table")
-  tables = make_table(FLAGS.runs_root, out, protocols, FLAGS.metric)
+  cli.require_optional("matplotlib", "experiments.table (it plots the learning curves)")
+  try:
+    tables = make_table(FLAGS.runs_root, out, protocols, FLAGS.metric)
+  except FileNotFoundError as e:
+    raise cli.UsageError(f"{e}; pass --runs_root=<the sweep's runs_root>") from e
   print(tables["markdown"])
   print(f"wrote {out}/table.md, table.tex, table.json and {len(tables['plots'])} curve plot(s)")
 
 
+def run():
+  from experiments import cli
+
+  cli.run(main, "experiments.table", define=define_flags)
+
+
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  run()

@@ -1,43 +1,58 @@
 """Train a preset: ``python -m experiments.train --config=experiments/configs/focal.py:point_robot
---workdir=runs/focal`` (``--config.seed=3`` etc. override). Resumes if the workdir has checkpoints.
+--workdir=runs/focal`` (``--config.seed=3`` etc. override). Resumes if the workdir has checkpoints;
+the same config with a larger ``--config.num_steps`` extends a finished run.
 
 ``--eval_protocols=iid,ood,online,task_ood,diagnostics`` (or ``all``) evaluates those protocols
 from the final checkpoint (``eval/<protocol>_step<N>.json``); the default is ``iid``, and an
-empty value skips the final evaluation.
+empty value skips the final evaluation. Errors are one line on stderr (exit 2);
+``JCOMRL_DEBUG=1`` or ``--verbosity=1`` shows the traceback.
 """
 
-import sys
+import os
 
-from absl import app, flags, logging
+from absl import flags
 from ml_collections import config_flags
 
-from experiments import common
+from experiments import cli
 
-_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/focal.py:point_robot",
-                                          "training config file[:variant]")
-_WORKDIR = flags.DEFINE_string("workdir", None, "run directory", required=True)
-_PROTOCOLS = flags.DEFINE_string("eval_protocols", "iid",
-                                 f"comma list of {', '.join(common.ALL_PROTOCOLS)} or 'all' to "
-                                 "evaluate after training ('' = none)")
+DEFAULT_CONFIG = os.path.join(cli.CONFIG_DIR, "focal.py") + ":point_robot"
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """The flags (defined when run as a program: ml_collections reads the ``--config.*``
+  overrides from ``sys.argv`` as soon as the config flag is defined)."""
+  config_flags.DEFINE_config_file(
+      "config", DEFAULT_CONFIG,
+      "training config file[:variant] (experiments/configs/<preset>.py:<variant>)")
+  flags.DEFINE_string("workdir", None, "run directory", required=True)
+  flags.DEFINE_string("eval_protocols", "iid",
+                      f"comma list of {', '.join(cli.ALL_PROTOCOLS)} or 'all' to evaluate "
+                      "after training ('' = none)")
+
+
+def print_result(name: str, r: dict) -> None:
+  score = r.get("score", {})
+  if score:
+    print(f"{name}: mean return {score['mean']:.3f}  normalised "
+          f"{score.get('normalised', float('nan')):.1f}", flush=True)
 
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)  # orbax logs every save/restore at INFO
-  try:
-    protocols = common.parse_protocols(_PROTOCOLS.value)
-  except ValueError as e:
-    sys.exit(f"experiments.train: {e}")
-  cfg = common.to_plain(_CONFIG.value)
-  common.train_run(cfg, _WORKDIR.value, evaluate=False)
-  if protocols:
-    res = common.evaluate_protocols(_WORKDIR.value, protocols, progress=print)
-    for name, r in res.items():
-      score = r.get("score", {})
-      if score:
-        print(f"{name}: mean return {score['mean']:.3f}  normalised "
-              f"{score.get('normalised', float('nan')):.1f}")
+  from experiments import common  # JAX: imported once the flags are checked
+
+  protocols = cli.parse_protocols(FLAGS.eval_protocols)
+  cfg = common.to_plain(FLAGS.config)
+  workdir = FLAGS.workdir
+  # Trains, then evaluates under the same run-directory lock.
+  common.train_run(cfg, workdir, progress=lambda s: print(s, flush=True), evaluate=False,
+                   protocols=protocols, on_result=print_result)
+
+
+def run():
+  cli.run(main, "experiments.train", define=define_flags, config=("config", DEFAULT_CONFIG))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -19,16 +19,21 @@ class MetricsWriter:
 
   Per-seed vectors are logged as lists in JSONL and as their mean (plus ``/seed<i>``) in
   TensorBoard. TensorBoard is optional: without tensorboardX only JSONL is written.
+  ``purge_step`` (on resume: the first step to be redone) starts a new events file that tells
+  TensorBoard to drop the earlier files' events from that step on.
   """
 
-  def __init__(self, workdir: str, tensorboard: bool = True):
+  def __init__(self, workdir: str, tensorboard: bool = True, purge_step: int | None = None):
     os.makedirs(workdir, exist_ok=True)
     self.path = os.path.join(workdir, "metrics.jsonl")
     self._tb = None
     if tensorboard:
       try:
         from tensorboardX import SummaryWriter
-        self._tb = SummaryWriter(os.path.join(workdir, "tb"))
+        # The suffix keeps two writers of one second (tensorboardX names files by the second)
+        # in separate files.
+        self._tb = SummaryWriter(os.path.join(workdir, "tb"), purge_step=purge_step,
+                                 filename_suffix=f".{os.getpid()}.{purge_step or 0}")
       except ImportError:
         self._tb = None
 

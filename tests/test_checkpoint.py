@@ -30,7 +30,8 @@ def trained_run(tmp_path_factory, synthetic_dir):
 
 def test_run_directory_layout(trained_run):
   workdir, res = trained_run
-  assert sorted(os.listdir(workdir)) >= ["checkpoints", "config.json", "eval", "metrics.jsonl"]
+  assert set(os.listdir(workdir)) >= {"checkpoints", "config.json", "eval", "metrics.jsonl",
+                                      ".lock"}
   rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
   assert [r["step"] for r in rows] == [10, 20] and "eval/iid_return" in rows[-1]
   assert checkpoint.steps(os.path.join(workdir, "checkpoints")) == [10, 20]

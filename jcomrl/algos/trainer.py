@@ -98,17 +98,30 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
     _truncate_metrics(workdir, step)
     logging.info("resumed from %s at step %d", ckpt, step)
     if progress:
-      progress(f"resumed from step {step}")
+      progress(f"resumed from step {step} (metrics.jsonl rows and TensorBoard events after step "
+               f"{step} are dropped)")
   hps = broadcast_hparams(hparams, num_seeds)
   data = dataset.to_device()
   pool = jnp.asarray(train_rows, jnp.int32)
-  writer = MetricsWriter(workdir)
-  t0, done0 = time.time(), step
+  # On resume, a new TensorBoard events file purges the killed run's events after ``step``.
+  writer = MetricsWriter(workdir, purge_step=step + 1 if step else None)
+  # Honest rate: update time only (the first chunk, which compiles, and evaluations excluded).
+  timed_steps, timed_s, compiling = 0, 0.0, True
   try:
     while step < num_steps:
+      if compiling and progress:
+        progress(f"compiling the training step ({chunk} updates per dispatch) ...")
+      t_chunk = time.time()
       state, metrics = learner.train_chunk(state, data, hps, pool)
       step += chunk
       metrics = jax.device_get(metrics)
+      dt = time.time() - t_chunk
+      if compiling:
+        compiling = False
+        if progress:
+          progress(f"compiled; first chunk done in {dt:.1f}s")
+      else:
+        timed_steps, timed_s = timed_steps + chunk, timed_s + dt
       first = np.asarray(metrics.pop(FIRST_NONFINITE, np.full(num_seeds, -1)))
       bad = sorted((k for k, v in metrics.items() if not np.all(np.isfinite(v))),
                    key=lambda k: (not k.endswith("loss"), k))  # loss terms first
@@ -120,12 +133,14 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
         raise NonFiniteLossError(
             f"non-finite {', '.join(bad)} {where}; the last good checkpoint is kept in {ckpt} "
             f"(step {checkpoint.latest_step(ckpt)})")
-      rate = (step - done0) / max(time.time() - t0, 1e-9)
-      metrics["time/updates_per_s"] = rate
-      if eval_fn is not None and eval_every and (step % eval_every == 0 or step == num_steps):
-        metrics.update(eval_fn(state, step))
-      writer.write(step, metrics)
-      if step % checkpoint_every == 0 or step == num_steps:
+      rate = timed_steps / timed_s if timed_s > 0 else None
+      if rate is not None:
+        metrics["time/updates_per_s"] = rate
+      do_eval = eval_fn is not None and eval_every and (step % eval_every == 0
+                                                        or step == num_steps)
+      # The checkpoint comes before an evaluation at the same step, so that a failing
+      # evaluation never loses the step's state; the metrics row is logged either way.
+      if step % checkpoint_every == 0 or step == num_steps or do_eval:
         # A non-finite update can leave finite chunk metrics (computed before it) but broken
         # parameters: never checkpoint those over the last good state.
         broken = _non_finite_groups(state.params)
@@ -135,11 +150,19 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
               f"steps {step - chunk + 1}-{step}); the last good checkpoint is kept in {ckpt} "
               f"(step {checkpoint.latest_step(ckpt)})")
         checkpoint.save(ckpt, step, state, meta)
+      try:
+        if do_eval:
+          metrics.update(eval_fn(state, step))
+      finally:
+        writer.write(step, metrics)
       if progress:
         shown = {k: float(np.mean(v)) for k, v in metrics.items()
                  if k.startswith("eval/") or k in ("critic/loss", "encoder/loss")}
-        progress(f"step {step}/{num_steps} ({rate:.0f} updates/s/seed-batch) " +
-                 " ".join(f"{k}={v:.3f}" for k, v in shown.items()))
+        speed = (f"{rate:.0f} updates/s, ETA {(num_steps - step) / rate:.0f}s"
+                 if rate else "rate after the next chunk")
+        frac = step / num_steps
+        progress(f"step {step}/{num_steps} [{'#' * int(20 * frac):<20}] {100 * frac:.0f}% "
+                 f"({speed}) " + " ".join(f"{k}={v:.3f}" for k, v in shown.items()))
   finally:
     writer.close()
   return state

@@ -209,7 +209,8 @@ def _check_split(split: dict, num_tasks: int) -> None:
 def read_meta(path: str) -> dict:
   file = os.path.join(path, "meta.json")
   if not os.path.isdir(path):
-    raise DatasetError(f"no dataset directory at {path}")
+    raise DatasetError(f"no dataset directory at {path}; generate one with experiments.collect "
+                       "(make data) or pass the path of an existing dataset")
   if not os.path.exists(file):
     raise DatasetError(f"{path} has no meta.json: not a jcomrl dataset or an interrupted write")
   try:
@@ -230,9 +231,12 @@ def load_dataset(path: str, *, verify_checksums: bool = True, mmap: bool = True,
 
   Raises ``DatasetError`` for a missing directory or file, bad JSON, an unknown schema version,
   a truncated or unreadable array, a shape/dtype that disagrees with ``meta.json``, a checksum
-  mismatch, an inconsistent split, or (with ``expect_env``) a dataset of another environment.
+  mismatch, non-finite values, flags other than 0/1, negative ids, a meta.json entry of the wrong
+  type (a ``normalisation`` block, when present, must hold finite ``random`` and ``expert``), an
+  inconsistent split, or (with ``expect_env``) a dataset of another environment.
   """
   meta = read_meta(path)
+  _check_meta_types(path, meta)
   if expect_env is not None and meta.get("env") != expect_env:
     raise DatasetError(f"{path} holds data of env {meta.get('env')!r}, expected {expect_env!r}")
   descr = meta.get("arrays", {})
@@ -240,6 +244,11 @@ def load_dataset(path: str, *, verify_checksums: bool = True, mmap: bool = True,
   for name in ARRAY_FIELDS:
     if name not in descr:
       raise DatasetError(f"{path}: meta.json does not describe array {name!r}")
+    want = descr[name]
+    if (not isinstance(want, dict) or not isinstance(want.get("shape"), list)
+        or not isinstance(want.get("dtype"), str) or not isinstance(want.get("sha256"), str)):
+      raise DatasetError(f"{path}: meta.json arrays.{name} must hold shape (list), dtype and "
+                         f"sha256 (strings), got {want!r}")
     file = os.path.join(path, f"{name}.npy")
     if not os.path.exists(file):
       raise DatasetError(f"{path}: missing array file {name}.npy")
@@ -253,10 +262,70 @@ def load_dataset(path: str, *, verify_checksums: bool = True, mmap: bool = True,
                          f"meta.json says shape {want['shape']} dtype {want['dtype']}")
     if verify_checksums and _sha256(file) != want["sha256"]:
       raise DatasetError(f"{path}: checksum mismatch for {name}.npy (file modified or corrupt)")
+    _check_values(path, name, arr)
     arrays[name] = arr
-  try:
-    ds = OfflineDataset.from_arrays(arrays, meta["segment_length"])
-  except KeyError as e:
-    raise DatasetError(f"{path}: meta.json lacks {e}") from e
+  ds = OfflineDataset.from_arrays(arrays, meta["segment_length"])
   _check_split(meta.get("split"), ds.num_tasks)
   return ds, meta
+
+
+def _check_meta_types(path: str, meta: dict) -> None:
+  """Types of the meta.json entries ``load_dataset`` and the learners read."""
+  def bad(key, want):
+    return DatasetError(f"{path}: meta.json {key} = {meta.get(key)!r} must be {want}")
+
+  if not isinstance(meta.get("env"), str):
+    raise bad("env", "an env name (string)")
+  seg = meta.get("segment_length")
+  if not isinstance(seg, int) or isinstance(seg, bool) or seg <= 0:
+    raise bad("segment_length", "a positive int")
+  if not isinstance(meta.get("arrays"), dict):
+    raise bad("arrays", "a dict of array descriptors")
+  if not isinstance(meta.get("env_overrides") or {}, dict):
+    raise bad("env_overrides", "a dict")
+  split = meta.get("split")
+  if not isinstance(split, dict) or not all(
+      isinstance(split.get(p), list) and all(isinstance(i, int) and not isinstance(i, bool)
+                                             for i in split[p]) for p in ("train", "test")):
+    raise bad("split", "{'train': [task rows], 'test': [task rows]} (lists of ints)")
+  if "normalisation" in meta:
+    check_normalisation(path, meta)
+
+
+def check_normalisation(path: str, meta: dict) -> dict:
+  """``meta["normalisation"]`` if it holds finite, distinct numbers ``random`` and ``expert``
+  (the score anchors); ``DatasetError`` naming the problem otherwise."""
+  norm = meta.get("normalisation")
+  fix = ("meta.json needs \"normalisation\": {\"random\": <return>, \"expert\": <return>} "
+         "(regenerate the dataset with experiments.collect)")
+  if norm is None:
+    raise DatasetError(f"{path}: no normalisation block; {fix}")
+  if not isinstance(norm, dict):
+    raise DatasetError(f"{path}: normalisation = {norm!r} is not a dict; {fix}")
+  for key in ("random", "expert"):
+    v = norm.get(key)
+    if (not isinstance(v, (int, float)) or isinstance(v, bool)
+        or not np.isfinite(v)):
+      raise DatasetError(f"{path}: normalisation.{key} = {v!r} is not a finite number; {fix}")
+  if norm["random"] == norm["expert"]:
+    raise DatasetError(f"{path}: normalisation random and expert are equal ({norm['random']}); "
+                       "the normalised score would divide by zero")
+  return norm
+
+
+def _check_values(path: str, name: str, arr: np.ndarray) -> None:
+  """Finite floats, 0/1 flags, non-negative ids (a matching checksum does not prove these)."""
+  a = np.asarray(arr)
+  if name in ("terminal", "timeout"):
+    ok = (a == 0) | (a == 1)
+    what = "values other than 0 and 1"
+  elif name in ("checkpoint_id", "episode_id"):
+    ok = a >= 0
+    what = "negative ids"
+  else:
+    ok = np.isfinite(a)
+    what = "non-finite values (NaN or inf)"
+  if not ok.all():
+    first = np.unravel_index(int(np.argmin(ok.reshape(-1))), a.shape)
+    raise DatasetError(f"{path}: {name}.npy holds {int(a.size - ok.sum())} {what}, the first "
+                       f"at index {tuple(int(i) for i in first)}; regenerate the dataset")

@@ -1,0 +1,347 @@
+"""What every entry point shares at the command line: one-line errors, config-file lookup,
+override checks, the run-directory lock and progress lines.
+
+This module imports no JAX: the checks it runs (config file, override keys, flag types) fail
+before anything is compiled or written.
+
+Errors: jcomrl's own errors (``DatasetError``, ``CheckpointError``, the config errors, the
+run-directory errors below, ``NonFiniteLossError``) are printed as ONE line on stderr, ``<prog>:
+error: <what is wrong and how to fix it>``, exit status 2 (1 for a run that failed while
+running: a non-finite loss, a failed evaluation). ``JCOMRL_DEBUG=1`` or ``--verbosity=1`` (or
+higher) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fcntl
+import importlib.util
+import os
+import sys
+import time
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+_REPO_CONFIG_PREFIX = os.path.join("experiments", "configs") + os.sep
+
+
+class UsageError(ValueError):
+  """A bad command-line value, config value or run directory (printed as one line)."""
+
+
+class ConfigError(UsageError):
+  """A training config value is unknown, of the wrong type or out of range."""
+
+
+class RunDirError(UsageError):
+  """A run directory cannot be used (held by another process, or holds another run)."""
+
+
+class RunFailed(RuntimeError):
+  """A run that started failed while running (one line, exit status 1)."""
+
+
+# Errors raised by jcomrl itself, by fully qualified class name (no import needed to match).
+# Status 2: the input is wrong; status 1: the run started and failed.
+_USER_ERRORS = {
+    "experiments.cli.UsageError": 2,
+    "jcomrl.data.dataset.DatasetError": 2,
+    "jcomrl.checkpoint.CheckpointError": 2,
+    "jcomrl.data.pipeline.ConfigError": 2,
+    "experiments.cli.RunFailed": 1,
+    "jcomrl.algos.trainer.NonFiniteLossError": 1,
+}
+# ``jcomrl.eval.suite.PROTOCOLS`` + the representation diagnostics (kept here so that a bad
+# flag fails before JAX is imported; tests/test_cli_errors.py checks the two agree).
+ALL_PROTOCOLS = ("iid", "ood", "online", "task_ood", "diagnostics")
+# Optional dependencies: the extra that installs each.
+_EXTRAS = {"matplotlib": "plots", "tensorboardX": "tensorboard"}
+
+
+def require_optional(module: str, what: str) -> None:
+  """``UsageError`` (before any work) when the optional ``module`` is not installed."""
+  if importlib.util.find_spec(module) is None:
+    raise UsageError(f"{what} needs the optional package {module}: pip install "
+                     f"'jcomrl[{_EXTRAS[module]}]'")
+
+
+def debug_enabled() -> bool:
+  """Tracebacks wanted: ``JCOMRL_DEBUG=1`` or an explicit ``--verbosity >= 1``."""
+  if os.environ.get("JCOMRL_DEBUG", "") not in ("", "0"):
+    return True
+  try:
+    if FLAGS["verbosity"].present:
+      return FLAGS.verbosity >= 1
+  except (KeyError, flags.UnparsedFlagAccessError):
+    pass
+  # Before the flags are parsed (the config checks): read the argument itself.
+  for arg in sys.argv[1:]:
+    for prefix in ("--verbosity=", "-v="):
+      if arg.startswith(prefix):
+        try:
+          return int(arg[len(prefix):]) >= 1
+        except ValueError:
+          return False
+  return False
+
+
+def _status_of(e: BaseException) -> int | None:
+  for cls in type(e).__mro__:
+    status = _USER_ERRORS.get(f"{cls.__module__}.{cls.__qualname__}")
+    if status is not None:
+      return status
+  return None
+
+
+def one_line(text: str) -> str:
+  return " ".join(str(text).split())
+
+
+def fail(prog: str, message: str, status: int = 2):
+  """Prints ``<prog>: error: <message>`` (one line) on stderr and exits with ``status``."""
+  print(f"{prog}: error: {one_line(message)}", file=sys.stderr, flush=True)
+  sys.exit(status)
+
+
+# ---------------------------------------------------------------------------- config files
+
+
+def resolve_config_file(spec: str) -> str:
+  """``path.py[:variant]`` -> the same with an existing path (``UsageError`` if none).
+
+  A relative ``experiments/configs/<name>.py`` that does not exist in the working directory is
+  looked up in the installed ``experiments/configs`` (so the commands work from any directory).
+  """
+  path, sep, variant = spec.partition(":")
+  if os.path.exists(path):
+    return spec
+  name = os.path.basename(path)
+  if path.startswith(_REPO_CONFIG_PREFIX) or os.sep not in path:
+    cand = os.path.join(CONFIG_DIR, path[len(_REPO_CONFIG_PREFIX):] if
+                        path.startswith(_REPO_CONFIG_PREFIX) else name)
+    if os.path.exists(cand):
+      return cand + sep + variant
+  have = sorted(f for f in os.listdir(CONFIG_DIR) if f.endswith(".py") and
+                f not in ("__init__.py", "common.py"))
+  close = difflib.get_close_matches(name, have, n=1)
+  hint = f"did you mean {close[0]}? " if close else ""
+  raise UsageError(f"config file {path} not found; {hint}configs are "
+                   f"experiments/configs/{{{','.join(h[:-3] for h in have)}}}.py[:variant]")
+
+
+def load_config(spec: str):
+  """Runs ``get_config(variant)`` of a config file (errors as ``UsageError``)."""
+  path, _, variant = resolve_config_file(spec).partition(":")
+  mod_spec = importlib.util.spec_from_file_location("_jcomrl_cli_config", path)
+  module = importlib.util.module_from_spec(mod_spec)
+  try:
+    mod_spec.loader.exec_module(module)
+    return module.get_config(variant) if variant else module.get_config()
+  except Exception as e:  # a config file is user code: report what it raised, in one line
+    raise UsageError(f"config {path}{':' + variant if variant else ''} could not be built: "
+                     f"{type(e).__name__}: {e}") from e
+
+
+def _dotted_keys(cfg, prefix: str = "") -> list[str]:
+  out = []
+  for k, v in cfg.items():
+    out.append(prefix + k)
+    if hasattr(v, "items"):
+      out.extend(_dotted_keys(v, prefix + k + "."))
+  return out
+
+
+def check_overrides(argv: list[str], flag: str = "config", default: str | None = None) -> None:
+  """Checks the ``--<flag>=file`` argument and the keys of every ``--<flag>.<key>=`` override
+  (``UsageError`` with a did-you-mean for an unknown key); ``default``: the file without one."""
+  spec, keys = default, []
+  for arg in argv[1:]:
+    if arg == "--":
+      break
+    if arg.startswith(f"--{flag}="):
+      spec = arg.split("=", 1)[1]
+    elif arg.startswith(f"--{flag}."):
+      keys.append(arg[len(flag) + 3:].split("=", 1)[0])
+  if spec is None:
+    raise UsageError(f"--{flag}=<config file> is required")
+  cfg = load_config(spec)
+  known = _dotted_keys(cfg)
+  for key in keys:
+    if key not in known:
+      close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+      parent = key.rpartition(".")[0]
+      choices = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == parent]
+      hint = (f"did you mean --{flag}.{close[0]}?" if close else
+              f"keys{' of ' + parent if parent else ''}: {', '.join(sorted(choices))}")
+      raise UsageError(f"unknown config key --{flag}.{key}; {hint}")
+
+
+def resolve_argv(argv: list[str], flag: str = "config") -> list[str]:
+  """``argv`` with ``--<flag>=experiments/configs/...`` made absolute where needed."""
+  out = []
+  for arg in argv:
+    if arg.startswith(f"--{flag}="):
+      arg = f"--{flag}={resolve_config_file(arg.split('=', 1)[1])}"
+    out.append(arg)
+  return out
+
+
+def parse_protocols(spec) -> list[str]:
+  """``"iid,ood"`` or a list -> validated protocol names (``all`` = every one)."""
+  names = [p.strip() for p in (spec.split(",") if isinstance(spec, str) else spec) if p.strip()]
+  if names == ["all"]:
+    return list(ALL_PROTOCOLS)
+  bad = [p for p in names if p not in ALL_PROTOCOLS]
+  if bad:
+    close = difflib.get_close_matches(bad[0], ALL_PROTOCOLS, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise UsageError(f"unknown protocol(s) {bad}{hint}; expected a comma list of "
+                     f"{', '.join(ALL_PROTOCOLS)} or 'all'")
+  return names
+
+
+# ---------------------------------------------------------------------------- entry points
+
+
+def run(main, prog: str, *, define=None, config: tuple[str, str] | None = None) -> None:
+  """``app.run(main)`` with one-line errors (see the module docstring).
+
+  Args:
+    define: optional ``define()`` of the program's flags, called once the config is checked.
+    config: ``(flag name, default file[:variant])`` of an ml_collections config-file flag: the
+      file and the override keys are checked (one-line errors) before ``define`` runs, since
+      ml_collections reads the overrides when the flag is defined.
+  """
+  if config is not None:
+    try:
+      check_overrides(sys.argv, *config)
+      sys.argv = resolve_argv(sys.argv, config[0])  # ml_collections reads sys.argv itself
+    except UsageError as e:
+      if debug_enabled():
+        raise
+      fail(prog, str(e))
+  if define is not None:
+    define()
+
+  def parse(argv):
+    try:
+      if config is not None:
+        argv = resolve_argv(argv, config[0])
+      return FLAGS(argv)
+    except flags.Error as e:
+      fail(prog, f"{e} (see --helpfull for the flags)")
+    except UsageError as e:
+      if debug_enabled():
+        raise
+      fail(prog, str(e))
+
+  def wrapped(argv):
+    if not FLAGS["verbosity"].present:
+      logging.set_verbosity(logging.WARNING)  # orbax logs every save/restore at INFO
+    try:
+      return main(argv)
+    except KeyboardInterrupt:
+      if debug_enabled():
+        raise
+      fail(prog, "interrupted; rerun the same command to continue (training resumes from its "
+           "last checkpoint)", 130)
+    except ModuleNotFoundError as e:
+      extra = _EXTRAS.get((e.name or "").split(".")[0])
+      if extra is None or debug_enabled():
+        raise
+      fail(prog, f"this needs the optional package {e.name}: pip install 'jcomrl[{extra}]'")
+    except Exception as e:
+      status = _status_of(e)
+      if status is None or debug_enabled():
+        raise
+      fail(prog, str(e), status)
+
+  app.run(wrapped, flags_parser=parse)
+
+
+# ---------------------------------------------------------------------------- run directory
+
+
+class RunLock:
+  """An exclusive ``fcntl`` lock on ``<workdir>/.lock`` (holds the owner's pid).
+
+  The kernel releases the lock when the process dies, SIGKILL included, so a killed run never
+  leaves a stale lock behind. Re-entrant within a process (training then evaluating).
+  """
+
+  _held: dict[str, int] = {}  # real path of the lock file -> nesting depth in this process
+
+  def __init__(self, workdir: str):
+    self.workdir = workdir
+    self.path = os.path.join(workdir, ".lock")
+    self._fd = None
+    self._nested = False
+
+  def acquire(self) -> RunLock:
+    os.makedirs(self.workdir, exist_ok=True)
+    key = os.path.realpath(self.path)
+    if RunLock._held.get(key):
+      RunLock._held[key] += 1
+      self._nested = True
+      return self
+    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      try:
+        holder = os.pread(fd, 64, 0).decode().strip() or "?"
+      finally:
+        os.close(fd)
+      raise RunDirError(f"{self.workdir} is in use by another jcomrl process (pid {holder}); "
+                        "wait for it to finish or use another --workdir") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    self._fd = fd
+    RunLock._held[key] = 1
+    return self
+
+  def release(self) -> None:
+    key = os.path.realpath(self.path)
+    if self._nested:
+      RunLock._held[key] -= 1
+      self._nested = False
+    elif self._fd is not None:
+      RunLock._held.pop(key, None)
+      os.close(self._fd)  # closing the descriptor drops the flock
+      self._fd = None
+
+  def __enter__(self):
+    return self.acquire()
+
+  def __exit__(self, *exc):
+    self.release()
+
+
+# ---------------------------------------------------------------------------- progress
+
+
+def format_seconds(s: float) -> str:
+  s = int(round(max(s, 0.0)))
+  return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def bar(done: int, total: int, width: int = 20) -> str:
+  frac = min(max(done / total, 0.0), 1.0) if total else 1.0
+  fill = int(round(frac * width))
+  return f"[{'#' * fill}{'.' * (width - fill)}] {100 * frac:3.0f}%"
+
+
+class Stopwatch:
+  """Items done per second and the ETA of the rest, from the items timed so far."""
+
+  def __init__(self, total: int):
+    self.total, self.done, self.t0 = total, 0, time.time()
+
+  def tick(self, n: int = 1) -> str:
+    self.done += n
+    elapsed = time.time() - self.t0
+    eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+    return (f"{bar(self.done, self.total)} {self.done}/{self.total}, elapsed "
+            f"{format_seconds(elapsed)}, ETA {format_seconds(eta) if self.done else '?'}")
