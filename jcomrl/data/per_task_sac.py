@@ -15,8 +15,8 @@ size-0 task code, ``jcomrl.nets.actor_critic`` networks, ``optax.adam``), in the
 UNICORN's ``algorithms/sac.py`` ``SAC.update``: twin-Q critic step, Polyak target update, actor
 step on the updated critic, then the entropy temperature when it is learnt.
 
-Training (one compiled program: a ``lax.scan`` over iterations, called once per snapshot
-interval from a thin host loop):
+Training (one compiled program: a loop over iterations with a traced count, called once per
+snapshot interval from a thin host loop):
 
 1. warm-up: the first ``warmup_steps`` env steps per task take uniform random actions in
    [-1, 1] and make no updates (CORRO/UNICORN ``num_init_rollouts_pool``: 50 random rollouts, 10
@@ -242,7 +242,7 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
 
   * ``init(task_keys [T], tasks [T], init_alpha) -> TrainState``;
   * ``run(state, tasks, hp, warmup_steps, num_iterations) -> (state, stats)`` runs
-    ``num_iterations`` (static) iterations. While ``state.steps < warmup_steps`` (traced) an
+    ``num_iterations`` iterations (traced: another budget does not recompile). While ``state.steps < warmup_steps`` (traced) an
     iteration is a warm-up one: uniform random actions and no updates. ``stats``: per-task
     ``[T]`` means of the update metrics over the updating iterations, and ``return_sum`` /
     ``episodes`` of the episodes that ended in this call.
@@ -316,15 +316,24 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
                      size=size, steps=state.steps + e)
     return new, stats
 
-  @functools.partial(jax.jit, static_argnums=(4,), donate_argnums=(0,))
-  def run(state: TrainState, tasks, hp: HParams, warmup_steps, num_iterations: int):
+  @functools.partial(jax.jit, donate_argnums=(0,))
+  def run(state: TrainState, tasks, hp: HParams, warmup_steps, num_iterations):
     flat = flat_tasks(tasks)
-    state, stats = jax.lax.scan(lambda s, _: iteration(s, flat, hp, warmup_steps),
-                                state, None, length=num_iterations)
-    updated = stats.pop("updated")
-    out = {k: jnp.sum(stats.pop(k), axis=0) for k in ("return_sum", "episodes")}
-    n = jnp.maximum(jnp.sum(updated), 1.0)
-    out.update({k: jnp.tensordot(updated, v, axes=1) / n for k, v in stats.items()})
+    shapes = jax.eval_shape(lambda s: iteration(s, flat, hp, warmup_steps)[1], state)
+    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+
+    def body(_, carry):
+      s, acc = carry
+      s, stats = iteration(s, flat, hp, warmup_steps)
+      w = stats["updated"]  # update metrics are summed over updating iterations only
+      acc = {k: acc[k] + (v if k in ("return_sum", "episodes", "updated") else w * v)
+             for k, v in stats.items()}
+      return s, acc
+
+    state, acc = jax.lax.fori_loop(0, num_iterations, body, (state, zeros))
+    n = jnp.maximum(acc.pop("updated"), 1.0)
+    out = {k: acc.pop(k) for k in ("return_sum", "episodes")}
+    out.update({k: v / n for k, v in acc.items()})
     return state, out
 
   return jax.jit(init), run
@@ -455,7 +464,7 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
   warmup = jnp.asarray(warmup_steps, jnp.int32)
   for _ in range(num_snapshots - 1):
     t0 = time.time()
-    state, stats = run(state, tasks, hp, warmup, seg)
+    state, stats = run(state, tasks, hp, warmup, jnp.asarray(seg, jnp.int32))
     snapshots.append((int(state.steps), snap(state)))
     if progress_fn is not None:
       stats = jax.tree.map(np.asarray, stats)
