@@ -13,7 +13,7 @@ from jcomrl.eval import protocols
 
 # Four goals spread over the half circle (angles 0, pi/3, 2 pi/3, pi of the 40 benchmark tasks).
 TASK_IDS = np.array([0, 13, 26, 39])
-# CORRO's point-robot collection settings (data_collection_config/args_point_robot_v1.py:14-26:
+# CORRO's point-robot collection settings (data_collection_config/args_point_robot_v1.py:13-26:
 # 2 x 32, gamma 0.9, fixed entropy 0.01, 10 random rollouts = 200 steps), with a smaller batch,
 # a higher lr and more updates per env step so that 4000 steps per task suffice.
 POINT_SAC = {"hidden_sizes": (32, 32), "num_envs": 4, "batch_size": 64, "warmup_steps": 200,

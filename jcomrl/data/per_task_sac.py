@@ -27,20 +27,25 @@ snapshot interval from a thin host loop):
 3. ``num_snapshots`` actor snapshots: the untrained one first (step 0), then one after each of
    ``num_snapshots - 1`` equal intervals of the ``num_timesteps`` budget, the final one last.
 
-The buffer stores the env's true termination (``EnvState.terminal``, as the brax path trains on)
-and ``train_reward`` (an ``EnvState.info`` entry) replaces the env reward for training, e.g.
-``"dense_reward"`` on sparse point robot (FOCAL issue #1). Updates are interleaved with env steps
-(the official SAC schedule the CORRO configs quote: "every step rollout 1 transition, update 1
-step"); CORRO itself alternates 2 rollouts and 200 updates, i.e. 0.5 updates per env step, which
-``num_envs=2, updates_per_iteration=1`` reproduces as a ratio.
+The buffer stores the terminal flag of the env variant's end convention
+(``TaskEnv.stored_flags``, as the collected datasets do): the true termination under
+``"true_terminal"`` (FOCAL/CSRO's rlkit SAC), always 0 under ``"no_terminal"`` (CORRO
+``learner.py:473-484`` stores ``term = is_goal_state()``, 0 on MuJoCo, so SAC bootstraps through
+falls); an env that reports ``done`` is reset either way. ``train_reward`` (an ``EnvState.info``
+entry) replaces the env reward for training, e.g. ``"dense_reward"`` on sparse point robot
+(FOCAL issue #1). Updates are interleaved with env steps (the official SAC schedule the CORRO
+configs quote: "every step rollout 1 transition, update 1 step"); CORRO itself alternates 2
+rollouts and 200 updates, i.e. 0.5 updates per env step, which ``num_envs=2,
+updates_per_iteration=1`` reproduces as a ratio.
 
-Defaults follow CORRO/UNICORN's MuJoCo data collection (``data_collection_config/
-args_hopper_param.py:15-27`` of PKU-RL/CORRO, the config UNICORN reuses; SAC hyper-parameter
-defaults in UNICORN ``algorithms/sac.py:18-27``): actor and twin critics 2 x 128, Adam lr 3e-4,
-gamma 0.99, tau 0.005, fixed entropy 0.2 (FOCAL's ``pytorch_sac`` learns it instead:
-``learn_entropy=True``, ``init_alpha=0.1``), batch 256, buffer 1e6, 50 x 200 = 10,000 random warm-up
-steps. Point robot (``args_point_robot_v1.py``): 2 x 32, gamma 0.9, entropy 0.01, 10 random
-rollouts. ``num_timesteps`` (env steps per task) is where CPU budgets shrink.
+Defaults follow CORRO/UNICORN's MuJoCo data collection (PKU-RL/CORRO
+``data_collection_config/args_hopper_param.py:13-27``, run by its ``train_data_collection.py``;
+UNICORN ships data made this way and the same SAC, defaults in ``algorithms/sac.py:18-27``):
+actor and twin critics 2 x 128, Adam lr 3e-4, gamma 0.99, tau 0.005, fixed entropy 0.2 (FOCAL's
+``pytorch_sac`` learns it instead: ``learn_entropy=True, init_alpha=0.1``), batch 256, buffer
+1e6, 50 x 200 = 10,000 random warm-up steps. Point robot (``args_point_robot_v1.py:13-26``):
+2 x 32, gamma 0.9, entropy 0.01, 10 random rollouts. ``num_timesteps`` (env steps per task) is
+where CPU budgets shrink.
 
 Snapshots plug into the existing collection and evaluation code unchanged: a snapshot's params
 are ``{"actor": [T] stacked actor params, "task_vectors": [T, task_size]}``, and its policy picks
@@ -117,7 +122,7 @@ class Agent:
 
 @struct.dataclass
 class TrainState:
-  """Everything the training scan carries.
+  """Everything the training loop carries.
 
   Attributes:
     agents: ``Agent`` with leading ``[T]``.
@@ -197,7 +202,7 @@ def make_update(env: TaskEnv, cfg: PerTaskSACConfig):
     idx = jax.random.randint(k_idx, (cfg.batch_size,), 0, size)
     batch = jax.tree.map(lambda x: x[idx], buffer)
     alpha = jnp.exp(agent.log_alpha) if cfg.learn_entropy else hp.entropy_alpha
-    # Critic, then the target (UNICORN sac.py:83-113), then the actor on the updated critic.
+    # Critic, target, then the actor on the updated critic (UNICORN algorithms/sac.py:83-142).
     (_, m_c), g_c = jax.value_and_grad(backbones.critic_loss, has_aux=True)(
         agent.critic, agent.critic_target, agent.actor, alpha, batch, z, k_critic, hp,
         policy=policy, critic=critic)
@@ -242,10 +247,10 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
 
   * ``init(task_keys [T], tasks [T], init_alpha) -> TrainState``;
   * ``run(state, tasks, hp, warmup_steps, num_iterations) -> (state, stats)`` runs
-    ``num_iterations`` iterations (traced: another budget does not recompile). While ``state.steps < warmup_steps`` (traced) an
-    iteration is a warm-up one: uniform random actions and no updates. ``stats``: per-task
-    ``[T]`` means of the update metrics over the updating iterations, and ``return_sum`` /
-    ``episodes`` of the episodes that ended in this call.
+    ``num_iterations`` iterations (traced: another budget does not recompile). While
+    ``state.steps < warmup_steps`` (traced) an iteration is a warm-up one: uniform random
+    actions and no updates. ``stats``: per-task ``[T]`` means of the update metrics over the
+    updating iterations, and ``return_sum`` / ``episodes`` of the episodes that ended in this call.
   One program serves the warm-up and every snapshot interval (the phase is a traced flag).
   """
   policy, _ = networks(env, cfg)
@@ -288,8 +293,9 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
     actions = jnp.where(warm, uniform, sampled).reshape(t * e, act_size)
     nxt = v_step(state.env, actions, flat)
     reward = nxt.reward if cfg.train_reward is None else nxt.info[cfg.train_reward]
+    terminal, timeout = env.stored_flags(nxt)  # the env variant's end convention
     tr = Transition(obs=state.env.obs, action=actions, reward=reward, next_obs=nxt.obs,
-                    terminal=nxt.terminal, timeout=nxt.truncation)
+                    terminal=terminal, timeout=timeout)
     ep_ret = state.episode_return + nxt.reward
     ended = nxt.done > 0
     stats = {"return_sum": jnp.where(ended, ep_ret, 0.0).reshape(t, e).sum(-1),
