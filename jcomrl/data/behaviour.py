@@ -10,6 +10,10 @@ Two brax trainers are wrapped, selected by name through ``train_behaviour(algo, 
 ``"ppo"`` (``brax.training.agents.ppo``; snapshots from its ``policy_params_fn`` hook) and
 ``"sac"`` (``brax.training.agents.sac``; snapshots from its per-evaluation orbax checkpoints,
 read back after training). Neither algorithm is re-implemented here.
+
+``"sac_per_task"`` (``jcomrl.data.per_task_sac``) is the papers' recipe instead: one independent
+SAC agent per task (jcomrl's own SAC losses), all tasks trained in one program; its snapshot
+policy reads the same ``obs + task_vector`` input and acts with that task's agent.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from brax.training.agents.sac import train as sac_train
 from jcomrl._compat import ensure_brax_training_compat
 from jcomrl.envs.base import Task, TaskEnv
 
-ALGOS = ("ppo", "sac")
+ALGOS = ("ppo", "sac", "sac_per_task")
+PER_TASK_ALGOS = ("sac_per_task",)  # one agent per task: snapshot params carry a task axis
 
 
 class TaskConditionedBraxEnv(brax_base.Env):
@@ -93,16 +98,17 @@ class TaskConditionedBraxEnv(brax_base.Env):
 
 @dataclasses.dataclass(frozen=True)
 class BehaviourPolicies:
-  """K snapshots of one task-conditioned policy.
+  """K snapshots of one task-conditioned policy (or of T per-task agents, ``"sac_per_task"``).
 
   Attributes:
-    params: brax ``(normalizer_params, policy_params)`` with a leading snapshot axis ``[K]``.
+    params: brax ``(normalizer_params, policy_params)`` with a leading snapshot axis ``[K]``;
+      for ``"sac_per_task"`` ``{"actor": [K, T] actors, "task_vectors": [K, T, task_size]}``.
     steps: env steps at which each snapshot was taken (first = 0, the untrained policy).
     make_policy: ``make_policy(params, deterministic) -> policy(obs, key) -> (action, extras)``
       for *one* snapshot's params (vmap it over the snapshot axis).
     hidden_sizes: the policy network's hidden layer sizes (to rebuild it after a restore).
-    algo: the brax trainer that produced the snapshots (``"ppo"`` or ``"sac"``); it decides
-      the network layout used to restore them.
+    algo: the trainer that produced the snapshots (one of ``ALGOS``); it decides the network
+      layout used to restore them.
     normalize_observations: whether the policy applies its running observation normaliser
       (brax's ``normalize_observations``); a restored ``make_policy`` must do the same.
   """
@@ -162,14 +168,25 @@ def make_sac_policy_factory(env: TaskEnv, hidden_sizes: tuple[int, ...],
 
 
 def policy_template(env: TaskEnv, algo: str, hidden_sizes: tuple[int, ...],
-                    normalize_observations: bool = False):
+                    normalize_observations: bool = False, num_tasks: int | None = None):
   """``(make_policy, params)`` of an untrained ``algo`` policy: the layout a restore must match.
 
+  ``num_tasks``: the number of per-task agents of a ``"sac_per_task"`` snapshot (default: the
+  env's number of benchmark tasks); ignored by the task-conditioned algos.
+
   Raises:
-    ValueError: ``algo`` is not one of ``ALGOS``.
+    ValueError: ``algo`` is not one of ``ALGOS``, or ``"sac_per_task"`` with an observation
+      normaliser (it has none).
   """
   check_algo(algo)
   hidden = tuple(hidden_sizes)
+  if algo == "sac_per_task":
+    if normalize_observations:
+      raise ValueError("behaviour algo 'sac_per_task' has no observation normaliser; use "
+                       "normalize_observations=False")
+    from jcomrl.data import per_task_sac  # imports this module: resolved at call time
+
+    return per_task_sac.policy_template(env, hidden, num_tasks)
   norm = bool(normalize_observations)
   nets = _ppo_networks(env, hidden, norm) if algo == "ppo" else _sac_networks(env, hidden, norm)
   make = (ppo_networks if algo == "ppo" else sac_networks).make_inference_fn(nets)
@@ -315,7 +332,12 @@ def train_sac(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snapshots: i
 
 
 def train_behaviour(algo: str, env: TaskEnv, tasks: Task, **kwargs) -> BehaviourPolicies:
-  """Dispatches to ``train_ppo`` or ``train_sac`` by name (looked up at call time)."""
+  """Dispatches to ``train_ppo``, ``train_sac`` or ``per_task_sac.train_sac_per_task`` by name
+  (looked up at call time)."""
   check_algo(algo)
+  if algo == "sac_per_task":
+    from jcomrl.data import per_task_sac  # imports this module: resolved at call time
+
+    return per_task_sac.train_sac_per_task(env, tasks, **kwargs)
   trainer = train_ppo if algo == "ppo" else train_sac
   return trainer(env, tasks, **kwargs)

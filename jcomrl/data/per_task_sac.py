@@ -1,0 +1,486 @@
+"""Per-task behaviour agents: one independent SAC agent per task, all trained in one program.
+
+FOCAL, CSRO, CORRO and UNICORN collect their offline data with one SAC agent *per task* and roll
+out its checkpoints (reference ``comrl-algorithms.md`` §4; CORRO/UNICORN
+``train_data_collection.py`` with ``data_collection_config/args_<env>.py``, one run per task
+seed). ``train_sac_per_task`` does the same for all ``T`` tasks at once: the task axis is a
+``vmap`` axis over the agents' parameters, optimiser states and replay buffers, and the
+``T x num_envs`` environments are stepped as one flat batch (``TaskEnv.step`` with each env's own
+task from the task table). Nothing is shared between tasks but the program: task ``t``'s agent
+only ever sees transitions of task ``t``, and its random stream is ``fold_in(key(seed), t)``, so
+training ``T`` tasks together gives the same agents as training each alone (tested).
+
+The SAC update is jcomrl's own (``jcomrl.algos.backbones.critic_loss`` / ``actor_loss`` with a
+size-0 task code, ``jcomrl.nets.actor_critic`` networks, ``optax.adam``), in the order of
+UNICORN's ``algorithms/sac.py`` ``SAC.update``: twin-Q critic step, Polyak target update, actor
+step on the updated critic, then the entropy temperature when it is learnt.
+
+Training (one compiled program: a loop over iterations with a traced count, called once per
+snapshot interval from a thin host loop):
+
+1. warm-up: the first ``warmup_steps`` env steps per task take uniform random actions in
+   [-1, 1] and make no updates (CORRO/UNICORN ``num_init_rollouts_pool``: 50 random rollouts, 10
+   on point robot); the phase is a traced flag, so warm-up and training share the program;
+2. per iteration: every task's ``num_envs`` envs take one step with actions sampled from that
+   task's agent; the transitions go into the task's ring buffer (``buffer_size`` per task); then
+   ``updates_per_iteration`` SAC updates per task on uniform minibatches of its buffer;
+3. ``num_snapshots`` actor snapshots: the untrained one first (step 0), then one after each of
+   ``num_snapshots - 1`` equal intervals of the ``num_timesteps`` budget, the final one last.
+
+The buffer stores the terminal flag of the env variant's end convention
+(``TaskEnv.stored_flags``, as the collected datasets do): the true termination under
+``"true_terminal"`` (FOCAL/CSRO's rlkit SAC), always 0 under ``"no_terminal"`` (CORRO
+``learner.py:473-484`` stores ``term = is_goal_state()``, 0 on MuJoCo, so SAC bootstraps through
+falls); an env that reports ``done`` is reset either way. ``train_reward`` (an ``EnvState.info``
+entry) replaces the env reward for training, e.g. ``"dense_reward"`` on sparse point robot
+(FOCAL issue #1). Updates are interleaved with env steps (the official SAC schedule the CORRO
+configs quote: "every step rollout 1 transition, update 1 step"); CORRO itself alternates 2
+rollouts and 200 updates, i.e. 0.5 updates per env step, which ``num_envs=2,
+updates_per_iteration=1`` reproduces as a ratio.
+
+Defaults follow CORRO/UNICORN's MuJoCo data collection (PKU-RL/CORRO
+``data_collection_config/args_hopper_param.py:13-27``, run by its ``train_data_collection.py``;
+UNICORN ships data made this way and the same SAC, defaults in ``algorithms/sac.py:18-27``):
+actor and twin critics 2 x 128, Adam lr 3e-4, gamma 0.99, tau 0.005, fixed entropy 0.2 (FOCAL's
+``pytorch_sac`` learns it instead: ``learn_entropy=True, init_alpha=0.1``), batch 256, buffer
+1e6, 50 x 200 = 10,000 random warm-up steps. Point robot (``args_point_robot_v1.py:13-26``):
+2 x 32, gamma 0.9, entropy 0.01, 10 random rollouts. ``num_timesteps`` (env steps per task) is
+where CPU budgets shrink.
+
+Snapshots plug into the existing collection and evaluation code unchanged: a snapshot's params
+are ``{"actor": [T] stacked actor params, "task_vectors": [T, task_size]}``, and its policy picks
+the agent whose task vector is nearest to the task vector the rollout appends to the observation
+(exactly the agent of that task when the task is in the table; the nearest trained task's agent
+otherwise). So rolling snapshot k in task t acts with task t's agent, and UNICORN's OOD protocol,
+which conditions a snapshot on another task's vector, rolls *that task's* agent, as in the paper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from jcomrl.algos import backbones
+from jcomrl.algos.config import HParams
+from jcomrl.data.behaviour import BehaviourPolicies
+from jcomrl.envs.base import EnvState, Task, TaskEnv
+from jcomrl.nets.actor_critic import DoubleCritic, TanhGaussianPolicy, tanh_gaussian_sample
+from jcomrl.types import Transition
+
+ALGO = "sac_per_task"
+
+
+@dataclasses.dataclass(frozen=True)
+class PerTaskSACConfig:
+  """Static structure of a per-task SAC run (a change recompiles).
+
+  Attributes:
+    hidden_sizes: actor and critic hidden layer sizes.
+    num_envs: envs per task stepped in parallel each iteration.
+    batch_size: minibatch size of each update, per task.
+    buffer_size: ring-buffer capacity per task (transitions).
+    updates_per_iteration: SAC updates per task after each env step of its ``num_envs`` envs.
+    learn_entropy: learn the entropy temperature towards ``target_entropy`` (else fixed).
+    target_entropy: the temperature's target; ``None`` = ``-action_size``.
+    train_reward: an ``EnvState.info`` key to train on instead of the env reward.
+    log_std_min, log_std_max: the policy's log-std clip (rlkit / CORRO: -20, 2).
+  """
+
+  hidden_sizes: tuple[int, ...] = (128, 128)
+  num_envs: int = 2
+  batch_size: int = 256
+  buffer_size: int = 1_000_000
+  updates_per_iteration: int = 1
+  learn_entropy: bool = False
+  target_entropy: float | None = None
+  train_reward: str | None = None
+  log_std_min: float = -20.0
+  log_std_max: float = 2.0
+
+
+@struct.dataclass
+class Agent:
+  """One task's SAC agent (a leading task axis ``[T]`` in ``TrainState``)."""
+
+  actor: Any
+  critic: Any
+  critic_target: Any
+  log_alpha: jnp.ndarray
+  opt_actor: Any
+  opt_critic: Any
+  opt_alpha: Any
+
+
+@struct.dataclass
+class TrainState:
+  """Everything the training loop carries.
+
+  Attributes:
+    agents: ``Agent`` with leading ``[T]``.
+    buffer: ``Transition`` ring buffers ``[T, buffer_size]``.
+    env: ``EnvState`` of the ``T * num_envs`` envs, flat, task-major.
+    episode_return: ``[T * num_envs]`` env-reward return of each env's running episode.
+    key: ``[T]`` raw key data, one random stream per task.
+    ptr, size: ring-buffer write position and fill (the same for every task).
+    steps: env steps taken per task so far.
+  """
+
+  agents: Agent
+  buffer: Transition
+  env: EnvState
+  episode_return: jnp.ndarray
+  key: jnp.ndarray
+  ptr: jnp.ndarray
+  size: jnp.ndarray
+  steps: jnp.ndarray
+
+
+def networks(env: TaskEnv, cfg: PerTaskSACConfig):
+  """``(policy, critic)`` flax modules of one agent (task code of size 0)."""
+  policy = TanhGaussianPolicy(tuple(cfg.hidden_sizes), env.action_size,
+                              log_std_min=cfg.log_std_min, log_std_max=cfg.log_std_max)
+  critic = DoubleCritic(tuple(cfg.hidden_sizes))
+  return policy, critic
+
+
+def _no_code(lead=()):
+  return jnp.zeros(tuple(lead) + (0,), jnp.float32)
+
+
+def init_actor(policy: TanhGaussianPolicy, env: TaskEnv, key: jax.Array):
+  return policy.init(key, jnp.zeros((1, env.observation_size)), _no_code((1,)))
+
+
+def _adam():
+  # Learning rates are traced HParams leaves, set at every step (as jcomrl.algos.learner does).
+  return optax.inject_hyperparams(optax.adam)(learning_rate=0.0)
+
+
+def _apply(opt, opt_state, grads, params, lr):
+  opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr})
+  updates, opt_state = opt.update(grads, opt_state, params)
+  return optax.apply_updates(params, updates), opt_state
+
+
+def init_agent(env: TaskEnv, cfg: PerTaskSACConfig, key: jax.Array, init_alpha) -> Agent:
+  """A fresh agent: actor, twin critic (target = copy), log temperature, Adam states."""
+  policy, critic = networks(env, cfg)
+  k_actor, k_critic = jax.random.split(key)
+  actor_p = init_actor(policy, env, k_actor)
+  critic_p = critic.init(k_critic, jnp.zeros((1, env.observation_size)), _no_code((1,)),
+                         jnp.zeros((1, env.action_size)))
+  log_alpha = jnp.log(jnp.asarray(init_alpha, jnp.float32))
+  opt = _adam()
+  return Agent(actor=actor_p, critic=critic_p, critic_target=critic_p, log_alpha=log_alpha,
+               opt_actor=opt.init(actor_p), opt_critic=opt.init(critic_p),
+               opt_alpha=opt.init(log_alpha))
+
+
+def make_update(env: TaskEnv, cfg: PerTaskSACConfig):
+  """``update(agent, buffer, size, key, hp) -> (agent, metrics)`` for ONE task's agent.
+
+  ``cfg.updates_per_iteration`` SAC updates on minibatches drawn uniformly from the first
+  ``size`` entries of ``buffer`` (``Transition [buffer_size]``). The trainer vmaps it over tasks.
+  """
+  policy, critic = networks(env, cfg)
+  opt = _adam()
+  target_entropy = (-float(env.action_size) if cfg.target_entropy is None
+                    else float(cfg.target_entropy))
+  z = _no_code()
+
+  def one_update(agent: Agent, key, buffer, size, hp: HParams):
+    k_idx, k_critic, k_actor = jax.random.split(key, 3)
+    idx = jax.random.randint(k_idx, (cfg.batch_size,), 0, size)
+    batch = jax.tree.map(lambda x: x[idx], buffer)
+    alpha = jnp.exp(agent.log_alpha) if cfg.learn_entropy else hp.entropy_alpha
+    # Critic, target, then the actor on the updated critic (UNICORN algorithms/sac.py:83-142).
+    (_, m_c), g_c = jax.value_and_grad(backbones.critic_loss, has_aux=True)(
+        agent.critic, agent.critic_target, agent.actor, alpha, batch, z, k_critic, hp,
+        policy=policy, critic=critic)
+    critic_p, opt_critic = _apply(opt, agent.opt_critic, g_c, agent.critic, hp.critic_lr)
+    target_p = optax.incremental_update(critic_p, agent.critic_target, hp.tau)
+    (_, (m_a, logp, _)), g_a = jax.value_and_grad(backbones.actor_loss, has_aux=True)(
+        agent.actor, critic_p, None, alpha, batch, z, k_actor, hp, policy=policy,
+        critic=critic, dual=None)
+    actor_p, opt_actor = _apply(opt, agent.opt_actor, g_a, agent.actor, hp.actor_lr)
+    log_alpha, opt_alpha = agent.log_alpha, agent.opt_alpha
+    if cfg.learn_entropy:
+      # pytorch_sac (FOCAL's behaviour trainer): loss = alpha * (-log pi - target), detached.
+      g_alpha = -(jax.lax.stop_gradient(logp) + target_entropy) * jnp.exp(log_alpha)
+      log_alpha, opt_alpha = _apply(opt, opt_alpha, g_alpha, log_alpha, hp.alpha_lr)
+    new = Agent(actor=actor_p, critic=critic_p, critic_target=target_p, log_alpha=log_alpha,
+                opt_actor=opt_actor, opt_critic=opt_critic, opt_alpha=opt_alpha)
+    metrics = {"critic/loss": m_c["critic/loss"], "critic/q": m_c["critic/q"],
+               "actor/loss": m_a["actor/loss"], "actor/entropy": m_a["actor/entropy"],
+               "actor/alpha": jnp.asarray(alpha, jnp.float32)}
+    return new, metrics
+
+  def update(agent: Agent, buffer: Transition, size, key, hp: HParams):
+    def body(a, k):
+      return one_update(a, k, buffer, size, hp)
+
+    agent, metrics = jax.lax.scan(body, agent, jax.random.split(key, cfg.updates_per_iteration))
+    return agent, jax.tree.map(jnp.mean, metrics)
+
+  return update
+
+
+def _where_done(done, fresh, old):
+  def pick(a, b):
+    mask = done.reshape(done.shape + (1,) * (b.ndim - done.ndim))
+    return jnp.where(mask > 0, a, b).astype(b.dtype)
+
+  return jax.tree.map(pick, fresh, old)
+
+
+def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
+  """``(init, run)``, both jitted.
+
+  * ``init(task_keys [T], tasks [T], init_alpha) -> TrainState``;
+  * ``run(state, tasks, hp, warmup_steps, num_iterations) -> (state, stats)`` runs
+    ``num_iterations`` iterations (traced: another budget does not recompile). While
+    ``state.steps < warmup_steps`` (traced) an iteration is a warm-up one: uniform random
+    actions and no updates. ``stats``: per-task ``[T]`` means of the update metrics over the
+    updating iterations, and ``return_sum`` / ``episodes`` of the episodes that ended in this call.
+  One program serves the warm-up and every snapshot interval (the phase is a traced flag).
+  """
+  policy, _ = networks(env, cfg)
+  update = make_update(env, cfg)
+  v_update = jax.vmap(update, in_axes=(0, 0, None, 0, None))
+  e, obs_size, act_size = cfg.num_envs, env.observation_size, env.action_size
+  v_reset, v_step = jax.vmap(env.reset), jax.vmap(env.step)
+
+  def flat_tasks(tasks):
+    return jax.tree.map(lambda x: jnp.repeat(x, e, axis=0), tasks) if e > 1 else tasks
+
+  def init(task_keys, tasks, init_alpha):
+    t = task_keys.shape[0]
+    keys = jax.vmap(lambda k: jax.random.split(k, 3))(task_keys)
+    # lax.map, not vmap: the same agents, and half the compile time of the initialisers.
+    agents = jax.lax.map(lambda k: init_agent(env, cfg, k, init_alpha), keys[:, 1])
+    reset_keys = jax.vmap(lambda k: jax.random.split(k, e))(keys[:, 2]).reshape((t * e,))
+    env_state = v_reset(reset_keys, flat_tasks(tasks))
+    c = cfg.buffer_size
+    buffer = Transition(obs=jnp.zeros((t, c, obs_size)), action=jnp.zeros((t, c, act_size)),
+                        reward=jnp.zeros((t, c)), next_obs=jnp.zeros((t, c, obs_size)),
+                        terminal=jnp.zeros((t, c)), timeout=jnp.zeros((t, c)))
+    zero = jnp.zeros((), jnp.int32)
+    return TrainState(agents=agents, buffer=buffer, env=env_state,
+                      episode_return=jnp.zeros((t * e,)), key=jax.random.key_data(keys[:, 0]),
+                      ptr=zero, size=zero, steps=zero)
+
+  def act(actor_params, obs, key):  # one task: obs [E, O]
+    mean, log_std = policy.apply(actor_params, obs, _no_code((obs.shape[0],)))
+    return tanh_gaussian_sample(key, mean, log_std)[0]
+
+  def iteration(state: TrainState, flat, hp, warmup_steps):
+    t = state.key.shape[0]
+    keys = jax.vmap(lambda k: jax.random.split(jax.random.wrap_key_data(k), 5))(state.key)
+    k_next, k_act, k_rand, k_reset, k_upd = (keys[:, i] for i in range(5))
+    warm = state.steps < warmup_steps
+    uniform = jax.vmap(lambda k: jax.random.uniform(k, (e, act_size), minval=-1.0,
+                                                    maxval=1.0))(k_rand)
+    sampled = jax.vmap(act)(state.agents.actor, state.env.obs.reshape(t, e, obs_size), k_act)
+    actions = jnp.where(warm, uniform, sampled).reshape(t * e, act_size)
+    nxt = v_step(state.env, actions, flat)
+    reward = nxt.reward if cfg.train_reward is None else nxt.info[cfg.train_reward]
+    terminal, timeout = env.stored_flags(nxt)  # the env variant's end convention
+    tr = Transition(obs=state.env.obs, action=actions, reward=reward, next_obs=nxt.obs,
+                    terminal=terminal, timeout=timeout)
+    ep_ret = state.episode_return + nxt.reward
+    ended = nxt.done > 0
+    stats = {"return_sum": jnp.where(ended, ep_ret, 0.0).reshape(t, e).sum(-1),
+             "episodes": ended.astype(jnp.float32).reshape(t, e).sum(-1)}
+    ep_ret = jnp.where(ended, 0.0, ep_ret)
+    reset_keys = jax.vmap(lambda k: jax.random.split(k, e))(k_reset).reshape((t * e,))
+    # An explicit reset where an episode ended (never a cached auto-reset), only when needed.
+    env_state = jax.lax.cond(jnp.any(ended),
+                             lambda: _where_done(nxt.done, v_reset(reset_keys, flat), nxt),
+                             lambda: nxt)
+    # Ring-buffer insert of each task's E transitions at the shared write position.
+    idx = (state.ptr + jnp.arange(e)) % cfg.buffer_size
+    buffer = jax.tree.map(lambda b, x: b.at[:, idx].set(x.reshape((t, e) + x.shape[1:])),
+                          state.buffer, tr)
+    size = jnp.minimum(state.size + e, cfg.buffer_size)
+    no_update = lambda: (state.agents, jax.tree.map(
+        jnp.zeros_like, jax.eval_shape(v_update, state.agents, buffer, size, k_upd, hp)[1]))
+    agents, metrics = jax.lax.cond(warm, no_update,
+                                   lambda: v_update(state.agents, buffer, size, k_upd, hp))
+    stats.update(metrics)
+    stats["updated"] = 1.0 - warm.astype(jnp.float32)
+    new = TrainState(agents=agents, buffer=buffer, env=env_state, episode_return=ep_ret,
+                     key=jax.random.key_data(k_next), ptr=(state.ptr + e) % cfg.buffer_size,
+                     size=size, steps=state.steps + e)
+    return new, stats
+
+  @functools.partial(jax.jit, donate_argnums=(0,))
+  def run(state: TrainState, tasks, hp: HParams, warmup_steps, num_iterations):
+    flat = flat_tasks(tasks)
+    shapes = jax.eval_shape(lambda s: iteration(s, flat, hp, warmup_steps)[1], state)
+    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+
+    def body(_, carry):
+      s, acc = carry
+      s, stats = iteration(s, flat, hp, warmup_steps)
+      w = stats["updated"]  # update metrics are summed over updating iterations only
+      acc = {k: acc[k] + (v if k in ("return_sum", "episodes", "updated") else w * v)
+             for k, v in stats.items()}
+      return s, acc
+
+    state, acc = jax.lax.fori_loop(0, num_iterations, body, (state, zeros))
+    n = jnp.maximum(acc.pop("updated"), 1.0)
+    out = {k: acc.pop(k) for k in ("return_sum", "episodes")}
+    out.update({k: v / n for k, v in acc.items()})
+    return state, out
+
+  return jax.jit(init), run
+
+
+def make_policy_factory(env: TaskEnv, hidden_sizes: tuple[int, ...], log_std_min: float = -20.0,
+                        log_std_max: float = 2.0) -> Callable:
+  """``make_policy(params, deterministic) -> policy(obs_with_task_vector, key)`` of a snapshot.
+
+  ``params = {"actor": [T] actor params, "task_vectors": [T, task_size]}``; the policy acts with
+  the agent whose task vector is nearest (squared distance) to the observation's trailing
+  ``task_size`` entries, the task vector the collection rollouts append.
+  """
+  policy_net = TanhGaussianPolicy(tuple(hidden_sizes), env.action_size, log_std_min=log_std_min,
+                                  log_std_max=log_std_max)
+  task_size = env.task_size
+
+  def make_policy(params, deterministic):
+    def policy(obs, key):
+      o, vec = obs[:-task_size], obs[-task_size:]
+      row = jnp.argmin(jnp.sum((params["task_vectors"] - vec) ** 2, axis=-1))
+      actor = jax.tree.map(lambda x: x[row], params["actor"])
+      mean, log_std = policy_net.apply(actor, o, _no_code())
+      if deterministic:
+        return jnp.tanh(mean), {}
+      return tanh_gaussian_sample(key, mean, log_std)[0], {}
+
+    return policy
+
+  return make_policy
+
+
+def policy_template(env: TaskEnv, hidden_sizes: tuple[int, ...], num_tasks: int | None = None):
+  """``(make_policy, params)`` of an untrained snapshot for ``num_tasks`` agents (default: the
+  env's number of benchmark tasks): the layout a restore must match."""
+  if num_tasks is None:
+    num_tasks = int(jax.tree.leaves(env.all_benchmark_tasks())[0].shape[0])
+  policy = TanhGaussianPolicy(tuple(hidden_sizes), env.action_size)
+  actor = jax.jit(lambda ks: jax.lax.map(lambda k: init_actor(policy, env, k), ks))(
+      jax.random.split(jax.random.key(0), num_tasks))
+  params = {"actor": actor, "task_vectors": jnp.zeros((num_tasks, env.task_size), jnp.float32)}
+  return make_policy_factory(env, hidden_sizes), params
+
+
+def _check(name, value, lo=1):
+  if int(value) < lo:
+    raise ValueError(f"{name} must be >= {lo}, got {value}")
+
+
+def schedule(num_timesteps: int, num_snapshots: int, num_envs: int, warmup_steps: int) -> int:
+  """Iterations per snapshot interval: the ``num_timesteps // num_envs`` iterations of a budget
+  of ``num_timesteps`` env steps per task split evenly into ``num_snapshots - 1`` intervals
+  (``ValueError`` if they are fewer, or if the warm-up leaves no updating iteration)."""
+  seg = int(num_timesteps) // num_envs // (num_snapshots - 1)
+  total = seg * (num_snapshots - 1) * num_envs
+  if seg < 1 or warmup_steps >= total:
+    raise ValueError(f"num_timesteps={num_timesteps} gives {total} env steps per task in "
+                     f"{num_snapshots - 1} snapshot intervals of whole iterations ({num_envs} "
+                     f"envs per task), not more than warmup_steps={warmup_steps}; raise "
+                     "num_timesteps or lower warmup_steps / num_snapshots")
+  return seg
+
+
+def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snapshots: int,
+                       seed: int, num_envs: int = 2, hidden_sizes: tuple[int, ...] = (128, 128),
+                       batch_size: int = 256, buffer_size: int | None = None,
+                       warmup_steps: int = 10_000, updates_per_iteration: int = 1,
+                       actor_lr: float = 3e-4, critic_lr: float = 3e-4, alpha_lr: float = 3e-4,
+                       discount: float = 0.99, tau: float = 0.005, entropy_alpha: float = 0.2,
+                       learn_entropy: bool = False, init_alpha: float = 0.1,
+                       target_entropy: float | None = None, reward_scale: float = 1.0,
+                       train_reward: str | None = None,
+                       progress_fn: Callable[[int, dict], None] | None = None,
+                       task_keys: jax.Array | None = None) -> BehaviourPolicies:
+  """Trains one SAC agent per task of ``tasks``, all at once; returns K actor snapshots.
+
+  Args:
+    env: the multi-task env; tasks: ``[T]`` task table (one agent per row).
+    num_timesteps: env steps per task in total (warm-up included).
+    num_snapshots: K >= 2 snapshots (untrained first, final last).
+    seed: task ``t``'s agent uses ``fold_in(key(seed), t)`` (or ``task_keys[t]``).
+    num_envs: envs per task; hidden_sizes: actor and critic hidden sizes.
+    batch_size: minibatch per update and task; buffer_size: ring buffer per task
+      (default ``min(num_timesteps, 1e6)``, i.e. nothing is overwritten).
+    warmup_steps: env steps per task with uniform random actions before the first update.
+    updates_per_iteration: SAC updates per task after each step of its ``num_envs`` envs.
+    actor_lr, critic_lr, alpha_lr, discount, tau, reward_scale: SAC hyper-parameters.
+    entropy_alpha: the fixed temperature (``learn_entropy=False``, CORRO/UNICORN).
+    learn_entropy, init_alpha, target_entropy: a learnt temperature (FOCAL's pytorch_sac),
+      started at ``init_alpha``, target ``-action_size`` by default.
+    train_reward: an ``EnvState.info`` reward to train on instead of the env reward.
+    progress_fn: ``progress_fn(env steps per task, metrics)`` after each snapshot interval;
+      metrics hold per-task arrays ``[T]`` (``train/return``: mean env-reward return of the
+      episodes that ended in the interval) and ``"train/seconds"``.
+    task_keys: ``[T]`` per-agent keys overriding the ``seed`` derivation.
+  Returns:
+    ``BehaviourPolicies`` with ``algo="sac_per_task"``; ``params`` leaves have leading
+    ``[K, T]`` (see ``make_policy_factory``); ``steps`` counts env steps per task.
+  """
+  _check("num_snapshots", num_snapshots, 2)
+  for name, v in (("num_envs", num_envs), ("batch_size", batch_size),
+                  ("updates_per_iteration", updates_per_iteration)):
+    _check(name, v)
+  _check("warmup_steps", warmup_steps, 0)
+  num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
+  seg = schedule(num_timesteps, num_snapshots, num_envs, warmup_steps)
+  buffer_size = int(buffer_size) if buffer_size else min(int(num_timesteps), 1_000_000)
+  if buffer_size < num_envs:
+    raise ValueError(f"buffer_size={buffer_size} is smaller than num_envs={num_envs}")
+  cfg = PerTaskSACConfig(hidden_sizes=tuple(hidden_sizes), num_envs=int(num_envs),
+                         batch_size=int(batch_size), buffer_size=buffer_size,
+                         updates_per_iteration=int(updates_per_iteration),
+                         learn_entropy=bool(learn_entropy), target_entropy=target_entropy,
+                         train_reward=train_reward)
+  hp = HParams.create(actor_lr=actor_lr, critic_lr=critic_lr, alpha_lr=alpha_lr,
+                      discount=discount, tau=tau, entropy_alpha=entropy_alpha,
+                      reward_scale=reward_scale)
+  if task_keys is None:
+    base = jax.random.key(seed)
+    task_keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(num_tasks))
+  elif task_keys.shape[0] != num_tasks:
+    raise ValueError(f"task_keys has {task_keys.shape[0]} keys for {num_tasks} tasks")
+  init, run = make_trainer(env, cfg)
+  state = init(task_keys, tasks, init_alpha)
+  vectors = np.asarray(jax.vmap(env.task_vector)(tasks), np.float32)
+  snap = lambda s: {"actor": jax.tree.map(np.array, s.agents.actor), "task_vectors": vectors}
+  snapshots = [(0, snap(state))]
+  warmup = jnp.asarray(warmup_steps, jnp.int32)
+  for _ in range(num_snapshots - 1):
+    t0 = time.time()
+    state, stats = run(state, tasks, hp, warmup, jnp.asarray(seg, jnp.int32))
+    snapshots.append((int(state.steps), snap(state)))
+    if progress_fn is not None:
+      stats = jax.tree.map(np.asarray, stats)
+      metrics = {k: v for k, v in stats.items() if k not in ("return_sum", "episodes")}
+      metrics["train/return"] = stats["return_sum"] / np.maximum(stats["episodes"], 1)
+      metrics["train/seconds"] = time.time() - t0
+      progress_fn(int(state.steps), metrics)
+  steps = np.asarray([s for s, _ in snapshots], np.int64)
+  params = jax.tree.map(lambda *xs: np.stack(xs), *[p for _, p in snapshots])
+  return BehaviourPolicies(params=params, steps=steps,
+                           make_policy=make_policy_factory(env, cfg.hidden_sizes),
+                           hidden_sizes=cfg.hidden_sizes, algo=ALGO,
+                           normalize_observations=False)
