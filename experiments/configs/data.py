@@ -3,9 +3,10 @@
 Variants: one per env (``point_robot``, ``sparse_point_robot``, ``cheetah_vel``, ``cheetah_dir``,
 ``ant_dir``, ``hopper_param``, ``walker_param``) and tiny test variants: ``tiny`` (PPO) and
 ``tiny_sac`` train and collect point-robot data in about 30 s on a 2-core CPU;
-``tiny_cheetah_vel`` and ``tiny_hopper_param`` simulate only seconds' worth of MJX steps, but
-compiling the MJX programs takes minutes on such a CPU the first time (the persistent
-compilation cache, ``JAX_COMPILATION_CACHE_DIR``, makes reruns fast).
+``tiny_cheetah_vel`` and ``tiny_hopper_param`` simulate only seconds' worth of MuJoCo steps (on a
+CPU through C MuJoCo, ``physics="auto"``; with ``physics="mjx"`` compiling the MJX programs takes
+minutes on such a CPU the first time; the persistent compilation cache,
+``JAX_COMPILATION_CACHE_DIR``, makes reruns fast).
 
 Layout::
 
@@ -20,6 +21,9 @@ Layout::
     behaviour.num_snapshots K snapshots kept (untrained first)
     behaviour_tasks         "all" (default; every benchmark task, as the papers' per-task
                             behaviour agents) | "train" (training tasks only)
+    physics                 MuJoCo physics backend: "auto" (default: C MuJoCo when JAX runs on
+                            the CPU, MJX on an accelerator) | "c" | "mjx"; recorded in the
+                            dataset's meta.json (creation.physics)
 
 Per-task sizes of the MuJoCo variants follow UNICORN Table 7 (cheetah 2e5, ant 1e5, hopper 3e5,
 walker 4.5e5 transitions per task). Their behaviour budgets are sized for one GPU (PPO with a few
@@ -111,6 +115,7 @@ def get_config(variant: str = "point_robot"):
   c.chunk_episodes = chunk
   c.return_episodes = ret_eps
   c.behaviour_tasks = "all"
+  c.physics = "auto"
   c.behaviour = config_dict.ConfigDict()
   c.behaviour.algo = "sac" if variant == "tiny_sac" else "ppo"
   c.behaviour.num_snapshots = beh["num_snapshots"]

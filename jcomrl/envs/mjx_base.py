@@ -36,6 +36,7 @@ import functools
 import importlib.util
 import io
 import os
+import warnings as warnings_lib
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +48,7 @@ import numpy as np
 with contextlib.redirect_stdout(io.StringIO()):  # mjx prints a notice when warp is absent
   from mujoco import mjx
 
+from jcomrl.envs import c_physics
 from jcomrl.envs.base import EnvState, TaskEnv, evenly_spaced_split
 
 __all__ = ["PARAM_LOG_BASES", "MjxTaskEnv", "PlanarParamEnv", "RandParamEnv", "asset_path",
@@ -80,17 +82,20 @@ def _quiet_mujoco_warnings(sink: list):
 
 
 @functools.cache
-def load_mj_model(asset: str, edits: tuple = ()) -> mujoco.MjModel:
+def load_mj_model(asset: str, edits: tuple = (), body_sensors: bool = False) -> mujoco.MjModel:
   """Compiles a brax MJCF asset, optionally edited, into a (shared, treat as read-only) MjModel.
 
   Args:
     asset: asset name, e.g. ``"hopper"``.
     edits: ``((kind, element_name, attribute, value), ...)`` applied through ``mujoco.MjSpec``
       before compiling, e.g. ``(("joint", "rootz", "ref", 1.25),)``.
+    body_sensors: also add a ``framepos`` sensor of every body (the C backend reads ``xpos``
+      from them; :func:`jcomrl.envs.c_physics.add_body_sensors`). Sensors do not change the
+      dynamics.
   """
   warnings: list = []  # brax's cheetah uses the deprecated (still working) settotalmass
   with _quiet_mujoco_warnings(warnings):
-    if not edits:
+    if not edits and not body_sensors:
       return mujoco.MjModel.from_xml_path(asset_path(asset))
     spec = mujoco.MjSpec.from_file(asset_path(asset))
     for kind, name, attribute, value in edits:
@@ -98,7 +103,11 @@ def load_mj_model(asset: str, edits: tuple = ()) -> mujoco.MjModel:
       if element is None:
         raise ValueError(f"asset {asset!r} has no {kind} named {name!r}")
       setattr(element, attribute, value)
-    return spec.compile()
+    if body_sensors:
+      c_physics.add_body_sensors(spec)
+    with warnings_lib.catch_warnings():  # the same settotalmass notice, as a Python warning
+      warnings_lib.simplefilter("ignore", UserWarning)
+      return spec.compile()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,32 +168,54 @@ def resolve_variant(variants: dict[str, dict], variant: str, **given) -> dict[st
 
 
 class MjxTaskEnv(TaskEnv):
-  """Base of the MJX envs: reset noise, frame-skipped physics step, time limit, EnvState.
+  """Base of the MuJoCo envs: reset noise, frame-skipped physics step, time limit, EnvState.
 
   Subclasses define ``_obs(data)`` and ``_reward(data_before, data_after, action, task)`` (which
   returns ``(reward, terminal, info)``), the task methods of :class:`TaskEnv`, and ``info_keys``.
   ``reset`` draws ``qpos = qpos0 + U(-s, s)`` and ``qvel = s * N(0, 1)`` (``qvel_noise="normal"``,
   cheetah/ant) or ``qvel = U(-s, s)`` (``"uniform"``, hopper/walker), s = ``reset_noise_scale``,
-  and runs MJX kinematics so body positions in the first observation are current.
+  and runs kinematics so body positions in the first observation are current.
+
+  ``physics`` picks the backend of the frame-skipped physics step (everything else is the same
+  JAX code under both): ``"mjx"`` steps ``mjx.step`` inside the compiled program and the state is
+  the full ``mjx.Data``; ``"c"`` steps C MuJoCo through one ``jax.pure_callback`` per batch
+  (:mod:`jcomrl.envs.c_physics`) and the state is a :class:`~jcomrl.envs.c_physics.HostData`
+  holding ``qpos``, ``qvel`` and the ``host_fields`` the family reads; ``"auto"`` is ``"c"`` when
+  JAX's default backend is the CPU, else ``"mjx"``. ``c_threads``: threads of the C stepper
+  (None: every CPU this process may use).
   """
 
   info_keys: tuple[str, ...] = ()
+  # Extra physics fields _obs / _reward read beyond qpos and qvel (c_physics.HOST_FIELDS).
+  host_fields: tuple[str, ...] = ()
 
   def __init__(self, *, asset: str, frame_skip: int, episode_length: int,
-               reset_noise_scale: float, qvel_noise: str, edits: tuple = ()):
+               reset_noise_scale: float, qvel_noise: str, edits: tuple = (),
+               physics: str = "auto", c_threads: int | None = None):
     if episode_length < 1:
       raise ValueError(f"episode_length must be >= 1, got {episode_length}")
     if frame_skip < 1:
       raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
     if qvel_noise not in ("normal", "uniform"):
       raise ValueError(f"qvel_noise must be 'normal' or 'uniform', got {qvel_noise!r}")
-    self.mj_model = load_mj_model(asset, tuple(edits))
-    self.sys = mjx.put_model(self.mj_model)
+    self.physics = c_physics.resolve_physics(physics)
+    self._asset, self._edits = asset, tuple(edits)
+    self.mj_model = load_mj_model(asset, self._edits)
+    self.sys = mjx.put_model(self.mj_model)  # eager: built under a trace it would leak tracers
     self.frame_skip = int(frame_skip)
     self._episode_length = int(episode_length)
     self.reset_noise_scale = float(reset_noise_scale)
     self.qvel_noise = qvel_noise
+    self.c_threads = c_threads
     self._qpos0 = np.asarray(self.mj_model.qpos0, np.float32)
+
+  @functools.cached_property
+  def host(self) -> c_physics.HostStepper:
+    """The C-MuJoCo stepper of ``physics="c"`` (built on first use)."""
+    fields = tuple(self.host_fields)
+    model = load_mj_model(self._asset, self._edits, body_sensors="xpos" in fields)
+    return c_physics.HostStepper(model, self.frame_skip, getattr(self, "rand_params", ()),
+                                 fields, nthread=self.c_threads)
 
   # --- sizes
   episode_length = property(lambda self: self._episode_length)
@@ -207,13 +238,27 @@ class MjxTaskEnv(TaskEnv):
     del task
     return self.sys
 
-  def init_data(self, qpos: jax.Array, qvel: jax.Array) -> mjx.Data:
-    """``mjx.Data`` at ``(qpos, qvel)`` with kinematics (body poses) computed."""
+  def host_task_params(self, task) -> jax.Array:
+    """The task's physics multipliers, flat, for the C stepper (empty: no per-task physics)."""
+    del task
+    return jnp.zeros((0,), jnp.float32)
+
+  def init_data(self, qpos: jax.Array, qvel: jax.Array):
+    """Physics state at ``(qpos, qvel)`` with kinematics (body poses) computed."""
+    if self.physics == "c":
+      return self.host.jax_init(qpos, qvel)
     data = mjx.make_data(self.sys).replace(qpos=qpos, qvel=qvel)
     return mjx.kinematics(self.sys, data)
 
-  def physics_step(self, model: mjx.Model, data: mjx.Data, action: jax.Array) -> mjx.Data:
-    """Holds ``ctrl = action`` for ``frame_skip`` MJX steps of ``model``."""
+  def physics_step(self, data, action: jax.Array, task):
+    """Holds ``ctrl = action`` for ``frame_skip`` physics steps of the task's model.
+
+    ``"mjx"``: a scan of ``mjx.step``. ``"c"``: one ``pure_callback`` into C MuJoCo for the
+    whole vmapped batch (:meth:`jcomrl.envs.c_physics.HostStepper.jax_step`).
+    """
+    if self.physics == "c":
+      return self.host.jax_step(data, action, self.host_task_params(task))
+    model = self.task_model(task)
     data = data.replace(ctrl=action)
 
     def substep(d, _):
@@ -221,6 +266,13 @@ class MjxTaskEnv(TaskEnv):
 
     data, _ = jax.lax.scan(substep, data, None, length=self.frame_skip)
     return data
+
+  def contact_forces(self, data, task) -> jax.Array:
+    """``cfrc_ext [nbody, 6]`` of the last substep (``"c"``: needs ``"cfrc_ext"`` in
+    ``host_fields``)."""
+    if self.physics == "c":
+      return data.cfrc_ext
+    return mjx.rne_postconstraint(self.task_model(task), data)._impl.cfrc_ext
 
   # --- TaskEnv
   def reset(self, key, task) -> EnvState:
@@ -242,7 +294,7 @@ class MjxTaskEnv(TaskEnv):
   def step(self, state: EnvState, action, task) -> EnvState:
     action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
     before = state.physics
-    after = self.physics_step(self.task_model(task), before, action)
+    after = self.physics_step(before, action, task)
     reward, terminal, info = self._reward(before, after, action, task)
     step_count = state.step_count + 1
     done, truncation = self._time_limit(step_count, terminal)
@@ -335,6 +387,10 @@ class RandParamEnv(MjxTaskEnv):
 
   def task_model(self, task) -> mjx.Model:
     return self.sys.replace(**{p: getattr(self.sys, p) * task[p] for p in self.rand_params})
+
+  def host_task_params(self, task) -> jax.Array:
+    return jnp.concatenate([jnp.asarray(task[p], jnp.float32).reshape(-1)
+                            for p in self.rand_params])
 
 
 class PlanarParamEnv(RandParamEnv):
