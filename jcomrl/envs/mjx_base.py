@@ -1,15 +1,20 @@
-"""Shared MuJoCo-MJX machinery for the locomotion task families.
+"""Shared MuJoCo machinery for the locomotion task families.
 
 Every MuJoCo env in jcomrl is a :class:`MjxTaskEnv`: the MJCF model (brax's MJX-ready assets in
-``brax/envs/assets``) is compiled once with the C MuJoCo library, moved to JAX with
-``mjx.put_model`` and stepped with ``mjx.step`` ``frame_skip`` times per env step (``dt =
-timestep * frame_skip``). The physics state is the full ``mjx.Data``; nothing auto-resets.
+``brax/envs/assets``) is compiled once with the C MuJoCo library and stepped ``frame_skip`` times
+per env step (``dt = timestep * frame_skip``) by one of two physics backends (``physics=``):
+``"mjx"`` moves it to JAX with ``mjx.put_model`` and steps ``mjx.step`` inside the compiled
+program (the physics state is the full ``mjx.Data``); ``"c"`` steps C MuJoCo through one batched
+host callback (:mod:`jcomrl.envs.c_physics`; the state holds only what the family reads);
+``"auto"`` is ``"c"`` on a CPU, ``"mjx"`` on an accelerator. Observation, reward, termination,
+tasks and reset are the same JAX code under both. Nothing auto-resets.
 
 Per-task physics (hopper / walker parameter tasks) never lives in the env object. A task is a
 pytree of per-element multipliers and :meth:`RandParamEnv.task_model` builds the task's
 ``mjx.Model`` *inside the traced step* by scaling the base model's arrays, e.g.
 ``sys.replace(body_mass=sys.body_mass * task["body_mass"])``, so ``vmap(step)`` over a batch of
-tasks simulates a different MDP per batch element in one call. Multipliers of exactly 1.0 give
+tasks simulates a different MDP per batch element in one call (under ``"c"`` the host builds and
+caches one ``MjModel`` per distinct task by the same rule). Multipliers of exactly 1.0 give
 the base model's arrays bit for bit. As in ``rand_param_envs`` (which overwrote the arrays of a
 compiled MuJoCo 1.31 model), only the scaled arrays change: derived constants that MuJoCo computes
 at compile time (``body_subtreemass``, ``*_invweight0`` used for constraint regularisation,
