@@ -58,7 +58,8 @@ def _to_host(env_c, state):
     extra["xpos"] = p.xpos
   if "cfrc_ext" in env_c.host_fields:
     extra["cfrc_ext"] = jnp.zeros(p.xpos.shape[:-1] + (6,), jnp.float32)
-  return state.replace(physics=c_physics.HostData(qpos=p.qpos, qvel=p.qvel, **extra))
+  return state.replace(physics=c_physics.HostData(qpos=p.qpos, qvel=p.qvel,
+                                                     qacc_warmstart=p.qacc_warmstart, **extra))
 
 
 def _actions(env, seed=1, steps=STEPS):

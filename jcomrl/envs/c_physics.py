@@ -6,20 +6,21 @@ of envs, but on a CPU the C library it was ported from is far faster per env ste
 code of its family; only the frame-skipped physics step (and the reset's kinematics) leaves the
 compiled program, as ONE ``jax.pure_callback`` per step for a whole (possibly nested-)vmapped
 batch (``vmap_method="broadcast_all"``: the callback sees every batch axis at once). The host
-side (:class:`HostStepper`) steps the batch with ``mujoco.rollout`` on a thread pool.
+side (:class:`HostStepper`) splits the batch over a thread pool; each worker runs ``mj_step``
+(which releases the GIL) for its envs on its own scratch ``MjData``.
 
-The physics state is :class:`HostData`: ``qpos``, ``qvel`` and only the extra fields the family
-reads (``xpos`` for the cheetah's torso position, ``cfrc_ext`` for the FOCAL ant's contact cost).
-Each env step starts the C solver from a zero warmstart, so a step is a pure function of
-``(qpos, qvel, action, task)`` and the result does not depend on which thread ran which env.
-``xpos`` has MJX's post-step meaning (the kinematics of the last substep, before its
-integration): it is read from ``framepos`` sensors of every body, which C MuJoCo evaluates at the
-same point of ``mj_step``. Those sensors are added to a separate copy of the MJCF for this
-backend; sensors do not change the dynamics.
+The physics state is :class:`HostData`: ``qpos``, ``qvel``, the solver warmstart
+``qacc_warmstart`` (MJX carries it in ``mjx.Data`` too; with the 4 Newton iterations of these
+models the warmstart changes the contact solution, by up to 0.2 in the ant's qpos in a step), and
+only the extra fields the family reads (``xpos`` for the cheetah's torso position, ``cfrc_ext``
+for the FOCAL ant's contact cost, from ``mj_rnePostConstraint`` as MJX's
+``rne_postconstraint``). Every env step sets the whole state it depends on, so a step is a pure
+function of ``(state, action, task)`` whatever thread runs it: the same key gives the same
+trajectory.
 
 Per-task physics (``RandParamEnv``): a task's multipliers arrive on the host flattened in
 ``rand_params`` order; each distinct task gets its own ``MjModel``, a copy of the base model in
-which only the scaled arrays change (``array = base_array * multiplier``, derived constants keep
+which only the scaled arrays change (``array = base_array * multiplier``; derived constants keep
 their base values: the rule of ``RandParamEnv.task_model``), kept in an LRU cache, so one call
 can step a batch that mixes many tasks.
 """
@@ -28,18 +29,21 @@ from __future__ import annotations
 
 import collections
 import copy
+import functools
 import os
+import threading
 from collections.abc import Sequence
+from concurrent import futures
 
 import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
 from flax import struct
-from mujoco import rollout as mj_rollout
 
 PHYSICS = ("auto", "c", "mjx")
 HOST_FIELDS = ("xpos", "cfrc_ext")
+MIN_ENVS_PER_THREAD = 8  # smaller shares are not worth a thread hand-off
 
 __all__ = ["HOST_FIELDS", "PHYSICS", "HostData", "HostStepper", "resolve_physics"]
 
@@ -60,12 +64,14 @@ class HostData:
   Attributes:
     qpos: ``[nq]`` joint positions.
     qvel: ``[nv]`` joint velocities.
+    qacc_warmstart: ``[nv]`` the constraint solver's warmstart (the last substep's ``qacc``).
     xpos: ``[nbody, 3]`` body positions (kinematics of the last substep), or None.
     cfrc_ext: ``[nbody, 6]`` external (contact) forces of the last substep, or None.
   """
 
   qpos: jax.Array
   qvel: jax.Array
+  qacc_warmstart: jax.Array
   xpos: jax.Array | None = None
   cfrc_ext: jax.Array | None = None
 
@@ -82,12 +88,12 @@ class HostStepper:
   """Steps batches of one MuJoCo model family in C MuJoCo (host side of ``physics="c"``).
 
   Args:
-    model: the base ``MjModel`` (with ``framepos`` sensors for every non-world body, in body
-      order, when ``"xpos"`` is in ``fields``; see :func:`add_body_sensors`).
+    model: the base ``MjModel``.
     frame_skip: MuJoCo steps per env step (the control is held).
     rand_params: names of the per-task scaled model arrays (``RandParamEnv.rand_params``).
     fields: extra physics fields to return, a subset of :data:`HOST_FIELDS`.
-    nthread: rollout threads (None: :func:`default_threads`).
+    nthread: worker threads (None: :func:`default_threads`); a batch is split into at most this
+      many contiguous shares of at least :data:`MIN_ENVS_PER_THREAD` envs.
     cache_size: per-task models kept (least recently used dropped; never those in use).
   """
 
@@ -97,10 +103,8 @@ class HostStepper:
     if unknown:
       raise ValueError(f"unknown host physics fields {sorted(unknown)}; have {HOST_FIELDS}")
     if model.na or model.nmocap:
-      raise ValueError("physics='c' carries only qpos and qvel between steps; this model has "
-                       "actuator activations or mocap bodies: use physics='mjx'")
-    if "xpos" in fields and model.nsensordata != 3 * (model.nbody - 1):
-      raise ValueError("the xpos field needs the model from add_body_sensors")
+      raise ValueError("physics='c' carries qpos, qvel and the warmstart between steps; this "
+                       "model has actuator activations or mocap bodies: use physics='mjx'")
     self.model = model
     self.frame_skip = int(frame_skip)
     self.rand_params = tuple(rand_params)
@@ -109,10 +113,16 @@ class HostStepper:
     self.cache_size = int(cache_size)
     self.param_shapes = [tuple(np.shape(getattr(model, p))) for p in self.rand_params]
     self.param_size = int(sum(np.prod(s) for s in self.param_shapes))
-    self._nstate = mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_FULLPHYSICS.value)
+    self._spec = int(mujoco.mjtState.mjSTATE_QPOS | mujoco.mjtState.mjSTATE_QVEL
+                     | mujoco.mjtState.mjSTATE_WARMSTART)
+    self._nstate = mujoco.mj_stateSize(model, self._spec)  # qpos, qvel, warmstart
     self._models: collections.OrderedDict[bytes, mujoco.MjModel] = collections.OrderedDict()
-    self._pool = None
+    self._pool: futures.ThreadPoolExecutor | None = None
     self._datas: list[mujoco.MjData] = []
+    # Programs sharded over several host devices may call back concurrently; the scratch
+    # MjData, the pool and the model cache are shared, so calls take turns (each one is
+    # multithreaded itself).
+    self._lock = threading.Lock()
 
   # --- per-task models
   def task_model(self, params: np.ndarray) -> mujoco.MjModel:
@@ -142,119 +152,107 @@ class HostStepper:
       self._models.popitem(last=False)
     return models
 
-  def _threads(self, batch: int):
-    nthread = min(self.nthread, batch)
-    if nthread <= 1:
-      if not self._datas:
-        self._datas = [mujoco.MjData(self.model)]
-      return None, self._datas[:1]
-    if self._pool is None or self._pool.nthread != nthread:
-      self._pool = mj_rollout.Rollout(nthread=nthread)
-    while len(self._datas) < nthread:
+  def _pool_and_datas(self, nchunk: int):
+    if nchunk > 1 and (self._pool is None or self._pool._max_workers < nchunk):
+      if self._pool is not None:
+        self._pool.shutdown(wait=False)
+      self._pool = futures.ThreadPoolExecutor(nchunk, thread_name_prefix="jcomrl-mujoco")
+    while len(self._datas) < nchunk:
       self._datas.append(mujoco.MjData(self.model))
-    return self._pool, self._datas[:nthread]
+    return (self._pool if nchunk > 1 else None), self._datas[:nchunk]
 
   # --- stepping
-  def step(self, qpos, qvel, ctrl, params) -> dict[str, np.ndarray]:
-    """One env step of a batch with any leading shape ``L``: ``qpos [*L, nq]``, ``qvel
-    [*L, nv]``, ``ctrl [*L, nu]``, ``params [*L, param_size]`` -> ``{"qpos", "qvel", *fields}``
-    as float32 arrays with leading shape ``L``."""
+  def step(self, qpos, qvel, warmstart, ctrl, params) -> dict[str, np.ndarray]:
+    """One env step of a batch with any leading shape ``L``: ``qpos [*L, nq]``, ``qvel [*L, nv]``,
+    ``warmstart [*L, nv]``, ``ctrl [*L, nu]``, ``params [*L, param_size]`` -> ``{"qpos", "qvel",
+    "qacc_warmstart", *fields}`` as float32 arrays with leading shape ``L``."""
     m = self.model
-    lead = np.shape(qpos)[:-1]
-    qpos = np.asarray(qpos, np.float64).reshape(-1, m.nq)
-    qvel = np.asarray(qvel, np.float64).reshape(-1, m.nv)
-    ctrl = np.asarray(ctrl, np.float64).reshape(-1, 1, m.nu)
-    params = np.asarray(params, np.float32).reshape(qpos.shape[0], self.param_size)
-    models = self._batch_models(params)
-    if "cfrc_ext" in self.fields:
-      out = self._step_loop(models, qpos, qvel, ctrl[:, 0])
-    else:
-      out = self._step_rollout(models, qpos, qvel, ctrl)
+    lead = tuple(np.shape(qpos)[:-1])
+    batch = int(np.prod(lead, dtype=int))
+    state = np.empty((batch, self._nstate))
+    state[:, :m.nq] = np.reshape(qpos, (batch, m.nq))
+    state[:, m.nq:m.nq + m.nv] = np.reshape(qvel, (batch, m.nv))
+    state[:, m.nq + m.nv:] = np.reshape(warmstart, (batch, m.nv))
+    ctrl = np.asarray(ctrl, np.float64).reshape(batch, m.nu)
+    params = np.asarray(params, np.float32).reshape(batch, self.param_size)
+    shapes = {"xpos": (m.nbody, 3), "cfrc_ext": (m.nbody, 6)}
+    extra = {f: np.empty((batch,) + shapes[f]) for f in self.fields}
+    with self._lock:
+      models = self._batch_models(params)
+      nchunk = max(1, min(self.nthread, batch // MIN_ENVS_PER_THREAD))
+      pool, datas = self._pool_and_datas(nchunk)
+      bounds = np.linspace(0, batch, nchunk + 1).astype(int)
+      run = functools.partial(self._step_envs, models, state, ctrl, extra)
+      if pool is None:
+        run(datas[0], range(batch))
+      else:
+        jobs = [pool.submit(run, datas[j], range(bounds[j], bounds[j + 1]))
+                for j in range(nchunk)]
+        for job in jobs:
+          job.result()
+    out = {"qpos": state[:, :m.nq], "qvel": state[:, m.nq:m.nq + m.nv],
+           "qacc_warmstart": state[:, m.nq + m.nv:], **extra}
     return {k: v.astype(np.float32).reshape(lead + v.shape[1:]) for k, v in out.items()}
 
-  def _step_rollout(self, models, qpos, qvel, ctrl):
-    m, batch = self.model, qpos.shape[0]
-    state0 = np.zeros((batch, self._nstate))
-    state0[:, 1:1 + m.nq] = qpos  # FULLPHYSICS layout: time, qpos, qvel, (empty) rest
-    state0[:, 1 + m.nq:1 + m.nq + m.nv] = qvel
-    pool, datas = self._threads(batch)
-    run = pool.rollout if pool is not None else mj_rollout.rollout
-    state, sensordata = run(models, datas, state0, ctrl, nstep=self.frame_skip,
-                            initial_warmstart=np.zeros((batch, m.nv)))
-    last = state[:, -1]
-    out = {"qpos": last[:, 1:1 + m.nq], "qvel": last[:, 1 + m.nq:1 + m.nq + m.nv]}
-    if "xpos" in self.fields:
-      xpos = np.zeros((batch, m.nbody, 3))
-      xpos[:, 1:] = sensordata[:, -1].reshape(batch, m.nbody - 1, 3)
-      out["xpos"] = xpos
-    return out
-
-  def _step_loop(self, models, qpos, qvel, ctrl):
-    """A plain ``mj_step`` loop on this thread, for fields that no sensor gives (cfrc_ext)."""
-    m, batch = self.model, qpos.shape[0]
-    _, datas = self._threads(1)
-    d = datas[0]
-    out = {"qpos": np.empty((batch, m.nq)), "qvel": np.empty((batch, m.nv))}
-    for f, shape in (("xpos", (m.nbody, 3)), ("cfrc_ext", (m.nbody, 6))):
-      if f in self.fields:
-        out[f] = np.empty((batch,) + shape)
-    for i in range(batch):
-      model = models if isinstance(models, mujoco.MjModel) else models[i]
-      mujoco.mj_resetData(model, d)
-      d.qpos[:], d.qvel[:], d.ctrl[:] = qpos[i], qvel[i], ctrl[i]
-      for _ in range(self.frame_skip):
-        mujoco.mj_step(model, d)
-      out["qpos"][i], out["qvel"][i] = d.qpos, d.qvel
-      if "xpos" in out:
-        out["xpos"][i] = d.xpos
-      if "cfrc_ext" in out:
+  def _step_envs(self, models, state, ctrl, extra, d: mujoco.MjData, rows: range) -> None:
+    """Steps ``rows`` of the batch in place on the scratch data ``d`` (one worker's share)."""
+    spec, skip = self._spec, self.frame_skip
+    xpos, cfrc = extra.get("xpos"), extra.get("cfrc_ext")
+    for i in rows:
+      model = models[i] if isinstance(models, list) else models
+      mujoco.mj_setState(model, d, state[i], spec)
+      d.ctrl[:] = ctrl[i]
+      mujoco.mj_step(model, d, skip)
+      mujoco.mj_getState(model, d, state[i], spec)
+      if xpos is not None:
+        xpos[i] = d.xpos
+      if cfrc is not None:
         mujoco.mj_rnePostConstraint(model, d)
-        out["cfrc_ext"][i] = d.cfrc_ext
-    return out
+        cfrc[i] = d.cfrc_ext
 
-  def kinematics(self, qpos) -> np.ndarray:
-    """``xpos [*L, nbody, 3]`` of ``qpos [*L, nq]`` (the reset's kinematics)."""
+  def kinematics(self, qpos) -> tuple[np.ndarray, np.ndarray]:
+    """``(qpos, xpos [*L, nbody, 3])`` at ``qpos [*L, nq]`` (the reset's kinematics); the
+    returned ``qpos`` has unit quaternions, as ``mjx.kinematics`` leaves it."""
     m = self.model
-    lead = np.shape(qpos)[:-1]
-    qpos = np.asarray(qpos, np.float64).reshape(-1, m.nq)
-    _, datas = self._threads(1)
-    d = datas[0]
+    lead = tuple(np.shape(qpos)[:-1])
+    qpos = np.array(qpos, np.float64).reshape(-1, m.nq)
     xpos = np.empty((qpos.shape[0], m.nbody, 3), np.float32)
-    for i, q in enumerate(qpos):
-      mujoco.mj_resetData(m, d)
-      d.qpos[:] = q
-      mujoco.mj_kinematics(m, d)
-      xpos[i] = d.xpos
-    return xpos.reshape(lead + (m.nbody, 3))
+    with self._lock:
+      d = self._pool_and_datas(1)[1][0]
+      for i, q in enumerate(qpos):
+        mujoco.mj_normalizeQuat(m, q)
+        d.qpos[:] = q
+        mujoco.mj_kinematics(m, d)
+        xpos[i] = d.xpos
+    return qpos.astype(np.float32).reshape(lead + (m.nq,)), xpos.reshape(lead + (m.nbody, 3))
 
   # --- the JAX side
   def jax_step(self, data: HostData, action: jax.Array, params: jax.Array) -> HostData:
     """``HostData`` after one env step, through one ``pure_callback`` per (vmapped) batch."""
     m = self.model
-    shapes = {"qpos": (m.nq,), "qvel": (m.nv,), "xpos": (m.nbody, 3),
-              "cfrc_ext": (m.nbody, 6)}
+    shapes = {"qpos": (m.nq,), "qvel": (m.nv,), "qacc_warmstart": (m.nv,),
+              "xpos": (m.nbody, 3), "cfrc_ext": (m.nbody, 6)}
     result = {k: jax.ShapeDtypeStruct(shapes[k], jnp.float32)
-              for k in ("qpos", "qvel", *self.fields)}
-    out = jax.pure_callback(self.step, result, data.qpos, data.qvel,
+              for k in ("qpos", "qvel", "qacc_warmstart", *self.fields)}
+    out = jax.pure_callback(self.step, result, data.qpos, data.qvel, data.qacc_warmstart,
                             jnp.asarray(action, jnp.float32), params,
                             vmap_method="broadcast_all")
     return HostData(**out)
 
   def jax_init(self, qpos: jax.Array, qvel: jax.Array) -> HostData:
-    """``HostData`` at ``(qpos, qvel)`` with the fields this stepper returns."""
+    """``HostData`` at ``(qpos, qvel)`` (zero warmstart) with the fields this stepper returns;
+    like ``mjx.kinematics``, quaternions in ``qpos`` come back normalised."""
     m = self.model
     extra = {}
-    if "xpos" in self.fields:
-      extra["xpos"] = jax.pure_callback(
-          self.kinematics, jax.ShapeDtypeStruct((m.nbody, 3), jnp.float32), qpos,
-          vmap_method="broadcast_all")
+    quats = np.isin(m.jnt_type, (mujoco.mjtJoint.mjJNT_FREE, mujoco.mjtJoint.mjJNT_BALL)).any()
+    if "xpos" in self.fields or quats:
+      qpos, xpos = jax.pure_callback(
+          self.kinematics, (jax.ShapeDtypeStruct((m.nq,), jnp.float32),
+                            jax.ShapeDtypeStruct((m.nbody, 3), jnp.float32)),
+          qpos, vmap_method="broadcast_all")
+      if "xpos" in self.fields:
+        extra["xpos"] = xpos
     if "cfrc_ext" in self.fields:
       extra["cfrc_ext"] = jnp.zeros((m.nbody, 6), jnp.float32)
-    return HostData(qpos=qpos, qvel=qvel, **extra)
-
-
-def add_body_sensors(spec: mujoco.MjSpec) -> None:
-  """Adds a ``framepos`` sensor of every body frame (``xpos``), world excluded, in body order."""
-  for body in spec.bodies[1:]:
-    spec.add_sensor(type=mujoco.mjtSensor.mjSENS_FRAMEPOS, objtype=mujoco.mjtObj.mjOBJ_XBODY,
-                    objname=body.name)
+    return HostData(qpos=qpos, qvel=qvel, qacc_warmstart=jnp.zeros((m.nv,), jnp.float32),
+                    **extra)

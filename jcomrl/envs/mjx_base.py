@@ -41,7 +41,6 @@ import functools
 import importlib.util
 import io
 import os
-import warnings as warnings_lib
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,20 +86,17 @@ def _quiet_mujoco_warnings(sink: list):
 
 
 @functools.cache
-def load_mj_model(asset: str, edits: tuple = (), body_sensors: bool = False) -> mujoco.MjModel:
+def load_mj_model(asset: str, edits: tuple = ()) -> mujoco.MjModel:
   """Compiles a brax MJCF asset, optionally edited, into a (shared, treat as read-only) MjModel.
 
   Args:
     asset: asset name, e.g. ``"hopper"``.
     edits: ``((kind, element_name, attribute, value), ...)`` applied through ``mujoco.MjSpec``
       before compiling, e.g. ``(("joint", "rootz", "ref", 1.25),)``.
-    body_sensors: also add a ``framepos`` sensor of every body (the C backend reads ``xpos``
-      from them; :func:`jcomrl.envs.c_physics.add_body_sensors`). Sensors do not change the
-      dynamics.
   """
   warnings: list = []  # brax's cheetah uses the deprecated (still working) settotalmass
   with _quiet_mujoco_warnings(warnings):
-    if not edits and not body_sensors:
+    if not edits:
       return mujoco.MjModel.from_xml_path(asset_path(asset))
     spec = mujoco.MjSpec.from_file(asset_path(asset))
     for kind, name, attribute, value in edits:
@@ -108,11 +104,7 @@ def load_mj_model(asset: str, edits: tuple = (), body_sensors: bool = False) -> 
       if element is None:
         raise ValueError(f"asset {asset!r} has no {kind} named {name!r}")
       setattr(element, attribute, value)
-    if body_sensors:
-      c_physics.add_body_sensors(spec)
-    with warnings_lib.catch_warnings():  # the same settotalmass notice, as a Python warning
-      warnings_lib.simplefilter("ignore", UserWarning)
-      return spec.compile()
+    return spec.compile()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,8 +196,7 @@ class MjxTaskEnv(TaskEnv):
     if qvel_noise not in ("normal", "uniform"):
       raise ValueError(f"qvel_noise must be 'normal' or 'uniform', got {qvel_noise!r}")
     self.physics = c_physics.resolve_physics(physics)
-    self._asset, self._edits = asset, tuple(edits)
-    self.mj_model = load_mj_model(asset, self._edits)
+    self.mj_model = load_mj_model(asset, tuple(edits))
     self.sys = mjx.put_model(self.mj_model)  # eager: built under a trace it would leak tracers
     self.frame_skip = int(frame_skip)
     self._episode_length = int(episode_length)
@@ -217,10 +208,9 @@ class MjxTaskEnv(TaskEnv):
   @functools.cached_property
   def host(self) -> c_physics.HostStepper:
     """The C-MuJoCo stepper of ``physics="c"`` (built on first use)."""
-    fields = tuple(self.host_fields)
-    model = load_mj_model(self._asset, self._edits, body_sensors="xpos" in fields)
-    return c_physics.HostStepper(model, self.frame_skip, getattr(self, "rand_params", ()),
-                                 fields, nthread=self.c_threads)
+    return c_physics.HostStepper(self.mj_model, self.frame_skip,
+                                 getattr(self, "rand_params", ()), tuple(self.host_fields),
+                                 nthread=self.c_threads)
 
   # --- sizes
   episode_length = property(lambda self: self._episode_length)
