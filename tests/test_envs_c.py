@@ -10,7 +10,9 @@ about 20 steps under random actions (chaotic contact dynamics; cheetah: 1e-3 at 
 at step 50); the first steps of the free runs are compared too.
 
 Each family costs one MJX compile of ``vmap(step)`` (tens of seconds on 2 cores, opt level 0);
-everything else compiles C programs (seconds).
+everything else compiles C programs (seconds). Brax PPO behaviour training and dataset collection
+on ``"c"`` are covered by ``test_collect.test_tiny_mjx_dataset_generates_from_its_config``: its
+data configs use ``physics="auto"``, i.e. ``"c"`` on a CPU, and it checks the recorded backend.
 """
 
 from __future__ import annotations
@@ -195,31 +197,3 @@ def test_task_models_scale_only_the_task_arrays():
   for derived in ("body_subtreemass", "dof_invweight0", "body_invweight0"):
     np.testing.assert_array_equal(getattr(model, derived), getattr(base, derived))
   assert env.host.task_model(np.asarray(env.host_task_params(task))) is model  # cached
-
-
-# --------------------------------------------------------------------------------------------
-# Brax behaviour training and collection on C physics
-
-
-def test_ppo_behaviour_and_collection_run_on_c(monkeypatch):
-  from brax.training import acting
-
-  from experiments.configs import data as data_config
-  from jcomrl.data import behaviour, collect
-
-  # brax's own evaluation rollouts are progress display only (as test_collect.no_brax_eval)
-  monkeypatch.setattr(acting.Evaluator, "run_evaluation",
-                      lambda self, params, training_metrics, **kw: dict(training_metrics))
-  env = envs.make("walker_param", physics="c", episode_length=50)
-  tasks = _tasks(env)
-  kw = dict(data_config._PPO_MJX_TINY)
-  kw["hidden_sizes"] = tuple(kw["hidden_sizes"])
-  pol = behaviour.train_behaviour("ppo", env, tasks, seed=0, num_snapshots=2, **kw)
-  assert pol.num_snapshots == 2 and pol.steps[-1] > 0
-  data = collect.build_dataset(env, pol, tasks, jax.random.key(1), quality="mixed",
-                               episodes_per_snapshot=1)
-  tr = data.transitions
-  assert tr.obs.shape == (BATCH, 2 * 50, env.observation_size)
-  for leaf in jax.tree.leaves(tr):
-    assert np.isfinite(leaf).all()
-  assert tr.terminal.sum() + tr.timeout.sum() >= BATCH * 2  # every segment ends

@@ -6,8 +6,8 @@ of envs, but on a CPU the C library it was ported from is far faster per env ste
 code of its family; only the frame-skipped physics step (and the reset's kinematics) leaves the
 compiled program, as ONE ``jax.pure_callback`` per step for a whole (possibly nested-)vmapped
 batch (``vmap_method="broadcast_all"``: the callback sees every batch axis at once). The host
-side (:class:`HostStepper`) splits the batch over a thread pool; each worker runs ``mj_step``
-(which releases the GIL) for its envs on its own scratch ``MjData``.
+side (:class:`HostStepper`) splits the batch over the calling thread and a thread pool; each
+runs ``mj_step`` (which releases the GIL) for its share of envs on its own scratch ``MjData``.
 
 The physics state is :class:`HostData`: ``qpos``, ``qvel``, the solver warmstart
 ``qacc_warmstart`` (MJX carries it in ``mjx.Data`` too; with the 4 Newton iterations of these
@@ -113,9 +113,14 @@ class HostStepper:
     self.cache_size = int(cache_size)
     self.param_shapes = [tuple(np.shape(getattr(model, p))) for p in self.rand_params]
     self.param_size = int(sum(np.prod(s) for s in self.param_shapes))
-    self._spec = int(mujoco.mjtState.mjSTATE_QPOS | mujoco.mjtState.mjSTATE_QVEL
-                     | mujoco.mjtState.mjSTATE_WARMSTART)
-    self._nstate = mujoco.mj_stateSize(model, self._spec)  # qpos, qvel, warmstart
+    state = mujoco.mjtState
+    # One mj_setState call sets [qpos, qvel, warmstart, ctrl] (state bits in this order), one
+    # mj_getState call reads back the first three.
+    self._spec = int(state.mjSTATE_QPOS | state.mjSTATE_QVEL | state.mjSTATE_WARMSTART)
+    self._spec_in = self._spec | int(state.mjSTATE_CTRL)
+    self._nstate = mujoco.mj_stateSize(model, self._spec)
+    if mujoco.mj_stateSize(model, self._spec_in) != self._nstate + model.nu:
+      raise ValueError("unexpected MuJoCo state layout")
     self._models: collections.OrderedDict[bytes, mujoco.MjModel] = collections.OrderedDict()
     self._pool: futures.ThreadPoolExecutor | None = None
     self._datas: list[mujoco.MjData] = []
@@ -131,7 +136,8 @@ class HostStepper:
     key = params.tobytes()
     model = self._models.get(key)
     if model is not None:
-      self._models.move_to_end(key)
+      if len(self._models) >= self.cache_size:  # LRU order matters only near the limit
+        self._models.move_to_end(key)
       return model
     model = copy.copy(self.model)
     offset = 0
@@ -153,10 +159,10 @@ class HostStepper:
     return models
 
   def _pool_and_datas(self, nchunk: int):
-    if nchunk > 1 and (self._pool is None or self._pool._max_workers < nchunk):
+    if nchunk > 1 and (self._pool is None or self._pool._max_workers < nchunk - 1):
       if self._pool is not None:
         self._pool.shutdown(wait=False)
-      self._pool = futures.ThreadPoolExecutor(nchunk, thread_name_prefix="jcomrl-mujoco")
+      self._pool = futures.ThreadPoolExecutor(nchunk - 1, thread_name_prefix="jcomrl-mujoco")
     while len(self._datas) < nchunk:
       self._datas.append(mujoco.MjData(self.model))
     return (self._pool if nchunk > 1 else None), self._datas[:nchunk]
@@ -169,11 +175,12 @@ class HostStepper:
     m = self.model
     lead = tuple(np.shape(qpos)[:-1])
     batch = int(np.prod(lead, dtype=int))
-    state = np.empty((batch, self._nstate))
+    n = self._nstate
+    state = np.empty((batch, n + m.nu))  # [qpos, qvel, warmstart, ctrl]
     state[:, :m.nq] = np.reshape(qpos, (batch, m.nq))
     state[:, m.nq:m.nq + m.nv] = np.reshape(qvel, (batch, m.nv))
-    state[:, m.nq + m.nv:] = np.reshape(warmstart, (batch, m.nv))
-    ctrl = np.asarray(ctrl, np.float64).reshape(batch, m.nu)
+    state[:, m.nq + m.nv:n] = np.reshape(warmstart, (batch, m.nv))
+    state[:, n:] = np.reshape(ctrl, (batch, m.nu))
     params = np.asarray(params, np.float32).reshape(batch, self.param_size)
     shapes = {"xpos": (m.nbody, 3), "cfrc_ext": (m.nbody, 6)}
     extra = {f: np.empty((batch,) + shapes[f]) for f in self.fields}
@@ -181,29 +188,28 @@ class HostStepper:
       models = self._batch_models(params)
       nchunk = max(1, min(self.nthread, batch // MIN_ENVS_PER_THREAD))
       pool, datas = self._pool_and_datas(nchunk)
-      bounds = np.linspace(0, batch, nchunk + 1).astype(int)
-      run = functools.partial(self._step_envs, models, state, ctrl, extra)
-      if pool is None:
-        run(datas[0], range(batch))
-      else:
-        jobs = [pool.submit(run, datas[j], range(bounds[j], bounds[j + 1]))
-                for j in range(nchunk)]
-        for job in jobs:
-          job.result()
+      bounds = [batch * j // nchunk for j in range(nchunk + 1)]
+      run = functools.partial(self._step_envs, models, state, extra)
+      jobs = [pool.submit(run, datas[j], range(bounds[j], bounds[j + 1]))
+              for j in range(1, nchunk)]
+      run(datas[0], range(bounds[0], bounds[1]))  # the calling thread takes the first share
+      for job in jobs:
+        job.result()
     out = {"qpos": state[:, :m.nq], "qvel": state[:, m.nq:m.nq + m.nv],
-           "qacc_warmstart": state[:, m.nq + m.nv:], **extra}
+           "qacc_warmstart": state[:, m.nq + m.nv:n], **extra}
     return {k: v.astype(np.float32).reshape(lead + v.shape[1:]) for k, v in out.items()}
 
-  def _step_envs(self, models, state, ctrl, extra, d: mujoco.MjData, rows: range) -> None:
+  def _step_envs(self, models, state, extra, d: mujoco.MjData, rows: range) -> None:
     """Steps ``rows`` of the batch in place on the scratch data ``d`` (one worker's share)."""
-    spec, skip = self._spec, self.frame_skip
+    spec, spec_in, n, skip = self._spec, self._spec_in, self._nstate, self.frame_skip
     xpos, cfrc = extra.get("xpos"), extra.get("cfrc_ext")
+    shared = None if isinstance(models, list) else models
     for i in rows:
-      model = models[i] if isinstance(models, list) else models
-      mujoco.mj_setState(model, d, state[i], spec)
-      d.ctrl[:] = ctrl[i]
+      model = models[i] if shared is None else shared
+      row = state[i]
+      mujoco.mj_setState(model, d, row, spec_in)
       mujoco.mj_step(model, d, skip)
-      mujoco.mj_getState(model, d, state[i], spec)
+      mujoco.mj_getState(model, d, row[:n], spec)
       if xpos is not None:
         xpos[i] = d.xpos
       if cfrc is not None:
