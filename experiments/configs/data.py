@@ -51,8 +51,8 @@ _SAC_MJX = {"num_envs": 128, "batch_size": 512, "grad_updates_per_step": 8,
             "normalize_observations": True, "min_replay_size": 8192,
             "max_replay_size": 1_000_000, "hidden_sizes": (256, 256)}
 
-# Tiny CPU budgets for MJX: two short epochs of 16 envs (seconds of simulation; the time goes
-# into compiling); PPO skips brax's evaluation rollouts.
+# Tiny CPU budgets for the MuJoCo families: two short epochs of 16 envs (seconds of simulation;
+# the time goes into compiling); PPO skips brax's evaluation rollouts.
 _PPO_MJX_TINY = {"num_timesteps": 640, "num_envs": 16, "batch_size": 16, "num_minibatches": 2,
                  "unroll_length": 10, "num_updates_per_batch": 1, "learning_rate": 3e-4,
                  "entropy_cost": 1e-3, "discounting": 0.97, "normalize_observations": True,

@@ -154,7 +154,7 @@ class HostStepper:
       return self.model
     models = [self.task_model(p) for p in params]
     keep = max(self.cache_size, len(models))
-    while len(self._models) > keep:  # the batch's models were just touched: they stay
+    while len(self._models) > keep:  # an evicted model of this batch lives on in `models`
       self._models.popitem(last=False)
     return models
 
