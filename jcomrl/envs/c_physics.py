@@ -233,17 +233,31 @@ class HostStepper:
     return qpos.astype(np.float32).reshape(lead + (m.nq,)), xpos.reshape(lead + (m.nbody, 3))
 
   # --- the JAX side
-  def jax_step(self, data: HostData, action: jax.Array, params: jax.Array) -> HostData:
-    """``HostData`` after one env step, through one ``pure_callback`` per (vmapped) batch."""
+  def _out_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
     m = self.model
     shapes = {"qpos": (m.nq,), "qvel": (m.nv,), "qacc_warmstart": (m.nv,),
               "xpos": (m.nbody, 3), "cfrc_ext": (m.nbody, 6)}
-    result = {k: jax.ShapeDtypeStruct(shapes[k], jnp.float32)
-              for k in ("qpos", "qvel", "qacc_warmstart", *self.fields)}
-    out = jax.pure_callback(self.step, result, data.qpos, data.qvel, data.qacc_warmstart,
-                            jnp.asarray(action, jnp.float32), params,
-                            vmap_method="broadcast_all")
-    return HostData(**out)
+    return [(k, shapes[k]) for k in ("qpos", "qvel", "qacc_warmstart", *self.fields)]
+
+  def _step_packed(self, packed: np.ndarray) -> np.ndarray:
+    """:meth:`step` on one packed array ``[*L, nq + 2 nv + nu + param_size]`` (each argument
+    and result of a callback costs a conversion: one of each is cheapest)."""
+    m = self.model
+    cuts = np.cumsum([m.nq, m.nv, m.nv, m.nu])
+    out = self.step(*np.split(np.asarray(packed), cuts, axis=-1))
+    lead = packed.shape[:-1]
+    return np.concatenate([out[k].reshape(lead + (-1,)) for k, _ in self._out_shapes()], -1)
+
+  def jax_step(self, data: HostData, action: jax.Array, params: jax.Array) -> HostData:
+    """``HostData`` after one env step, through one ``pure_callback`` per (vmapped) batch."""
+    shapes = self._out_shapes()
+    sizes = [int(np.prod(shape)) for _, shape in shapes]
+    packed = jnp.concatenate([data.qpos, data.qvel, data.qacc_warmstart,
+                              jnp.asarray(action, jnp.float32), params]).astype(jnp.float32)
+    out = jax.pure_callback(self._step_packed, jax.ShapeDtypeStruct((sum(sizes),), jnp.float32),
+                            packed, vmap_method="broadcast_all")
+    parts = jnp.split(out, np.cumsum(sizes)[:-1])
+    return HostData(**{k: x.reshape(shape) for (k, shape), x in zip(shapes, parts)})
 
   def jax_init(self, qpos: jax.Array, qvel: jax.Array) -> HostData:
     """``HostData`` at ``(qpos, qvel)`` (zero warmstart) with the fields this stepper returns;
