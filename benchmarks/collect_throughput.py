@@ -1,6 +1,8 @@
 """Dataset-generation speed per env: collection transitions/s and behaviour-training env-steps/s.
 
-For every env:
+For every env, and for the MuJoCo envs under every physics backend of ``--physics`` (default
+``c`` and ``mjx`` side by side in one run; ``c_over_mjx`` in each ``c`` row is the ratio of the
+two collection rates and training rates):
   * **collection**: the jitted ``[tasks x snapshots x episodes]`` rollout of
     ``jcomrl.data.collect`` (stochastic task-conditioned brax policy, explicit resets) over all 40
     benchmark tasks; compile (lower + compile) is timed apart from the run; the run time is the
@@ -16,7 +18,8 @@ The CPU defaults are deliberately small (16 training envs, 1 episode per task an
 the whole run stays around 10 minutes on 2 cores; on a GPU pass larger sizes, e.g.
 ``--train_envs=2048 --train_batch=512 --episodes=25``.
 
-  python -m benchmarks.collect_throughput                       # all envs, CPU sizes
+  python -m benchmarks.collect_throughput                       # all envs, CPU sizes, c + mjx
+  python -m benchmarks.collect_throughput --physics=mjx         # one backend (e.g. a GPU)
   python -m benchmarks.collect_throughput --envs=point_robot,cheetah_vel
   python -m benchmarks.collect_throughput --returns             # also: random/expert returns
 
@@ -53,6 +56,7 @@ import numpy as np
 from experiments.configs import data as data_config
 from jcomrl import envs
 from jcomrl.data import behaviour, collect, pipeline
+from jcomrl.envs.c_physics import default_threads
 
 ENV_NAMES = ["point_robot", "sparse_point_robot", "cheetah_vel", "cheetah_dir", "ant_dir",
              "hopper_param", "walker_param"]
@@ -131,7 +135,7 @@ def bench_training(env, algo: str, args) -> dict:
 
 
 def full_config_estimate(name: str, collect_rate: float, train_rate: float | None) -> dict:
-  c = data_config.get_config(name)
+  c = data_config.get_config(name)  # sizes only: the backend does not change them
   env = envs.make(c.env)
   algo = c.behaviour.algo
   steps = int(c.behaviour[algo].num_timesteps)
@@ -227,16 +231,23 @@ def _update_collection(args, kind: str, tag: str, load0) -> None:
   path = os.path.join(RESULTS, f"collect_throughput_{tag}.json")
   with open(path) as f:
     doc = json.load(f)
-  rows = {r["env"]: r for r in doc["results"]}
-  for name in args.envs.split(","):
-    col = bench_collection(envs.make(name), args.episodes, args.snapshots, args.repeats)
-    row = rows.setdefault(name, {"env": name, "behaviour_training": []})
-    row["collection"] = col
+  rows = {(r["env"], r.get("physics")): r for r in doc["results"]}
+  for name, physics in ((n, p) for n in args.envs.split(",") for p in args.physics.split(",")):
+    env = envs.make(name, physics=physics)
+    backend = getattr(env, "physics", None)
+    if (name, backend) in rows and rows[(name, backend)].get("_updated"):
+      continue  # point robots: no physics backend, measured once
+    col = bench_collection(env, args.episodes, args.snapshots, args.repeats)
+    row = rows.setdefault((name, backend),
+                          {"env": name, "physics": backend, "behaviour_training": []})
+    row["collection"], row["_updated"] = col, True
     train = next((t["env_steps_per_s"] for t in row["behaviour_training"]
                   if t["algo"] == "ppo"), None)
     row["full_config_estimate"] = full_config_estimate(name, col["transitions_per_s"], train)
-    print(f"{name:<19} collection {col['transitions_per_s']:>10,.0f} transitions/s "
-          f"(compile {col['compile_s']:.1f}s)", flush=True)
+    print(f"{name:<19} {backend or '-':>4} collection {col['transitions_per_s']:>10,.0f} "
+          f"transitions/s (compile {col['compile_s']:.1f}s)", flush=True)
+  for row in rows.values():
+    row.pop("_updated", None)
   doc["results"] = list(rows.values())
   doc["meta"]["collection_update"] = {**_meta(kind, args.collection_note, load0),
                                       "envs": args.envs.split(",")}
@@ -250,6 +261,7 @@ def _meta(kind: str, note: str, load0) -> dict:
   return {"device_kind": kind, "device_platform": jax.devices()[0].platform,
           "device_count": jax.device_count(), "cpu_count": os.cpu_count(), "jax": jax.__version__,
           "brax": brax.__version__, "python": platform.python_version(),
+          "c_threads": default_threads(),
           "load_average_1_5_15min_at_start": [round(x, 2) for x in load0],
           "load_average_1_5_15min_at_end": [round(x, 2) for x in os.getloadavg()],
           "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -267,6 +279,8 @@ def _write(path: str, obj: dict) -> None:
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--envs", default=",".join(ENV_NAMES))
+  p.add_argument("--physics", default="c,mjx",
+                 help="MuJoCo physics backends to compare, comma-separated (c, mjx, auto)")
   p.add_argument("--episodes", type=int, default=1, help="collection episodes per task/snapshot")
   p.add_argument("--snapshots", type=int, default=2, help="collection snapshots")
   p.add_argument("--repeats", type=int, default=3)
@@ -301,31 +315,51 @@ def main():
   elif not args.skip_throughput:
     rows = []
     print(f"device: {kind}")
-    print(f"{'env':<19} {'collect tr/s':>13} {'compile s':>9} {'algo':>4} {'train steps/s':>13} "
-          f"{'full config est.':>16}")
+    print(f"{'env':<19} {'physics':>7} {'collect tr/s':>13} {'compile s':>9} {'algo':>4} "
+          f"{'train steps/s':>13} {'full config est.':>16} {'c / mjx':>15}")
     for name in args.envs.split(","):
-      env = envs.make(name)
-      col = bench_collection(env, args.episodes, args.snapshots, args.repeats)
-      algos = ["ppo"] + (["sac"] if name in args.sac_envs.split(",") else [])
-      trains = [bench_training(env, a, args) for a in algos]
-      ppo_rate = trains[0]["env_steps_per_s"]
-      est = full_config_estimate(name, col["transitions_per_s"], ppo_rate)
-      rows.append({"env": name, "collection": col, "behaviour_training": trains,
-                   "full_config_estimate": est})
-      for t in trains:
-        est_s = f"{est['total_s'] / 3600:.1f} h" if est["total_s"] and t["algo"] == "ppo" else ""
-        print(f"{name:<19} {col['transitions_per_s']:>13,.0f} {col['compile_s']:>9.1f} "
-              f"{t['algo']:>4} {t['env_steps_per_s'] or float('nan'):>13,.0f} {est_s:>16}",
-              flush=True)
-      _write(os.path.join(RESULTS, f"collect_throughput_{tag}.json"),  # partial, per env
-             {"meta": _meta(kind, "(partial: run in progress)", load0), "results": rows})
+      rates = {}
+      for physics in args.physics.split(","):
+        env = envs.make(name, physics=physics)
+        backend = getattr(env, "physics", None)
+        if backend in rates or (backend is None and rates):
+          continue  # point robots: no physics backend, measured once
+        col = bench_collection(env, args.episodes, args.snapshots, args.repeats)
+        algos = ["ppo"] + (["sac"] if name in args.sac_envs.split(",") else [])
+        trains = [bench_training(env, a, args) for a in algos]
+        ppo_rate = trains[0]["env_steps_per_s"]
+        est = full_config_estimate(name, col["transitions_per_s"], ppo_rate)
+        row = {"env": name, "physics": backend, "collection": col,
+               "behaviour_training": trains, "full_config_estimate": est}
+        rates[backend] = (col["transitions_per_s"], ppo_rate)
+        ratio = ""
+        if {"c", "mjx"} <= set(rates):
+          (cc, ct), (mc, mt) = rates["c"], rates["mjx"]
+          row_c = row if backend == "c" else next(
+              r for r in rows if r["env"] == name and r["physics"] == "c")
+          row_c["c_over_mjx"] = {"collection": round(cc / mc, 2),
+                                 "ppo_training": round(ct / mt, 2) if ct and mt else None}
+          ratio = (f"{row_c['c_over_mjx']['collection']:.1f}x / "
+                   f"{row_c['c_over_mjx']['ppo_training'] or float('nan'):.1f}x")
+        rows.append(row)
+        for t in trains:
+          est_s = (f"{est['total_s'] / 3600:.1f} h" if est["total_s"] and t["algo"] == "ppo"
+                   else "")
+          print(f"{name:<19} {backend or '-':>7} {col['transitions_per_s']:>13,.0f} "
+                f"{col['compile_s']:>9.1f} {t['algo']:>4} "
+                f"{t['env_steps_per_s'] or float('nan'):>13,.0f} {est_s:>16} {ratio:>15}",
+                flush=True)
+        _write(os.path.join(RESULTS, f"collect_throughput_{tag}.json"),  # partial, per env
+               {"meta": _meta(kind, "(partial: run in progress)", load0), "results": rows})
     note = (f"SMALL sizes for a ~10 min CPU run: collection = all 40 tasks x {args.snapshots} "
             f"snapshots x {args.episodes} episode(s), median of {args.repeats} calls, compile "
             f"excluded; behaviour training = brax PPO with {args.train_envs} envs, batch "
             f"{args.train_batch}, {args.epochs} short epochs (the first includes compilation), brax's training/sps of the last "
             "epoch (compiled), brax eval off; SAC (where listed) with grad_updates_per_step 8. "
             "full_config_estimate extrapolates the full data config at these rates (compile "
-            "excluded); GPU runs with GPU-sized batches will replace these figures.")
+            "excluded); GPU runs with GPU-sized batches will replace these figures. MuJoCo envs "
+            f"under each physics backend of {args.physics!r} (c: C MuJoCo through one host "
+            "callback per batch step; mjx: MJX in the program); c_over_mjx = c rate / mjx rate.")
     _write(os.path.join(RESULTS, f"collect_throughput_{tag}.json"),
            {"meta": _meta(kind, note, load0), "results": rows})
     print(f"wrote {os.path.join(RESULTS, f'collect_throughput_{tag}.json')}")

@@ -1,16 +1,18 @@
-"""Env-steps per second of the MJX task families at several batch sizes (tasks x envs).
+"""Env-steps per second of the MuJoCo task families per physics backend and batch size.
 
-For every env and batch size B one jitted function resets B envs (B benchmark tasks, cycled) and
-runs ``--steps`` steps of ``vmap(step)`` under ``lax.scan`` with uniform random actions drawn
-inside the program; it returns only the summed reward, so the figure is pure simulation +
-reward cost. Compile time (lower + compile, persistent cache off) is measured separately from run
-time; run time is the median of ``--repeats`` calls after one warm-up call.
+For every env, batch size B and physics backend (``--physics``, default both ``c`` and ``mjx``,
+side by side in one run) one jitted function resets B envs (B benchmark tasks, cycled) and runs
+``--steps`` steps of ``vmap(step)`` under ``lax.scan`` with uniform random actions drawn inside
+the program; it returns only the summed reward, so the figure is pure simulation + reward cost.
+Compile time (lower + compile, persistent cache off) is measured separately from run time; run
+time is the median of ``--repeats`` calls after one warm-up call. The ``c / mjx`` column is the
+ratio of the two backends' env-steps/s at the same env and batch size.
 
-  python -m benchmarks.env_throughput                      # CPU: batch 1, 16, 64, 256
-  python -m benchmarks.env_throughput --batch_sizes=1,1024,4096 --steps=200   # e.g. on a GPU
+  python -m benchmarks.env_throughput                      # CPU: batch 16 and 64, c and mjx
+  python -m benchmarks.env_throughput --physics=mjx --batch_sizes=1,1024,4096 --steps=200  # GPU
 
-Writes ``benchmarks/results/env_throughput_<platform>.json`` (device kind inside) and prints a
-table.
+Writes ``benchmarks/results/env_throughput_<platform>.json`` (device kind, date and load average
+inside) and prints a table.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from jcomrl import envs
+from jcomrl.envs.c_physics import default_threads
 
 ENV_NAMES = ["cheetah_vel", "cheetah_dir", "ant_dir", "hopper_param", "walker_param"]
 
@@ -48,8 +51,8 @@ def make_run(env, batch: int, steps: int):
   return run
 
 
-def bench(name: str, batch: int, steps: int, repeats: int) -> dict:
-  env = envs.make(name)
+def bench(name: str, batch: int, steps: int, repeats: int, physics: str = "auto") -> dict:
+  env = envs.make(name, physics=physics)
   all_tasks = env.all_benchmark_tasks()
   n = jax.tree.leaves(all_tasks)[0].shape[0]
   tasks = jax.tree.map(lambda x: x[jnp.arange(batch) % n], all_tasks)
@@ -66,7 +69,8 @@ def bench(name: str, batch: int, steps: int, repeats: int) -> dict:
     jax.block_until_ready(compiled(jax.random.PRNGKey(i + 1), tasks))
     times.append(time.perf_counter() - t)
   run_s = statistics.median(times)
-  return {"env": name, "batch": batch, "steps": steps, "trace_lower_s": round(t1 - t0, 2),
+  return {"env": name, "physics": env.physics, "batch": batch, "steps": steps,
+          "trace_lower_s": round(t1 - t0, 2),
           "compile_s": round(t2 - t1, 2), "run_s": round(run_s, 4),
           "env_steps_per_s": round(batch * steps / run_s, 1),
           "physics_steps_per_s": round(batch * steps * env.frame_skip / run_s, 1)}
@@ -75,7 +79,9 @@ def bench(name: str, batch: int, steps: int, repeats: int) -> dict:
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--envs", default=",".join(ENV_NAMES))
-  parser.add_argument("--batch_sizes", default="1,16,64,256")
+  parser.add_argument("--batch_sizes", default="16,64")
+  parser.add_argument("--physics", default="c,mjx",
+                      help="comma-separated backends to compare (c, mjx, auto)")
   parser.add_argument("--steps", type=int, default=100)
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--out", default=None, help="default: benchmarks/results/env_throughput_"
@@ -90,25 +96,36 @@ def main(argv=None):
   rows = []
   print(f"device: {dev.platform} / {dev.device_kind} x{jax.device_count()}  "
         f"(cpu cores visible: {os.cpu_count()})")
-  header = (f"{'env':<14}{'batch':>6}{'steps':>6}{'lower s':>9}{'compile s':>10}{'run s':>9}"
-            f"{'env-steps/s':>13}")
+  header = (f"{'env':<14}{'physics':>8}{'batch':>6}{'steps':>6}{'lower s':>9}{'compile s':>10}"
+            f"{'run s':>9}{'env-steps/s':>13}{'c / mjx':>9}")
   print(header)
+  backends = args.physics.split(",")
   for name in args.envs.split(","):
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
-      r = bench(name, batch, args.steps, args.repeats)
-      rows.append(r)
-      print(f"{name:<14}{batch:>6}{args.steps:>6}{r['trace_lower_s']:>9.1f}{r['compile_s']:>10.1f}"
-            f"{r['run_s']:>9.3f}{r['env_steps_per_s']:>13,.0f}", flush=True)
+      rate = {}
+      for physics in backends:
+        r = bench(name, batch, args.steps, args.repeats, physics)
+        rate[r["physics"]] = r["env_steps_per_s"]
+        ratio = ""
+        if len(rate) == 2 and {"c", "mjx"} <= set(rate):
+          r["c_over_mjx"] = round(rate["c"] / rate["mjx"], 2)
+          ratio = f"{r['c_over_mjx']:>8.1f}x"
+        rows.append(r)
+        print(f"{name:<14}{r['physics']:>8}{batch:>6}{args.steps:>6}{r['trace_lower_s']:>9.1f}"
+              f"{r['compile_s']:>10.1f}{r['run_s']:>9.3f}{r['env_steps_per_s']:>13,.0f}{ratio:>9}",
+              flush=True)
   out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                  f"env_throughput_{dev.platform}.json")
   meta = {"device_platform": dev.platform, "device_kind": dev.device_kind,
           "device_count": jax.device_count(), "cpu_count": os.cpu_count(),
+          "c_threads": default_threads(),
           "jax": jax.__version__, "python": platform.python_version(),
           "load_average_1_5_15min_at_start": [round(x, 2) for x in load_start],
           "load_average_1_5_15min_at_end": [round(x, 2) for x in os.getloadavg()],
           "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
           "note": "env-steps/s = batch * steps / median run time; compile excluded; "
-                  "random actions; persistent compilation cache "
+                  "random actions; c_over_mjx = c env-steps/s / mjx env-steps/s at the same "
+                  "env and batch (measured back to back); persistent compilation cache "
                   + ("on" if args.use_cache else "off")}
   try:
     import mujoco

@@ -66,7 +66,8 @@ def generate(c, progress=print):
       quality=c.quality, seed=c.seed, behaviour_kwargs=kw,
       episodes_per_snapshot=c.episodes_per_snapshot, transitions_per_task=c.transitions_per_task,
       chunk_episodes=c.chunk_episodes, return_episodes=c.return_episodes,
-      behaviour_tasks=c.get("behaviour_tasks", "all"), progress=show,
+      behaviour_tasks=c.get("behaviour_tasks", "all"), physics=c.get("physics", "auto"),
+      progress=show,
       message=progress)
   summary = {k: round(v, 2) for k, v in collect.dataset_summary(data).items()}
   progress(f"wrote {out}: {data.num_tasks} tasks x {data.num_transitions} transitions in "

@@ -354,9 +354,9 @@ def test_inspect_data_reports_and_plots(synthetic_dir, tmp_path):
 
 @pytest.mark.parametrize("name", ["hopper_param", "cheetah_vel"])
 def test_tiny_mjx_dataset_generates_from_its_config(tmp_path, no_brax_eval, name):
-  """The ``tiny_<env>`` data config builds a real MJX dataset end to end on a CPU (brax PPO
-  behaviour snapshots, collection in all 40 tasks, anchors), and it loads and validates.
-  (Mostly compile time: one to two minutes per env on 2 cores with a cold compilation cache.)"""
+  """The ``tiny_<env>`` data config builds a real MuJoCo dataset end to end on a CPU (brax PPO
+  behaviour snapshots, collection in all 40 tasks, anchors), and it loads and validates. The
+  config's physics is "auto": C MuJoCo on a CPU (MJX would spend minutes compiling)."""
   c = data_config.get_config(f"tiny_{name}")
   c.out = str(tmp_path / name)
   lines = []
@@ -364,6 +364,8 @@ def test_tiny_mjx_dataset_generates_from_its_config(tmp_path, no_brax_eval, name
   assert lines[-1].startswith(f"wrote {c.out}: 40 tasks x 600 transitions")
   loaded, meta2 = load_dataset(c.out, expect_env=name)
   assert meta2 == meta and loaded.num_tasks == 40 and loaded.num_transitions == 600
+  # physics "auto": C MuJoCo on a CPU (brax PPO and collection through the host callback)
+  assert meta["creation"]["physics"] == ("c" if jax.default_backend() == "cpu" else "mjx")
   env = envs.make(name)
   assert loaded.transitions.obs.shape == (40, 600, env.observation_size)
   assert loaded.transitions.action.shape == (40, 600, env.action_size)

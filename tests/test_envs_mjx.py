@@ -92,7 +92,7 @@ def _benchmark_batch(env):
 @functools.cache
 def _compiled(name: str, variant: str | None = None, batched: bool = True):
   """``(env, compiled rollout)``; lower + compile time goes to ``COMPILE_SECONDS``."""
-  kw = {"episode_length": EPISODE}
+  kw = {"episode_length": EPISODE, "physics": "mjx"}  # these tests are about MJX itself
   if variant:
     kw["variant"] = variant
   env = envs.make(name, **kw)

@@ -3,9 +3,10 @@
 Variants: one per env (``point_robot``, ``sparse_point_robot``, ``cheetah_vel``, ``cheetah_dir``,
 ``ant_dir``, ``hopper_param``, ``walker_param``) and tiny test variants: ``tiny`` (PPO) and
 ``tiny_sac`` train and collect point-robot data in about 30 s on a 2-core CPU;
-``tiny_cheetah_vel`` and ``tiny_hopper_param`` simulate only seconds' worth of MJX steps, but
-compiling the MJX programs takes minutes on such a CPU the first time (the persistent
-compilation cache, ``JAX_COMPILATION_CACHE_DIR``, makes reruns fast).
+``tiny_cheetah_vel`` and ``tiny_hopper_param`` simulate only seconds' worth of MuJoCo steps (on a
+CPU through C MuJoCo, ``physics="auto"``; with ``physics="mjx"`` compiling the MJX programs takes
+minutes on such a CPU the first time; the persistent compilation cache,
+``JAX_COMPILATION_CACHE_DIR``, makes reruns fast).
 
 Layout::
 
@@ -20,6 +21,9 @@ Layout::
     behaviour.num_snapshots K snapshots kept (untrained first)
     behaviour_tasks         "all" (default; every benchmark task, as the papers' per-task
                             behaviour agents) | "train" (training tasks only)
+    physics                 MuJoCo physics backend: "auto" (default: C MuJoCo when JAX runs on
+                            the CPU, MJX on an accelerator) | "c" | "mjx"; recorded in the
+                            dataset's meta.json (creation.physics)
 
 Per-task sizes of the MuJoCo variants follow UNICORN Table 7 (cheetah 2e5, ant 1e5, hopper 3e5,
 walker 4.5e5 transitions per task). Their behaviour budgets are sized for one GPU (PPO with a few
@@ -47,8 +51,8 @@ _SAC_MJX = {"num_envs": 128, "batch_size": 512, "grad_updates_per_step": 8,
             "normalize_observations": True, "min_replay_size": 8192,
             "max_replay_size": 1_000_000, "hidden_sizes": (256, 256)}
 
-# Tiny CPU budgets for MJX: two short epochs of 16 envs (seconds of simulation; the time goes
-# into compiling); PPO skips brax's evaluation rollouts.
+# Tiny CPU budgets for the MuJoCo families: two short epochs of 16 envs (seconds of simulation;
+# the time goes into compiling); PPO skips brax's evaluation rollouts.
 _PPO_MJX_TINY = {"num_timesteps": 640, "num_envs": 16, "batch_size": 16, "num_minibatches": 2,
                  "unroll_length": 10, "num_updates_per_batch": 1, "learning_rate": 3e-4,
                  "entropy_cost": 1e-3, "discounting": 0.97, "normalize_observations": True,
@@ -111,6 +115,7 @@ def get_config(variant: str = "point_robot"):
   c.chunk_episodes = chunk
   c.return_episodes = ret_eps
   c.behaviour_tasks = "all"
+  c.physics = "auto"
   c.behaviour = config_dict.ConfigDict()
   c.behaviour.algo = "sac" if variant == "tiny_sac" else "ppo"
   c.behaviour.num_snapshots = beh["num_snapshots"]

@@ -221,7 +221,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
              behaviour_kwargs: dict[str, Any], episodes_per_snapshot: int = 0,
              transitions_per_task: int = 0, chunk_episodes: int = 0, return_episodes: int = 4,
              progress=None, message: Progress | None = None, work_dir: str | None = None,
-             behaviour_tasks: str = "all",
+             behaviour_tasks: str = "all", physics: str = "auto",
              ) -> tuple[OfflineDataset, behaviour.BehaviourPolicies, dict]:
   """Trains behaviour policies and collects every benchmark task.
 
@@ -241,6 +241,9 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
       too: their IID contexts) comes from a behaviour policy trained in that task (FOCAL, CSRO,
       CORRO, UNICORN: one SAC agent per task). ``"train"``: the training tasks only, so the
       test tasks' data come from a policy that never saw them.
+    physics: physics backend of the MuJoCo envs (``jcomrl.envs.make``: ``"auto"``, ``"c"``,
+      ``"mjx"``); the one used is recorded in ``meta["creation"]["physics"]``. It is not part of
+      the resume key: both backends simulate the same MDPs.
   Returns:
     ``(dataset, behaviour policies, meta)``.
   Raises:
@@ -252,7 +255,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
   if quality not in collect.QUALITIES:
     raise ConfigError(f"unknown dataset quality {quality!r} (config key quality); "
                       f"expected one of {collect.QUALITIES}")
-  env = envs.make(env_name, **env_overrides)
+  env = envs.make(env_name, physics=physics, **env_overrides)
   num_snapshots = int(kw.get("num_snapshots", 0))
   if num_snapshots < 2:
     raise ConfigError(f"behaviour.num_snapshots must be >= 2, got {num_snapshots}")
@@ -307,7 +310,8 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
                    "transitions_per_task": transitions_per_task,
                    "chunk_episodes": chunk_episodes, "return_episodes": return_episodes,
                    "behaviour": _jsonable({"algo": algo, **kw}),
-                   "behaviour_tasks": behaviour_tasks},
+                   "behaviour_tasks": behaviour_tasks,
+                   "physics": getattr(env, "physics", None)},
       "behaviour_snapshots": {"algo": policies.algo, "steps": policies.steps.tolist(),
                               "mean_return": returns.mean(axis=1).tolist(),
                               "used": collect.snapshot_ids(quality, policies.num_snapshots)},

@@ -16,7 +16,7 @@ Task ``{"angle": θ}``; ``task_vector = (cos θ, sin θ)``. The planar torso vel
   * ``"focal"`` (rlkit): 2 tasks θ ∈ {0, π} (train = test); reward
     ``v · dir - 0.5 ||a||^2 - 0.5e-3 ||clip(cfrc_ext, -1, 1)||^2 + 1``; terminates when the state
     is not finite or the torso height ``qpos[2]`` leaves [0.2, 1.0]. ``cfrc_ext`` comes from
-    ``mjx.rne_postconstraint`` on the final substep's data.
+    ``mjx.rne_postconstraint`` on the final substep's data (C backend: ``mj_rnePostConstraint``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jcomrl.envs.mjx_base import MjxTaskEnv, make_split, mjx, resolve_variant
+from jcomrl.envs.mjx_base import MjxTaskEnv, make_split, resolve_variant
 
 
 class AntDir(MjxTaskEnv):
@@ -56,7 +56,8 @@ class AntDir(MjxTaskEnv):
                angle_range=None, fixed_angles=None, split=None, task_seed=None,
                ctrl_cost_weight=None, contact_cost_weight=None, survive_reward=None,
                terminate=None, healthy_z_range=None, episode_length: int = 200,
-               reset_noise_scale: float = 0.1, frame_skip: int = 5, torso_contact: bool = True):
+               reset_noise_scale: float = 0.1, frame_skip: int = 5, torso_contact: bool = True,
+               physics: str = "auto", c_threads: int | None = None):
     cfg = resolve_variant(
         self.VARIANTS, variant, num_tasks=num_tasks, num_test_tasks=num_test_tasks,
         angle_range=angle_range, fixed_angles=fixed_angles, split=split, task_seed=task_seed,
@@ -64,7 +65,8 @@ class AntDir(MjxTaskEnv):
         survive_reward=survive_reward, terminate=terminate, healthy_z_range=healthy_z_range)
     edits = (("geom", "torso_geom", "contype", 1),) if torso_contact else ()
     super().__init__(asset="ant", frame_skip=frame_skip, episode_length=episode_length,
-                     reset_noise_scale=reset_noise_scale, qvel_noise="normal", edits=edits)
+                     reset_noise_scale=reset_noise_scale, qvel_noise="normal", edits=edits,
+                     physics=physics, c_threads=c_threads)
     self.name = "ant_dir"
     self.variant = variant
     self.fixed_angles = None if cfg["fixed_angles"] is None else tuple(
@@ -82,6 +84,8 @@ class AntDir(MjxTaskEnv):
     make_split(self.split, self.num_tasks, self.num_test_tasks)
 
   observation_size = property(lambda self: self.mj_model.nq - 2 + self.mj_model.nv)
+  # The C backend returns the contact forces only where the reward reads them.
+  host_fields = property(lambda self: ("cfrc_ext",) if self.contact_cost_weight else ())
   task_size = property(lambda self: 2)
 
   def sample_tasks(self, key, n):
@@ -128,7 +132,7 @@ class AntDir(MjxTaskEnv):
     forward_reward = jnp.dot(velocity, self.task_vector(task))
     ctrl_cost = self.ctrl_cost_weight * jnp.sum(jnp.square(action))
     if self.contact_cost_weight:
-      cfrc_ext = mjx.rne_postconstraint(self.task_model(task), after)._impl.cfrc_ext
+      cfrc_ext = self.contact_forces(after, task)
       contact_cost = self.contact_cost_weight * jnp.sum(jnp.square(jnp.clip(cfrc_ext, -1, 1)))
     else:
       contact_cost = jnp.zeros(())

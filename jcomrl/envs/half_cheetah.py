@@ -35,11 +35,14 @@ from jcomrl.envs.mjx_base import MjxTaskEnv, make_split, resolve_variant
 
 class _HalfCheetah(MjxTaskEnv):
   info_keys = ("x_velocity", "forward_reward", "ctrl_cost")
+  host_fields = ("xpos",)  # the torso position in the observation
 
   def __init__(self, episode_length: int = 200, ctrl_cost_weight: float = 0.05,
-               reset_noise_scale: float = 0.1, frame_skip: int = 5):
+               reset_noise_scale: float = 0.1, frame_skip: int = 5, physics: str = "auto",
+               c_threads: int | None = None):
     super().__init__(asset="half_cheetah", frame_skip=frame_skip, episode_length=episode_length,
-                     reset_noise_scale=reset_noise_scale, qvel_noise="normal")
+                     reset_noise_scale=reset_noise_scale, qvel_noise="normal", physics=physics,
+                     c_threads=c_threads)
     self.ctrl_cost_weight = float(ctrl_cost_weight)
     self._torso = self.body_id("torso")
 

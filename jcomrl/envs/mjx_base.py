@@ -1,15 +1,20 @@
-"""Shared MuJoCo-MJX machinery for the locomotion task families.
+"""Shared MuJoCo machinery for the locomotion task families.
 
 Every MuJoCo env in jcomrl is a :class:`MjxTaskEnv`: the MJCF model (brax's MJX-ready assets in
-``brax/envs/assets``) is compiled once with the C MuJoCo library, moved to JAX with
-``mjx.put_model`` and stepped with ``mjx.step`` ``frame_skip`` times per env step (``dt =
-timestep * frame_skip``). The physics state is the full ``mjx.Data``; nothing auto-resets.
+``brax/envs/assets``) is compiled once with the C MuJoCo library and stepped ``frame_skip`` times
+per env step (``dt = timestep * frame_skip``) by one of two physics backends (``physics=``):
+``"mjx"`` moves it to JAX with ``mjx.put_model`` and steps ``mjx.step`` inside the compiled
+program (the physics state is the full ``mjx.Data``); ``"c"`` steps C MuJoCo through one batched
+host callback (:mod:`jcomrl.envs.c_physics`; the state holds only what the family reads);
+``"auto"`` is ``"c"`` on a CPU, ``"mjx"`` on an accelerator. Observation, reward, termination,
+tasks and reset are the same JAX code under both. Nothing auto-resets.
 
 Per-task physics (hopper / walker parameter tasks) never lives in the env object. A task is a
 pytree of per-element multipliers and :meth:`RandParamEnv.task_model` builds the task's
 ``mjx.Model`` *inside the traced step* by scaling the base model's arrays, e.g.
 ``sys.replace(body_mass=sys.body_mass * task["body_mass"])``, so ``vmap(step)`` over a batch of
-tasks simulates a different MDP per batch element in one call. Multipliers of exactly 1.0 give
+tasks simulates a different MDP per batch element in one call (under ``"c"`` the host builds and
+caches one ``MjModel`` per distinct task by the same rule). Multipliers of exactly 1.0 give
 the base model's arrays bit for bit. As in ``rand_param_envs`` (which overwrote the arrays of a
 compiled MuJoCo 1.31 model), only the scaled arrays change: derived constants that MuJoCo computes
 at compile time (``body_subtreemass``, ``*_invweight0`` used for constraint regularisation,
@@ -47,6 +52,7 @@ import numpy as np
 with contextlib.redirect_stdout(io.StringIO()):  # mjx prints a notice when warp is absent
   from mujoco import mjx
 
+from jcomrl.envs import c_physics
 from jcomrl.envs.base import EnvState, TaskEnv, evenly_spaced_split
 
 __all__ = ["PARAM_LOG_BASES", "MjxTaskEnv", "PlanarParamEnv", "RandParamEnv", "asset_path",
@@ -159,32 +165,52 @@ def resolve_variant(variants: dict[str, dict], variant: str, **given) -> dict[st
 
 
 class MjxTaskEnv(TaskEnv):
-  """Base of the MJX envs: reset noise, frame-skipped physics step, time limit, EnvState.
+  """Base of the MuJoCo envs: reset noise, frame-skipped physics step, time limit, EnvState.
 
   Subclasses define ``_obs(data)`` and ``_reward(data_before, data_after, action, task)`` (which
   returns ``(reward, terminal, info)``), the task methods of :class:`TaskEnv`, and ``info_keys``.
   ``reset`` draws ``qpos = qpos0 + U(-s, s)`` and ``qvel = s * N(0, 1)`` (``qvel_noise="normal"``,
   cheetah/ant) or ``qvel = U(-s, s)`` (``"uniform"``, hopper/walker), s = ``reset_noise_scale``,
-  and runs MJX kinematics so body positions in the first observation are current.
+  and runs kinematics so body positions in the first observation are current.
+
+  ``physics`` picks the backend of the frame-skipped physics step (everything else is the same
+  JAX code under both): ``"mjx"`` steps ``mjx.step`` inside the compiled program and the state is
+  the full ``mjx.Data``; ``"c"`` steps C MuJoCo through one ``jax.pure_callback`` per batch
+  (:mod:`jcomrl.envs.c_physics`) and the state is a :class:`~jcomrl.envs.c_physics.HostData`
+  holding ``qpos``, ``qvel`` and the ``host_fields`` the family reads; ``"auto"`` is ``"c"`` when
+  JAX's default backend is the CPU, else ``"mjx"``. ``c_threads``: threads of the C stepper
+  (None: every CPU this process may use).
   """
 
   info_keys: tuple[str, ...] = ()
+  # Extra physics fields _obs / _reward read beyond qpos and qvel (c_physics.HOST_FIELDS).
+  host_fields: tuple[str, ...] = ()
 
   def __init__(self, *, asset: str, frame_skip: int, episode_length: int,
-               reset_noise_scale: float, qvel_noise: str, edits: tuple = ()):
+               reset_noise_scale: float, qvel_noise: str, edits: tuple = (),
+               physics: str = "auto", c_threads: int | None = None):
     if episode_length < 1:
       raise ValueError(f"episode_length must be >= 1, got {episode_length}")
     if frame_skip < 1:
       raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
     if qvel_noise not in ("normal", "uniform"):
       raise ValueError(f"qvel_noise must be 'normal' or 'uniform', got {qvel_noise!r}")
+    self.physics = c_physics.resolve_physics(physics)
     self.mj_model = load_mj_model(asset, tuple(edits))
-    self.sys = mjx.put_model(self.mj_model)
+    self.sys = mjx.put_model(self.mj_model)  # eager: built under a trace it would leak tracers
     self.frame_skip = int(frame_skip)
     self._episode_length = int(episode_length)
     self.reset_noise_scale = float(reset_noise_scale)
     self.qvel_noise = qvel_noise
+    self.c_threads = c_threads
     self._qpos0 = np.asarray(self.mj_model.qpos0, np.float32)
+
+  @functools.cached_property
+  def host(self) -> c_physics.HostStepper:
+    """The C-MuJoCo stepper of ``physics="c"`` (built on first use)."""
+    return c_physics.HostStepper(self.mj_model, self.frame_skip,
+                                 getattr(self, "rand_params", ()), tuple(self.host_fields),
+                                 nthread=self.c_threads)
 
   # --- sizes
   episode_length = property(lambda self: self._episode_length)
@@ -207,13 +233,27 @@ class MjxTaskEnv(TaskEnv):
     del task
     return self.sys
 
-  def init_data(self, qpos: jax.Array, qvel: jax.Array) -> mjx.Data:
-    """``mjx.Data`` at ``(qpos, qvel)`` with kinematics (body poses) computed."""
+  def host_task_params(self, task) -> jax.Array:
+    """The task's physics multipliers, flat, for the C stepper (empty: no per-task physics)."""
+    del task
+    return jnp.zeros((0,), jnp.float32)
+
+  def init_data(self, qpos: jax.Array, qvel: jax.Array):
+    """Physics state at ``(qpos, qvel)`` with kinematics (body poses) computed."""
+    if self.physics == "c":
+      return self.host.jax_init(qpos, qvel)
     data = mjx.make_data(self.sys).replace(qpos=qpos, qvel=qvel)
     return mjx.kinematics(self.sys, data)
 
-  def physics_step(self, model: mjx.Model, data: mjx.Data, action: jax.Array) -> mjx.Data:
-    """Holds ``ctrl = action`` for ``frame_skip`` MJX steps of ``model``."""
+  def physics_step(self, data, action: jax.Array, task):
+    """Holds ``ctrl = action`` for ``frame_skip`` physics steps of the task's model.
+
+    ``"mjx"``: a scan of ``mjx.step``. ``"c"``: one ``pure_callback`` into C MuJoCo for the
+    whole vmapped batch (:meth:`jcomrl.envs.c_physics.HostStepper.jax_step`).
+    """
+    if self.physics == "c":
+      return self.host.jax_step(data, action, self.host_task_params(task))
+    model = self.task_model(task)
     data = data.replace(ctrl=action)
 
     def substep(d, _):
@@ -221,6 +261,13 @@ class MjxTaskEnv(TaskEnv):
 
     data, _ = jax.lax.scan(substep, data, None, length=self.frame_skip)
     return data
+
+  def contact_forces(self, data, task) -> jax.Array:
+    """``cfrc_ext [nbody, 6]`` of the last substep (``"c"``: needs ``"cfrc_ext"`` in
+    ``host_fields``)."""
+    if self.physics == "c":
+      return data.cfrc_ext
+    return mjx.rne_postconstraint(self.task_model(task), data)._impl.cfrc_ext
 
   # --- TaskEnv
   def reset(self, key, task) -> EnvState:
@@ -242,7 +289,7 @@ class MjxTaskEnv(TaskEnv):
   def step(self, state: EnvState, action, task) -> EnvState:
     action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
     before = state.physics
-    after = self.physics_step(self.task_model(task), before, action)
+    after = self.physics_step(before, action, task)
     reward, terminal, info = self._reward(before, after, action, task)
     step_count = state.step_count + 1
     done, truncation = self._time_limit(step_count, terminal)
@@ -335,6 +382,10 @@ class RandParamEnv(MjxTaskEnv):
 
   def task_model(self, task) -> mjx.Model:
     return self.sys.replace(**{p: getattr(self.sys, p) * task[p] for p in self.rand_params})
+
+  def host_task_params(self, task) -> jax.Array:
+    return jnp.concatenate([jnp.asarray(task[p], jnp.float32).reshape(-1)
+                            for p in self.rand_params])
 
 
 class PlanarParamEnv(RandParamEnv):

@@ -60,7 +60,8 @@ class WalkerParam(PlanarParamEnv):
                alive_bonus=None, termination=None, end_convention=None,
                ctrl_cost_weight: float = 1e-3,
                min_height: float = 0.5, episode_length: int = 200,
-               reset_noise_scale: float = 0.005, frame_skip: int = 5):
+               reset_noise_scale: float = 0.005, frame_skip: int = 5, physics: str = "auto",
+               c_threads: int | None = None):
     cfg = resolve_variant(
         self.VARIANTS, variant, rand_params=rand_params, log_scale_range=log_scale_range,
         num_tasks=num_tasks, num_test_tasks=num_test_tasks, split=split, task_seed=task_seed,
@@ -69,7 +70,8 @@ class WalkerParam(PlanarParamEnv):
     self.end_convention = check_end_convention(cfg.pop("end_convention"))
     super().__init__(asset="walker2d", frame_skip=frame_skip, episode_length=episode_length,
                      reset_noise_scale=reset_noise_scale, qvel_noise="uniform",
-                     ctrl_cost_weight=ctrl_cost_weight, **cfg)
+                     ctrl_cost_weight=ctrl_cost_weight, physics=physics, c_threads=c_threads,
+                     **cfg)
     self.name = "walker_param"
     self.variant = variant
     self.min_height = float(min_height)

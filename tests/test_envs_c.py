@@ -1,0 +1,199 @@
+"""Tests of the C-MuJoCo physics backend (``physics="c"``) of the MuJoCo task families.
+
+The C backend must simulate the same MDPs as MJX: :func:`test_c_matches_mjx_over_50_steps` walks
+a 50-step MJX trajectory (4 benchmark tasks at once, random actions) and, from every MJX state,
+takes the same step under ``"c"``; positions must agree within the tolerance of
+``test_envs_mjx.test_mjx_matches_mujoco_c`` (MJX float32 vs C MuJoCo float64, atol 2e-4), and
+rewards, observations and done flags accordingly. It compares step by step rather than two free
+runs because free-running float32 MJX itself leaves float64 C MuJoCo by more than that after
+about 20 steps under random actions (chaotic contact dynamics; cheetah: 1e-3 at step 20, 8e-2
+at step 50); the first steps of the free runs are compared too.
+
+Each family costs one MJX compile of ``vmap(step)`` (tens of seconds on 2 cores, opt level 0);
+everything else compiles C programs (seconds). Brax PPO behaviour training and dataset collection
+on ``"c"`` are covered by ``test_collect.test_tiny_mjx_dataset_generates_from_its_config``: its
+data configs use ``physics="auto"``, i.e. ``"c"`` on a CPU, and it checks the recorded backend.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jcomrl import envs
+from jcomrl.envs import c_physics
+
+mujoco = pytest.importorskip("mujoco")
+
+ENV_NAMES = ["cheetah_vel", "cheetah_dir", "ant_dir", "hopper_param", "walker_param"]
+TASK_IDS = [0, 13, 26, 39]
+BATCH = len(TASK_IDS)
+STEPS = 50
+FREE_STEPS = 10  # free-running horizon over which float32 MJX stays within ATOL of C MuJoCo
+ATOL = 2e-4  # test_envs_mjx.test_mjx_matches_mujoco_c
+COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
+
+
+def _tasks(env, ids=TASK_IDS):
+  n = env.num_tasks
+  return jax.tree.map(lambda x: x[jnp.asarray([i % n for i in ids])], env.all_benchmark_tasks())
+
+
+@functools.cache
+def _env_fns(name: str, physics: str, variant: str = "unicorn", **kw):
+  """``(env, jit(vmap(reset)), jit(vmap(step)))`` (compiled on first call)."""
+  env = envs.make(name, physics=physics, variant=variant, episode_length=1000, **kw)
+  reset = jax.jit(jax.vmap(env.reset), compiler_options=COMPILER_OPTIONS)
+  step = jax.jit(jax.vmap(env.step), compiler_options=COMPILER_OPTIONS)
+  return env, reset, step
+
+
+def _to_host(env_c, state):
+  """The ``"c"`` state of an ``"mjx"`` state (the fields the C backend carries)."""
+  p = state.physics
+  extra = {}
+  if "xpos" in env_c.host_fields:
+    extra["xpos"] = p.xpos
+  if "cfrc_ext" in env_c.host_fields:
+    extra["cfrc_ext"] = jnp.zeros(p.xpos.shape[:-1] + (6,), jnp.float32)
+  return state.replace(physics=c_physics.HostData(qpos=p.qpos, qvel=p.qvel,
+                                                     qacc_warmstart=p.qacc_warmstart, **extra))
+
+
+def _actions(env, seed=1, steps=STEPS):
+  return jax.random.uniform(jax.random.PRNGKey(seed), (steps, BATCH, env.action_size),
+                            minval=-1.5, maxval=1.5)
+
+
+# --------------------------------------------------------------------------------------------
+# Backend choice
+
+
+def test_make_picks_the_backend(monkeypatch):
+  cpu = jax.default_backend() == "cpu"
+  assert envs.make("cheetah_vel").physics == ("c" if cpu else "mjx")
+  assert envs.make("hopper_param", physics="mjx").physics == "mjx"
+  assert envs.make("hopper_param", physics="c").physics == "c"
+  envs.make("point_robot", physics="c")  # no physics engine: any backend is accepted
+  with pytest.raises(ValueError, match="unknown physics backend 'cuda'"):
+    envs.make("ant_dir", physics="cuda")
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")  # on an accelerator: MJX
+  assert c_physics.resolve_physics("auto") == "mjx"
+  assert envs.make("walker_param").physics == "mjx"
+
+
+# --------------------------------------------------------------------------------------------
+# C vs MJX
+
+
+@pytest.mark.parametrize("name,variant", [(n, "unicorn") for n in ENV_NAMES]
+                         + [("ant_dir", "focal")])
+def test_c_matches_mjx_over_50_steps(name, variant):
+  env_m, reset_m, step_m = _env_fns(name, "mjx", variant)
+  env_c, reset_c, step_c = _env_fns(name, "c", variant)
+  tasks = _tasks(env_m)
+  keys = jax.random.split(jax.random.PRNGKey(0), BATCH)
+  actions = _actions(env_m)
+  sm, sc = reset_m(keys, tasks), reset_c(keys, tasks)
+  # same JAX reset (the ant's quaternion normalised by both kinematics, to float32 rounding)
+  np.testing.assert_allclose(sc.physics.qpos, sm.physics.qpos, atol=1e-6)
+  np.testing.assert_allclose(sc.obs, sm.obs, atol=1e-6)  # incl. the cheetah's torso position
+  free = sc
+  for t in range(STEPS):
+    nm = step_m(sm, actions[t], tasks)
+    nc = step_c(_to_host(env_c, sm), actions[t], tasks)
+    msg = f"{name}/{variant} step {t}"
+    np.testing.assert_allclose(nc.physics.qpos, nm.physics.qpos, atol=ATOL, err_msg=msg)
+    np.testing.assert_allclose(nc.obs, nm.obs, atol=ATOL / env_m.dt, err_msg=msg)
+    np.testing.assert_allclose(nc.reward, nm.reward, atol=ATOL / env_m.dt, err_msg=msg)
+    np.testing.assert_array_equal(nc.done, nm.done, err_msg=msg)
+    if t < FREE_STEPS:
+      free = step_c(free, actions[t], tasks)
+      np.testing.assert_allclose(free.physics.qpos, nm.physics.qpos, atol=ATOL, err_msg=msg)
+    sm = nm
+  if variant == "focal":  # the contact cost is live (cfrc_ext from mj_rnePostConstraint)
+    assert float(np.max(nc.info["contact_cost"])) > 0
+
+
+# --------------------------------------------------------------------------------------------
+# Batching, per-task models, determinism
+
+
+def _rollout(env, steps):
+  def run(keys, tasks, actions):
+    def body(s, a):
+      s = env.step(s, a, tasks)
+      return s, (s.obs, s.reward, s.done, s.physics.qpos)
+
+    return jax.lax.scan(body, env.reset(keys, tasks), actions)[1]
+
+  return run
+
+
+@pytest.mark.parametrize("name", ["hopper_param", "walker_param"])
+def test_mixed_param_batch_equals_per_task_loop(name):
+  """One call steps 40 tasks with 40 models; each row equals its task alone, and (hopper) nested
+  vmaps (tasks x episodes) equal the flat batch."""
+  env = envs.make(name, physics="c", episode_length=1000)
+  tasks = env.all_benchmark_tasks()  # 40 tasks
+  n, steps = 40, 20
+  keys = jax.random.split(jax.random.PRNGKey(3), n)
+  actions = jax.random.uniform(jax.random.PRNGKey(4), (steps, n, env.action_size),
+                               minval=-1.0, maxval=1.0)
+  calls = []
+  step = env.host.step
+  env.host.step = lambda *a: calls.append(a[0].shape) or step(*a)
+  run = _rollout(env, steps)
+  flat = jax.jit(jax.vmap(run, in_axes=(0, 0, 1)))(keys, tasks, actions)  # [n, steps, ...]
+  assert calls == [(n, env.mj_model.nq)] * steps  # one callback per step for the whole batch
+  assert len(env.host._models) == n
+  single = jax.jit(run)
+  for i in (0, 17, 39):
+    task = jax.tree.map(lambda x, i=i: x[i], tasks)
+    obs, reward, _, qpos = single(keys[i], task, actions[:, i])
+    np.testing.assert_array_equal(qpos, flat[3][i])  # host physics: bit for bit
+    np.testing.assert_allclose(reward, flat[1][i], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(obs, flat[0][i], rtol=1e-6, atol=1e-6)
+  final = np.asarray(flat[3][:, -1])
+  assert len({tuple(np.round(q, 5)) for q in final}) == n  # 40 different dynamics
+  if name == "hopper_param":  # nested vmap: [10 tasks, 4 episodes], same keys and actions
+    nested = jax.jit(jax.vmap(jax.vmap(run, in_axes=(0, 0, 1)), in_axes=(0, 0, 1)))
+    shape = lambda x: x.reshape((10, 4) + x.shape[1:])
+    _, reward_n, _, qpos_n = nested(shape(keys), jax.tree.map(shape, tasks),
+                                    actions.reshape(steps, 10, 4, -1))
+    np.testing.assert_array_equal(qpos_n.reshape(flat[3].shape), flat[3])
+    np.testing.assert_array_equal(reward_n.reshape(flat[1].shape), flat[1])
+
+
+def test_same_key_same_trajectory_any_thread_count():
+  """Deterministic: the same key gives the same trajectory, whatever the rollout threads."""
+  env = envs.make("cheetah_vel", physics="c")
+  fn = jax.jit(jax.vmap(_rollout(env, 30), in_axes=(0, 0, 1)))
+  tasks, actions = _tasks(env), _actions(env, seed=6, steps=30)
+  keys = jax.random.split(jax.random.PRNGKey(5), BATCH)
+  trajs = []
+  for threads in (1, 2, 2, 4):
+    env.host.nthread = threads
+    trajs.append(fn(keys, tasks, actions))
+  for other in trajs[1:]:
+    jax.tree.map(np.testing.assert_array_equal, trajs[0], other)
+  again = fn(jax.random.split(jax.random.PRNGKey(7), BATCH), tasks, actions)
+  assert not np.allclose(again[3], trajs[0][3])  # another key, another trajectory
+
+
+def test_task_models_scale_only_the_task_arrays():
+  env = envs.make("walker_param", variant="focal", physics="c")
+  task = jax.tree.map(lambda x: x[3], env.all_benchmark_tasks())
+  model = env.host.task_model(np.asarray(env.host_task_params(task)))
+  base = env.host.model
+  for p in env.rand_params:
+    np.testing.assert_allclose(getattr(model, p),
+                               getattr(base, p) * np.asarray(task[p], np.float64), rtol=1e-12)
+    assert not np.array_equal(getattr(model, p), getattr(base, p))
+  for derived in ("body_subtreemass", "dof_invweight0", "body_invweight0"):
+    np.testing.assert_array_equal(getattr(model, derived), getattr(base, derived))
+  assert env.host.task_model(np.asarray(env.host_task_params(task))) is model  # cached
