@@ -28,9 +28,12 @@ def behaviour_kwargs(c) -> dict:
   from jcomrl.data import pipeline
 
   algo = c.behaviour.algo
-  if algo not in ("ppo", "sac") or algo not in c.behaviour:
+  from jcomrl.data import behaviour
+
+  if algo not in behaviour.ALGOS or algo not in c.behaviour:
     raise pipeline.ConfigError(f"unknown behaviour algo {algo!r} (config key behaviour.algo); "
-                               "expected 'ppo' or 'sac' with settings in behaviour.<algo>")
+                               f"expected one of {behaviour.ALGOS} with settings in "
+                               "behaviour.<algo>")
   return {"algo": algo, "num_snapshots": c.behaviour.num_snapshots,
           **c.behaviour[algo].to_dict()}
 

@@ -115,6 +115,11 @@ def test_snapshots_build_a_dataset_and_round_trip(point_env, tasks, trained, tmp
   back = pipeline.load_behaviour(str(tmp_path / "full"), point_env)
   assert back.algo == "sac_per_task" and back.steps.tolist() == [0, 9]
   jax.tree.map(np.testing.assert_array_equal, back.params, pol.params)
+  # Agents of fewer tasks than the benchmark table (behaviour_tasks="train") restore too: the
+  # task axis comes from the saved task vectors.
+  pipeline.save_behaviour(str(tmp_path / "four" / pipeline.BEHAVIOUR_DIR), trained)
+  four = pipeline.load_behaviour(str(tmp_path / "four"), point_env)
+  jax.tree.map(np.testing.assert_array_equal, four.params, jax.tree.map(np.asarray, trained.params))
 
 
 def test_policy_acts_with_the_agent_of_the_appended_task_vector(point_env):

@@ -16,8 +16,10 @@ Layout::
     episodes_per_snapshot   ... else this many episodes per (task, snapshot)
     chunk_episodes          episodes per (task, snapshot) per jitted collection call (0 = all)
     return_episodes         episodes per (task, snapshot) for the random/expert anchors
-    behaviour.algo          "ppo" | "sac": which brax trainer; its settings are in
-    behaviour.ppo / .sac    that trainer's kwargs (num_timesteps, num_envs, hidden_sizes, ...)
+    behaviour.algo          "ppo" | "sac": one task-conditioned brax network for every task;
+                            "sac_per_task": one independent SAC agent per task, all trained in
+                            one program (the papers' recipe, jcomrl.data.per_task_sac)
+    behaviour.ppo / .sac / .sac_per_task   that trainer's kwargs (num_timesteps, num_envs, ...)
     behaviour.num_snapshots K snapshots kept (untrained first)
     behaviour_tasks         "all" (default; every benchmark task, as the papers' per-task
                             behaviour agents) | "train" (training tasks only)
@@ -62,20 +64,35 @@ _SAC_MJX_TINY = {"num_timesteps": 512, "num_envs": 16, "batch_size": 64,
                  "num_eval_envs": 4, "hidden_sizes": (32, 32)}
 
 
+# Per-task SAC (FOCAL/CSRO/CORRO/UNICORN's data collection): CORRO
+# data_collection_config/args_<env>.py:13-27 (2x128, lr 3e-4, gamma 0.99, tau 0.005, fixed
+# entropy 0.2, batch 256, 10k random warm-up steps, 0.5 updates per env step); the papers train
+# each agent for 1e6+ env steps. ``num_timesteps`` here counts env steps per task.
+_SAC_PER_TASK = {"num_timesteps": 1_000_000, "num_envs": 2, "updates_per_iteration": 1,
+                 "hidden_sizes": (128, 128), "batch_size": 256, "warmup_steps": 10_000}
+_SAC_PER_TASK_POINT = dict(_SAC_PER_TASK, num_timesteps=8_000, warmup_steps=1_000,
+                           num_envs=4, updates_per_iteration=2, hidden_sizes=(64, 64),
+                           discount=0.9)
+
+
 def _mjx(timesteps_ppo: int, timesteps_sac: int, **ppo_overrides) -> dict:
   return {"num_snapshots": 10, "ppo": dict(_PPO_MJX, num_timesteps=timesteps_ppo, **ppo_overrides),
-          "sac": dict(_SAC_MJX, num_timesteps=timesteps_sac)}
+          "sac": dict(_SAC_MJX, num_timesteps=timesteps_sac), "sac_per_task": _SAC_PER_TASK}
 
 
-_TINY_MJX = {"num_snapshots": 3, "ppo": _PPO_MJX_TINY, "sac": _SAC_MJX_TINY}
+_TINY_MJX = {"num_snapshots": 3, "ppo": _PPO_MJX_TINY, "sac": _SAC_MJX_TINY,
+             "sac_per_task": dict(_SAC_PER_TASK, num_timesteps=256, warmup_steps=128,
+                                  batch_size=32, hidden_sizes=(32, 32))}
 
 # variant -> (env, behaviour, size); size = (transitions_per_task, episodes_per_snapshot,
 # chunk_episodes, return_episodes).
 _VARIANTS = {
-    "point_robot": ("point_robot", {"num_snapshots": 6, "ppo": _PPO_POINT, "sac": _SAC_POINT},
-                    (0, 10, 0, 4)),
+    "point_robot": ("point_robot", {"num_snapshots": 6, "ppo": _PPO_POINT, "sac": _SAC_POINT,
+                                    "sac_per_task": _SAC_PER_TASK_POINT}, (0, 10, 0, 4)),
     "tiny": ("point_robot", {"num_snapshots": 3, "ppo": dict(_PPO_POINT, num_timesteps=20_480),
-                             "sac": dict(_SAC_POINT, num_timesteps=25_600)}, (0, 4, 0, 4)),
+                             "sac": dict(_SAC_POINT, num_timesteps=25_600),
+                             "sac_per_task": dict(_SAC_PER_TASK_POINT, num_timesteps=2_000,
+                                                  warmup_steps=500)}, (0, 4, 0, 4)),
     "cheetah_vel": ("cheetah_vel", _mjx(20_000_000, 2_000_000), (200_000, 0, 25, 25)),
     "cheetah_dir": ("cheetah_dir", _mjx(20_000_000, 2_000_000), (200_000, 0, 25, 25)),
     "ant_dir": ("ant_dir", _mjx(30_000_000, 3_000_000, num_envs=4096, batch_size=1024,
@@ -92,7 +109,8 @@ _VARIANTS = {
 _VARIANTS["sparse_point_robot"] = (
     "sparse_point_robot",
     {"num_snapshots": 6, "ppo": dict(_PPO_POINT, train_reward="dense_reward"),
-     "sac": dict(_SAC_POINT, train_reward="dense_reward")}, (0, 10, 0, 4))
+     "sac": dict(_SAC_POINT, train_reward="dense_reward"),
+     "sac_per_task": dict(_SAC_PER_TASK_POINT, train_reward="dense_reward")}, (0, 10, 0, 4))
 _VARIANTS["tiny_sac"] = _VARIANTS["tiny"]
 
 
@@ -121,6 +139,7 @@ def get_config(variant: str = "point_robot"):
   c.behaviour.num_snapshots = beh["num_snapshots"]
   c.behaviour.ppo = config_dict.ConfigDict(beh["ppo"])
   c.behaviour.sac = config_dict.ConfigDict(beh["sac"])
+  c.behaviour.sac_per_task = config_dict.ConfigDict(beh["sac_per_task"])
   c.out = config_dict.placeholder(str)
   c.overwrite = False
   c.resume = True

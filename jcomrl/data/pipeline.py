@@ -86,7 +86,13 @@ def load_behaviour(dataset_dir: str, env: TaskEnv) -> behaviour.BehaviourPolicie
                        f"(this jcomrl restores {behaviour.ALGOS})")
   hidden = tuple(info["hidden_sizes"])
   normalize = bool(info.get("normalize_observations", False))
-  make_policy, template = behaviour.policy_template(env, algo, hidden, normalize)
+  kwargs = {}
+  if algo in behaviour.PER_TASK_ALGOS:  # one agent per behaviour task: the saved task axis
+    vectors = arrays.get(_path_key((jax.tree_util.DictKey("task_vectors"),)))
+    if vectors is None or vectors.ndim != 3:
+      raise DatasetError(f"{dataset_dir}: per-task behaviour snapshots lack task_vectors [K, T, d]")
+    kwargs["num_tasks"] = int(vectors.shape[1])
+  make_policy, template = behaviour.policy_template(env, algo, hidden, normalize, **kwargs)
   paths, treedef = jax.tree_util.tree_flatten_with_path(template)
   leaves = []
   for path, leaf in paths:
