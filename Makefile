@@ -68,7 +68,7 @@ SET ?=
 RUNS_ROOT ?= runs/sweep
 TABLE_OUT ?= $(RUNS_ROOT)/table
 TABLE_PROTOCOLS ?= iid,ood
-EXAMPLE_ALGOS ?= focal csro unicorn_ss oracle
+EXAMPLE_ALGOS ?= focal csro unicorn_ss unicorn_sup supervised corro oracle
 .PHONY: sweep table example-sweep
 
 sweep: $(STAMP)
