@@ -84,6 +84,17 @@ example-sweep: $(STAMP)
 	$(PY) -m experiments.sweep --algos="$(EXAMPLE_ALGOS)" --envs=point_robot --seeds=3 --runs_root=runs/example_sweep
 	$(PY) -m experiments.table --runs_root=runs/example_sweep --out=benchmarks/results/example_sweep --protocols=iid,ood,online,task_ood
 
+# One UNICORN-Table-2-style table per env (issue 17): dataset (reused or generated), the seven
+# presets x 3 seeds, IID/OOD/z-shuffle/diagnostics, table + curves + code plots in
+# benchmarks/results/paper_$(PROFILE)/$(ENV). PROFILE=cpu: the 2-core CPU profile; PROFILE=paper:
+# full scale (a GPU; benchmarks/gpu_session.sh). Resumable: rerun the same command after a kill.
+PROFILE ?= cpu
+PAPER_ENV ?= $(if $(filter point_robot,$(ENV)),cheetah_vel,$(ENV))
+.PHONY: paper
+paper: $(STAMP)
+	$(PY) -m experiments.paper --env=$(PAPER_ENV) --profile=$(PROFILE) $(if $(SEEDS),--seeds=$(SEEDS)) \
+	  $(foreach s,$(SET),--set=$(s)) $(ARGS)
+
 lint: $(STAMP)
 	$(PY) -m ruff check jcomrl experiments benchmarks tests
 

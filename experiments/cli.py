@@ -55,7 +55,7 @@ _USER_ERRORS = {
 }
 # ``jcomrl.eval.suite.PROTOCOLS`` + the representation diagnostics (kept here so that a bad
 # flag fails before JAX is imported; tests/test_cli_errors.py checks the two agree).
-ALL_PROTOCOLS = ("iid", "ood", "online", "task_ood", "diagnostics")
+ALL_PROTOCOLS = ("iid", "ood", "online", "task_ood", "z_shuffle", "diagnostics")
 # Optional dependencies: the extra that installs each.
 _EXTRAS = {"matplotlib": "plots", "tensorboardX": "tensorboard"}
 

@@ -46,7 +46,7 @@ _TOP_KEYS = {"algo": (str, False), "env": (str, True), "dataset": (str, True),
              "seed": (int, True), "num_seeds": (int, True), "learner": (dict, True),
              "hparams": (dict, True), "num_steps": (int, True), "checkpoint_every": (int, True),
              "eval_every": (int, True), "eval": (dict, False),
-             "preset_source": (str, False)}
+             "preset_source": (str, False), "profile": (str, False)}
 # Learner fields taken from the dataset by ``build`` (not config keys).
 _FROM_DATA = ("obs_size", "action_size", "task_param_size")
 

@@ -228,3 +228,52 @@ def test_diagnostics_oracle_codes_are_perfect(oracle, focal, synthetic_data, tmp
   written = diagnostics.plot_embedding(z[0], np.asarray(data.task_params)[rows],
                                        str(tmp_path / "codes.png"), "oracle")
   assert os.path.getsize(written[0]) > 1000
+
+
+def test_derangement_has_no_fixed_point_and_is_a_permutation():
+  for n in (2, 3, 10, 20):
+    for s in range(5):
+      perm = P.derangement(n, jax.random.key(s))
+      assert sorted(perm.tolist()) == list(range(n))
+      assert np.all(perm != np.arange(n))
+  with pytest.raises(ValueError, match="at least 2"):
+    P.derangement(1, jax.random.key(0))
+
+
+def test_z_shuffle_control_hurts_a_code_following_policy_and_only_the_code_differs(
+    oracle, point_env, synthetic_data, test_split):
+  """A scripted agent whose code is the true goal and which walks to its code: the z-shuffle
+  control (another test task's code) must cost return; with the identity permutation the
+  control's episodes are exactly the iid headline's (same contexts, same keys)."""
+  import dataclasses
+
+  learner, params = oracle
+  goal_seeker = dataclasses.replace(
+      learner, encode=lambda p, ctx, tp, key=None: tp,
+      act=lambda p, obs, z, k, det: jnp.clip(4.0 * (z - obs[:2]), -1.0, 1.0))
+  rows, _ = test_split
+  meta = {"split": {"test": rows.tolist()}}
+  data = synthetic_data.to_device()
+  settings = suite.EvalSettings(num_episodes=2)
+  iid = suite.iid_results(goal_seeker, params, point_env, data, meta, settings,
+                          accumulate=False)["iid"]
+  shuf = suite.run_protocol("z_shuffle", goal_seeker, params, point_env, data, meta, settings,
+                            step=0)
+  perm = np.asarray(shuf["z_shuffle"]["permutation"])
+  assert np.all(perm != np.arange(len(rows)))
+  assert shuf["score"]["variant"] == "z_shuffle"
+  drop = iid["mean"] - shuf["z_shuffle"]["mean"]
+  assert drop > 2.0, (iid["mean"], shuf["z_shuffle"]["mean"])
+  # identity permutation: bit-identical to the iid headline
+  tasks = jax.tree.map(lambda x: x[rows], point_env.all_benchmark_tasks())
+  same = P.iid_returns(goal_seeker, params, point_env, data, rows, tasks,
+                       jax.random.key(settings.seed), num_episodes=2, context_mode="trajectory",
+                       context_size=data.segment_length, z_permutation=np.arange(len(rows)))
+  np.testing.assert_array_equal(np.asarray(same), np.asarray(iid["returns"]))
+
+
+def test_protocol_keys_are_fixed_ids():
+  """Each protocol's stream depends on its own fixed id, never on its place in PROTOCOLS."""
+  assert set(suite.PROTOCOL_IDS) == set(suite.PROTOCOLS)
+  assert len(set(suite.PROTOCOL_IDS.values())) == len(suite.PROTOCOL_IDS)
+  assert suite.PROTOCOL_IDS["iid"] == 0 and suite.PROTOCOL_IDS["task_ood"] == 3

@@ -1,8 +1,10 @@
 """Dataset generation configs: ``--config=experiments/configs/data.py:<variant>``.
 
-Variants: one per env (``point_robot``, ``sparse_point_robot``, ``cheetah_vel``, ``cheetah_dir``,
+Variants: one per env at paper scale (``point_robot``, ``sparse_point_robot``, ``cheetah_vel``, ``cheetah_dir``,
 ``ant_dir``, ``hopper_param``, ``walker_param``) and tiny test variants: ``tiny`` (PPO) and
 ``tiny_sac`` train and collect point-robot data in about 30 s on a 2-core CPU;
+``<env>@cpu`` for the MuJoCo envs is the CPU profile of ``make paper PROFILE=cpu`` (per-task SAC
+agents, reduced sizes listed next to the paper's below);
 ``tiny_cheetah_vel`` and ``tiny_hopper_param`` simulate only seconds' worth of MuJoCo steps (on a
 CPU through C MuJoCo, ``physics="auto"``; with ``physics="mjx"`` compiling the MJX programs takes
 minutes on such a CPU the first time; the persistent compilation cache,
@@ -104,6 +106,24 @@ _VARIANTS = {
     "tiny_cheetah_vel": ("cheetah_vel", _TINY_MJX, (0, 1, 0, 1)),
     "tiny_hopper_param": ("hopper_param", _TINY_MJX, (0, 1, 0, 1)),
 }
+# CPU profile (``<env>@cpu``; issue 17, ``make paper PROFILE=cpu``): the papers' recipe (one SAC
+# agent per task, 10 snapshots of its training, mixed-quality rollouts) at a size 2 CPU cores
+# build in minutes. Reduced against the paper-scale variants above:
+#   per-task SAC   2x64 nets, batch 128, 4 envs x 2 updates per iteration (0.5 updates per env
+#                  step, as CORRO), 24k env steps per task (4k random warm-up)
+#                  <- paper: 2x128, batch 256, 1e6+ env steps, 10k warm-up (CORRO args_*.py:13-27)
+#   per-task size  10k transitions (cheetah), 6k (ant)  <- UNICORN Table 7: 2e5 / 1e5
+#   anchors        10 episodes per task and snapshot   <- 25 here at paper scale
+_SAC_PER_TASK_CPU = dict(_SAC_PER_TASK, num_timesteps=24_000, warmup_steps=4_000, num_envs=4,
+                         updates_per_iteration=2, hidden_sizes=(64, 64), batch_size=128,
+                         buffer_size=24_000)
+_CPU_BEHAVIOUR = {"num_snapshots": 10, "ppo": _PPO_MJX, "sac": _SAC_MJX,
+                  "sac_per_task": _SAC_PER_TASK_CPU}
+CPU_ALGO = "sac_per_task"
+for _env, _size in (("cheetah_vel", 10_000), ("cheetah_dir", 10_000), ("ant_dir", 6_000),
+                    ("hopper_param", 10_000), ("walker_param", 10_000)):
+  _VARIANTS[f"{_env}@cpu"] = (_env, _CPU_BEHAVIOUR, (_size, 0, 0, 10))
+
 # Sparse point robot: behaviour policies learn from the dense reward (FOCAL issue #1), the
 # dataset stores the sparse one.
 _VARIANTS["sparse_point_robot"] = (
@@ -135,7 +155,8 @@ def get_config(variant: str = "point_robot"):
   c.behaviour_tasks = "all"
   c.physics = "auto"
   c.behaviour = config_dict.ConfigDict()
-  c.behaviour.algo = "sac" if variant == "tiny_sac" else "ppo"
+  c.behaviour.algo = ("sac" if variant == "tiny_sac" else
+                      CPU_ALGO if variant.endswith("@cpu") else "ppo")
   c.behaviour.num_snapshots = beh["num_snapshots"]
   c.behaviour.ppo = config_dict.ConfigDict(beh["ppo"])
   c.behaviour.sac = config_dict.ConfigDict(beh["sac"])

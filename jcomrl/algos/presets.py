@@ -223,9 +223,55 @@ def _mujoco(name: str, env: str, source: str = "code") -> dict:
 
 SOURCES = ("code", "paper")
 
+# Scale profiles. "paper" = the official sizes above. "cpu" (issue 17, ``make paper PROFILE=cpu``)
+# = the same presets, code paths, protocols and layer counts at a size a 2-core CPU trains in
+# minutes; every reduced setting, next to the paper's:
+#   hidden layer widths (RL, dual critic, encoder, aux nets)  min(width, 64)
+#                     <- 256 (UNICORN/CORRO RL nets), 256 x 3 and 200 x 3 (FOCAL/CSRO)
+#   rl_batch_size      128        <- 256 (all four codes)
+#   meta_batch_size    min(mb, 8) <- 16 (UNICORN/CORRO), 4-16 (FOCAL/CSRO configs)
+#   num_steps          CPU_NUM_STEPS updates  <- 200k (UNICORN Table 7) / FOCAL-CSRO's
+#   CORRO CVAE budget  CPU_CORRO_CVAE_EPOCHS passes over the CPU datasets' training tasks
+#                      <- 100 epochs over 20 x Table-7-size tasks
+# Context sizes, latent sizes, learning rates, loss weights and schedules are the paper profile's.
+PROFILES = ("paper", "cpu")
+CPU_WIDTH = 64
+CPU_RL_BATCH = 128
+CPU_META_BATCH = 8
+CPU_NUM_STEPS = 6_000
+CPU_STEPS_PER_CHUNK = 500
+CPU_CORRO_CVAE_EPOCHS = 20
+# Training-task transitions of the CPU datasets (experiments/configs/data.py ``<env>@cpu``:
+# 30 training tasks x per-task size) for CORRO's CVAE budget.
+_CPU_TRAIN_TRANSITIONS = {"cheetah_vel": 30 * 10_000, "cheetah_dir": 30 * 10_000,
+                          "ant_dir": 30 * 6_000, "hopper_param": 30 * 10_000,
+                          "walker_param": 30 * 10_000}
 
-def preset(name: str, env: str, *, tiny: bool = False, source: str = "code") -> dict:
+
+def _cpu_profile(name: str, env: str, p: dict) -> dict:
+  lrn = p["learner"]
+  for k in ("rl_hidden", "dual_hidden", "encoder_hidden", "aux_hidden"):
+    if k in lrn:
+      lrn[k] = tuple(min(int(w), CPU_WIDTH) for w in lrn[k])
+  lrn["rl_batch_size"] = CPU_RL_BATCH
+  lrn["meta_batch_size"] = min(lrn["meta_batch_size"], CPU_META_BATCH)
+  lrn["steps_per_chunk"] = CPU_STEPS_PER_CHUNK
+  p["num_steps"] = CPU_NUM_STEPS
+  if lrn.get("pretrain_steps"):
+    lrn["pretrain_steps"] = corro_cvae_pretrain_steps(
+        _CPU_TRAIN_TRANSITIONS[env], meta_batch_size=lrn["meta_batch_size"],
+        rl_batch_size=lrn["rl_batch_size"], steps_per_chunk=lrn["steps_per_chunk"],
+        epochs=CPU_CORRO_CVAE_EPOCHS)
+    p["num_steps"] += lrn["pretrain_steps"]
+  return p
+
+
+def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
+           profile: str = "paper") -> dict:
   """The preset ``name`` on ``env`` (``tiny=True``: test-sized networks and schedule).
+
+  ``profile="cpu"`` (MuJoCo envs only) shrinks widths, batches and the schedule as listed at
+  :data:`PROFILES`; ``"paper"`` (default) keeps the official sizes.
 
   ``source="code"`` (default) follows the official code where it and the paper disagree;
   ``"paper"`` takes the paper's value instead (today: UNICORN-SS's alpha/(1-alpha) on cheetah-dir
@@ -237,10 +283,17 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code") -> 
     raise ValueError(f"unknown preset {name!r}; expected one of {PRESETS}")
   if env not in ENVS:
     raise ValueError(f"no {name} settings for env {env!r}; have {ENVS}")
+  if profile not in PROFILES:
+    raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
+  if profile == "cpu" and env not in MUJOCO_ENVS:
+    raise ValueError(f"the cpu profile is for the MuJoCo envs {MUJOCO_ENVS}; {env} is already "
+                     "CPU-sized")
   p = (_point_robot(name) if env in ("point_robot", "sparse_point_robot")
        else _mujoco(name, env, source))
   p["learner"]["representation"] = name
   p["learner"]["num_task_labels"] = NUM_BENCHMARK_TASKS
+  if profile == "cpu":
+    p = _cpu_profile(name, env, p)
   if tiny:
     lrn = p["learner"]
     lrn.update(encoder_hidden=(16,), aux_hidden=(16,), rl_hidden=(16,), dual_hidden=(16,),

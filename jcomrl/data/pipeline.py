@@ -320,6 +320,8 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
                    "physics": getattr(env, "physics", None)},
       "behaviour_snapshots": {"algo": policies.algo, "steps": policies.steps.tolist(),
                               "mean_return": returns.mean(axis=1).tolist(),
+                              # [K, T]: each snapshot's mean return in each task
+                              "task_returns": np.round(returns, 3).tolist(),
                               "used": collect.snapshot_ids(quality, policies.num_snapshots)},
       # Normalisation anchors: 0 = random (first) snapshot, 100 = expert (last) snapshot; mean
       # stochastic episode return over all tasks, counted as evaluation counts (rewards up to

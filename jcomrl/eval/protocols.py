@@ -96,32 +96,50 @@ def _iid_fn(learner: Learner, env: TaskEnv, num_episodes: int, context_mode: str
             context_size: int, code: str):
   encode = make_encode(learner, code)
 
-  def one_seed(p, data, rows, tasks, k_ctx, k_roll):
+  def one_seed(p, data, rows, tasks, k_ctx, k_roll, perm):
     def one_episode(kc, kr):
       ctx = sample_context(kc, data, rows, size=context_size, mode=context_mode)
       z = encode(p, ctx, data.task_params[rows], jax.random.fold_in(kc, 1))  # [T, Z]
+      z = z[perm]  # identity, or the z-shuffle control's derangement
       return evaluate_returns(env, learner.act, p, z, tasks, kr, 1)[:, 0]
 
     kcs = jax.random.split(k_ctx, num_episodes)
     krs = jax.random.split(k_roll, num_episodes)
     return jax.vmap(one_episode, out_axes=1)(kcs, krs)
 
-  return jax.jit(jax.vmap(one_seed, in_axes=(0, None, None, None, None, None)))
+  return jax.jit(jax.vmap(one_seed, in_axes=(0, None, None, None, None, None, None)))
+
+
+def derangement(num: int, key: jax.Array) -> np.ndarray:
+  """A random permutation of ``range(num)`` with no fixed point (``num >= 2``): a uniformly
+  random cyclic order, so every task gets the code of another task."""
+  if num < 2:
+    raise ValueError(f"a z-shuffle needs at least 2 test tasks, got {num}")
+  order = np.asarray(jax.random.permutation(key, num))
+  perm = np.empty(num, np.int32)
+  perm[order] = np.roll(order, -1)
+  return perm
 
 
 def iid_returns(learner: Learner, params, env: TaskEnv, data: OfflineDataset, test_rows,
                 test_tasks: Task, key: jax.Array, *, num_episodes: int, context_mode: str,
-                context_size: int, code: str = "sample"):
+                context_size: int, code: str = "sample", z_permutation=None):
   """Returns ``[S, T, E]`` for params with a leading seed axis ``[S]``.
 
   Episode ``e`` of test task ``t`` uses its own context draw from task ``t``'s offline data;
-  ``code``: see ``make_encode``.
+  ``code``: see ``make_encode``. ``z_permutation [T]`` (the z-shuffle control): test task ``t``
+  acts with the code inferred for test task ``z_permutation[t]`` (default: its own).
   """
   rows = jnp.asarray(test_rows, jnp.int32)
   k_ctx, k_roll = jax.random.split(key)
+  num = int(rows.shape[0])
+  perm = jnp.arange(num, dtype=jnp.int32) if z_permutation is None else jnp.asarray(
+      z_permutation, jnp.int32)
+  if perm.shape != (num,):
+    raise ValueError(f"z_permutation must have shape ({num},), got {perm.shape}")
   fn = _iid_fn(learner, env, int(num_episodes), context_mode, int(context_size),
                check_code_mode(code))
-  return fn(params, data, rows, test_tasks, k_ctx, k_roll)
+  return fn(params, data, rows, test_tasks, k_ctx, k_roll, perm)
 
 
 @functools.lru_cache(maxsize=64)

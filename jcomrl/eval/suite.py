@@ -21,7 +21,10 @@ from jcomrl.data.dataset import OfflineDataset
 from jcomrl.envs.base import TaskEnv
 from jcomrl.eval import protocols as P
 
-PROTOCOLS = ("iid", "ood", "online", "task_ood")
+PROTOCOLS = ("iid", "ood", "online", "task_ood", "z_shuffle")
+# Each protocol's random stream is fold_in(key(seed), id): fixed ids, so adding a protocol never
+# changes another protocol's numbers.
+PROTOCOL_IDS = {"iid": 0, "ood": 1, "online": 2, "task_ood": 3, "z_shuffle": 4}
 
 DEFINITIONS = {
     "iid": "context from the test task's own offline data: one stored trajectory (headline), "
@@ -41,6 +44,10 @@ DEFINITIONS = {
                 "every behaviour snapshot conditioned on the OOD task itself (or online "
                 "non-prior collection when the dataset has no snapshots); normalised by the "
                 "first/last snapshot's return in those tasks",
+    "z_shuffle": "learning control: the iid protocol's trajectory contexts, keys and episodes, "
+                 "but every test task acts with the code inferred from ANOTHER test task's "
+                 "context (a random derangement of the test tasks drawn from the eval seed); "
+                 "the drop iid - z_shuffle is how much return the policy owes to its task code",
 }
 
 
@@ -128,7 +135,7 @@ def _score(variant: str, summary: dict) -> dict:
 
 
 def _key(settings: EvalSettings, protocol: str) -> jax.Array:
-  return jax.random.fold_in(jax.random.key(settings.seed), PROTOCOLS.index(protocol))
+  return jax.random.fold_in(jax.random.key(settings.seed), PROTOCOL_IDS[protocol])
 
 
 def iid_results(learner: Learner, params, env: TaskEnv, data: OfflineDataset, meta: dict,
@@ -156,6 +163,25 @@ def iid_results(learner: Learner, params, env: TaskEnv, data: OfflineDataset, me
         context_sizes=[(i + 1) * per_round for i in range(settings.accumulate_rounds)])
   out["score"] = _score("iid", out["iid"])
   return out
+
+
+def z_shuffle_results(learner: Learner, params, env: TaskEnv, data: OfflineDataset, meta: dict,
+                      settings: EvalSettings) -> dict:
+  """The z-shuffle control: ``iid``'s headline variant with the codes deranged across tasks.
+
+  Uses the very key of ``iid_results`` (same contexts, same rollout noise), so per task the only
+  difference from the ``iid`` headline is the code the policy is given.
+  """
+  rows = np.asarray(meta["split"]["test"])
+  tasks = jax.tree.map(lambda x: x[rows], env.all_benchmark_tasks())
+  perm = P.derangement(len(rows), _key(settings, "z_shuffle"))
+  r = P.iid_returns(learner, params, env, data, rows, tasks, jax.random.key(settings.seed),
+                    num_episodes=settings.num_episodes, context_mode="trajectory",
+                    context_size=data.segment_length, code=settings.encoder_code,
+                    z_permutation=perm)
+  res = summarise(r, meta.get("normalisation"), permutation=perm.tolist(),
+                  permutation_layout="test task i acts with the code of test task perm[i]")
+  return {"z_shuffle": res, "score": _score("z_shuffle", res)}
 
 
 def _source_rows(settings: EvalSettings, meta: dict, num_tasks: int, test_row: int | None = None):
@@ -265,6 +291,8 @@ def run_protocol(name: str, learner: Learner, params, env: TaskEnv, data: Offlin
     body = ood_results(learner, params, env, data, meta, behaviour, settings)
   elif name == "online":
     body = online_results(learner, params, env, meta, settings)
+  elif name == "z_shuffle":
+    body = z_shuffle_results(learner, params, env, data, meta, settings)
   else:
     body = task_ood_results(learner, params, env, data, meta, behaviour, settings)
   head = {"protocol": name, "definition": DEFINITIONS[name], "step": int(step),

@@ -1,0 +1,98 @@
+"""The paper-table command (experiments.paper) and the cpu scale profile: the profile's sizes, its
+variant grammar, and the table built from run directories (fake eval files; no training)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from experiments import paper
+from experiments.configs import common
+from experiments.configs import data as data_config
+from jcomrl.algos import presets
+
+
+@pytest.mark.parametrize("algo", presets.PRESETS)
+def test_cpu_profile_shrinks_sizes_and_keeps_everything_else(algo):
+  full = common.base_config(algo, "cheetah_vel")
+  cpu = common.base_config(algo, "cheetah_vel@cpu")
+  assert cpu.profile == "cpu" and full.profile == "paper"
+  assert cpu.dataset == "data/cheetah_vel@cpu"
+  lf, lc = full.learner.to_dict(), cpu.learner.to_dict()
+  for k in ("rl_hidden", "dual_hidden", "encoder_hidden", "aux_hidden"):
+    if k in lf:
+      assert len(lc[k]) == len(lf[k]) and max(lc[k]) <= presets.CPU_WIDTH
+  assert lc["rl_batch_size"] == presets.CPU_RL_BATCH
+  assert lc["meta_batch_size"] == min(lf["meta_batch_size"], presets.CPU_META_BATCH)
+  reduced = {"rl_hidden", "dual_hidden", "encoder_hidden", "aux_hidden", "rl_batch_size",
+             "meta_batch_size", "steps_per_chunk", "pretrain_steps"}
+  assert {k: v for k, v in lf.items() if k not in reduced} == {
+      k: v for k, v in lc.items() if k not in reduced}
+  assert cpu.hparams.to_dict() == full.hparams.to_dict()
+  assert cpu.num_steps < full.num_steps and cpu.num_steps % lc["steps_per_chunk"] == 0
+  assert cpu.checkpoint_every % lc["steps_per_chunk"] == 0
+  assert cpu.eval.ood_max_policies == common.CPU_OOD_MAX_POLICIES
+
+
+def test_cpu_profile_corro_cvae_budget_follows_the_cpu_dataset():
+  c = common.base_config("corro", "ant_dir@cpu")
+  lrn = c.learner
+  steps = presets.corro_cvae_pretrain_steps(
+      30 * 6_000, meta_batch_size=lrn.meta_batch_size, rl_batch_size=lrn.rl_batch_size,
+      steps_per_chunk=lrn.steps_per_chunk, epochs=presets.CPU_CORRO_CVAE_EPOCHS)
+  assert lrn.pretrain_steps == steps and c.num_steps == presets.CPU_NUM_STEPS + steps
+  # the CPU dataset's per-task size is what the budget assumes
+  assert data_config.get_config("ant_dir@cpu").transitions_per_task == 6_000
+
+
+def test_variant_grammar_and_refusals():
+  assert common.base_config("unicorn_ss", "walker_param+paper@cpu").learner.rl_batch_size == 128
+  with pytest.raises(ValueError, match="@cpu profile is for the MuJoCo envs"):
+    common.base_config("focal", "point_robot@cpu")
+  with pytest.raises(ValueError, match="unknown variant suffix @gpu"):
+    common.base_config("focal", "cheetah_vel@gpu")
+  with pytest.raises(ValueError, match="unknown profile"):
+    presets.preset("focal", "cheetah_vel", profile="laptop")
+  d = data_config.get_config("cheetah_vel@cpu")
+  assert d.behaviour.algo == "sac_per_task" and d.behaviour.num_snapshots == 10
+
+
+def _fake_run(root, env, algo, iid, ood, shuf, norm=(-300.0, -50.0)):
+  wd = os.path.join(root, env, algo)
+  os.makedirs(os.path.join(wd, "eval"))
+  with open(os.path.join(wd, "config.json"), "w") as f:
+    json.dump({"algo": algo, "env": env}, f)
+  for proto, vals in (("iid", iid), ("ood", ood), ("z_shuffle", shuf)):
+    vals = np.asarray(vals, float)
+    res = {"protocol": proto, "score": {
+        "seed_means": vals.tolist(),
+        "seed_normalised": (100 * (vals - norm[0]) / (norm[1] - norm[0])).tolist()}}
+    with open(os.path.join(wd, "eval", f"{proto}_step100.json"), "w") as f:
+      json.dump(res, f)
+  with open(os.path.join(root, "sweep_log.jsonl"), "a") as f:
+    f.write(json.dumps({"algo": algo, "env": env, "returncode": 0, "wall_s": 60.0}) + "\n")
+
+
+def test_table_reports_both_metrics_the_drop_and_per_task_behaviour(tmp_path, monkeypatch):
+  root, out = str(tmp_path / "runs"), str(tmp_path / "out")
+  _fake_run(root, "cheetah_vel", "focal", [-30, -40], [-90, -100], [-80, -70])
+  _fake_run(root, "cheetah_vel", "csro", [-20, -24], [-95, -99], [-22, -26])
+  meta = {"normalisation": {"random": -300.0, "expert": -50.0},
+          "behaviour_snapshots": {"algo": "sac_per_task", "mean_return": [-300.0, -50.0],
+                                  "task_returns": [[-300.0, -10.0, -290.0],
+                                                   [-40.0, -20.0, -60.0]]}}
+  monkeypatch.setattr("jcomrl.data.dataset.read_meta", lambda path: meta)
+  res = paper.make_table("cheetah_vel", "cpu", root, out, ["focal", "csro"], 2)
+  rows = res["rows"]
+  np.testing.assert_allclose(rows["focal"]["drop"], [50.0, 30.0])
+  np.testing.assert_allclose(rows["csro"]["drop"], [2.0, 2.0])
+  beh = res["behaviour"]
+  assert beh["tasks_expert_better"] == 2 and beh["worse_tasks"] == [1]
+  md = open(os.path.join(out, "table.md")).read()
+  assert "| FOCAL | -35.0 ± 5.0 | **-95.0 ± 5.0** | 106 ± 2 | 82.0 ± 2.0 |" in md
+  assert "**-22.0 ± 2.0**" in md  # best IID (CSRO)
+  assert "40.0 ± 10.0" in md  # FOCAL's drop
+  assert "-22 / -94" not in md and "-22 / -97" in md and "-28 / -102" in md  # UNICORN Table 2
+  assert "2/3 tasks (not in tasks [1])" in md
+  assert json.load(open(os.path.join(out, "table.json")))["presets_wall_s"] == 120.0
