@@ -38,6 +38,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# The development loop: everything but the tests marked slow.
+.PHONY: test-fast
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
+
 data: $(STAMP)
 	$(PY) -m experiments.collect --config=experiments/configs/data.py:$(ENV) --config.quality=$(QUALITY)
 

@@ -8,6 +8,7 @@
 #   run(command="benchmarks/gpu_session.sh check learner", carry=[".whl"])
 #   run(command="benchmarks/gpu_session.sh collect datasets", carry=[".whl"])
 #   run(command="benchmarks/gpu_session.sh datasets sweep", carry=[".whl"])   # resumes datasets
+#   run(command="PAPER_PROFILE=cpu PAPER_SEEDS=3 benchmarks/gpu_session.sh paper", carry=[".whl"])
 # and copy what comes back ($OUT: *_<device>.json, gpu_session.log, sweep_table.tgz) into
 # benchmarks/results/. A warm machine keeps data/ and .jax_cache/ between calls, so killed
 # dataset builds resume and compiled programs are reused; a fresh machine starts over.
@@ -18,6 +19,20 @@
 #   collect   benchmarks.collect_throughput at GPU sizes (COLLECT_ENVS)
 #   datasets  benchmarks.dataset_build: full default datasets (DATA_ENVS) under data/full
 #   sweep     SWEEP_ALGOS x SWEEP_ENV (cheetah_vel), SWEEP_SEEDS seeds vmapped, SWEEP_STEPS updates, + table
+#   paper     issue 17's table at PAPER_PROFILE (default paper = full scale) for PAPER_ENV
+#             (default cheetah_vel): `python -m experiments.paper`, i.e. `make paper ENV=...
+#             PROFILE=paper` — per-task SAC data (40 agents x 1e6 env steps, UNICORN Table 7
+#             sizes), the seven presets x PAPER_SEEDS (6, as UNICORN) x 200k updates, IID / OOD /
+#             z-shuffle / diagnostics, table in benchmarks/results/paper_<profile>/<env>.
+#             Resumable: every call continues where the last one stopped (dataset work dir,
+#             checkpoints), as long as the machine stays warm (data/ and runs/ live on it).
+#             Runbook (GPU): 1) `paper` with PAPER_PROFILE=cpu first (minutes; checks the whole
+#             path on the device and gives a GPU-vs-CPU time for the same table); 2) then
+#             PAPER_PROFILE=paper in repeated calls. Estimate before starting: the per-task SAC
+#             data is 40 x 1e6 env steps and 40 x 5e5 updates per env (UNICORN trains each agent
+#             separately for hours on a GPU); the 7 x 200k-update presets are ~1.4M learner
+#             updates. It does not fit a 15-minute device lease: run it where a GPU is held for
+#             hours (same command), and use the lease for the cpu-profile check and timings.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 start=$SECONDS
@@ -42,6 +57,8 @@ bring_back() {  # the device tool returns at most 8 files from $OUT
     case "$f" in *_cpu.json) ;; *) cp "$f" "$OUT"/ ;; esac
   done
   [ -d runs/gpu_sweep/table ] && tar czf "$OUT"/sweep_table.tgz -C runs/gpu_sweep table
+  ls -d benchmarks/results/paper_* >/dev/null 2>&1 && \
+    tar czf "$OUT"/paper_tables.tgz benchmarks/results/paper_*
   return 0
 }
 trap bring_back EXIT
@@ -85,6 +102,11 @@ for phase in "$@"; do
       step table $PY -m experiments.table --runs_root=runs/gpu_sweep --out=runs/gpu_sweep/table \
         --protocols=iid,ood
       ;;
-    *) echo "unknown phase $phase (check learner collect datasets sweep)"; exit 2 ;;
+    paper)
+      step paper $PY -m experiments.paper --env="${PAPER_ENV:-cheetah_vel}" \
+        --profile="${PAPER_PROFILE:-paper}" --seeds="${PAPER_SEEDS:-6}" \
+        --out="benchmarks/results/paper_${PAPER_PROFILE:-paper}_gpu/${PAPER_ENV:-cheetah_vel}"
+      ;;
+    *) echo "unknown phase $phase (check learner collect datasets sweep paper)"; exit 2 ;;
   esac
 done

@@ -22,7 +22,6 @@ from jcomrl.algos.trainer import checkpoint_dir, run_training
 from jcomrl.data.dataset import DatasetError, check_normalisation, load_dataset
 from jcomrl.eval import diagnostics, suite
 
-EVAL_MODES = {"iid": "trajectory", "iid_transitions": "transitions"}
 # What ``evaluate_protocols`` accepts: the suite's protocols plus the representation diagnostics.
 ALL_PROTOCOLS = suite.PROTOCOLS + ("diagnostics",)
 parse_protocols = cli.parse_protocols
@@ -190,9 +189,15 @@ def build(cfg: dict):
     raise DatasetError(f"{cfg['dataset']}: meta.json env_overrides do not fit: {e}") from e
   learner = dict(cfg["learner"], obs_size=data.observation_size, action_size=data.action_size,
                  task_param_size=int(data.task_params.shape[-1]))
-  fields = {f.name for f in dataclasses.fields(LearnerConfig)}
-  if "num_task_labels" in fields and not learner.get("num_task_labels"):
-    learner["num_task_labels"] = data.num_tasks  # task-id classifiers: one class per task row
+  # Task-id classifiers (unicorn_sup): one class per task row of the dataset. Labels are the rows
+  # 0..num_tasks-1, so an explicit value below the dataset's task count would be out of range.
+  labels = learner.get("num_task_labels")
+  if not labels:
+    learner["num_task_labels"] = data.num_tasks
+  elif labels < data.num_tasks:
+    raise ConfigError(f"learner.num_task_labels = {labels} but {cfg['dataset']} has "
+                      f"{data.num_tasks} tasks (labels 0..{data.num_tasks - 1}); remove the key "
+                      "(it is taken from the dataset) or set it >= the number of tasks")
   try:
     lcfg = LearnerConfig.from_dict(learner)
   except ValueError as e:
@@ -201,7 +206,7 @@ def build(cfg: dict):
 
 
 def eval_settings(cfg: dict) -> suite.EvalSettings:
-  """Protocol settings from ``cfg["eval"]`` (unknown keys ignored, defaults otherwise)."""
+  """Protocol settings from ``cfg["eval"]`` (validated by ``check_config``; defaults otherwise)."""
   ev = dict(cfg.get("eval") or {})
   ev.setdefault("context_size", cfg["learner"].get("context_size", 64))
   return suite.EvalSettings.from_dict(ev)

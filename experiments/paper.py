@@ -4,8 +4,8 @@
 Steps, each resumable (kill it and run the same command again):
 
 1. the dataset: ``data/<env>@cpu`` (``experiments/configs/data.py:<env>@cpu``, per-task SAC
-   agents) or, with ``--profile=paper``, ``data/<env>_mixed`` (the paper-scale variant); reused when
-   it exists, else generated (``experiments.collect``, itself resumable);
+   agents) or, with ``--profile=paper``, ``data/<env>@paper`` (the paper-scale variant with per-task
+   SAC agents); reused when it exists, else generated (``experiments.collect``, resumable);
 2. the seven presets x ``--seeds`` seeds (``experiments.sweep``: seeds vmapped in one process per
    preset, finished presets skipped, a killed one resumed from its last checkpoint), each
    evaluated with the protocols ``iid``, ``ood`` (UNICORN's behaviour-shift protocol),
@@ -56,7 +56,14 @@ UNICORN_TABLE2 = {
 
 def dataset_for(env: str, profile: str) -> tuple[str, str]:
   """``(dataset path, experiments/configs/data.py variant)`` of a profile."""
-  return (f"data/{env}@cpu", f"{env}@cpu") if profile == "cpu" else (f"data/{env}_mixed", env)
+  return (f"data/{env}@cpu", f"{env}@cpu") if profile == "cpu" else (f"data/{env}@paper", env)
+
+
+def data_overrides(profile: str) -> list[str]:
+  """Config overrides of the dataset command: the paper profile takes the paper-scale variant
+  (UNICORN Table 7 sizes) with the papers' per-task SAC agents (1e6 env steps per task) instead
+  of that variant's default task-conditioned PPO."""
+  return [] if profile == "cpu" else ["--config.behaviour.algo=sac_per_task"]
 
 
 def variant_for(env: str, profile: str) -> str:
@@ -76,7 +83,8 @@ def _read_log(path: str) -> list[dict]:
     return [json.loads(line) for line in f if line.strip()]
 
 
-def ensure_dataset(path: str, data_variant: str, log_path: str) -> None:
+def ensure_dataset(path: str, data_variant: str, log_path: str,
+                   overrides: tuple[str, ...] = ()) -> None:
   """Generates the dataset with ``experiments.collect`` unless it exists; logs the wall time."""
   from jcomrl.data.dataset import DatasetError, read_meta
 
@@ -87,7 +95,8 @@ def ensure_dataset(path: str, data_variant: str, log_path: str) -> None:
   except DatasetError:
     pass
   cmd = [sys.executable, "-m", "experiments.collect",
-         f"--config={_config_file('data')}:{data_variant}", f"--config.out={path}"]
+         f"--config={_config_file('data')}:{data_variant}", f"--config.out={path}",
+         *overrides]
   print(f"[paper] dataset {path}: {' '.join(cmd)}", flush=True)
   t0 = time.time()
   if subprocess.run(cmd, check=False).returncode:
@@ -296,7 +305,8 @@ def main(argv):
   out = FLAGS.out or os.path.join("benchmarks", "results", f"paper_{profile}", env)
   if not FLAGS.table_only:
     path, data_variant = dataset_for(env, profile)
-    ensure_dataset(path, data_variant, os.path.join(runs_root, env, "paper_log.jsonl"))
+    ensure_dataset(path, data_variant, os.path.join(runs_root, env, "paper_log.jsonl"),
+                   tuple(data_overrides(profile)))
     run_sweep(env, profile, FLAGS.seeds, runs_root, algos, FLAGS.set)
   res = make_table(env, profile, runs_root, out, algos, FLAGS.seeds)
   with open(os.path.join(out, "table.md")) as f:

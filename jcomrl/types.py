@@ -31,10 +31,6 @@ class Transition:
   terminal: jnp.ndarray
   timeout: jnp.ndarray
 
-  @property
-  def lead_shape(self) -> tuple[int, ...]:
-    return self.reward.shape
-
   def check(self) -> None:
     """Asserts that the fields agree on their leading axes."""
     lead = self.reward.shape

@@ -19,6 +19,7 @@ from jcomrl.algos.learner import (
   seed_keys,
   unstack_seed,
 )
+from jcomrl.algos import config as config_mod
 from jcomrl.algos.objectives import (
   corro_infonce,
   csro_club,
@@ -233,7 +234,8 @@ def test_two_vmapped_seeds_equal_two_single_seed_runs(tiny_learner, synthetic_da
 @pytest.mark.parametrize("name", presets.PRESETS)
 def test_every_preset_trains_without_nan(name, synthetic_data):
   p = presets.preset(name, "point_robot", tiny=True)
-  cfg = LearnerConfig(**dict(p["learner"], obs_size=2, action_size=2, task_param_size=2))
+  cfg = LearnerConfig(**dict(p["learner"], obs_size=2, action_size=2, task_param_size=2,
+                             num_task_labels=40))
   lrn = make_learner(cfg)
   state = lrn.init(seed_keys(0, 1))
   before = jax.tree.map(np.asarray, state.params)
@@ -373,7 +375,8 @@ def test_context_preset_learns_and_separates_tasks(name, point_env, synthetic_da
   p = presets.preset(name, "point_robot")
   lr = dict(p["learner"], rl_hidden=(32, 32), encoder_hidden=(32, 32), dual_hidden=(32,),
             aux_hidden=(32,), context_size=32, rl_batch_size=32, steps_per_chunk=400,
-            pretrain_steps=0, obs_size=2, action_size=2, task_param_size=2)
+            pretrain_steps=0, obs_size=2, action_size=2, task_param_size=2,
+            num_task_labels=40)
   if name == "corro":  # point-robot dynamics are shared: perturb rewards (CORRO's option)
     lr["corro_negative_source"] = "reward_noise"
   lrn = make_learner(LearnerConfig(**lr))
@@ -428,3 +431,30 @@ def test_oracle_learns(point_env, synthetic_data, held_out):
                                   jax.random.key(1), num_episodes=2,
                                   context_mode="transitions", context_size=32)))
   assert ret > rand + 6.0, (ret, rand)
+
+
+@pytest.mark.parametrize("rep,field,bounds", [("corro", "contrastive_bound",
+                                               config_mod.CONTRASTIVE_BOUNDS),
+                                              ("csro", "upper_bound", config_mod.UPPER_BOUNDS)])
+def test_every_mi_bound_is_selectable_and_trains(rep, field, bounds, meta_batch):
+  """Each named bound changes the objective (value or gradient), has finite loss and gradients,
+  and the default is the official one (CORRO: InfoNCE, CSRO: CLUB over all K^2 pairs)."""
+  extra = {"encoder": "attention", "corro_negative_source": "reward_noise"} if rep == "corro" else {}
+  assert getattr(LearnerConfig(**TINY), field) == bounds[0]
+  values = {}
+  for b in bounds:
+    rep_b = make_representation(LearnerConfig(**dict(TINY, representation=rep, **extra,
+                                                     **{field: b})))
+    params = rep_b.init(jax.random.key(1))
+    (loss, aux), g = jax.value_and_grad(rep_b.loss, has_aux=True)(
+        params, meta_batch, HParams.create(), jax.random.key(2))
+    assert np.isfinite(float(loss)), b
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(g)), b
+    assert any(np.any(np.asarray(x) != 0) for x in jax.tree.leaves(g["encoder"])), b
+    gnorm = float(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(g["encoder"])))
+    values[b] = (round(float(loss), 4), round(gnorm, 4))
+  # every bound is a different objective: its value or its gradient differs (js reports the
+  # shifted NWJ value, = TUBA with b = 0, but trains with the JS gradient)
+  assert len(set(values.values())) == len(bounds), values
+  with pytest.raises(ValueError, match=field):
+    LearnerConfig(**dict(TINY, **{field: "mine_v2"}))

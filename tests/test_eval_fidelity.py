@@ -232,3 +232,8 @@ def test_sampled_code_differs_only_for_the_stochastic_encoder(synthetic_data):
   assert suite.EvalSettings().encoder_code == "sample"
   with pytest.raises(ValueError, match="unknown encoder code mode 'mode'"):
     P.make_encode(learner, "mode")
+
+
+def test_eval_settings_refuse_unknown_keys():
+  with pytest.raises(ValueError, match=r"unknown evaluation setting\(s\) \['num_episode'\]"):
+    suite.EvalSettings.from_dict({"num_episode": 3})

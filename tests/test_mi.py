@@ -69,6 +69,10 @@ def _all_estimates(key, k, d, info):
   }
   for alpha in (0.0, 0.01, 0.5, 0.99, 1.0):
     out[f"alpha_{alpha}"] = mi.interpolated(s, alpha=alpha)
+  pos, neg = jnp.diagonal(s), _offdiag(s)
+  out["tuba_neg"] = mi.tuba_with_negatives(pos, neg)
+  for alpha in (0.0, 0.5, 1.0):
+    out[f"alpha_neg_{alpha}"] = mi.interpolated_with_negatives(pos, neg, alpha=alpha)
   return out
 
 
@@ -114,7 +118,8 @@ def test_infonce_close_to_true_mi_when_mi_small():
   assert -0.1 < bias <= 3 * se   # a lower bound: biased low, slightly, at I << log K
 
 
-@pytest.mark.parametrize("name", ["nwj", "dv", "tuba", "tuba_cond", "js", "smile_inf", "alpha_0.0"])
+@pytest.mark.parametrize("name", ["nwj", "dv", "tuba", "tuba_cond", "js", "smile_inf", "alpha_0.0",
+                                  "tuba_neg", "alpha_neg_0.0"])
 def test_unbiased_bounds_at_low_mi(name):
   st = _stats(*LOW)
   assert abs(st[name].mean() - LOW[2]) < 0.06
@@ -577,3 +582,46 @@ def test_bad_shapes_raise():
     mi.club(jnp.zeros((3, 2)))
   with pytest.raises(ValueError):
     mi.infonce_with_negatives(jnp.zeros(3), jnp.zeros((2, 4)))
+
+
+def test_explicit_negative_tuba_and_interpolated():
+  """The explicit-negatives TUBA / I_alpha (what corro's contrastive_bound selects): identities,
+  a float64 brute force, and the interpolation between TUBA and the NCE-capped value."""
+  rng = np.random.default_rng(3)
+  pos = np.asarray(2.0 * rng.standard_normal(6), np.float32)
+  neg = np.asarray(2.0 * rng.standard_normal((6, 5)), np.float32)
+  b = np.asarray(rng.standard_normal(6), np.float32)
+  alpha = 0.3
+
+  def compute(pos, neg, b):
+    return {"tuba0": mi.tuba_with_negatives(pos, neg),
+            "nwj_shift": mi.nwj_with_negatives(pos + 1.0, neg + 1.0),
+            "tuba_b": mi.tuba_with_negatives(pos, neg, b),
+            "a0": mi.interpolated_with_negatives(pos, neg, b, alpha=0.0),
+            "a": mi.interpolated_with_negatives(pos, neg, b, alpha=alpha)}
+
+  out = {k: float(v) for k, v in _run_once(compute, pos, neg, b).items()}
+  p, n, bb = (np.asarray(x, np.float64) for x in (pos, neg, b))
+  np.testing.assert_allclose(out["tuba0"], out["nwj_shift"], rtol=1e-5)
+  tuba = 1.0 + np.mean(p - bb) - np.mean(np.exp(n - bb[:, None]))
+  np.testing.assert_allclose(out["tuba_b"], tuba, rtol=1e-5)
+  np.testing.assert_allclose(out["a0"], tuba, rtol=1e-5)
+  m = n.shape[1]
+  a = alpha * np.exp(n).mean(1) + (1 - alpha) * np.exp(bb)
+  joint = np.mean(p - np.log(a))
+  marg = np.mean([[np.exp(n[i, j]) / (alpha * np.mean(np.exp(np.delete(n[i], j)))
+                                      + (1 - alpha) * np.exp(bb[i])) for j in range(m)]
+                  for i in range(len(p))])
+  np.testing.assert_allclose(out["a"], 1.0 + joint - marg, rtol=1e-5)
+  with pytest.raises(ValueError, match="at least 2 negatives"):
+    mi.interpolated_with_negatives(jnp.zeros(3), jnp.zeros((3, 1)))
+  st = _stats(*HIGH)
+  means = {x: st[f"alpha_neg_{x}"].mean() for x in (0.0, 0.5, 1.0)}
+  assert means[1.0] < means[0.5] < means[0.0] + 1e-6
+
+
+def test_bound_registries_match_the_config_names():
+  from jcomrl.algos import config
+
+  assert tuple(mi.WITH_NEGATIVES) == config.CONTRASTIVE_BOUNDS
+  assert tuple(mi.UPPER_BOUNDS) == config.UPPER_BOUNDS

@@ -39,7 +39,7 @@ def test_cpu_profile_corro_cvae_budget_follows_the_cpu_dataset():
   c = common.base_config("corro", "ant_dir@cpu")
   lrn = c.learner
   steps = presets.corro_cvae_pretrain_steps(
-      30 * 6_000, meta_batch_size=lrn.meta_batch_size, rl_batch_size=lrn.rl_batch_size,
+      20 * 6_000, meta_batch_size=lrn.meta_batch_size, rl_batch_size=lrn.rl_batch_size,
       steps_per_chunk=lrn.steps_per_chunk, epochs=presets.CPU_CORRO_CVAE_EPOCHS)
   assert lrn.pretrain_steps == steps and c.num_steps == presets.CPU_NUM_STEPS + steps
   # the CPU dataset's per-task size is what the budget assumes
@@ -96,3 +96,19 @@ def test_table_reports_both_metrics_the_drop_and_per_task_behaviour(tmp_path, mo
   assert "-22 / -94" not in md and "-22 / -97" in md and "-28 / -102" in md  # UNICORN Table 2
   assert "2/3 tasks (not in tasks [1])" in md
   assert json.load(open(os.path.join(out, "table.json")))["presets_wall_s"] == 120.0
+
+
+def test_num_task_labels_come_from_the_dataset_and_are_checked(synthetic_dir):
+  """unicorn_sup's classifier classes = the dataset's task rows; an explicit value below the
+  number of tasks (labels out of range) is refused with one line naming the fix."""
+  from experiments import common as run_common
+  from experiments.cli import ConfigError
+
+  cfg = run_common.to_plain(common.base_config("unicorn_sup", "tiny"))
+  assert "num_task_labels" not in cfg["learner"]
+  cfg["dataset"] = synthetic_dir
+  _, data, _, learner, _ = run_common.build(cfg)
+  assert learner.cfg.num_task_labels == data.num_tasks
+  cfg["learner"]["num_task_labels"] = data.num_tasks - 1
+  with pytest.raises(ConfigError, match="remove the key"):
+    run_common.build(cfg)

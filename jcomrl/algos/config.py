@@ -14,6 +14,10 @@ from typing import Any
 import jax.numpy as jnp
 from flax import struct
 
+# Names of the MI bounds an objective can select (the functions live in jcomrl.mi; a test checks
+# these tuples match jcomrl.mi.WITH_NEGATIVES / UPPER_BOUNDS).
+CONTRASTIVE_BOUNDS = ("infonce", "nwj", "js", "dv", "smile", "tuba", "interpolated")
+UPPER_BOUNDS = ("club", "club_sampled", "l1out")
 REPRESENTATIONS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "supervised", "oracle")
 BACKBONES = ("sac", "brac", "td3bc")
 BRAC_PENALTIES = ("policy", "value", "both", "none")
@@ -44,6 +48,13 @@ class LearnerConfig:
   corro_negatives: int = 16
   corro_negative_source: str = "cvae"
   corro_positives: str = "task"  # "task" (CORRO: any transition of the task) | "context"
+  # corro's MI lower bound on (anchor, positive, negatives) scores: any of
+  # jcomrl.mi.WITH_NEGATIVES (CORRO: "infonce"); interpolated's alpha is contrastive_alpha.
+  contrastive_bound: str = "infonce"
+  contrastive_alpha: float = 0.5
+  # csro's MI upper bound on q_psi's log-likelihoods: "club" (CSRO, all K^2 pairs as its code),
+  # "club_sampled" (CLUB-S) or "l1out" (jcomrl.mi.UPPER_BOUNDS).
+  upper_bound: str = "club"
   cvae_latent: int = 5
   pretrain_steps: int = 0  # corro + cvae: CVAE-only updates at the start of the run
   # Offline-RL backbone.
@@ -98,6 +109,8 @@ class LearnerConfig:
                           ("corro_negative_source", NEGATIVE_SOURCES),
                           ("td3bc_bc", TD3BC_BC_REDUCTIONS),
                           ("decoder_nll", DECODER_NLLS), ("corro_positives", CORRO_POSITIVES),
+                          ("contrastive_bound", CONTRASTIVE_BOUNDS),
+                          ("upper_bound", UPPER_BOUNDS),
                           ("context_mode", ("trajectory", "transitions"))):
       if getattr(self, name) not in allowed:
         raise ValueError(f"unknown {name} {getattr(self, name)!r}; expected one of {allowed}")
@@ -119,11 +132,6 @@ class LearnerConfig:
   @property
   def uses_cvae(self) -> bool:
     return self.representation == "corro" and self.corro_negative_source == "cvae"
-
-  @property
-  def critic_trains_encoder(self) -> bool:
-    """supervised: the whole encoder; corro: its attention pooling only."""
-    return self.representation in ("supervised", "corro")
 
   @property
   def z_size(self) -> int:

@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -213,18 +214,31 @@ def make_learner(cfg: LearnerConfig) -> Learner:
       out["dual"] = dual_fn(params, hp)(params["dual"], rl, z, k3)[0]
     return out
 
+  def checked(mb: MetaBatch) -> MetaBatch:
+    """Trace-time shape checks (chex; no runtime cost): a dataset whose arrays disagree with
+    the learner's sizes fails here, naming the shapes, instead of deep inside a loss."""
+    b = cfg.meta_batch_size
+    for part in (mb.context, mb.rl):
+      part.check()
+      chex.assert_shape(part.obs, (b, None, cfg.obs_size))
+      chex.assert_shape(part.action, (b, None, cfg.action_size))
+    chex.assert_shape(mb.rl.reward, (b, cfg.rl_batch_size))
+    chex.assert_shape(mb.task_params, (b, cfg.task_param_size))
+    return mb
+
   def sample(key, data, task_pool):
-    return sample_meta_batch(key, data, task_pool, meta_batch_size=cfg.meta_batch_size,
-                             context_size=cfg.context_size, context_mode=cfg.context_mode,
-                             rl_batch_size=cfg.rl_batch_size, replace=cfg.task_replace)
+    return checked(sample_meta_batch(
+        key, data, task_pool, meta_batch_size=cfg.meta_batch_size,
+        context_size=cfg.context_size, context_mode=cfg.context_mode,
+        rl_batch_size=cfg.rl_batch_size, replace=cfg.task_replace))
 
   def sample_for_tasks(key, data, tasks):
     """A fresh context and RL batch for given task indices (tasks kept across updates)."""
     k_ctx, k_rl = jax.random.split(key)
-    return MetaBatch(
+    return checked(MetaBatch(
         task_index=tasks, task_label=tasks, task_params=data.task_params[tasks],
         context=sample_context(k_ctx, data, tasks, size=cfg.context_size, mode=cfg.context_mode),
-        rl=sample_transitions(k_rl, data, tasks, cfg.rl_batch_size))
+        rl=sample_transitions(k_rl, data, tasks, cfg.rl_batch_size)))
 
   def dual_batches(key, data, mb):
     """The dual steps' RL batches: the update's own, then with ``dual_fresh_batches`` a fresh

@@ -74,15 +74,18 @@ class Representation:
   pretrain_loss: Callable | None
 
 
-def csro_club(embed: jnp.ndarray, mean: jnp.ndarray, log_var: jnp.ndarray) -> jnp.ndarray:
-  """CSRO's CLUB estimate for one task's context, in nats.
+def csro_club(embed: jnp.ndarray, mean: jnp.ndarray, log_var: jnp.ndarray,
+              bound: str = "club", key=None) -> jnp.ndarray:
+  """CSRO's upper bound on I(z; (s, a)) for one task's context, in nats.
 
   ``embed [K, Z]`` are the per-transition codes z_i; ``mean, log_var [K, Z]`` are q_psi(z | s_i,
-  a_i). ``mean_i log q(z_i|x_i) - mean_{i,j} log q(z_j|x_i)`` with the negative term over all
-  K^2 pairs of the same context, as in the CSRO code (``mi.club(include_diagonal=True)``).
+  a_i). ``bound="club"`` (CSRO): ``mean_i log q(z_i|x_i) - mean_{i,j} log q(z_j|x_i)`` with the
+  negative term over all K^2 pairs of the same context, as in the CSRO code
+  (``mi.club(include_diagonal=True)``); ``"club_sampled"`` (needs ``key``) and ``"l1out"`` are
+  the other bounds of ``mi.UPPER_BOUNDS`` on the same log-likelihood matrix.
   """
-  return mi.club(mi.gaussian_log_q(mean, log_var, embed, include_constant=False),
-                 include_diagonal=True)
+  log_q = mi.gaussian_log_q(mean, log_var, embed, include_constant=False)
+  return mi.UPPER_BOUNDS[bound](log_q, key, include_diagonal=True)
 
 
 def gaussian_nll_per_dim(mean, log_var, target):
@@ -106,12 +109,16 @@ def mbrl_gaussian_nll(mean, log_var, target):
 
 
 def corro_infonce(anchor: jnp.ndarray, positive: jnp.ndarray, negatives: jnp.ndarray,
-                  temperature) -> jnp.ndarray:
-  """CORRO's InfoNCE (nats): anchors ``[N, Z]``, positives ``[N, Z]``, negatives ``[N, M, Z]``;
-  scores are dot products / temperature of L2-normalised embeddings."""
+                  temperature, bound: str = "infonce", alpha: float = 0.5) -> jnp.ndarray:
+  """CORRO's contrastive bound (nats): anchors ``[N, Z]``, positives ``[N, Z]``, negatives
+  ``[N, M, Z]``; scores are dot products / temperature of L2-normalised embeddings. ``bound``
+  names a lower bound of ``mi.WITH_NEGATIVES`` (CORRO: ``"infonce"``; ``alpha`` is
+  ``"interpolated"``'s)."""
   pos = jnp.sum(anchor * positive, axis=-1) / temperature
   neg = jnp.einsum("nz,nmz->nm", anchor, negatives) / temperature
-  return mi.infonce_with_negatives(pos, neg)
+  if bound == "interpolated":
+    return mi.interpolated_with_negatives(pos, neg, alpha=alpha)
+  return mi.WITH_NEGATIVES[bound](pos, neg)
 
 
 def make_representation(cfg: LearnerConfig) -> Representation:
@@ -170,8 +177,9 @@ def make_representation(cfg: LearnerConfig) -> Representation:
     mean, log_var = club_net.apply(params["club"], batch.context.obs, batch.context.action)
     # q_psi is fitted to the detached codes; the encoder minimises CLUB through z with q frozen.
     nll = gaussian_nll_per_dim(mean, log_var, jax.lax.stop_gradient(e))
-    club = jnp.mean(jax.vmap(csro_club)(e, jax.lax.stop_gradient(mean),
-                                        jax.lax.stop_gradient(log_var)))
+    keys = jax.random.split(jax.random.fold_in(key, 7), e.shape[0])
+    club = jnp.mean(jax.vmap(lambda e_, m_, lv_, k_: csro_club(e_, m_, lv_, cfg.upper_bound, k_))(
+        e, jax.lax.stop_gradient(mean), jax.lax.stop_gradient(log_var), keys))
     loss = loss + hp.club_weight * club + hp.club_model_weight * nll
     metrics.update({"rep/club": club, "rep/club_nll": nll})
     return loss, {"metrics": metrics, "z": z}
@@ -227,9 +235,11 @@ def make_representation(cfg: LearnerConfig) -> Representation:
                          terminal=tile(ctx.terminal), timeout=tile(ctx.timeout))
     neg = embed(params, neg_ctx)  # [B, K, M, Z]
     bound = corro_infonce(e.reshape(b * k, -1), pos.reshape(b * k, -1),
-                          neg.reshape(b * k, m, -1), hp.corro_temperature)
+                          neg.reshape(b * k, m, -1), hp.corro_temperature,
+                          bound=cfg.contrastive_bound, alpha=cfg.contrastive_alpha)
     z = encode(params, ctx, batch.task_params, k_z)
-    return -hp.corro_weight * bound, {"metrics": {"rep/infonce": bound}, "z": z}
+    return -hp.corro_weight * bound, {"metrics": {f"rep/{cfg.contrastive_bound}": bound},
+                                      "z": z}
 
   def cvae_loss(pretrain_params, rl: Transition, hp: HParams, key):
     next_hat, r_hat, mu, log_var = cvae.apply(pretrain_params, rl.obs, rl.action, rl.reward,

@@ -66,7 +66,6 @@ PRESETS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "supervised", 
 ENVS = ("point_robot", "sparse_point_robot", "cheetah_vel", "cheetah_dir", "ant_dir",
         "hopper_param", "walker_param")
 MUJOCO_ENVS = ENVS[2:]
-NUM_BENCHMARK_TASKS = 40  # every env's benchmark task table (classifier classes)
 
 # UNICORN offline_rl_config/args_<env>.py (d8853cd): latent size, encoder width, the code's
 # alpha / (1 - alpha) (``--beta-encoder``) and the paper's (Table 7), entropy weight.
@@ -242,10 +241,10 @@ CPU_NUM_STEPS = 6_000
 CPU_STEPS_PER_CHUNK = 500
 CPU_CORRO_CVAE_EPOCHS = 20
 # Training-task transitions of the CPU datasets (experiments/configs/data.py ``<env>@cpu``:
-# 30 training tasks x per-task size) for CORRO's CVAE budget.
-_CPU_TRAIN_TRANSITIONS = {"cheetah_vel": 30 * 10_000, "cheetah_dir": 30 * 10_000,
-                          "ant_dir": 30 * 6_000, "hopper_param": 30 * 10_000,
-                          "walker_param": 30 * 10_000}
+# the benchmark split's 20 training tasks x per-task size) for CORRO's CVAE budget.
+_CPU_TRAIN_TRANSITIONS = {"cheetah_vel": 20 * 10_000, "cheetah_dir": 20 * 10_000,
+                          "ant_dir": 20 * 6_000, "hopper_param": 20 * 10_000,
+                          "walker_param": 20 * 10_000}
 
 
 def _cpu_profile(name: str, env: str, p: dict) -> dict:
@@ -291,7 +290,8 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
   p = (_point_robot(name) if env in ("point_robot", "sparse_point_robot")
        else _mujoco(name, env, source))
   p["learner"]["representation"] = name
-  p["learner"]["num_task_labels"] = NUM_BENCHMARK_TASKS
+  # num_task_labels (unicorn_sup's classes) is not a preset setting: experiments.common.build
+  # takes it from the dataset's number of tasks (and checks an explicit value against it).
   if profile == "cpu":
     p = _cpu_profile(name, env, p)
   if tiny:

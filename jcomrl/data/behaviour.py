@@ -155,12 +155,6 @@ def _initial_normalizer(env: TaskEnv):
   return running_statistics.init_state(specs.Array((_obs_size(env),), jnp.dtype("float32")))
 
 
-def make_ppo_policy_factory(env: TaskEnv, hidden_sizes: tuple[int, ...],
-                            normalize_observations: bool = False):
-  """Rebuilds ``make_policy`` for snapshots of a PPO behaviour policy (e.g. after a restore)."""
-  return ppo_networks.make_inference_fn(_ppo_networks(env, hidden_sizes, normalize_observations))
-
-
 def make_sac_policy_factory(env: TaskEnv, hidden_sizes: tuple[int, ...],
                             normalize_observations: bool = False):
   """Rebuilds ``make_policy`` for snapshots of a SAC behaviour policy (e.g. after a restore)."""

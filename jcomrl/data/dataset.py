@@ -119,11 +119,6 @@ class OfflineDataset:
       raise DatasetError(f"N = {lead[1]} transitions per task is not a multiple of "
                          f"segment_length = {self.segment_length}")
 
-  def take_tasks(self, ids) -> "OfflineDataset":
-    """The sub-dataset of the given task rows (host-side indexing)."""
-    ids = np.asarray(ids)
-    return jax.tree.map(lambda x: x[ids], self)
-
   def to_device(self) -> "OfflineDataset":
     return jax.tree.map(jnp.asarray, self)
 

@@ -95,8 +95,12 @@ class EvalSettings:
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> EvalSettings:
+    """Settings from a dict; an unknown key is a ``ValueError`` naming it (no silent drop)."""
     names = {f.name for f in dataclasses.fields(cls)}
-    kw = {k: v for k, v in d.items() if k in names}
+    unknown = sorted(set(d) - names)
+    if unknown:
+      raise ValueError(f"unknown evaluation setting(s) {unknown}; known: {sorted(names)}")
+    kw = dict(d)
     snaps = kw.get("ood_snapshots", "trained")
     if snaps is None:
       kw.pop("ood_snapshots")  # unset -> the default

@@ -8,6 +8,7 @@ Every bound returns its value in nats; maximise lower bounds, minimise upper bou
 """
 
 from jcomrl.mi.lower import (
+    WITH_NEGATIVES,
     DVEMAState,
     dv,
     dv_ema,
@@ -16,6 +17,7 @@ from jcomrl.mi.lower import (
     infonce,
     infonce_with_negatives,
     interpolated,
+    interpolated_with_negatives,
     js,
     js_fgan,
     js_fgan_with_negatives,
@@ -26,9 +28,10 @@ from jcomrl.mi.lower import (
     smile,
     smile_with_negatives,
     tuba,
+    tuba_with_negatives,
 )
 from jcomrl.mi.metric import focal_metric_loss, pairwise_mean_sq_dist
-from jcomrl.mi.upper import club, club_sampled, gaussian_log_q, l1out
+from jcomrl.mi.upper import UPPER_BOUNDS, club, club_sampled, gaussian_log_q, l1out
 from jcomrl.mi.variational import (
     barber_agakov,
     classification_bound,
@@ -39,6 +42,7 @@ from jcomrl.mi.variational import (
 )
 
 __all__ = [
+    "UPPER_BOUNDS", "WITH_NEGATIVES", "interpolated_with_negatives", "tuba_with_negatives",
     "DVEMAState", "barber_agakov", "classification_bound", "club", "club_sampled", "dv",
     "dv_ema", "dv_ema_init", "dv_with_negatives", "focal_metric_loss", "gaussian_log_q",
     "gaussian_nll", "generative_bound", "infonce", "infonce_with_negatives", "interpolated", "js",

@@ -107,6 +107,16 @@ def l1out(log_q: jnp.ndarray) -> jnp.ndarray:
   return jnp.mean(jnp.diagonal(log_q) - marg)
 
 
+# Upper bounds on a log-likelihood matrix by name: what ``learner.upper_bound`` selects. Each is
+# ``fn(log_q, key, include_diagonal)``; only CLUB reads ``include_diagonal`` (CSRO's convention),
+# only CLUB-S the key.
+UPPER_BOUNDS = {
+    "club": lambda log_q, key, include_diagonal=False: club(log_q, include_diagonal),
+    "club_sampled": lambda log_q, key, include_diagonal=False: club_sampled(log_q, key),
+    "l1out": lambda log_q, key, include_diagonal=False: l1out(log_q),
+}
+
+
 def gaussian_log_q(mean: jnp.ndarray, log_var: jnp.ndarray, y: jnp.ndarray,
                    include_constant: bool = True) -> jnp.ndarray:
   """``log_q[i, j] = log N(y_j; mean_i, diag(exp(log_var_i)))`` for all pairs.
