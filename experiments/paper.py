@@ -156,14 +156,35 @@ def gather(runs_root: str, env: str, algos: list[str]) -> dict:
       continue
     r = {p: _seed_values(wd, p, "return") for p in ("iid", "ood", "z_shuffle")}
     n = {p: _seed_values(wd, p, "normalised") for p in ("iid", "ood", "z_shuffle")}
-    drop = None
+    drop, paired = None, None
     if r["iid"] and r["z_shuffle"]:
       drop = (np.asarray(r["iid"]) - np.asarray(r["z_shuffle"])).tolist()
+      paired = paired_drop(wd)
     times = [x["wall_s"] for x in sweep_log if x.get("env") == env and x.get("algo") == algo
              and x.get("returncode") == 0]
-    rows[algo] = {"return": r, "normalised": n, "drop": drop, "workdir": wd,
+    rows[algo] = {"return": r, "normalised": n, "drop": drop, "paired_drop": paired,
+                  "workdir": wd,
                   "wall_s": float(sum(times)) if times else None}
   return rows
+
+
+def paired_drop(workdir: str) -> dict | None:
+  """IID minus z-shuffled return paired per (seed, test task, episode): the two protocols share
+  contexts and rollout keys, so each pair differs only in the code. Mean, standard error and
+  ``significant`` (mean > 2 standard errors)."""
+  from experiments.table import latest_eval
+
+  a, b = latest_eval(workdir, "iid"), latest_eval(workdir, "z_shuffle")
+  if not a or not b or "returns" not in a.get("iid", {}) or "returns" not in b.get("z_shuffle",
+                                                                                     {}):
+    return None
+  d = np.asarray(a["iid"]["returns"], np.float64) - np.asarray(b["z_shuffle"]["returns"],
+                                                               np.float64)
+  if d.size < 2:
+    return None
+  se = float(d.std(ddof=1) / np.sqrt(d.size))
+  return {"mean": float(d.mean()), "se": se, "n": int(d.size),
+          "significant": bool(d.mean() > 2 * se)}
 
 
 def behaviour_report(meta: dict) -> dict:
@@ -193,7 +214,9 @@ def build_markdown(env: str, profile: str, rows: dict, beh: dict, times: dict,
         f"{norm.get('expert', float('nan')):.1f}), mean ± std over seeds. IID: one stored "
         "trajectory of the test task as context; OOD: UNICORN's behaviour-shift contexts; "
         "z-shuffled: the IID episodes with every test task given another test task's code; "
-        "drop = IID − z-shuffled (per seed). UNICORN Table 2 (6 seeds, full scale) beside ours.",
+        "drop = IID − z-shuffled (mean ± std over seeds; in brackets mean ± standard error over "
+        "the paired seed × task × episode differences, which share contexts and keys). "
+        "UNICORN Table 2 (6 seeds, full scale) beside ours.",
         "", "| Algorithm | IID | OOD | IID norm. | OOD norm. | IID z-shuffled | drop | "
         "UNICORN IID / OOD | train+eval wall |", "|" + "---|" * 9]
   best = {}
@@ -209,8 +232,14 @@ def build_markdown(env: str, profile: str, rows: dict, beh: dict, times: dict,
                                        if x["return"][p] and a != "oracle")):
         text = f"**{text}**"
       cells.append(text)
+    pd = r.get("paired_drop")
+    drop = _ms(r["drop"])
+    if pd:
+      drop += " ({}{:.1f} ± {:.1f} paired{})".format("+" if pd["mean"] >= 0 else "", pd["mean"],
+                                                    pd["se"], "" if pd["significant"] else
+                                                    ", not > 2 SE")
     cells += [_ms(r["normalised"]["iid"]), _ms(r["normalised"]["ood"]),
-              _ms(r["return"]["z_shuffle"]), _ms(r["drop"])]
+              _ms(r["return"]["z_shuffle"]), drop]
     cells.append("{} / {}".format(*ref[algo]) if algo in ref else "–")
     cells.append(f"{r['wall_s'] / 60:.1f} min" if r["wall_s"] else "–")
     md.append(f"| {ALGO_NAMES.get(algo, algo)} | " + " | ".join(cells) + " |")

@@ -327,6 +327,7 @@ _SHARD_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_seed_sharded_run_equals_single_device_run(tmp_path):
   script = tmp_path / "shard.py"
   script.write_text(_SHARD_SCRIPT.format(tests=os.path.dirname(__file__), tiny=TINY))
@@ -364,6 +365,7 @@ def held_out(point_env, synthetic_data):
   return split, rows, tasks, rand
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CONTEXT_PRESETS)
 def test_context_preset_learns_and_separates_tasks(name, point_env, synthetic_data, held_out):
   """Short point-robot training: beats a random policy on the 10 held-out tasks, and a linear

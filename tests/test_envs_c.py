@@ -90,6 +90,7 @@ def test_make_picks_the_backend(monkeypatch):
 # C vs MJX
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,variant", [(n, "unicorn") for n in ENV_NAMES]
                          + [("ant_dir", "focal")])
 def test_c_matches_mjx_over_50_steps(name, variant):

@@ -252,6 +252,7 @@ def test_shapes(name):
   assert np.std(np.asarray(start["qpos"]), axis=0).max() > 0  # keys randomise the start
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_reward_matches_formula_under_vmap(name):
   env, tasks, actions, start, traj = _default_run(name)
@@ -315,6 +316,7 @@ def test_time_limit_semantics(name):
   assert done[EPISODE - 1].all() and not done[: EPISODE - 1].any()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_mjx_matches_mujoco_c(name):
   """The MJX step (frame skip, controls, per-task arrays) against C MuJoCo in float64."""

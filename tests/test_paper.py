@@ -41,7 +41,7 @@ def test_cpu_profile_corro_cvae_budget_follows_the_cpu_dataset():
   steps = presets.corro_cvae_pretrain_steps(
       20 * 6_000, meta_batch_size=lrn.meta_batch_size, rl_batch_size=lrn.rl_batch_size,
       steps_per_chunk=lrn.steps_per_chunk, epochs=presets.CPU_CORRO_CVAE_EPOCHS)
-  assert lrn.pretrain_steps == steps and c.num_steps == presets.CPU_NUM_STEPS + steps
+  assert lrn.pretrain_steps == steps and c.num_steps == presets.CPU_NUM_STEPS_ENV["ant_dir"] + steps
   # the CPU dataset's per-task size is what the budget assumes
   assert data_config.get_config("ant_dir@cpu").transitions_per_task == 6_000
 
@@ -112,3 +112,19 @@ def test_num_task_labels_come_from_the_dataset_and_are_checked(synthetic_dir):
   cfg["learner"]["num_task_labels"] = data.num_tasks - 1
   with pytest.raises(ConfigError, match="remove the key"):
     run_common.build(cfg)
+
+
+def test_paired_drop_uses_the_per_episode_returns(tmp_path):
+  wd = str(tmp_path / "run")
+  os.makedirs(os.path.join(wd, "eval"))
+  iid = np.array([[[1.0, 2.0], [3.0, 4.0]]])  # [S=1, T=2, E=2]
+  with open(os.path.join(wd, "eval", "iid_step5.json"), "w") as f:
+    json.dump({"protocol": "iid", "iid": {"returns": iid.tolist()}}, f)
+  with open(os.path.join(wd, "eval", "z_shuffle_step5.json"), "w") as f:
+    json.dump({"protocol": "z_shuffle", "z_shuffle": {"returns": (iid - [[[1, 1], [1, 3]]]
+                                                                  ).tolist()}}, f)
+  pd = paper.paired_drop(wd)
+  d = np.array([1.0, 1.0, 1.0, 3.0])
+  assert pd["n"] == 4 and pd["mean"] == 1.5
+  np.testing.assert_allclose(pd["se"], d.std(ddof=1) / 2)
+  assert pd["significant"] is (1.5 > 2 * pd["se"])

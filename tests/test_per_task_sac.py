@@ -36,6 +36,7 @@ def trained(point_env, tasks):
                                    num_snapshots=3, **POINT_SAC)
 
 
+@pytest.mark.slow
 def test_vmapped_training_equals_a_per_task_loop(point_env):
   """Two tasks trained together == each trained alone with its own key (warm-up + updates)."""
   cfg = per_task_sac.PerTaskSACConfig(hidden_sizes=(8,), num_envs=2, batch_size=16,
@@ -72,6 +73,7 @@ def test_vmapped_training_equals_a_per_task_loop(point_env):
   assert float(together.agents.log_alpha[0]) != float(together.agents.log_alpha[1])
 
 
+@pytest.mark.slow
 def test_every_agent_beats_its_untrained_snapshot_and_specialises(point_env, tasks, trained):
   assert trained.algo == "sac_per_task" and trained.steps.tolist() == [0, 2000, 4000]
   assert trained.params["task_vectors"].shape == (3, 4, 2)

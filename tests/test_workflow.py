@@ -40,6 +40,7 @@ def _wait_for_checkpoint(proc, ckpt, timeout=240.0):
   return False
 
 
+@pytest.mark.slow
 def test_sigkilled_training_resumes_to_the_same_parameters(synthetic_dir, tmp_path):
   steps = 80
   killed = str(tmp_path / "killed")
@@ -81,6 +82,7 @@ def test_sigkilled_training_resumes_to_the_same_parameters(synthetic_dir, tmp_pa
   assert status["trained"] and status["missing"] == ["iid"]
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_dir, tmp_path):
   cfg = _tiny_cfg(synthetic_dir)
   _, data, meta, learner, hp = common.build(cfg)

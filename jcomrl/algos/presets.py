@@ -229,7 +229,7 @@ SOURCES = ("code", "paper")
 #                     <- 256 (UNICORN/CORRO RL nets), 256 x 3 and 200 x 3 (FOCAL/CSRO)
 #   rl_batch_size      128        <- 256 (all four codes)
 #   meta_batch_size    min(mb, 8) <- 16 (UNICORN/CORRO), 4-16 (FOCAL/CSRO configs)
-#   num_steps          CPU_NUM_STEPS updates  <- 200k (UNICORN Table 7) / FOCAL-CSRO's
+#   num_steps          CPU_NUM_STEPS updates (ant-dir 3k)  <- 200k (UNICORN Table 7) / FOCAL-CSRO's
 #   CORRO CVAE budget  CPU_CORRO_CVAE_EPOCHS passes over the CPU datasets' training tasks
 #                      <- 100 epochs over 20 x Table-7-size tasks
 # Context sizes, latent sizes, learning rates, loss weights and schedules are the paper profile's.
@@ -238,6 +238,9 @@ CPU_WIDTH = 64
 CPU_RL_BATCH = 128
 CPU_META_BATCH = 8
 CPU_NUM_STEPS = 6_000
+# Ant-Dir: every preset but CORRO trains FOCALSAC's dual critic 3 steps per update (UNICORN
+# focalsac.py), ~3x the cost of an update on the other envs, so the CPU profile halves its schedule.
+CPU_NUM_STEPS_ENV = {"ant_dir": 3_000}
 CPU_STEPS_PER_CHUNK = 500
 CPU_CORRO_CVAE_EPOCHS = 20
 # Training-task transitions of the CPU datasets (experiments/configs/data.py ``<env>@cpu``:
@@ -255,7 +258,7 @@ def _cpu_profile(name: str, env: str, p: dict) -> dict:
   lrn["rl_batch_size"] = CPU_RL_BATCH
   lrn["meta_batch_size"] = min(lrn["meta_batch_size"], CPU_META_BATCH)
   lrn["steps_per_chunk"] = CPU_STEPS_PER_CHUNK
-  p["num_steps"] = CPU_NUM_STEPS
+  p["num_steps"] = CPU_NUM_STEPS_ENV.get(env, CPU_NUM_STEPS)
   if lrn.get("pretrain_steps"):
     lrn["pretrain_steps"] = corro_cvae_pretrain_steps(
         _CPU_TRAIN_TRANSITIONS[env], meta_batch_size=lrn["meta_batch_size"],
@@ -290,6 +293,13 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
   p = (_point_robot(name) if env in ("point_robot", "sparse_point_robot")
        else _mujoco(name, env, source))
   p["learner"]["representation"] = name
+  # The MI bound each objective optimises, named so a config can swap it
+  # (``--config.learner.contrastive_bound=nwj``): CORRO's InfoNCE (train_contrastive.py), CSRO's
+  # CLUB over all K^2 pairs (CSRO sac.py). Any of jcomrl.mi.WITH_NEGATIVES / UPPER_BOUNDS.
+  if name == "corro":
+    p["learner"].update(contrastive_bound="infonce")
+  elif name == "csro":
+    p["learner"].update(upper_bound="club")
   # num_task_labels (unicorn_sup's classes) is not a preset setting: experiments.common.build
   # takes it from the dataset's number of tasks (and checks an explicit value against it).
   if profile == "cpu":
