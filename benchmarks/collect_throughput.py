@@ -54,7 +54,7 @@ import jax
 import numpy as np
 
 from experiments.configs import data as data_config
-from jcomrl import envs
+from jcomrl import atomic, envs
 from jcomrl.data import behaviour, collect, pipeline
 from jcomrl.envs.c_physics import default_threads
 
@@ -270,10 +270,7 @@ def _meta(kind: str, note: str, load0) -> dict:
 
 def _write(path: str, obj: dict) -> None:
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1)
-  os.replace(tmp, path)
+  atomic.write_json(path, obj)
 
 
 def main():

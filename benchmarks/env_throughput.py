@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import statistics
@@ -28,7 +27,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from jcomrl import envs
+from jcomrl import atomic, envs
 from jcomrl.envs.c_physics import default_threads
 
 ENV_NAMES = ["cheetah_vel", "cheetah_dir", "ant_dir", "hopper_param", "walker_param"]
@@ -133,10 +132,7 @@ def main(argv=None):
   except ImportError:  # pragma: no cover
     pass
   os.makedirs(os.path.dirname(out), exist_ok=True)
-  tmp = out + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump({"meta": meta, "results": rows}, f, indent=1)
-  os.replace(tmp, out)
+  atomic.write_json(out, {"meta": meta, "results": rows})
   print(f"wrote {out}")
 
 

@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jcomrl import atomic
 from jcomrl.algos import presets
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.learner import broadcast_hparams, make_learner, seed_keys
@@ -164,10 +165,7 @@ def main():
                "scale": {"meta_batch": 16, "rl_batch": 256, "context": 200, "obs": OBS,
                          "action": ACT},
                "results": [r for r in old if key(r) not in done] + results}
-    tmp = out + ".tmp"
-    with open(tmp, "w") as f:
-      json.dump(payload, f, indent=1)
-    os.replace(tmp, out)
+    atomic.write_json(out, payload)
 
   for row in args.presets.split(","):
     for s in [int(x) for x in args.seeds.split(",")]:

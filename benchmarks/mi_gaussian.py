@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jcomrl import mi
+from jcomrl import atomic, mi
 from jcomrl.nets.critics import ConcatCritic, CriticMLP, SeparableCritic
 
 # Lower bounds: name -> value_fn(scores, log_baseline, dv_state) -> (value, new_dv_state).
@@ -443,10 +443,7 @@ def main():
       "curve_window": window, "curves": _curves(estimates, names, window),
   }
   record["previous_runs"] = _previous_runs(json_path, record["critic"]["label"])
-  tmp = json_path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(record, f, indent=1)
-  os.replace(tmp, json_path)
+  atomic.write_json(json_path, record)
   print(f"wrote {json_path}")
   if not args.no_plot:
     png = os.path.join(args.out_dir, f"mi_gaussian{suffix}.png")

@@ -7,7 +7,6 @@ import difflib
 import json
 import math
 import os
-import tempfile
 import time
 
 import jax
@@ -15,7 +14,7 @@ import numpy as np
 
 from experiments import cli
 from experiments.cli import ConfigError, RunDirError, RunFailed, RunLock
-from jcomrl import checkpoint, envs
+from jcomrl import atomic, checkpoint, envs
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.learner import make_learner, seed_keys
 from jcomrl.algos.trainer import checkpoint_dir, run_training
@@ -27,13 +26,7 @@ ALL_PROTOCOLS = suite.PROTOCOLS + ("diagnostics",)
 parse_protocols = cli.parse_protocols
 
 
-def write_json_atomic(path: str, obj) -> None:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    json.dump(obj, f, indent=1)
-  os.chmod(tmp, 0o644)  # mkstemp creates 0600
-  os.replace(tmp, path)
+write_json_atomic = atomic.write_json
 
 
 def to_plain(cfg) -> dict:

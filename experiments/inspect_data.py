@@ -18,6 +18,7 @@ import numpy as np
 from absl import flags
 
 from experiments import cli
+from jcomrl import atomic
 from jcomrl.data import collect
 from jcomrl.data.dataset import load_dataset
 
@@ -106,10 +107,8 @@ def plot(table: dict, out: str, title: str = "") -> str:
   fig.tight_layout()
   out = os.path.abspath(out)
   os.makedirs(os.path.dirname(out), exist_ok=True)
-  tmp = f"{out}.tmp-{os.getpid()}.png"
-  fig.savefig(tmp, dpi=120)
+  atomic.save_figure(fig, out, dpi=120)
   plt.close(fig)
-  os.replace(tmp, out)
   return out
 
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 
 import numpy as np
 from absl import flags
+
+from jcomrl import atomic
 
 ENV_NAMES = {"point_robot": "Point-Robot", "sparse_point_robot": "Sparse-Point-Robot",
              "cheetah_vel": "HC-Vel", "cheetah_dir": "HC-Dir", "ant_dir": "Ant-Dir",
@@ -207,19 +208,13 @@ def plot_curves(runs: dict, env: str, path: str) -> bool:
     ax.set_title(ENV_NAMES.get(env, env))
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    atomic.save_figure(fig, path, dpi=120)
   plt.close(fig)
   return drawn
 
 
 def _write(path: str, text: str) -> None:
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    f.write(text)
-  os.chmod(tmp, 0o644)  # mkstemp creates 0600
-  os.replace(tmp, path)
+  atomic.write_text(path, text)
 
 
 def make_table(runs_root: str, out: str, protocols: list[str], metric: str = "return") -> dict:

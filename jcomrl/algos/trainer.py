@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from jcomrl import checkpoint
+from jcomrl import atomic, checkpoint
 from jcomrl.algos.config import HParams
 from jcomrl.algos.learner import FIRST_NONFINITE, Learner, broadcast_hparams, seed_keys
 from jcomrl.data.dataset import OfflineDataset
@@ -52,10 +52,8 @@ def _truncate_metrics(workdir: str, step: int) -> None:
         continue  # a line torn by the kill
       if int(row.get("step", 0)) <= step:
         keep.append(json.dumps(row) + "\n")
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
+  with atomic.atomic_file(path) as f:
     f.writelines(keep)
-  os.replace(tmp, path)
 
 
 def _non_finite_groups(params) -> list[str]:

@@ -29,7 +29,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jcomrl import envs
+from jcomrl import atomic, envs
 from jcomrl.data import behaviour, collect
 from jcomrl.data.dataset import DatasetError, OfflineDataset, load_dataset, save_dataset
 from jcomrl.envs.base import TaskEnv
@@ -205,9 +205,8 @@ class _WorkDir:
 
   def put(self, index: int, arrays: dict[str, np.ndarray]) -> None:
     file = self._chunk_file(index)
-    tmp = f"{file}.tmp-{os.getpid()}.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, file)
+    with atomic.atomic_file(file, "wb", suffix=".npz") as f:
+      np.savez(f, **arrays)
 
 
 def _diff(a: dict, b: dict) -> str:
@@ -217,10 +216,7 @@ def _diff(a: dict, b: dict) -> str:
 
 
 def _atomic_write_json(file: str, obj) -> None:
-  tmp = f"{file}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1, sort_keys=True)
-  os.replace(tmp, file)
+  atomic.write_json(file, obj, sort_keys=True)
 
 
 def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed: int,

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jcomrl import mi
+from jcomrl import atomic, mi
 from jcomrl.algos.learner import Learner
 from jcomrl.data.dataset import OfflineDataset
 from jcomrl.data.sampler import sample_context
@@ -190,9 +190,7 @@ def plot_embedding(z: np.ndarray, task_params: np.ndarray, path: str, title: str
     ax.set_title(f"{title} ({name})" if title else name, fontsize=9)
     fig.tight_layout()
     out = path if name == "PCA" else path.replace(".png", "_tsne.png")
-    tmp = out + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
+    atomic.save_figure(fig, out, dpi=110)
     plt.close(fig)
-    os.replace(tmp, out)
     written.append(out)
   return written
