@@ -147,6 +147,7 @@ def _ms(v) -> str:
 def gather(runs_root: str, env: str, algos: list[str]) -> dict:
   """Per preset: per-seed IID/OOD/z-shuffle returns and normalised scores, the drop, times."""
   from experiments.sweep import run_dir
+  from experiments.table import latest_eval
 
   sweep_log = _read_log(os.path.join(runs_root, "sweep_log.jsonl"))
   rows = {}
@@ -162,8 +163,10 @@ def gather(runs_root: str, env: str, algos: list[str]) -> dict:
       paired = paired_drop(wd)
     times = [x["wall_s"] for x in sweep_log if x.get("env") == env and x.get("algo") == algo
              and x.get("returncode") == 0]
+    diag = latest_eval(wd, "diagnostics") or {}
     rows[algo] = {"return": r, "normalised": n, "drop": drop, "paired_drop": paired,
-                  "workdir": wd,
+                  "mi": diag.get("seed_mi_lower_bound"), "probe_r2": diag.get("seed_probe_r2"),
+                  "mi_max": diag.get("mi_max"), "workdir": wd,
                   "wall_s": float(sum(times)) if times else None}
   return rows
 
@@ -217,8 +220,10 @@ def build_markdown(env: str, profile: str, rows: dict, beh: dict, times: dict,
         "drop = IID − z-shuffled (mean ± std over seeds; in brackets mean ± standard error over "
         "the paired seed × task × episode differences, which share contexts and keys). "
         "UNICORN Table 2 (6 seeds, full scale) beside ours.",
+        "Task code: I(z; task) is the diagnostics protocol's classifier lower bound on held-out "
+        "tasks (nats, at most log #tasks), R² the linear probe from z to the task parameters.",
         "", "| Algorithm | IID | OOD | IID norm. | OOD norm. | IID z-shuffled | drop | "
-        "UNICORN IID / OOD | train+eval wall |", "|" + "---|" * 9]
+        "I(z; task) | probe R² | UNICORN IID / OOD | train+eval wall |", "|" + "---|" * 11]
   best = {}
   for p in ("iid", "ood"):
     means = [np.mean(r["return"][p]) for r in rows.values() if r["return"][p]]
@@ -240,6 +245,7 @@ def build_markdown(env: str, profile: str, rows: dict, beh: dict, times: dict,
                                                     ", not > 2 SE")
     cells += [_ms(r["normalised"]["iid"]), _ms(r["normalised"]["ood"]),
               _ms(r["return"]["z_shuffle"]), drop]
+    cells += [_ms(r.get("mi")), _ms(r.get("probe_r2"))]
     cells.append("{} / {}".format(*ref[algo]) if algo in ref else "–")
     cells.append(f"{r['wall_s'] / 60:.1f} min" if r["wall_s"] else "–")
     md.append(f"| {ALGO_NAMES.get(algo, algo)} | " + " | ".join(cells) + " |")

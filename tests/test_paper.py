@@ -91,6 +91,7 @@ def test_table_reports_both_metrics_the_drop_and_per_task_behaviour(tmp_path, mo
   assert beh["tasks_expert_better"] == 2 and beh["worse_tasks"] == [1]
   md = open(os.path.join(out, "table.md")).read()
   assert "| FOCAL | -35.0 ± 5.0 | **-95.0 ± 5.0** | 106 ± 2 | 82.0 ± 2.0 |" in md
+  assert "| – | – | -22 / -97 |" in md  # no diagnostics in the fake runs
   assert "**-22.0 ± 2.0**" in md  # best IID (CSRO)
   assert "40.0 ± 10.0" in md  # FOCAL's drop
   assert "-22 / -94" not in md and "-22 / -97" in md and "-28 / -102" in md  # UNICORN Table 2
