@@ -54,22 +54,50 @@ def step_and_record(env: TaskEnv, state, action, task, reset_key):
   return jax.tree.map(lambda a, b: jnp.where(nxt.done > 0, a, b), fresh, nxt), tr
 
 
+def record_segment(env: TaskEnv, choose: Callable, task, key: jax.Array, *,
+                   reset_after_done: bool = True) -> Transition:
+  """The one recorded env-step loop: ``env.episode_length`` steps from one reset of ``task``.
+
+  ``choose(state, i, k) -> (action, reset_key)`` picks step ``i``'s action from the current
+  ``EnvState`` and that step's key (``k`` is the ``i``-th of ``split(k_steps, length)`` after
+  ``k_reset, k_steps = split(key)``), and returns the key of the explicit reset that follows a
+  true end (``step_and_record``). ``reset_after_done=False`` never resets: an episode that ended
+  early is stepped on to the end (the ``"no_terminal"`` evaluation episode). Returns
+  ``Transition [episode_length]`` with the env's stored flags. Collection segments, recorded
+  evaluation episodes and the online protocol's collection segments are this loop with their own
+  ``choose`` (``make_batched_rollout`` is its whole-batch form).
+  """
+  length = env.episode_length
+  k_reset, k_steps = jax.random.split(key)
+  state0 = env.reset(k_reset, task)
+
+  def step(state, inp):
+    i, k = inp
+    action, k_next_reset = choose(state, i, k)
+    if reset_after_done:
+      return step_and_record(env, state, action, task, k_next_reset)
+    nxt = env.step(state, action, task)
+    terminal, timeout = env.stored_flags(nxt)
+    return nxt, Transition(obs=state.obs, action=action, reward=nxt.reward, next_obs=nxt.obs,
+                           terminal=terminal, timeout=timeout)
+
+  _, traj = jax.lax.scan(step, state0, (jnp.arange(length), jax.random.split(k_steps, length)))
+  return traj
+
+
 def make_segment_rollout(env: TaskEnv, make_policy: Callable, deterministic: bool = False):
   """``rollout(params, task, key) -> Transition [episode_length]`` for one snapshot and task."""
-  length = env.episode_length
 
   def rollout(params, task, key):
     policy = make_policy(params, deterministic)
     task_vec = env.task_vector(task)
-    k_reset, k_steps = jax.random.split(key)
-    state0 = env.reset(k_reset, task)
 
-    def step(state, k):
+    def choose(state, i, k):
       k_act, k_reset = jax.random.split(k)
       action, _ = policy(jnp.concatenate([state.obs, task_vec]), k_act)
-      return step_and_record(env, state, action, task, k_reset)
+      return action, k_reset
 
-    _, traj = jax.lax.scan(step, state0, jax.random.split(k_steps, length))
+    traj = record_segment(env, choose, task, key)
     last_open = 1.0 - traj.terminal[-1]
     return traj.replace(timeout=traj.timeout.at[-1].max(last_open))
 

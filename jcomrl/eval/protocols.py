@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jcomrl.algos.learner import Learner
-from jcomrl.data.collect import make_segment_rollout, step_and_record
+from jcomrl.data.collect import make_segment_rollout, record_segment
 from jcomrl.data.dataset import OfflineDataset
 from jcomrl.data.sampler import sample_context, sample_transitions
 from jcomrl.envs.base import Task, TaskEnv
@@ -347,22 +347,15 @@ def make_collect_segment(env: TaskEnv, act: Callable):
   explicit reset after a true termination; the action of global collection step
   ``first_step + i`` is uniform in [-1, 1]^A instead while it is ``< explore_steps``.
   """
-  length = env.episode_length
 
   def collect(params, z, task, key, first_step, explore_steps):
-    k_reset, k_steps = jax.random.split(key)
-    state0 = env.reset(k_reset, task)
-
-    def step(state, inp):
-      i, k = inp
+    def choose(state, i, k):
       k_act, k_rand, k_reset = jax.random.split(k, 3)
       a_pol = act(params, state.obs, z, k_act, False)
       a_rand = jax.random.uniform(k_rand, (env.action_size,), minval=-1.0, maxval=1.0)
-      action = jnp.where(first_step + i < explore_steps, a_rand, a_pol)
-      return step_and_record(env, state, action, task, k_reset)
+      return jnp.where(first_step + i < explore_steps, a_rand, a_pol), k_reset
 
-    _, traj = jax.lax.scan(step, state0, (jnp.arange(length), jax.random.split(k_steps, length)))
-    return traj
+    return record_segment(env, choose, task, key)
 
   return collect
 

@@ -7,9 +7,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jcomrl.data.collect import first_episode_returns, step_and_record
+from jcomrl.data.collect import first_episode_returns, record_segment
 from jcomrl.envs.base import Task, TaskEnv
-from jcomrl.types import Transition
 
 
 def make_episode_return(env: TaskEnv, act: Callable, deterministic: bool = True):
@@ -52,24 +51,14 @@ def make_recorded_episode(env: TaskEnv, act: Callable, deterministic: bool = Tru
   evaluated (no reset). ``"true_terminal"``: an explicit reset follows an early end (as in a
   collection segment), so the steps after it are a fresh episode with the same code.
   """
-  length = env.episode_length
   count_all = env.end_convention == "no_terminal"
 
   def episode(params, z, task, key):
-    k_reset, k_steps = jax.random.split(key)
-    state0 = env.reset(k_reset, task)
-
-    def step(state, k):
+    def choose(state, i, k):
       k_act, k_reset = jax.random.split(k)
-      a = act(params, state.obs, z, k_act, deterministic)
-      if count_all:
-        nxt = env.step(state, a, task)
-        terminal, timeout = env.stored_flags(nxt)
-        return nxt, Transition(obs=state.obs, action=a, reward=nxt.reward, next_obs=nxt.obs,
-                               terminal=terminal, timeout=timeout)
-      return step_and_record(env, state, a, task, k_reset)
+      return act(params, state.obs, z, k_act, deterministic), k_reset
 
-    _, traj = jax.lax.scan(step, state0, jax.random.split(k_steps, length))
+    traj = record_segment(env, choose, task, key, reset_after_done=not count_all)
     ret = jnp.sum(traj.reward) if count_all else first_episode_returns(traj)
     return ret, traj
 
