@@ -64,6 +64,7 @@ def test_workdir_with_other_config_is_refused(trained_run, synthetic_dir):
     common.train_run(_cfg(synthetic_dir, seed=5), workdir, progress=None)
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_final_params(trained_run, synthetic_dir, tmp_path):
   workdir, _ = trained_run
   part = str(tmp_path / "part")

@@ -352,6 +352,7 @@ def test_inspect_data_reports_and_plots(synthetic_dir, tmp_path):
                              rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["hopper_param", "cheetah_vel"])
 def test_tiny_mjx_dataset_generates_from_its_config(tmp_path, no_brax_eval, name):
   """The ``tiny_<env>`` data config builds a real MuJoCo dataset end to end on a CPU (brax PPO
