@@ -86,6 +86,7 @@ def _read_log(path: str) -> list[dict]:
 def ensure_dataset(path: str, data_variant: str, log_path: str,
                    overrides: tuple[str, ...] = ()) -> None:
   """Generates the dataset with ``experiments.collect`` unless it exists; logs the wall time."""
+  from experiments.sweep import config_file
   from jcomrl.data.dataset import DatasetError, read_meta
 
   try:
@@ -95,7 +96,7 @@ def ensure_dataset(path: str, data_variant: str, log_path: str,
   except DatasetError:
     pass
   cmd = [sys.executable, "-m", "experiments.collect",
-         f"--config={_config_file('data')}:{data_variant}", f"--config.out={path}",
+         f"--config={config_file('data')}:{data_variant}", f"--config.out={path}",
          *overrides]
   print(f"[paper] dataset {path}: {' '.join(cmd)}", flush=True)
   t0 = time.time()
@@ -104,12 +105,6 @@ def ensure_dataset(path: str, data_variant: str, log_path: str,
                         "same command again to resume it")
   _log(log_path, {"step": "dataset", "path": path, "wall_s": round(time.time() - t0, 1),
                   "time": time.strftime("%Y-%m-%d %H:%M:%S"), "load_avg": os.getloadavg()})
-
-
-def _config_file(name: str) -> str:
-  from experiments.sweep import config_file
-
-  return config_file(name)
 
 
 def run_sweep(env: str, profile: str, seeds: int, runs_root: str, algos: list[str],
@@ -129,13 +124,6 @@ def run_sweep(env: str, profile: str, seeds: int, runs_root: str, algos: list[st
 # ------------------------------------------------------------------------------------------
 
 
-def _seed_values(workdir: str, protocol: str, metric: str) -> list[float] | None:
-  from experiments.table import latest_eval, seed_values
-
-  res = latest_eval(workdir, protocol)
-  return seed_values(res, metric) if res else None
-
-
 def _ms(v) -> str:
   from experiments.table import fmt
 
@@ -147,7 +135,7 @@ def _ms(v) -> str:
 def gather(runs_root: str, env: str, algos: list[str]) -> dict:
   """Per preset: per-seed IID/OOD/z-shuffle returns and normalised scores, the drop, times."""
   from experiments.sweep import run_dir
-  from experiments.table import latest_eval
+  from experiments.table import latest_eval, seed_values
 
   sweep_log = _read_log(os.path.join(runs_root, "sweep_log.jsonl"))
   rows = {}
@@ -155,12 +143,13 @@ def gather(runs_root: str, env: str, algos: list[str]) -> dict:
     wd = run_dir(runs_root, env, algo)
     if not os.path.exists(os.path.join(wd, "config.json")):
       continue
-    r = {p: _seed_values(wd, p, "return") for p in ("iid", "ood", "z_shuffle")}
-    n = {p: _seed_values(wd, p, "normalised") for p in ("iid", "ood", "z_shuffle")}
+    res = {p: latest_eval(wd, p) for p in ("iid", "ood", "z_shuffle")}  # each file read once
+    r = {p: seed_values(v, "return") if v else None for p, v in res.items()}
+    n = {p: seed_values(v, "normalised") if v else None for p, v in res.items()}
     drop, paired = None, None
     if r["iid"] and r["z_shuffle"]:
       drop = (np.asarray(r["iid"]) - np.asarray(r["z_shuffle"])).tolist()
-      paired = paired_drop(wd)
+      paired = _paired(res["iid"], res["z_shuffle"])
     times = [x["wall_s"] for x in sweep_log if x.get("env") == env and x.get("algo") == algo
              and x.get("returncode") == 0]
     diag = latest_eval(wd, "diagnostics") or {}
@@ -177,7 +166,10 @@ def paired_drop(workdir: str) -> dict | None:
   ``significant`` (mean > 2 standard errors)."""
   from experiments.table import latest_eval
 
-  a, b = latest_eval(workdir, "iid"), latest_eval(workdir, "z_shuffle")
+  return _paired(latest_eval(workdir, "iid"), latest_eval(workdir, "z_shuffle"))
+
+
+def _paired(a: dict | None, b: dict | None) -> dict | None:
   if not a or not b or "returns" not in a.get("iid", {}) or "returns" not in b.get("z_shuffle",
                                                                                      {}):
     return None
