@@ -16,7 +16,12 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-FORMAT_VERSION = 1
+# 2: the plug-in learner (parameter groups owned by the backbone and the objective, optimiser
+# states only for trained groups, Adam without optax's inject_hyperparams wrapper). Format 1 is
+# refused with a message naming it: its train-state tree cannot be mapped onto format 2.
+FORMAT_VERSION = 2
+_FORMAT_NOTES = {1: "jcomrl before the plug-in learner (issue 16); retrain in a new workdir or "
+                    "evaluate it with a checkout older than the format change"}
 
 
 class CheckpointError(ValueError):
@@ -78,8 +83,10 @@ def restore(directory: str, abstract_state: Any, step: int | None = None,
   step = _pick_step(directory, step)
   meta = read_meta(directory, step)
   if meta.get("format_version") != FORMAT_VERSION:
-    raise CheckpointError(f"checkpoint {directory}/{step} has format version "
-                          f"{meta.get('format_version')!r}; this jcomrl reads {FORMAT_VERSION}")
+    have = meta.get("format_version")
+    note = f" ({_FORMAT_NOTES[have]})" if have in _FORMAT_NOTES else ""
+    raise CheckpointError(f"checkpoint {directory}/{step} has format version {have!r}{note}; "
+                          f"this jcomrl reads format {FORMAT_VERSION}")
   for key, want in (expect or {}).items():
     have = meta.get(key)
     if have != want:

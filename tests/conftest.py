@@ -50,3 +50,23 @@ def synthetic_dir(tmp_path_factory, synthetic_data, point_env):
           "normalisation": {"random": -20.0, "expert": -5.0}}
   save_dataset(path, synthetic_data, meta)
   return path
+
+
+@pytest.fixture(scope="session")
+def tiny_learner():
+  """The tiny BRAC learner of test_algos / test_plugin, compiled once for the session."""
+  from jcomrl.algos.config import LearnerConfig
+  from jcomrl.algos.learner import make_learner
+  return make_learner(LearnerConfig(
+      obs_size=2, action_size=2, task_param_size=2, latent_size=4, encoder_hidden=(16,),
+      aux_hidden=(16,), rl_hidden=(16,), dual_hidden=(16,), meta_batch_size=4, context_size=8,
+      context_mode="transitions", rl_batch_size=8, steps_per_chunk=5, num_task_labels=40))
+
+
+@pytest.fixture(scope="session")
+def meta_batch(synthetic_data):
+  """A 4-task meta-batch of the synthetic data (tasks from the first 30 rows)."""
+  from jcomrl.data.sampler import sample_meta_batch
+  return sample_meta_batch(jax.random.key(0), synthetic_data.to_device(),
+                           jnp.arange(30, dtype=jnp.int32), meta_batch_size=4, context_size=8,
+                           context_mode="transitions", rl_batch_size=8)

@@ -26,7 +26,6 @@ from jcomrl.algos.objectives import (
   gaussian_nll_per_dim,
   make_representation,
 )
-from jcomrl.data.sampler import sample_meta_batch
 from jcomrl.nets.decoders import TransitionDecoder
 from jcomrl.nets.encoders import AttentionPoolEncoder, context_features
 from jcomrl.nets.mlp import MLP
@@ -78,13 +77,6 @@ def test_corro_infonce_hand_computed():
   np.testing.assert_allclose(corro_infonce(anchor, pos, neg, 1.0), want, rtol=1e-6)
   # Temperature 0.1 sharpens: the bound approaches its cap log(M + 1) = log 2.
   np.testing.assert_allclose(corro_infonce(anchor, pos, neg, 0.1), np.log(2.0), atol=1e-4)
-
-
-@pytest.fixture(scope="module")
-def meta_batch(synthetic_data):
-  return sample_meta_batch(jax.random.key(0), synthetic_data.to_device(), POOL,
-                           meta_batch_size=4, context_size=8, context_mode="transitions",
-                           rl_batch_size=8)
 
 
 def test_unicorn_sup_objective_is_classifier_cross_entropy(meta_batch):
@@ -177,11 +169,6 @@ def test_unknown_names_are_refused():
 
 
 # ----------------------------------------------------------------------------- learner
-
-
-@pytest.fixture(scope="module")
-def tiny_learner():
-  return make_learner(LearnerConfig(**TINY))
 
 
 def test_vmapped_task_losses_equal_per_task_loop(tiny_learner, meta_batch):

@@ -14,16 +14,17 @@ from typing import Any
 import jax.numpy as jnp
 from flax import struct
 
-# Names of the MI bounds an objective can select (the functions live in jcomrl.mi; a test checks
-# these tuples match jcomrl.mi.WITH_NEGATIVES / UPPER_BOUNDS).
-CONTRASTIVE_BOUNDS = ("infonce", "nwj", "js", "dv", "smile", "tuba", "interpolated")
-UPPER_BOUNDS = ("club", "club_sampled", "l1out")
-REPRESENTATIONS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "supervised", "oracle")
-BACKBONES = ("sac", "brac", "td3bc")
+from jcomrl import mi
+from jcomrl.nets.encoders import ENCODERS
+
+# Names of the MI bounds an objective can select: the registries of jcomrl.mi. The objective and
+# backbone names come from their registries (jcomrl.algos.objectives.OBJECTIVES,
+# jcomrl.algos.backbones.BACKBONES), read when a config is validated.
+CONTRASTIVE_BOUNDS = tuple(mi.WITH_NEGATIVES)
+UPPER_BOUNDS = tuple(mi.UPPER_BOUNDS)
 BRAC_PENALTIES = ("policy", "value", "both", "none")
 BRAC_GRADIENT_PENALTIES = ("grad", "output")
 TD3BC_BC_REDUCTIONS = ("mean", "sum")
-ENCODER_KINDS = ("mean_tanh", "stochastic", "attention")
 NEGATIVE_SOURCES = ("cvae", "reward_noise")
 DECODER_NLLS = ("mbrl", "half")
 CORRO_POSITIVES = ("task", "context")
@@ -38,6 +39,9 @@ class LearnerConfig:
   task_param_size: int
   # Representation: objective x encoder.
   representation: str = "focal"
+  # Further registered objectives added to the loss, "name:weight,..." (static weights; e.g.
+  # "corro:0.5" adds half CORRO's contrastive term to the primary objective's loss).
+  extra_objectives: str = ""
   encoder: str = "mean_tanh"
   latent_size: int = 8
   encoder_hidden: tuple[int, ...] = (64, 64)
@@ -101,11 +105,20 @@ class LearnerConfig:
   steps_per_chunk: int = 100
 
   def __post_init__(self):
-    if self.representation not in REPRESENTATIONS:
+    from jcomrl.algos.backbones import BACKBONES
+    from jcomrl.algos.objectives import OBJECTIVES, parse_terms
+    if self.representation not in OBJECTIVES:
       raise ValueError(f"unknown representation objective {self.representation!r}; "
-                       f"expected one of {REPRESENTATIONS}")
-    for name, allowed in (("backbone", BACKBONES), ("brac_penalty", BRAC_PENALTIES),
-                          ("brac_gp", BRAC_GRADIENT_PENALTIES), ("encoder", ENCODER_KINDS),
+                       f"expected one of {tuple(OBJECTIVES)}")
+    for term, _ in parse_terms(self.extra_objectives):
+      if term not in OBJECTIVES or not OBJECTIVES[term].has_loss:
+        raise ValueError(f"unknown extra_objectives term {term!r}; expected objectives with a "
+                         f"loss: {tuple(n for n, c in OBJECTIVES.items() if c.has_loss)}")
+      if OBJECTIVES[term].has_pretrain(self):
+        raise ValueError(f"extra_objectives term {term!r} needs a pretrain stage; make it the "
+                         f"primary representation instead")
+    for name, allowed in (("backbone", tuple(BACKBONES)), ("brac_penalty", BRAC_PENALTIES),
+                          ("brac_gp", BRAC_GRADIENT_PENALTIES), ("encoder", ENCODERS),
                           ("corro_negative_source", NEGATIVE_SOURCES),
                           ("td3bc_bc", TD3BC_BC_REDUCTIONS),
                           ("decoder_nll", DECODER_NLLS), ("corro_positives", CORRO_POSITIVES),
@@ -119,23 +132,22 @@ class LearnerConfig:
                  "task_resample_every"):
       if getattr(self, name) <= 0:
         raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-    if self.representation == "unicorn_sup" and self.num_task_labels < 2:
-      raise ValueError("unicorn_sup needs num_task_labels >= 2 (the dataset's number of tasks)")
+    for term in {self.representation, *(t for t, _ in parse_terms(self.extra_objectives))}:
+      OBJECTIVES[term].validate(self)
     if self.pretrain_steps < 0 or self.pretrain_steps % self.steps_per_chunk:
       raise ValueError(f"pretrain_steps ({self.pretrain_steps}) must be a non-negative multiple "
                        f"of steps_per_chunk ({self.steps_per_chunk})")
     if self.brac_auto_weight and self.brac_penalty == "none":
       raise ValueError("brac_auto_weight needs a BRAC penalty; brac_penalty='none' uses no weight")
-    if self.pretrain_steps and not self.uses_cvae:
-      raise ValueError("pretrain_steps is only used by corro with corro_negative_source='cvae'")
-
-  @property
-  def uses_cvae(self) -> bool:
-    return self.representation == "corro" and self.corro_negative_source == "cvae"
+    if self.pretrain_steps and not OBJECTIVES[self.representation].has_pretrain(self):
+      raise ValueError(f"pretrain_steps is only used by objectives with a pretrain stage (corro "
+                       f"with corro_negative_source='cvae'), not {self.representation!r}")
 
   @property
   def z_size(self) -> int:
-    return self.task_param_size if self.representation == "oracle" else self.latent_size
+    from jcomrl.algos.objectives import OBJECTIVES
+    uses_encoder = OBJECTIVES[self.representation].uses_encoder
+    return self.latent_size if uses_encoder else self.task_param_size
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> LearnerConfig:

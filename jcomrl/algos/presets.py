@@ -293,6 +293,9 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
   p = (_point_robot(name) if env in ("point_robot", "sparse_point_robot")
        else _mujoco(name, env, source))
   p["learner"]["representation"] = name
+  # No extra objective terms in any paper's method; the key is there so that a config can add
+  # some (``--config.learner.extra_objectives=corro:0.5``, registered objectives only).
+  p["learner"]["extra_objectives"] = ""
   # The MI bound each objective optimises, named so a config can swap it
   # (``--config.learner.contrastive_bound=nwj``): CORRO's InfoNCE (train_contrastive.py), CSRO's
   # CLUB over all K^2 pairs (CSRO sac.py). Any of jcomrl.mi.WITH_NEGATIVES / UPPER_BOUNDS.

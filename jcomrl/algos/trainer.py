@@ -68,6 +68,49 @@ def _non_finite_groups(params) -> list[str]:
   return bad
 
 
+def _check_metrics(metrics: dict, num_seeds: int, step: int, chunk: int, ckpt: str) -> None:
+  """Raises NonFiniteLossError naming the non-finite terms and the first bad update; pops
+  ``FIRST_NONFINITE`` from ``metrics``."""
+  first = np.asarray(metrics.pop(FIRST_NONFINITE, np.full(num_seeds, -1)))
+  bad = sorted((k for k, v in metrics.items() if not np.all(np.isfinite(v))),
+               key=lambda k: (not k.endswith("loss"), k))  # loss terms first
+  if bad or (first >= 0).any():
+    hit = np.flatnonzero(first >= 0)
+    where = (f"at step {step - chunk + 1 + int(first[hit].min())} (seed index "
+             f"{', '.join(str(int(i)) for i in hit[first[hit] == first[hit].min()])})"
+             if hit.size else f"in the chunk of steps {step - chunk + 1}-{step}")
+    raise NonFiniteLossError(
+        f"non-finite {', '.join(bad)} {where}; the last good checkpoint is kept in {ckpt} "
+        f"(step {checkpoint.latest_step(ckpt)})")
+
+
+def _progress_line(metrics: dict, step: int, num_steps: int, rate: float | None) -> str:
+  shown = {k: float(np.mean(v)) for k, v in metrics.items()
+           if k.startswith("eval/") or k in ("critic/loss", "encoder/loss")}
+  speed = (f"{rate:.0f} updates/s, ETA {(num_steps - step) / rate:.0f}s"
+           if rate else "rate after the next chunk")
+  frac = step / num_steps
+  return (f"step {step}/{num_steps} [{'#' * int(20 * frac):<20}] {100 * frac:.0f}% "
+          f"({speed}) " + " ".join(f"{k}={v:.3f}" for k, v in shown.items()))
+
+
+def _init_or_resume(learner: Learner, workdir: str, meta: dict, progress):
+  """The fresh train state, or the latest checkpoint's; returns ``(state, step)``."""
+  ckpt = checkpoint_dir(workdir)
+  state = learner.init(seed_keys(meta["seed"], meta["num_seeds"]))
+  if checkpoint.latest_step(ckpt) is None:
+    return state, 0
+  state, saved = checkpoint.restore(ckpt, state, expect={k: meta[k] for k in
+                                                         ("learner", "num_seeds", "seed")})
+  step = int(saved["step"])
+  _truncate_metrics(workdir, step)
+  logging.info("resumed from %s at step %d", ckpt, step)
+  if progress:
+    progress(f"resumed from step {step} (metrics.jsonl rows and TensorBoard events after step "
+             f"{step} are dropped)")
+  return state, step
+
+
 def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, train_rows, *,
                  workdir: str, seed: int, num_seeds: int, num_steps: int,
                  checkpoint_every: int, eval_fn: Callable | None = None, eval_every: int = 0,
@@ -86,18 +129,7 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
                      f"eval_every ({eval_every}) must be multiples of steps_per_chunk ({chunk})")
   ckpt = checkpoint_dir(workdir)
   meta = dict(meta or {}, learner=cfg.structure_dict(), num_seeds=num_seeds, seed=seed)
-  state = learner.init(seed_keys(seed, num_seeds))
-  step = 0
-  if checkpoint.latest_step(ckpt) is not None:
-    state, saved = checkpoint.restore(ckpt, state, expect={"learner": meta["learner"],
-                                                           "num_seeds": num_seeds,
-                                                           "seed": seed})
-    step = int(saved["step"])
-    _truncate_metrics(workdir, step)
-    logging.info("resumed from %s at step %d", ckpt, step)
-    if progress:
-      progress(f"resumed from step {step} (metrics.jsonl rows and TensorBoard events after step "
-               f"{step} are dropped)")
+  state, step = _init_or_resume(learner, workdir, meta, progress)
   hps = broadcast_hparams(hparams, num_seeds)
   data = dataset.to_device()
   pool = jnp.asarray(train_rows, jnp.int32)
@@ -120,17 +152,7 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
           progress(f"compiled; first chunk done in {dt:.1f}s")
       else:
         timed_steps, timed_s = timed_steps + chunk, timed_s + dt
-      first = np.asarray(metrics.pop(FIRST_NONFINITE, np.full(num_seeds, -1)))
-      bad = sorted((k for k, v in metrics.items() if not np.all(np.isfinite(v))),
-                   key=lambda k: (not k.endswith("loss"), k))  # loss terms first
-      if bad or (first >= 0).any():
-        hit = np.flatnonzero(first >= 0)
-        where = (f"at step {step - chunk + 1 + int(first[hit].min())} (seed index "
-                 f"{', '.join(str(int(i)) for i in hit[first[hit] == first[hit].min()])})"
-                 if hit.size else f"in the chunk of steps {step - chunk + 1}-{step}")
-        raise NonFiniteLossError(
-            f"non-finite {', '.join(bad)} {where}; the last good checkpoint is kept in {ckpt} "
-            f"(step {checkpoint.latest_step(ckpt)})")
+      _check_metrics(metrics, num_seeds, step, chunk, ckpt)
       rate = timed_steps / timed_s if timed_s > 0 else None
       if rate is not None:
         metrics["time/updates_per_s"] = rate
@@ -154,13 +176,7 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
       finally:
         writer.write(step, metrics)
       if progress:
-        shown = {k: float(np.mean(v)) for k, v in metrics.items()
-                 if k.startswith("eval/") or k in ("critic/loss", "encoder/loss")}
-        speed = (f"{rate:.0f} updates/s, ETA {(num_steps - step) / rate:.0f}s"
-                 if rate else "rate after the next chunk")
-        frac = step / num_steps
-        progress(f"step {step}/{num_steps} [{'#' * int(20 * frac):<20}] {100 * frac:.0f}% "
-                 f"({speed}) " + " ".join(f"{k}={v:.3f}" for k, v in shown.items()))
+        progress(_progress_line(metrics, step, num_steps, rate))
   finally:
     writer.close()
   return state

@@ -4,6 +4,11 @@ Every encoder maps context features ``[..., K, F]`` to a code ``[..., Z]`` with
 ``__call__(features, key=None)`` and exposes its per-transition embeddings ``[..., K, Z]`` with
 ``embed(features, key=None)`` (what CSRO's CLUB term and CORRO's InfoNCE act on). ``key`` is
 only used by stochastic encoders; ``key=None`` gives their deterministic (mean) code.
+
+An encoder also says which of its parameters a critic loss may train when the representation
+objective trains the per-transition embeddings itself (CORRO: the attention pooling only):
+``critic_trainable_mask(encoder, params)``, from the class attribute ``CRITIC_SUBMODULES``
+(None: every parameter). Encoders are registered by name in :data:`ENCODER_BUILDERS`.
 """
 
 from __future__ import annotations
@@ -17,9 +22,6 @@ import jax.numpy as jnp
 
 from jcomrl.nets.mlp import MLP
 from jcomrl.types import Transition
-
-ENCODERS = ("mean_tanh", "stochastic", "attention")
-
 
 def context_features(context: Transition, use_next_obs: bool) -> jnp.ndarray:
   """Per-transition encoder input ``[..., F]``: (s, a, r) or (s, a, r, s')."""
@@ -74,6 +76,8 @@ class AttentionPoolEncoder(nn.Module):
   trained by the critic loss only, as in CORRO's offline-RL stage.
   """
 
+  CRITIC_SUBMODULES = ("pool",)
+
   hidden_sizes: Sequence[int]
   latent_size: int
 
@@ -93,12 +97,26 @@ class AttentionPoolEncoder(nn.Module):
     return jnp.sum(w[..., None] * e, axis=-2)
 
 
+ENCODER_BUILDERS = {
+    "mean_tanh": lambda hidden, latent: MeanTanhEncoder(tuple(hidden), latent),
+    "stochastic": lambda hidden, latent: MeanTanhEncoder(tuple(hidden), latent, stochastic=True),
+    "attention": lambda hidden, latent: AttentionPoolEncoder(tuple(hidden), latent),
+}
+ENCODERS = tuple(ENCODER_BUILDERS)
+
+
 def make_encoder(kind: str, hidden_sizes: Sequence[int], latent_size: int) -> nn.Module:
   """The context encoder named ``kind`` (one of ``ENCODERS``)."""
-  if kind == "mean_tanh":
-    return MeanTanhEncoder(tuple(hidden_sizes), latent_size)
-  if kind == "stochastic":
-    return MeanTanhEncoder(tuple(hidden_sizes), latent_size, stochastic=True)
-  if kind == "attention":
-    return AttentionPoolEncoder(tuple(hidden_sizes), latent_size)
-  raise ValueError(f"unknown encoder {kind!r}; expected one of {ENCODERS}")
+  if kind not in ENCODER_BUILDERS:
+    raise ValueError(f"unknown encoder {kind!r}; expected one of {ENCODERS}")
+  return ENCODER_BUILDERS[kind](hidden_sizes, latent_size)
+
+
+def critic_trainable_mask(encoder: nn.Module, params) -> dict:
+  """Boolean pytree over ``params`` (the encoder's variables): the leaves a critic loss may
+  train besides the representation objective (``CRITIC_SUBMODULES``; all leaves by default)."""
+  names = getattr(encoder, "CRITIC_SUBMODULES", None)
+  if names is None:
+    return jax.tree.map(lambda _: True, params)
+  return {col: {mod: jax.tree.map(lambda _, m=mod: m in names, sub) for mod, sub in tree.items()}
+          for col, tree in params.items()}

@@ -1,4 +1,4 @@
-"""Offline actor-critic backbones: twin-Q SAC, BRAC (SAC + KL behaviour regulariser), TD3+BC.
+"""The pure per-task losses of the backbones: twin-Q SAC, BRAC (SAC + KL behaviour regulariser), TD3+BC.
 
 All losses are written for *one task* (leading axis ``[N]`` transitions and one code ``z``) and
 vmapped over the tasks of the meta-batch by the learner. The task code arrives detached unless
@@ -32,13 +32,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jcomrl.algos.backbones.base import tile as _tile
 from jcomrl.algos.config import HParams
 from jcomrl.nets.actor_critic import tanh_gaussian_sample
 from jcomrl.types import Transition
-
-
-def _tile(z, n):
-  return jnp.broadcast_to(z, (n,) + z.shape)
 
 
 def policy_sample(policy, params, obs, z, key):

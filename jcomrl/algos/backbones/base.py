@@ -1,0 +1,134 @@
+"""The backbone interface, its registry and the gradient step every parameter group uses.
+
+A backbone is the offline-RL half of a learner: it owns its parameter groups (networks, target
+copies, scalars such as a learned temperature), writes its losses for *one task* (``[N]``
+transitions and one code ``z``; the learner's meta-batch is a ``vmap`` over tasks), and updates
+them in :meth:`Backbone.update`. Parameters and optimiser states are plain dicts of groups that
+every stage returns anew (``{**params, "critic": new}``), so what each loss sees is the argument
+it is given, never the order of statements. Register a new backbone with ``@register`` in its
+own file under ``jcomrl/algos/backbones/`` and import it in ``__init__``; config validation,
+presets and the README take their lists from :data:`BACKBONES`.
+
+The extension points a new backbone overrides are listed on :class:`Backbone` and, for the
+actor-critic family, on :class:`jcomrl.algos.backbones.sac.SAC` (``pre_update``,
+``critic_loss_fn``, ``actor_loss_fn``, ``post_actor``): CQL adds a critic regulariser in
+``critic_loss_fn``, IQL/AWR replace ``actor_loss_fn`` with a weighted log-likelihood and add a
+value group, MISA adds its I(S; A) term to both and trains its critic in ``pre_update``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jcomrl.algos.config import HParams, LearnerConfig
+from jcomrl.types import Transition
+
+BACKBONES: dict[str, type[Backbone]] = {}
+
+# Adam's moment estimates without the learning rate: the (traced) rate is a plain product in
+# ``apply_gradient``, so a sweep over it is a vmap and optax's state stays untouched.
+_ADAM = optax.scale_by_adam()
+
+
+def register(cls: type[Backbone]) -> type[Backbone]:
+  """Class decorator: makes ``cls`` selectable as ``LearnerConfig.backbone = cls.name``."""
+  BACKBONES[cls.name] = cls
+  return cls
+
+
+def make_backbone(cfg: LearnerConfig) -> Backbone:
+  if cfg.backbone not in BACKBONES:
+    raise ValueError(f"unknown backbone {cfg.backbone!r}; expected one of {tuple(BACKBONES)}")
+  return BACKBONES[cfg.backbone](cfg)
+
+
+def optimiser_init(params) -> Any:
+  """The optimiser state of one parameter group."""
+  return _ADAM.init(params)
+
+
+def apply_gradient(grads, params, opt_state, lr):
+  """One Adam step at the traced learning rate ``lr``; returns ``(params, opt_state)``."""
+  updates, opt_state = _ADAM.update(grads, opt_state, params)
+  return optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates)), opt_state
+
+
+def gradient_step(loss_fn: Callable, params, opt_state, lr):
+  """Brax-style update: ``loss_fn(params) -> (loss, aux)``; returns ``(params, opt_state, aux)``."""
+  (_, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+  params, opt_state = apply_gradient(grads, params, opt_state, lr)
+  return params, opt_state, aux
+
+
+def task_mean(per_task_loss: Callable, params, rl: Transition, z, key):
+  """``per_task_loss(params, rl_i, z_i, key_i)`` vmapped over the meta-batch's tasks; the task
+  mean of the loss and of its aux."""
+  keys = jax.random.split(key, z.shape[0])
+  loss, aux = jax.vmap(lambda b, zz, k: per_task_loss(params, b, zz, k))(rl, z, keys)
+  return jnp.mean(loss), jax.tree.map(jnp.mean, aux)
+
+
+def tile(z, n):
+  """One task's code repeated for its ``n`` transitions."""
+  return jnp.broadcast_to(z, (n,) + z.shape)
+
+
+class Backbone:
+  """Interface of an offline-RL backbone (one instance per :class:`LearnerConfig`).
+
+  Attributes:
+    name: the registry name (``LearnerConfig.backbone``).
+    extra_batches: further RL batches of the same tasks one update trains on (BRAC's dual
+      steps); the learner draws them and passes ``rls = [rl, *extra]`` to :meth:`update`.
+
+  Subclasses implement:
+    init(keys [3]) -> params: a dict of groups (keys for the actor, the critic, auxiliary nets).
+    trained_groups(): the groups that have an optimiser state.
+    critic_loss_fn(params, hp, extra) -> per-task ``(critic_params, rl, z, key) -> (loss, m)``:
+      exposed so that objectives training the encoder through the critic can differentiate it.
+    update(params, opt, rls, z, hp, keys [3], step, z_grad) -> (params, opt, metrics, dz):
+      ``z`` is the detached ``[B, Z]`` meta-batch code; with ``z_grad`` it also returns the
+      gradient of the critic loss with respect to ``z`` (the learner back-propagates it into the
+      encoder leaves the objective lets the critic train), else None.
+    act(params, obs, z, key, deterministic) -> action.
+    per_task_losses(params, rl, z, key, hp) -> {name: loss} of one task (tests).
+  """
+
+  name: ClassVar[str]
+  extra_batches: int = 0
+
+  def __init__(self, cfg: LearnerConfig):
+    self.cfg = cfg
+
+  def critic_step(self, params: dict, opt: dict, rl: Transition, z, hp: HParams, key, extra,
+                  z_grad: bool):
+    """One critic step on the task-mean loss; ``dz`` as in :meth:`update`."""
+    per_task = self.critic_loss_fn(params, hp, extra)
+    loss = lambda pc, zz: task_mean(per_task, pc, rl, zz, key)
+    argnums = (0, 1) if z_grad else 0
+    (_, aux), grads = jax.value_and_grad(loss, argnums=argnums, has_aux=True)(params["critic"], z)
+    g_critic, dz = grads if z_grad else (grads, None)
+    new, opt_c = apply_gradient(g_critic, params["critic"], opt["critic"], hp.critic_lr)
+    return {**params, "critic": new}, {**opt, "critic": opt_c}, aux, dz
+
+  def group_step(self, group: str, per_task_loss: Callable, params: dict, opt: dict,
+                 rl: Transition, z, key, lr):
+    """One optimiser step of ``group`` on the task-mean of ``per_task_loss``."""
+    new, opt_g, aux = gradient_step(lambda p: task_mean(per_task_loss, p, rl, z, key),
+                                    params[group], opt[group], lr)
+    return {**params, group: new}, {**opt, group: opt_g}, aux
+
+  def dummy_inputs(self):
+    """``(obs, action, z)`` zeros of batch 1, for initialising networks."""
+    cfg = self.cfg
+    return tuple(jnp.zeros((1, n)) for n in (cfg.obs_size, cfg.action_size, cfg.z_size))
+
+  def per_task_losses(self, params, rl: Transition, z, key, hp: HParams) -> dict:
+    k_critic, k_actor, _ = jax.random.split(key, 3)
+    return {"critic": self.critic_loss_fn(params, hp, None)(params["critic"], rl, z, k_critic)[0],
+            "actor": self.actor_loss_fn(params, hp, None)(params["actor"], rl, z, k_actor)[0]}
