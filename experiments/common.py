@@ -121,8 +121,8 @@ def validate_config(cfg: dict) -> None:
       raise _unknown("learner.", key, set(fields) - set(_FROM_DATA))
     _check_type(f"learner.{key}", value, str(fields[key].type))
   probe = dict(learner, obs_size=1, action_size=1, task_param_size=1)
-  if probe.get("representation") == "unicorn_sup" and not probe.get("num_task_labels"):
-    probe["num_task_labels"] = 2  # filled from the dataset by build()
+  if not probe.get("num_task_labels"):
+    probe["num_task_labels"] = 2  # filled from the dataset by build() (unicorn_sup's classes)
   try:
     lcfg = LearnerConfig.from_dict(probe)
   except (ValueError, TypeError) as e:

@@ -9,11 +9,23 @@ official code disagree (``presets.preset(..., source="paper")``); an ``@cpu`` su
 (``focal.py:cheetah_vel@cpu``, also ``walker_param+paper@cpu``) is the CPU scale profile of
 ``make paper PROFILE=cpu`` (``presets.PROFILES``: narrower nets, smaller batches, 6k updates, a
 random 40 of UNICORN's OOD behaviour policies, checkpoints and IID curve points every quarter).
+
+``learner`` holds every :class:`~jcomrl.algos.config.LearnerConfig` field (the preset's values
+over the defaults), so any of them can be overridden from the command line, e.g.
+``focal.py:tiny --config.learner.extra_objectives=corro:0.5
+--config.learner.corro_negative_source=reward_noise``; the env's sizes and the classifier's
+``num_task_labels`` come from the dataset.
 """
+
+import dataclasses
 
 from ml_collections import config_dict
 
 from jcomrl.algos import presets
+from jcomrl.algos.config import LearnerConfig
+
+# Filled from the dataset by experiments.common.build, never from a config.
+_FROM_DATASET = ("obs_size", "action_size", "task_param_size", "num_task_labels")
 
 VARIANTS = presets.ENVS + ("tiny",)
 
@@ -48,7 +60,9 @@ def base_config(preset: str, variant: str):
   c.dataset = f"data/{env}_mixed"
   c.seed = 0
   c.num_seeds = 1
-  c.learner = config_dict.ConfigDict(p["learner"])
+  defaults = {f.name: f.default for f in dataclasses.fields(LearnerConfig)
+              if f.name not in _FROM_DATASET}
+  c.learner = config_dict.ConfigDict({**defaults, **p["learner"]})
   c.hparams = config_dict.ConfigDict(p["hparams"])
   c.num_steps = p["num_steps"]
   chunk = p["learner"]["steps_per_chunk"]

@@ -84,6 +84,17 @@ def _check_metrics(metrics: dict, num_seeds: int, step: int, chunk: int, ckpt: s
         f"(step {checkpoint.latest_step(ckpt)})")
 
 
+def _check_params(params, step: int, chunk: int, ckpt: str) -> None:
+  """A non-finite update can leave finite chunk metrics (computed before it) but broken
+  parameters: never checkpoint those over the last good state."""
+  broken = _non_finite_groups(params)
+  if broken:
+    raise NonFiniteLossError(
+        f"non-finite parameters ({', '.join(broken)}) at step {step} (in the chunk of steps "
+        f"{step - chunk + 1}-{step}); the last good checkpoint is kept in {ckpt} "
+        f"(step {checkpoint.latest_step(ckpt)})")
+
+
 def _progress_line(metrics: dict, step: int, num_steps: int, rate: float | None) -> str:
   shown = {k: float(np.mean(v)) for k, v in metrics.items()
            if k.startswith("eval/") or k in ("critic/loss", "encoder/loss")}
@@ -158,23 +169,22 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
         metrics["time/updates_per_s"] = rate
       do_eval = eval_fn is not None and eval_every and (step % eval_every == 0
                                                         or step == num_steps)
+      saving = step % checkpoint_every == 0 or step == num_steps or do_eval
+      if saving:
+        _check_params(state.params, step, chunk, ckpt)
+      if not do_eval:
+        # Logged before the checkpoint: a kill between the two must not lose the row of the
+        # step a resume restarts from (rows after the restored step are dropped on resume).
+        writer.write(step, metrics)
       # The checkpoint comes before an evaluation at the same step, so that a failing
       # evaluation never loses the step's state; the metrics row is logged either way.
-      if step % checkpoint_every == 0 or step == num_steps or do_eval:
-        # A non-finite update can leave finite chunk metrics (computed before it) but broken
-        # parameters: never checkpoint those over the last good state.
-        broken = _non_finite_groups(state.params)
-        if broken:
-          raise NonFiniteLossError(
-              f"non-finite parameters ({', '.join(broken)}) at step {step} (in the chunk of "
-              f"steps {step - chunk + 1}-{step}); the last good checkpoint is kept in {ckpt} "
-              f"(step {checkpoint.latest_step(ckpt)})")
+      if saving:
         checkpoint.save(ckpt, step, state, meta)
-      try:
-        if do_eval:
+      if do_eval:
+        try:
           metrics.update(eval_fn(state, step))
-      finally:
-        writer.write(step, metrics)
+        finally:
+          writer.write(step, metrics)
       if progress:
         progress(_progress_line(metrics, step, num_steps, rate))
   finally:
