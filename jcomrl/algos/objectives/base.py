@@ -105,10 +105,13 @@ class Objective:
 
   def loss(self, params: dict, batch: MetaBatch, hp: HParams, key, z, pretrain_params=None):
     """``(loss, metrics)`` given the encoder group ``params`` and the shared code ``z [B, Z]``
-    (computed from ``params`` with ``key``). None: the objective trains no loss of its own."""
+    (computed from ``params`` with ``key``). Objectives without a loss of their own set
+    ``has_loss = False`` and are never asked."""
     raise NotImplementedError
 
   has_loss: ClassVar[bool] = True
+
+  # Only objectives whose ``has_pretrain`` is true are asked for these (CORRO's CVAE).
 
   def pretrain_init(self, key):
     raise NotImplementedError
