@@ -64,8 +64,12 @@ class MeanTanhEncoder(nn.Module):
         pre = pre + std * jax.random.normal(key, pre.shape)
     return jnp.tanh(pre)
 
+  def pool_embeddings(self, embeddings: jnp.ndarray) -> jnp.ndarray:
+    """The code from per-transition embeddings ``[..., K, Z]``: their mean."""
+    return jnp.mean(embeddings, axis=-2)
+
   def __call__(self, features: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
-    return jnp.mean(self.embed(features, key), axis=-2)
+    return self.pool_embeddings(self.embed(features, key))
 
 
 class AttentionPoolEncoder(nn.Module):
@@ -91,10 +95,13 @@ class AttentionPoolEncoder(nn.Module):
     e = self.transition(features)
     return e / (jnp.linalg.norm(e, axis=-1, keepdims=True) + 1e-6)
 
+  def pool_embeddings(self, embeddings: jnp.ndarray) -> jnp.ndarray:
+    """The code from per-transition embeddings ``[..., K, Z]``: their attention-weighted sum."""
+    w = jax.nn.softmax(self.pool(embeddings)[..., 0], axis=-1)
+    return jnp.sum(w[..., None] * embeddings, axis=-2)
+
   def __call__(self, features: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
-    e = self.embed(features)
-    w = jax.nn.softmax(self.pool(e)[..., 0], axis=-1)
-    return jnp.sum(w[..., None] * e, axis=-2)
+    return self.pool_embeddings(self.embed(features))
 
 
 ENCODER_BUILDERS = {

@@ -13,6 +13,7 @@ encoder optimises.
 | ``corro``        | InfoNCE (any ``contrastive_bound``), CVAE negatives      | lower, I(Z;X_t|X_b)       |
 | ``supervised``   | none (encoder trained by the critic)                     | —                         |
 | ``oracle``       | none, z = true task parameters                           | —                         |
+| ``none``         | none, z empty: single-task offline RL                    | —                         |
 
 ``OBJECTIVES`` maps each name to its class; importing this package registers the built-in ones.
 """
@@ -21,6 +22,7 @@ from jcomrl.algos.objectives import (  # noqa: F401  (registers them)
   corro,
   csro,
   focal,
+  none,
   oracle,
   supervised,
   unicorn_ss,

@@ -65,6 +65,12 @@ class ContextEncoder:
     """Per-transition codes ``[..., K, Z]``."""
     return self.module.apply(params["encoder"], self.features(context), key, method="embed")
 
+  def embed_and_encode(self, params: dict, context: Transition, key=None):
+    """``(embeddings [..., K, Z], z [..., Z])`` from one encoder pass; ``z`` equals
+    :meth:`encode`'s with the same key."""
+    e = self.embed(params, context, key)
+    return e, self.module.apply(params["encoder"], e, method="pool_embeddings")
+
   def critic_mask(self, params: dict) -> dict:
     return critic_trainable_mask(self.module, params["encoder"])
 
@@ -83,6 +89,9 @@ class Objective:
   name: ClassVar[str]
   critic_trains: ClassVar[str | None] = None
   uses_encoder: ClassVar[bool] = True
+  # True: ``loss`` also takes ``embed=``, the per-transition embeddings ``[B, K, Z]`` of the
+  # context that z was pooled from (same key), so the encoder runs once (CSRO's CLUB term).
+  uses_embeddings: ClassVar[bool] = False
 
   def __init__(self, cfg: LearnerConfig, encoder: ContextEncoder | None):
     self.cfg = cfg
@@ -91,6 +100,17 @@ class Objective:
   @classmethod
   def validate(cls, cfg: LearnerConfig) -> None:
     """Raises ValueError for settings this objective cannot train with."""
+
+  @classmethod
+  def code_size(cls, cfg: LearnerConfig) -> int:
+    """The size of z: the encoder's latent, or the task parameters' without an encoder."""
+    return cfg.latent_size if cls.uses_encoder else cfg.task_param_size
+
+  @staticmethod
+  def code_without_encoder(task_params):
+    """z of an objective without an encoder (``uses_encoder = False``): the true task
+    parameters (the oracle)."""
+    return task_params
 
   @classmethod
   def has_pretrain(cls, cfg: LearnerConfig) -> bool:
@@ -168,8 +188,9 @@ def make_representation(cfg: LearnerConfig) -> Representation:
   """Builds the encoder, the objective's (and extra terms') networks and the summed loss."""
   primary_cls = OBJECTIVES[cfg.representation]
   if not primary_cls.uses_encoder:
+    code = primary_cls.code_without_encoder
     return Representation(init=lambda key: {},
-                          encode=lambda params, context, task_params, key=None: task_params,
+                          encode=lambda params, context, task_params, key=None: code(task_params),
                           loss=None, critic_mask=None, pretrain_init=None, pretrain_loss=None)
   encoder = ContextEncoder(cfg)
   primary = primary_cls(cfg, encoder)
@@ -191,11 +212,17 @@ def make_representation(cfg: LearnerConfig) -> Representation:
     del task_params
     return encoder.encode(params, context, key)
 
+  shared_embed = any(term.uses_embeddings for term, _ in terms)
+
   def loss(params, batch: MetaBatch, hp: HParams, key, pretrain_params=None):
-    z = encoder.encode(params, batch.context, key)
+    if shared_embed:
+      e, z = encoder.embed_and_encode(params, batch.context, key)
+    else:
+      z = encoder.encode(params, batch.context, key)
     total, metrics = None, {}
     for term, weight in terms:
-      value, m = term.loss(params, batch, hp, key, z, pretrain_params)
+      extra = {"embed": e} if term.uses_embeddings else {}
+      value, m = term.loss(params, batch, hp, key, z, pretrain_params, **extra)
       if weight is None:
         metrics.update(m)
       else:  # an extra term: static weight, metrics under its name
@@ -214,5 +241,6 @@ def make_representation(cfg: LearnerConfig) -> Representation:
 
 
 def z_spread(z: jnp.ndarray) -> jnp.ndarray:
-  """Mean per-dimension standard deviation of a batch of codes (a collapse diagnostic)."""
-  return jnp.mean(jnp.std(z, axis=0))
+  """Mean per-dimension standard deviation of a batch of codes (a collapse diagnostic; 0 for
+  an empty code)."""
+  return jnp.mean(jnp.std(z, axis=0)) if z.shape[-1] else jnp.zeros(())

@@ -42,6 +42,7 @@ def gaussian_nll_per_dim(mean, log_var, target):
 @register
 class CSRO(Objective):
   name = "csro"
+  uses_embeddings = True
 
   def __init__(self, cfg, encoder):
     super().__init__(cfg, encoder)
@@ -52,8 +53,9 @@ class CSRO(Objective):
     return {"club": self.club_net.init(key, zeros(self.cfg.obs_size),
                                        zeros(self.cfg.action_size))}
 
-  def loss(self, params, batch, hp, key, z, pretrain_params=None):
-    e = self.encoder.embed(params, batch.context, key)  # [B, K, Z] per-transition codes
+  def loss(self, params, batch, hp, key, z, pretrain_params=None, embed=None):
+    # [B, K, Z] per-transition codes: those z was pooled from, when the composite passes them.
+    e = self.encoder.embed(params, batch.context, key) if embed is None else embed
     loss, metrics = focal_term(z, batch, hp)
     mean, log_var = self.club_net.apply(params["club"], batch.context.obs, batch.context.action)
     # q_psi is fitted to the detached codes; the encoder minimises the bound with q frozen.
