@@ -16,6 +16,8 @@
 # Phases:
 #   check     nvidia-smi, jax devices, the library's shape/equivalence tests on the GPU
 #   learner   benchmarks.learner_throughput (PRESETS, SEEDS, CHUNK), rows merged across calls
+#   offline   benchmarks.offline_throughput (issue 18): BC/TD3+BC/CQL/IQL/MISA (HMC, importance,
+#             none) at D4RL scale, OFFLINE_SEEDS seeds vmapped
 #   collect   benchmarks.collect_throughput at GPU sizes (COLLECT_ENVS)
 #   datasets  benchmarks.dataset_build: full default datasets (DATA_ENVS) under data/full
 #   sweep     SWEEP_ALGOS x SWEEP_ENV (cheetah_vel), SWEEP_SEEDS seeds vmapped, SWEEP_STEPS updates, + table
@@ -85,6 +87,10 @@ for phase in "$@"; do
         --repeats=3 --seeds="${SEEDS:-1,4,16,64}" \
         --presets="${PRESETS:-unicorn_ss+dual3,unicorn_ss,focal,csro,corro,unicorn_sup,supervised,oracle}"
       ;;
+    offline)
+      step offline $PY -m benchmarks.offline_throughput --chunk="${CHUNK:-100}" --repeats=3 \
+        --seeds="${OFFLINE_SEEDS:-1,4,16}"
+      ;;
     collect)
       step collect $PY -m benchmarks.collect_throughput \
         --envs="${COLLECT_ENVS:-point_robot,cheetah_vel,cheetah_dir,ant_dir,hopper_param,walker_param}" \
@@ -107,6 +113,6 @@ for phase in "$@"; do
         --profile="${PAPER_PROFILE:-paper}" --seeds="${PAPER_SEEDS:-6}" \
         --out="benchmarks/results/paper_${PAPER_PROFILE:-paper}_gpu/${PAPER_ENV:-cheetah_vel}"
       ;;
-    *) echo "unknown phase $phase (check learner collect datasets sweep paper)"; exit 2 ;;
+    *) echo "unknown phase $phase (check learner offline collect datasets sweep paper)"; exit 2 ;;
   esac
 done

@@ -77,9 +77,10 @@ def row_config(row: str, chunk: int) -> tuple[LearnerConfig, HParams]:
 
 
 def measure(row: str, num_seeds: int, chunk: int, repeats: int, data,
-            seed_mode: str = "vmap") -> dict:
+            seed_mode: str = "vmap", configure=row_config) -> dict:
+  """One row: ``configure(row, chunk) -> (LearnerConfig, HParams)`` timed on ``data``."""
   load_before = os.getloadavg()[0]
-  cfg, hp = row_config(row, chunk)
+  cfg, hp = configure(row, chunk)
   lrn = make_learner(cfg)
   vmapped = 1 if seed_mode == "loop" else num_seeds  # seeds per program
   calls = num_seeds if seed_mode == "loop" else 1  # programs per chunk

@@ -143,9 +143,13 @@ def validate_config(cfg: dict) -> None:
       raise _unknown("hparams.", key, hfields)
     if not _is_number(value):
       raise ConfigError(f"config key hparams.{key} = {value!r} must be a finite number")
-    if key.endswith("_lr") or key in ("corro_temperature", "td3_alpha"):
+    if key.endswith("_lr") or key in ("corro_temperature", "td3_alpha", "cql_temperature",
+                                      "iql_temperature", "hmc_step_size"):
       if value <= 0:
         raise ConfigError(f"config key hparams.{key} = {value} must be > 0")
+    elif key == "iql_expectile":
+      if not 0 < value < 1:
+        raise ConfigError(f"config key hparams.{key} = {value} must be in (0, 1)")
     elif key in ("discount", "tau"):
       if not 0 < value <= 1:
         raise ConfigError(f"config key hparams.{key} = {value} must be in (0, 1]")
@@ -216,6 +220,11 @@ def evaluate_state(env, data, meta, learner, params, cfg: dict, step: int) -> di
 def _check_resumable(saved: dict, cfg: dict, workdir: str) -> None:
   """``RunDirError`` unless ``cfg`` continues the run saved in ``workdir`` (only ``num_steps``
   may differ, and not below the latest checkpoint)."""
+  if isinstance(saved.get("learner"), dict) and isinstance(cfg.get("learner"), dict):
+    # learner fields added since the run was saved take their defaults (the old behaviour)
+    learner = LearnerConfig.fill_defaults(saved["learner"])
+    saved = dict(saved, learner={k: v for k, v in learner.items()
+                                 if k in cfg["learner"] or k in saved["learner"]})
   diff = sorted(k for k in set(saved) | set(cfg) if saved.get(k) != cfg.get(k))
   if diff and diff != ["num_steps"]:
     detail = ", ".join(f"{k}: saved {saved.get(k)!r} vs now {cfg.get(k)!r}"

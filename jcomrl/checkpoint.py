@@ -89,6 +89,9 @@ def restore(directory: str, abstract_state: Any, step: int | None = None,
                           f"this jcomrl reads format {FORMAT_VERSION}")
   for key, want in (expect or {}).items():
     have = meta.get(key)
+    if key == "learner" and isinstance(have, dict) and isinstance(want, dict):
+      from jcomrl.algos.config import LearnerConfig  # fields added since: their defaults
+      have = {k: v for k, v in LearnerConfig.fill_defaults(have).items() if k in want or k in have}
     if have != want:
       if isinstance(have, dict) and isinstance(want, dict):
         diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))

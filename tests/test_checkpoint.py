@@ -78,3 +78,35 @@ def test_resume_gives_the_same_final_params(trained_run, synthetic_dir, tmp_path
   _, _, _, _, _, a, _ = common.restore_run(workdir)
   _, _, _, _, _, b, _ = common.restore_run(part)
   jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
+
+
+def test_runs_saved_before_new_learner_fields_still_evaluate_and_resume(trained_run,
+                                                                        synthetic_dir, tmp_path):
+  """A run written before a LearnerConfig field existed (its config.json and checkpoint metas
+  lack the key) compares equal to today's config with that field at its default."""
+  import glob
+  import shutil
+  workdir = str(tmp_path / "old")
+  shutil.copytree(trained_run[0], workdir, ignore=shutil.ignore_patterns(".lock"))
+  new_fields = ("misa_bound", "partition_samples", "critic_activation")
+  for path in [os.path.join(workdir, "config.json"),
+               *glob.glob(os.path.join(workdir, "checkpoints", "*", "meta", "metadata"))]:
+    if not os.path.isfile(path):
+      continue
+    with open(path) as f:
+      saved = json.load(f)
+    learner = saved["config"]["learner"] if "config" in saved else saved["learner"]
+    assert all(k in learner for k in new_fields), path
+    for k in new_fields:
+      del learner[k]
+    if "config" in saved and "learner" in saved:
+      for k in new_fields:
+        saved["learner"].pop(k, None)
+    with open(path, "w") as f:
+      json.dump(saved, f)
+  again = common.evaluate_run(workdir)
+  assert again["iid"]["returns"] == trained_run[1]["iid"]["returns"]
+  cfg = _cfg(synthetic_dir)
+  cfg["num_steps"] += cfg["learner"]["steps_per_chunk"]
+  common.train_run(cfg, workdir, progress=None, evaluate=False)
+  assert checkpoint.steps(os.path.join(workdir, "checkpoints"))[-1] == cfg["num_steps"]

@@ -28,6 +28,16 @@ TD3BC_BC_REDUCTIONS = ("mean", "sum")
 NEGATIVE_SOURCES = ("cvae", "reward_noise")
 DECODER_NLLS = ("mbrl", "half")
 CORRO_POSITIVES = ("task", "context")
+ACTIVATIONS = ("relu", "elu")
+# MISA (Ma et al. 2023) lower bounds on I(S; A) with the critic Q as the energy:
+# "misa" (per-state log-partition), "dv" (Donsker-Varadhan: one log-partition over the batch),
+# "f" (f-divergence / NWJ: E exp(Q - 1)); MISA >= MISA-DV >= MISA-f on the same critic.
+MISA_BOUNDS = ("misa", "dv", "f")
+# How MISA's actor gets the gradient of its log-partition term, E_mu[grad log pi] with
+# mu ~ pi exp(Q): "hmc" (samples of mu by HMC from the data actions, MISA's code), "importance"
+# (the policy's own K samples weighted by exp(Q), cheaper and biased for the "misa" bound),
+# "none" (drop the term).
+MISA_PARTITION_GRADS = ("hmc", "importance", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +98,25 @@ class LearnerConfig:
   # focalsac.py:135).
   soft_target: bool = True
   learn_entropy: bool = False
+  log_std_min: float = -20.0
   log_std_max: float = 2.0
+  # JaxCQL / MISA policy head (young-geng/JaxCQL model.py, sail-sg/MISA algos/model.py:165-209):
+  # log_std = m * raw + o with learnable scalars m, o initialised at 1 and -1, and the pre-tanh
+  # mean clipped to +-policy_mean_clip (9 there; 0 = no clip).
+  policy_log_std_affine: bool = False
+  policy_mean_clip: float = 0.0
+  critic_activation: str = "relu"  # MISA's Q networks use ELU (experiments/main.py:67)
+  # Data actions are clipped to +-action_logp_clip before their log-likelihood under the
+  # tanh-Gaussian (BC, IQL, MISA's BC term; MISA experiments/main.py:128-130 clips at 0.999).
+  action_logp_clip: float = 0.999
+  # Policy samples per state for a log-partition estimate: CQL's K (JaxCQL cql_n_actions = 10)
+  # and MISA's (n_actions = 50, also the number of HMC results per state).
+  partition_samples: int = 10
+  cql_importance_sample: bool = True  # JaxCQL conservative_sac.py:242-255 (CQL(H) with IS)
+  misa_bound: str = "misa"
+  misa_partition_grad: str = "hmc"
+  hmc_burnin: int = 5  # MISA misa.py:64-66: 5 burn-in steps, 2 leapfrog steps
+  hmc_leapfrog: int = 2
   policy_delay: int = 2  # td3bc
   td3bc_bc: str = "mean"  # BC term over action dims: "mean" (TD3_BC.py:143 F.mse_loss) / "sum"
   # Meta-batch.
@@ -124,12 +152,14 @@ class LearnerConfig:
                           ("decoder_nll", DECODER_NLLS), ("corro_positives", CORRO_POSITIVES),
                           ("contrastive_bound", CONTRASTIVE_BOUNDS),
                           ("upper_bound", UPPER_BOUNDS),
+                          ("critic_activation", ACTIVATIONS), ("misa_bound", MISA_BOUNDS),
+                          ("misa_partition_grad", MISA_PARTITION_GRADS),
                           ("context_mode", ("trajectory", "transitions"))):
       if getattr(self, name) not in allowed:
         raise ValueError(f"unknown {name} {getattr(self, name)!r}; expected one of {allowed}")
     for name in ("meta_batch_size", "context_size", "rl_batch_size", "steps_per_chunk",
                  "latent_size", "dual_steps", "policy_delay", "corro_negatives", "cvae_latent",
-                 "task_resample_every"):
+                 "task_resample_every", "partition_samples", "hmc_leapfrog"):
       if getattr(self, name) <= 0:
         raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
     for term in {self.representation, *(t for t, _ in parse_terms(self.extra_objectives))}:
@@ -139,6 +169,15 @@ class LearnerConfig:
                        f"of steps_per_chunk ({self.steps_per_chunk})")
     if self.brac_auto_weight and self.brac_penalty == "none":
       raise ValueError("brac_auto_weight needs a BRAC penalty; brac_penalty='none' uses no weight")
+    if self.hmc_burnin < 0:
+      raise ValueError(f"hmc_burnin must be non-negative, got {self.hmc_burnin}")
+    if not 0.0 < self.action_logp_clip < 1.0:
+      raise ValueError(f"action_logp_clip must lie in (0, 1), got {self.action_logp_clip}")
+    BACKBONES[self.backbone].validate(self)
+    if OBJECTIVES[self.representation].critic_trains and not BACKBONES[self.backbone].has_critic:
+      raise ValueError(f"representation {self.representation!r} trains the encoder through the "
+                       f"critic, and backbone {self.backbone!r} has none; pick a backbone with "
+                       f"a critic")
     if self.pretrain_steps and not OBJECTIVES[self.representation].has_pretrain(self):
       raise ValueError(f"pretrain_steps is only used by objectives with a pretrain stage (corro "
                        f"with corro_negative_source='cvae'), not {self.representation!r}")
@@ -146,8 +185,7 @@ class LearnerConfig:
   @property
   def z_size(self) -> int:
     from jcomrl.algos.objectives import OBJECTIVES
-    uses_encoder = OBJECTIVES[self.representation].uses_encoder
-    return self.latent_size if uses_encoder else self.task_param_size
+    return OBJECTIVES[self.representation].code_size(self)
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> LearnerConfig:
@@ -160,6 +198,16 @@ class LearnerConfig:
 
   def to_dict(self) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+  @classmethod
+  def fill_defaults(cls, d: dict[str, Any]) -> dict[str, Any]:
+    """A saved learner dict with the fields added since it was written set to their defaults
+    (a new field's default keeps the earlier behaviour), in ``to_dict``'s form, so runs and
+    checkpoints of earlier versions compare equal to the same config today."""
+    out = {f.name: f.default for f in dataclasses.fields(cls)
+           if f.default is not dataclasses.MISSING}
+    out.update(d)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
   def structure_dict(self) -> dict[str, Any]:
     """The fields that fix the train state's structure (what a checkpoint must agree with)."""
@@ -202,6 +250,22 @@ class HParams:
   td3_alpha: Any = 2.5
   td3_policy_noise: Any = 0.2
   td3_noise_clip: Any = 0.5
+  value_lr: Any = 3e-4  # iql: V(s)'s Adam rate (implicit_q_learning train_offline.py: 3e-4)
+  # CQL(H) (JaxCQL conservative_sac.py:38-46): the regulariser's weight and temperature.
+  cql_weight: Any = 5.0
+  cql_temperature: Any = 1.0
+  # IQL (Kostrikov et al. 2022; ikostrikov/implicit_q_learning, gym locomotion): expectile tau,
+  # inverse temperature beta of the advantage weights exp(beta A), their clip.
+  iql_expectile: Any = 0.7
+  iql_temperature: Any = 3.0
+  iql_weight_max: Any = 100.0
+  # MISA (sail-sg/MISA algos/misa.py:55-66): gamma_1 on the critic's bound term
+  # (min_q_weight), the BC + entropy bracket's weight (bc_weight_misa), the partition-gradient
+  # term's weight (unbiased_weight), and HMC's step size (mcmc_step_size).
+  misa_critic_weight: Any = 5.0
+  misa_bc_weight: Any = 0.5
+  misa_partition_weight: Any = 0.1
+  hmc_step_size: Any = 1.0
 
   @classmethod
   def create(cls, **kw) -> HParams:

@@ -4,13 +4,15 @@
 The pure per-task losses live in :mod:`.losses` and are re-exported here.
 """
 
-from jcomrl.algos.backbones import brac, sac, td3bc  # noqa: F401  (registers them)
+from jcomrl.algos.backbones import bc, brac, cql, iql, misa, sac, td3bc  # noqa: F401  (registers)
 from jcomrl.algos.backbones.base import (  # noqa: F401
   BACKBONES,
   Backbone,
   apply_gradient,
   gradient_step,
   make_backbone,
+  make_critic,
+  make_policy,
   optimiser_init,
   register,
   task_mean,

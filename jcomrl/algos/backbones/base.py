@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import optax
 
 from jcomrl.algos.config import HParams, LearnerConfig
+from jcomrl.nets.actor_critic import DoubleCritic, TanhGaussianPolicy
 from jcomrl.types import Transition
 
 BACKBONES: dict[str, type[Backbone]] = {}
@@ -73,6 +74,18 @@ def task_mean(per_task_loss: Callable, params, rl: Transition, z, key):
   return jnp.mean(loss), jax.tree.map(jnp.mean, aux)
 
 
+def make_policy(cfg: LearnerConfig) -> TanhGaussianPolicy:
+  """The tanh-Gaussian policy of ``cfg`` (every backbone's actor)."""
+  return TanhGaussianPolicy(cfg.rl_hidden, cfg.action_size, log_std_min=cfg.log_std_min,
+                            log_std_max=cfg.log_std_max, log_std_affine=cfg.policy_log_std_affine,
+                            mean_clip=cfg.policy_mean_clip)
+
+
+def make_critic(cfg: LearnerConfig) -> DoubleCritic:
+  """The twin Q(s, z, a) of ``cfg``."""
+  return DoubleCritic(cfg.rl_hidden, activation=cfg.critic_activation)
+
+
 def tile(z, n):
   """One task's code repeated for its ``n`` transitions."""
   return jnp.broadcast_to(z, (n,) + z.shape)
@@ -101,9 +114,16 @@ class Backbone:
 
   name: ClassVar[str]
   extra_batches: int = 0
+  # False for backbones without a Q critic (BC): objectives that train the encoder through the
+  # critic cannot use them.
+  has_critic: ClassVar[bool] = True
 
   def __init__(self, cfg: LearnerConfig):
     self.cfg = cfg
+
+  @classmethod
+  def validate(cls, cfg: LearnerConfig) -> None:
+    """Raises ValueError for settings this backbone cannot train with."""
 
   def critic_step(self, params: dict, opt: dict, rl: Transition, z, hp: HParams, key, extra,
                   z_grad: bool):

@@ -8,14 +8,16 @@ is learned (``-exp(log_alpha) (log pi + target_entropy)``, target entropy ``-|A|
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 import optax
 
 from jcomrl.algos.backbones import losses
-from jcomrl.algos.backbones.base import Backbone, gradient_step, register
+from jcomrl.algos.backbones.base import Backbone, gradient_step, make_critic, make_policy, register
 from jcomrl.algos.config import HParams
-from jcomrl.nets.actor_critic import DoubleCritic, TanhGaussianPolicy, tanh_gaussian_sample
+from jcomrl.nets.actor_critic import tanh_gaussian_sample
 
 
 @register
@@ -32,11 +34,15 @@ class SAC(Backbone):
   """
 
   name = "sac"
+  # True: the actor's loss sees the critic after this update's critic step (UNICORN
+  # algorithms/sac.py, rlkit). False: every loss is taken at the parameters the update started
+  # from, as JaxCQL / MISA do (one ``value_and_multi_grad`` over all losses, misa.py:493-501).
+  actor_uses_updated_critic: ClassVar[bool] = True
 
   def __init__(self, cfg):
     super().__init__(cfg)
-    self.policy = TanhGaussianPolicy(cfg.rl_hidden, cfg.action_size, log_std_max=cfg.log_std_max)
-    self.critic = DoubleCritic(cfg.rl_hidden)
+    self.policy = make_policy(cfg)
+    self.critic = make_critic(cfg)
     self.target_entropy = -float(cfg.action_size)
 
   def init(self, keys) -> dict:
@@ -83,10 +89,11 @@ class SAC(Backbone):
     k_pre, k_critic, k_actor = keys
     params, opt, metrics, extra = self.pre_update(params, opt, rls, z, hp, k_pre)
     rl = rls[0]
+    before = params
     params, opt, m_critic, dz = self.critic_step(params, opt, rl, z, hp, k_critic, extra, z_grad)
+    seen = params if self.actor_uses_updated_critic else {**params, "critic": before["critic"]}
     params, opt, (m_actor, logp, divergence) = self.group_step(
-        "actor", self.actor_loss_fn(params, hp, extra), params, opt, rl, z, k_actor,
-        hp.actor_lr)
+        "actor", self.actor_loss_fn(seen, hp, extra), params, opt, rl, z, k_actor, hp.actor_lr)
     metrics = {**metrics, **m_critic, **m_actor}
     if self.cfg.learn_entropy:
       logp = jax.lax.stop_gradient(logp)

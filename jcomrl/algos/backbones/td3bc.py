@@ -12,9 +12,8 @@ import jax.numpy as jnp
 import optax
 
 from jcomrl.algos.backbones import losses
-from jcomrl.algos.backbones.base import Backbone, register
+from jcomrl.algos.backbones.base import Backbone, make_critic, make_policy, register
 from jcomrl.algos.config import HParams
-from jcomrl.nets.actor_critic import DoubleCritic, TanhGaussianPolicy
 
 
 def _select(flag, new, old):
@@ -27,8 +26,8 @@ class TD3BC(Backbone):
 
   def __init__(self, cfg):
     super().__init__(cfg)
-    self.policy = TanhGaussianPolicy(cfg.rl_hidden, cfg.action_size, log_std_max=cfg.log_std_max)
-    self.critic = DoubleCritic(cfg.rl_hidden)
+    self.policy = make_policy(cfg)
+    self.critic = make_critic(cfg)
 
   def init(self, keys) -> dict:
     obs, act, z = self.dummy_inputs()
