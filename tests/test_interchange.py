@@ -287,7 +287,7 @@ def test_minari_round_trip_is_bit_exact(tmp_path):
   _assert_same(first, second)
 
 
-def test_native_dataset_minari_round_trip_is_bit_exact(tmp_path):
+def test_native_dataset_minari_round_trip_is_bit_exact(tmp_path, monkeypatch):
   native = _native(seed=5)
   out = str(tmp_path / "minari")
   dirs = interchange.export_minari(native, out, meta=NATIVE_META)
@@ -305,6 +305,13 @@ def test_native_dataset_minari_round_trip_is_bit_exact(tmp_path):
   np.testing.assert_array_equal(steps, native.transitions.reward[1])
   ep0 = next(iter(ds.iterate_episodes()))
   np.testing.assert_array_equal(ep0.observations[:-1], native.transitions.obs[1, :len(ep0)])
+  # minari.load_dataset by id, from a datasets root laid out as <namespace>/<name>-v<N>/data.
+  monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "root"))
+  os.makedirs(tmp_path / "root" / "jcomrl")
+  os.symlink(dirs[1], tmp_path / "root" / "jcomrl" / "point_robot_task001-v0")
+  loaded = minari.load_dataset("jcomrl/point_robot_task001-v0")
+  assert loaded.spec.dataset_id == "jcomrl/point_robot_task001-v0"
+  assert loaded.total_steps == native.num_transitions
 
 
 def test_minari_layout_errors(tmp_path):

@@ -22,8 +22,9 @@ dataset directory ``<dir>/data/`` holding ``metadata.json`` (``dataset_id``
 ``rewards [T]``, ``terminations [T]``, ``truncations [T]`` (bool) and an ``infos`` group whose
 per-step arrays have ``T + 1`` rows (the reset's info first, as ``DataCollector`` records them)
 or ``T``. Only flat ``Box`` observations and actions are read (a Dict/Tuple space, stored as a
-group, is refused). The ``minari`` package itself is not installed with jcomrl; see
-``tests/test_interchange.py`` for whether ``minari.MinariDataset`` opens what we write.
+group, is refused). The ``minari`` package is optional (``pip install 'jcomrl[minari]'``);
+where it is installed, ``tests/test_interchange.py`` checks that ``minari.MinariDataset`` and
+``minari.load_dataset`` (0.5.4) open what :func:`export_minari` writes.
 
 Mapping onto jcomrl's ``[num_tasks, N]`` segments
 -------------------------------------------------
