@@ -1,0 +1,136 @@
+"""Convert D4RL / Minari data to a jcomrl dataset and back.
+
+  # import: one file (or Minari dataset) per task, in task order -> a jcomrl dataset directory
+  python -m experiments.convert --from=d4rl --path=task0.hdf5 [--path=task1.hdf5 ...] --out=DIR
+  python -m experiments.convert --from=minari --path=MINARI_DIR [--path=...] --out=DIR
+  # export: a jcomrl dataset -> DIR/task_000.hdf5, ... (D4RL) or DIR/task_000/data/ (Minari)
+  python -m experiments.convert --to=d4rl --path=DATASET_DIR --out=DIR
+  python -m experiments.convert --to=minari --path=DATASET_DIR --out=DIR
+
+Import options: ``--segment_length`` (required when episode lengths vary), ``--env`` (name a
+jcomrl env to train on the data with it), ``--test_tasks`` (held-out task rows; default the last
+task), ``--normalisation=RANDOM,EXPERT`` (score anchors, needed for training). How episodes map
+onto segments, which transitions are dropped or trimmed and why, and the dtypes: see
+``jcomrl.data.interchange``. Existing output is refused unless ``--overwrite`` (and even then
+only a jcomrl dataset / files of the same kind are replaced, each once its new version is
+complete). Bad input ends in one line on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import flags
+
+from experiments import cli
+
+FORMATS = ("d4rl", "minari")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  flags.DEFINE_enum("from", None, FORMATS, "import: the format of --path")
+  flags.DEFINE_enum("to", None, FORMATS, "export: the format to write")
+  flags.DEFINE_multi_string("path", [], "import: D4RL .hdf5 file(s) or Minari dataset dir(s), "
+                            "one per task (repeat the flag); export: the jcomrl dataset dir")
+  flags.DEFINE_string("out", None, "import: the jcomrl dataset dir to write; export: the "
+                      "directory for the task files")
+  flags.DEFINE_integer("segment_length", None, "import: steps per stored segment (default: "
+                       "recorded by a jcomrl export, else the common episode length)",
+                       lower_bound=1)
+  flags.DEFINE_string("env", None, "import: meta.json env (default: recorded, else "
+                      "d4rl:<file> / minari:<dataset id>)")
+  flags.DEFINE_list("test_tasks", None, "import: held-out task rows (default: the last task)")
+  flags.DEFINE_string("normalisation", None, "import: RANDOM,EXPERT episode returns for score "
+                      "normalisation")
+  flags.DEFINE_bool("overwrite", False, "replace existing output")
+
+
+def _ints(name: str, values) -> list[int] | None:
+  if values is None:
+    return None
+  try:
+    return [int(v) for v in values]
+  except ValueError:
+    raise cli.UsageError(f"--{name}={','.join(values)} must be a comma list of task rows "
+                         "(integers)") from None
+
+
+def _normalisation(spec: str | None) -> dict | None:
+  if spec is None:
+    return None
+  try:
+    random, expert = (float(v) for v in spec.split(","))
+  except ValueError:
+    raise cli.UsageError(f"--normalisation={spec} must be RANDOM,EXPERT (two numbers)") from None
+  if random == expert:
+    raise cli.UsageError("--normalisation random and expert returns must differ")
+  return {"random": random, "expert": expert}
+
+
+def _check_import_out(out: str, overwrite: bool) -> None:
+  if not os.path.lexists(out):
+    return
+  if not overwrite:
+    raise cli.UsageError(f"--out={out} already exists; choose another --out or pass "
+                         "--overwrite (the old dataset is kept until the new one is complete)")
+  if not os.path.isdir(out) or (os.listdir(out) and
+                                not os.path.exists(os.path.join(out, "meta.json"))):
+    raise cli.UsageError(f"--out={out} exists and is not a jcomrl dataset; --overwrite only "
+                         "replaces a dataset directory: choose another --out")
+
+
+def convert(src_format: str | None, dst_format: str | None, paths: list[str], out: str, *,
+            segment_length=None, env=None, test_tasks=None, normalisation=None,
+            overwrite: bool = False) -> str:
+  """Runs one conversion; returns the summary line."""
+  from jcomrl.data import interchange
+  from jcomrl.data.dataset import save_dataset
+
+  if (src_format is None) == (dst_format is None):
+    raise cli.UsageError("pass exactly one of --from=d4rl|minari (import) and "
+                         "--to=d4rl|minari (export)")
+  if not paths:
+    raise cli.UsageError("--path is required (repeat it for several tasks)")
+  if not out:
+    raise cli.UsageError("--out is required")
+  if src_format is not None:
+    _check_import_out(out, overwrite)
+    read = interchange.import_d4rl if src_format == "d4rl" else interchange.import_minari
+    data, meta = read(paths if len(paths) > 1 else paths[0], segment_length=segment_length,
+                      env=env, test_tasks=test_tasks, normalisation=normalisation)
+    save_dataset(out, data, meta, overwrite=overwrite)
+    src = meta["source"]
+    dropped = sum(f.get("dropped_no_successor", 0) for f in src["files"])
+    return (f"wrote {out}: {data.num_tasks} task(s) x {data.num_transitions} transitions, "
+            f"segment_length {data.segment_length} ({src['segment_length_rule']}), env "
+            f"{meta['env']!r}, split {meta['split']}; dropped {dropped} transitions without a "
+            f"successor, trimmed {sum(src['trimmed_per_task'])} to a common multiple of the "
+            "segment length")
+  if len(paths) != 1:
+    raise cli.UsageError(f"--to={dst_format} exports one jcomrl dataset; pass one --path")
+  for name, value in (("segment_length", segment_length), ("env", env),
+                      ("test_tasks", test_tasks), ("normalisation", normalisation)):
+    if value is not None:
+      raise cli.UsageError(f"--{name} applies to an import (--from), not to --to")
+  write = interchange.export_d4rl if dst_format == "d4rl" else interchange.export_minari
+  written = write(paths[0], out, overwrite=overwrite)
+  names = ", ".join(os.path.basename(w) for w in written)
+  return f"wrote {len(written)} {dst_format} task file(s) to {out}: {names}"
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise cli.UsageError(f"unexpected argument(s) {argv[1:]}; pass files with --path")
+  print(convert(FLAGS["from"].value, FLAGS.to, FLAGS.path, FLAGS.out,
+                segment_length=FLAGS.segment_length, env=FLAGS.env,
+                test_tasks=_ints("test_tasks", FLAGS.test_tasks),
+                normalisation=_normalisation(FLAGS.normalisation), overwrite=FLAGS.overwrite))
+
+
+def run():
+  cli.run(main, "experiments.convert", define=define_flags)
+
+
+if __name__ == "__main__":
+  run()
