@@ -298,3 +298,19 @@ def test_single_task_config_trains_and_evaluates_a_one_task_dataset(synthetic_da
   assert cfg["learner"]["representation"] == "none" and cfg["learner"]["backbone"] == "misa"
   with pytest.raises(ValueError, match="no offline variant"):
     offline.get_config("misa@gpu")
+
+
+def test_offline_table_names_overrides_and_markdown(synthetic_dir):
+  from experiments import offline_table as ot
+  assert ot.d4rl_name("data/offline/halfcheetah-medium_replay/") == "halfcheetah-medium-replay"
+  assert ot.parse_override("learner.partition_samples=4") == ("learner.partition_samples", 4)
+  assert ot.parse_override("learner.misa_bound=dv") == ("learner.misa_bound", "dv")
+  cfg = ot.run_config("misa", "tiny", synthetic_dir, 2, [("learner.misa_bound", "dv"),
+                                                         ("learner.misa_partition_grad",
+                                                          "importance")])
+  assert (cfg["env"], cfg["num_seeds"], cfg["learner"]["misa_bound"]) == ("point_robot", 2, "dv")
+  cells = {("hopper-medium", "bc"): {"seeds": [50.0, 54.0], "wall_s": 10.0},
+           ("hopper-medium", "misa"): {"seeds": None, "wall_s": None}}
+  md = ot.build_markdown(["data/offline/hopper-medium"], ["bc", "misa"], cells, "cpu", 2)
+  assert "| hopper-medium | 52.0 ± 2.0 | – |" in md
+  assert "| hopper-medium | 52.9 | 67.1 |" in md  # MISA's paper row for the same dataset
