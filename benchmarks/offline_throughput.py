@@ -11,7 +11,9 @@ median of ``--repeats`` chunks, 1-minute load average before and after each row)
   python -m benchmarks.offline_throughput                       # all rows, 1 and 4 seeds
   python -m benchmarks.offline_throughput --rows=misa --seeds=1,16 --chunk=100   # e.g. GPU
 
-Writes ``benchmarks/results/offline_throughput_<device>.json`` and prints a table.
+``--profile=cpu`` times the ``@cpu`` profile's networks instead (the misa rows keep the partition
+gradient they name). Writes ``benchmarks/results/offline_throughput_<profile>_<device>.json``
+and prints a table.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from jcomrl.types import Transition
 
 OBS, ACT = 11, 3
 ROWS = ["bc", "td3bc", "cql", "iql", "misa", "misa_importance", "misa_nograd"]
-_VARIANTS = {"misa_importance": ("misa", {"misa_partition_grad": "importance"}),
+_VARIANTS = {"misa": ("misa", {"misa_partition_grad": "hmc"}),
+             "misa_importance": ("misa", {"misa_partition_grad": "importance"}),
              "misa_nograd": ("misa", {"misa_partition_grad": "none"})}
 
 
@@ -48,9 +51,12 @@ def synthetic_single_task(n=100_000, seed=0) -> OfflineDataset:
                         task_params=jnp.zeros((1, 0)), segment_length=1000)
 
 
+PROFILE = {"name": "paper"}  # set from --profile
+
+
 def row_config(row: str, chunk: int) -> tuple[LearnerConfig, HParams]:
   name, extra = _VARIANTS.get(row, (row, {}))
-  p = offline_preset(name)
+  p = offline_preset(name, profile=PROFILE["name"])
   lrn = dict(p["learner"], **extra, obs_size=OBS, action_size=ACT, task_param_size=0,
              steps_per_chunk=chunk)
   return LearnerConfig(**lrn), HParams.create(**p["hparams"])
@@ -62,13 +68,18 @@ def main():
   ap.add_argument("--seeds", default="1,4")
   ap.add_argument("--chunk", type=int, default=20)
   ap.add_argument("--repeats", type=int, default=3)
+  ap.add_argument("--profile", choices=("paper", "cpu"), default="paper",
+                  help="paper: the official settings (2 x 256, MISA K = 50 with HMC); cpu: the "
+                  "offline.py @cpu profile (2 x 64; misa rows keep their partition gradient)")
   ap.add_argument("--out", default=None)
   args = ap.parse_args()
+  PROFILE["name"] = args.profile
   device = jax.devices()[0]
   kind = getattr(device, "device_kind", device.platform)
   data = synthetic_single_task()
   out = args.out or os.path.join(os.path.dirname(__file__), "results",
-                                 f"offline_throughput_{kind.lower().replace(' ', '_')}.json")
+                                 f"offline_throughput_{args.profile}_"
+                                 f"{kind.lower().replace(' ', '_')}.json")
   print(f"device: {kind} ({device.platform}, {os.cpu_count()} CPUs); load average "
         f"{os.getloadavg()}")
   print(f"{'row':16s} {'seeds':>5s} {'ms/upd':>8s} {'upd/s/seed':>11s} {'aggregate':>10s} "
@@ -83,7 +94,7 @@ def main():
           "cpu_count": os.cpu_count(), "jax": jax.__version__,
           "python": platform.python_version(),
           "date": datetime.datetime.now().isoformat(timespec="seconds"),
-          "scale": {"rl_batch": 256, "hidden": [256, 256], "obs": OBS, "action": ACT},
+          "profile": args.profile, "scale": {"rl_batch": 256, "obs": OBS, "action": ACT},
           "results": results})
       print(f"{row:16s} {s:5d} {r['ms_per_update_per_seed']:8.1f} "
             f"{r['updates_per_s_per_seed']:11.2f} {r['updates_per_s_aggregate']:10.2f} "

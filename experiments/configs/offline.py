@@ -1,8 +1,8 @@
 """Single-task offline RL: ``--config=experiments/configs/offline.py:<backbone>[@cpu|@tiny]``.
 
 Backbones (settings and sources: :mod:`jcomrl.algos.offline_presets`): ``bc``, ``td3bc``,
-``cql``, ``iql``, ``misa``. ``@cpu`` is the 2-core profile (narrower nets, 2e4 updates, MISA
-with importance-weighted partition gradients), ``@tiny`` a test-sized job. The dataset is a
+``cql``, ``iql``, ``misa``. ``@cpu`` is the 2-core profile (narrower nets, 1e4 updates, K = 4,
+MISA with importance-weighted partition gradients), ``@tiny`` a test-sized job. The dataset is a
 one-task dataset; point ``--config.dataset`` (and ``--config.env``, the env it was collected
 in) at it, e.g.::
 

@@ -49,12 +49,17 @@ OFFLINE_PRESETS: dict[str, tuple[dict, dict]] = {
 }
 OFFLINE_NUM_STEPS = 1_000_000
 
-# The CPU profile (2 cores): narrower nets, fewer updates; MISA's partition gradient by importance
-# weights of its K samples instead of HMC (HMC's 55 chain steps per update cost ~50 x a SAC
-# actor step), K = 10. Every difference is recorded in the run's config.
+# The CPU profile (2 cores; sized for issue 18's 90-minute table of 3 datasets x 5 methods x 3
+# seeds): 2 x 64 networks, 1e4 updates, K = 4 partition samples for CQL (12 proposals per state)
+# and MISA, MISA's partition gradient by importance weights of its K samples instead of HMC.
+# Measured with benchmarks.offline_throughput --profile=cpu --seeds=3 (2 x 64, K = 10, load 2-4):
+# ms per update per seed bc 1.5, td3bc 5.5, iql 5.8, cql 77, misa HMC 114, misa importance 62,
+# misa without the partition term 40 -- the critic on N x K sampled actions dominates CQL and
+# MISA. Every difference is recorded in the run's config.
 CPU_PROFILE = dict(rl_hidden=(64, 64), steps_per_chunk=500)
-CPU_NUM_STEPS = 20_000
-CPU_MISA = dict(misa_partition_grad="importance", partition_samples=10)
+CPU_NUM_STEPS = 10_000
+CPU_PARTITION_SAMPLES = 4
+CPU_MISA = dict(misa_partition_grad="importance")
 
 
 def offline_preset(name: str, profile: str = "paper", tiny: bool = False) -> dict:
@@ -67,6 +72,8 @@ def offline_preset(name: str, profile: str = "paper", tiny: bool = False) -> dic
   if profile == "cpu" or tiny:
     learner.update(CPU_PROFILE)
     num_steps = CPU_NUM_STEPS
+    if "partition_samples" in learner:
+      learner["partition_samples"] = CPU_PARTITION_SAMPLES
     if name == "misa":
       learner.update(CPU_MISA)
   if tiny:
