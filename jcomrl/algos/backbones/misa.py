@@ -45,7 +45,7 @@ Deviations, each deliberate:
 Measured (``actor/hmc_accept``; synthetic hopper-shaped data, MISA's settings, 2 x 64 nets): at
 the official step size 1 fewer than 1 % of HMC moves are accepted in the first 100 updates (2
 leapfrog steps of size 1 leave the box nearly always), so the chains mostly return their starts,
-the data actions, and the partition term acts as ``-u log pi(a_data|s)``, i.e. it lowers the BC
+the data actions, and the partition term becomes ``+u log pi(a_data|s)`` in the loss: it lowers the BC
 weight from 0.5 to 0.4; at step size 0.1 about 85 % are accepted. MISA's tfp adaptation (4 steps
 at rate 0.01) cannot move the step size far enough to change this.
 """
