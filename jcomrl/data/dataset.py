@@ -197,8 +197,12 @@ def _check_split(split: dict, num_tasks: int) -> None:
     ids = split[part]
     if not ids or min(ids) < 0 or max(ids) >= num_tasks:
       raise DatasetError(f"split[{part!r}] = {ids} is empty or outside the {num_tasks} tasks")
-  if set(split["train"]) & set(split["test"]):
-    raise DatasetError("train and test task ids overlap")
+  # Overlap is an error, except the "same" split (train = test: every task is trained on and
+  # evaluated, FOCAL's 2-task direction envs and the one-task single-task datasets).
+  same = sorted(split["train"]) == sorted(split["test"])
+  if set(split["train"]) & set(split["test"]) and not same:
+    raise DatasetError("train and test task ids overlap (only identical lists, the 'same' "
+                       "split, may share tasks)")
 
 
 def read_meta(path: str) -> dict:
