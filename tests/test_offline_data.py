@@ -32,24 +32,31 @@ FIELDS = ("obs", "action", "reward", "next_obs", "terminal", "timeout")
 
 @pytest.fixture(scope="session")
 def family(tmp_path_factory):
-  """The tiny family written by the command's code path, and what the trainer returned."""
+  """The tiny family written by the command's code path, in two calls: ``medium_replay`` alone
+  (trains; the work directory stays for the other qualities), then ``all`` (must resume from the
+  work directory without training). Also what the trainer returned."""
   c = offline_config.get_config("tiny")
   c.out = str(tmp_path_factory.mktemp("offline"))
   recorded = {}
   original = offline.per_task_sac.train_sac_per_task
 
   def spy(env, *args, **kwargs):
+    if "policies" in recorded:
+      raise AssertionError("trained twice: the second call must reuse the work directory")
     recorded["env"] = env
     recorded["policies"], recorded["replay"] = out = original(env, *args, **kwargs)
     return out
 
   offline.per_task_sac.train_sac_per_task = spy
-  lines = []
+  first, lines = c.copy_and_resolve_references(), []
+  first.qualities = "medium_replay"
   try:
+    collect_cli.generate(first, progress=lines.append)
+    work_kept = sorted(os.listdir(os.path.join(c.out, "tiny.partial")))
     out = collect_cli.generate(c, progress=lines.append)
   finally:
     offline.per_task_sac.train_sac_per_task = original
-  return {"config": c, "data": out, "lines": lines, **recorded}
+  return {"config": c, "data": out, "lines": lines, "work_kept": work_kept, **recorded}
 
 
 def _arrays(ds):
@@ -79,7 +86,11 @@ def test_five_datasets_with_their_sizes(family):
   assert set(np.unique(data["random"][0].checkpoint_id)) == {0}
   assert set(np.unique(data["expert"][0].checkpoint_id)) == {k - 1}
   assert set(np.unique(data["medium"][0].checkpoint_id)) == {meta["offline"]["medium_snapshot"]}
-  # The work directory is gone once all five exist.
+  # The first call kept the behaviour run for the other qualities; the second reused it (the
+  # spy refuses a second training), kept medium_replay, and removed the work directory.
+  assert {"behaviour", "replay.npz", "returns.json", "work.json"} <= set(family["work_kept"])
+  assert any(s.startswith("resuming: reusing 4 behaviour snapshots") for s in family["lines"])
+  assert any("tiny-medium_replay: already written by this run" in s for s in family["lines"])
   assert not os.path.exists(os.path.join(c.out, "tiny.partial"))
 
 
