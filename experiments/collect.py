@@ -4,6 +4,11 @@
 
 Progress lines go to stdout. A killed run resumes from ``<out>.partial/`` when started again with
 the same config (behaviour snapshots are reused, finished collection chunks are skipped).
+
+A single-task family config (``experiments/configs/offline_data.py``, it has ``qualities``)
+writes its qualities from one behaviour run (``jcomrl.data.offline``)::
+
+    python -m experiments.collect --config=experiments/configs/offline_data.py:hopper@cpu
 """
 
 import os
@@ -42,11 +47,34 @@ def default_out(c) -> str:
   return c.out or f"data/{c.get('variant', c.env)}_{c.quality}"
 
 
+def generate_family(c, progress=print):
+  """Builds (or resumes) the single-task family of an ``offline_data.py`` config ``c``;
+  returns ``{quality: (dataset, meta)}``."""
+  from jcomrl.data import offline
+
+  t0 = time.time()
+  kw = behaviour_kwargs(c)
+  out = offline.generate_family(
+      c.out, c.name, c.env, c.env_overrides.to_dict(), qualities=c.qualities, seed=c.seed,
+      behaviour_kwargs=kw, transitions=c.transitions, chunk_episodes=c.chunk_episodes,
+      return_episodes=c.return_episodes, medium_fraction=c.medium_fraction,
+      physics=c.get("physics", "auto"), overwrite=c.overwrite, resume=c.resume,
+      message=progress)
+  for q, (data, meta) in out.items():
+    progress(f"{offline.dataset_dir(c.out, c.name, q)}: {data.num_transitions:,} transitions, "
+             f"normalisation {meta['normalisation']}")
+  progress(f"done in {cli.format_seconds(time.time() - t0)}")
+  return out
+
+
 def generate(c, progress=print):
-  """Builds (or resumes) the dataset of config ``c``; returns ``(dataset, meta)``."""
+  """Builds (or resumes) the dataset of config ``c``; returns ``(dataset, meta)`` (a family
+  config: ``{quality: (dataset, meta)}``, see ``generate_family``)."""
   from jcomrl import envs
   from jcomrl.data import collect, pipeline
 
+  if "qualities" in c:
+    return generate_family(c, progress)
   t0 = time.time()
   out = default_out(c)
   if c.env not in envs.registered():

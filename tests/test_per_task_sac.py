@@ -31,9 +31,14 @@ def tasks(point_env):
 
 
 @pytest.fixture(scope="module")
-def trained(point_env, tasks):
+def trained_and_replay(point_env, tasks):
   return behaviour.train_behaviour("sac_per_task", point_env, tasks, seed=0, num_timesteps=4000,
-                                   num_snapshots=3, **POINT_SAC)
+                                   num_snapshots=3, keep_replay=True, **POINT_SAC)
+
+
+@pytest.fixture(scope="module")
+def trained(trained_and_replay):
+  return trained_and_replay[0]
 
 
 @pytest.mark.slow
@@ -147,3 +152,30 @@ def test_bad_budgets_are_clear_errors(point_env, tasks):
   with pytest.raises(ValueError, match="not more than warmup_steps=200; raise num_timesteps"):
     per_task_sac.train_sac_per_task(point_env, tasks, num_timesteps=200, num_snapshots=3, seed=0,
                                     warmup_steps=200)
+
+
+
+def test_keep_replay_returns_every_stored_transition_in_order(point_env, tasks,
+                                                              trained_and_replay):
+  """The replay of a run (issue 18's medium_replay): ``[T, steps]`` in stored order, each env's
+  stream a time-ordered run of whole episodes; a buffer that would wrap is refused."""
+  policies, replay = trained_and_replay
+  assert policies.steps.tolist() == [0, 2000, 4000] and replay.num_envs == 4
+  assert replay.transitions.obs.shape == (4, 4000, 2) and replay.num_steps == 4000
+  streams = replay.env_streams(4000)  # [T, E, 1000]
+  assert streams.reward.shape == (4, 4, 1000)
+  np.testing.assert_array_equal(streams.reward[:, 1], replay.transitions.reward[:, 1::4])
+  # 20-step episodes from a reset at step 0: a time limit every 20 stream steps, nothing else.
+  ends = np.maximum(streams.terminal, streams.timeout)
+  assert np.all(ends[..., 19::20] == 1) and ends.sum() == 4 * 4 * 50
+  # Within an episode each next_obs is the following obs (the true successor).
+  cont = np.setdiff1d(np.arange(999), np.arange(19, 1000, 20))
+  np.testing.assert_array_equal(streams.next_obs[:, :, cont], streams.obs[:, :, cont + 1])
+  # Each task's agent only saw its own task: rewards differ between the goals.
+  assert not np.allclose(replay.transitions.reward[0], replay.transitions.reward[3])
+  np.testing.assert_array_equal(replay.upto(40).reward, replay.transitions.reward[:, :40])
+  with pytest.raises(ValueError, match="multiple of num_envs=4"):
+    replay.upto(42)
+  with pytest.raises(ValueError, match="keep_replay needs a buffer that holds the whole run"):
+    per_task_sac.train_sac_per_task(point_env, tasks, num_timesteps=4000, num_snapshots=3,
+                                    seed=0, buffer_size=3000, keep_replay=True, **POINT_SAC)

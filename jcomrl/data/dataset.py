@@ -197,10 +197,12 @@ def _check_split(split: dict, num_tasks: int) -> None:
     ids = split[part]
     if not ids or min(ids) < 0 or max(ids) >= num_tasks:
       raise DatasetError(f"split[{part!r}] = {ids} is empty or outside the {num_tasks} tasks")
-  # A one-task dataset (single-task offline RL, e.g. one imported D4RL file) trains and is
-  # evaluated on its only task: train = test = [0]. With more tasks the two must be disjoint.
-  if set(split["train"]) & set(split["test"]) and num_tasks > 1:
-    raise DatasetError("train and test task ids overlap")
+  # Overlap is an error, except the "same" split (train = test: every task is trained on and
+  # evaluated, FOCAL's 2-task direction envs and the one-task single-task datasets).
+  same = sorted(split["train"]) == sorted(split["test"])
+  if set(split["train"]) & set(split["test"]) and not same:
+    raise DatasetError("train and test task ids overlap (only identical lists, the 'same' "
+                       "split, may share tasks)")
 
 
 def read_meta(path: str) -> dict:

@@ -80,6 +80,43 @@ ALGO = "sac_per_task"
 
 
 @dataclasses.dataclass(frozen=True)
+class Replay:
+  """Every transition a per-task SAC run stored in its replay buffers, in the order stored.
+
+  ``transitions`` has leading axes ``[T, S]`` (``S`` = env steps per task of the whole run):
+  iteration ``i`` of the training loop stored its ``num_envs`` transitions of task ``t`` at
+  ``[t, i * num_envs + e]`` (``e`` = the env), warm-up steps included, with the buffer's fields:
+  the training reward (the env reward unless ``train_reward`` is set), ``terminal`` and
+  ``timeout`` of the env's end convention (``TaskEnv.stored_flags``), the true ``next_obs``.
+  Each env's own transitions (``env_streams``) are one time-ordered run of episodes: an episode
+  that ends is followed by the one started by the explicit reset that follows it.
+  """
+
+  transitions: Transition
+  num_envs: int
+
+  @property
+  def num_steps(self) -> int:
+    """Env steps per task recorded (``S``)."""
+    return int(self.transitions.reward.shape[1])
+
+  def upto(self, steps: int) -> Transition:
+    """The first ``steps`` env steps per task (what the buffer held after ``steps`` steps)."""
+    if not 0 <= steps <= self.num_steps or steps % self.num_envs:
+      raise ValueError(f"steps={steps} must be a multiple of num_envs={self.num_envs} in "
+                       f"[0, {self.num_steps}]")
+    return jax.tree.map(lambda x: x[:, :steps], self.transitions)
+
+  def env_streams(self, steps: int) -> Transition:
+    """``upto(steps)`` regrouped per env: leading axes ``[T, num_envs, steps // num_envs]``,
+    each env's transitions in time order."""
+    e = self.num_envs
+    return jax.tree.map(
+        lambda x: np.swapaxes(x.reshape((x.shape[0], -1, e) + x.shape[2:]), 1, 2),
+        self.upto(steps))
+
+
+@dataclasses.dataclass(frozen=True)
 class PerTaskSACConfig:
   """Static structure of a per-task SAC run (a change recompiles).
 
@@ -413,7 +450,8 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
                        target_entropy: float | None = None, reward_scale: float = 1.0,
                        train_reward: str | None = None,
                        progress_fn: Callable[[int, dict], None] | None = None,
-                       task_keys: jax.Array | None = None) -> BehaviourPolicies:
+                       task_keys: jax.Array | None = None, keep_replay: bool = False,
+                       ) -> BehaviourPolicies | tuple[BehaviourPolicies, Replay]:
   """Trains one SAC agent per task of ``tasks``, all at once; returns K actor snapshots.
 
   Args:
@@ -435,9 +473,12 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
       metrics hold per-task arrays ``[T]`` (``train/return``: mean env-reward return of the
       episodes that ended in the interval) and ``"train/seconds"``.
     task_keys: ``[T]`` per-agent keys overriding the ``seed`` derivation.
+    keep_replay: also return the run's ``Replay`` (every stored transition, host arrays); the
+      buffer must then hold the whole run (``buffer_size`` >= the env steps per task).
   Returns:
     ``BehaviourPolicies`` with ``algo="sac_per_task"``; ``params`` leaves have leading
-    ``[K, T]`` (see ``make_policy_factory``); ``steps`` counts env steps per task.
+    ``[K, T]`` (see ``make_policy_factory``); ``steps`` counts env steps per task. With
+    ``keep_replay``: ``(policies, replay)``.
   """
   _check("num_snapshots", num_snapshots, 2)
   for name, v in (("num_envs", num_envs), ("batch_size", batch_size),
@@ -449,6 +490,11 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
   buffer_size = int(buffer_size) if buffer_size else min(int(num_timesteps), 1_000_000)
   if buffer_size < num_envs:
     raise ValueError(f"buffer_size={buffer_size} is smaller than num_envs={num_envs}")
+  total_steps = seg * (num_snapshots - 1) * num_envs
+  if keep_replay and buffer_size < total_steps:
+    raise ValueError(f"keep_replay needs a buffer that holds the whole run: buffer_size="
+                     f"{buffer_size} < {total_steps} env steps per task (nothing may be "
+                     "overwritten); raise buffer_size")
   cfg = PerTaskSACConfig(hidden_sizes=tuple(hidden_sizes), num_envs=int(num_envs),
                          batch_size=int(batch_size), buffer_size=buffer_size,
                          updates_per_iteration=int(updates_per_iteration),
@@ -480,7 +526,12 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
       progress_fn(int(state.steps), metrics)
   steps = np.asarray([s for s, _ in snapshots], np.int64)
   params = jax.tree.map(lambda *xs: np.stack(xs), *[p for _, p in snapshots])
-  return BehaviourPolicies(params=params, steps=steps,
-                           make_policy=make_policy_factory(env, cfg.hidden_sizes),
-                           hidden_sizes=cfg.hidden_sizes, algo=ALGO,
-                           normalize_observations=False)
+  policies = BehaviourPolicies(params=params, steps=steps,
+                               make_policy=make_policy_factory(env, cfg.hidden_sizes),
+                               hidden_sizes=cfg.hidden_sizes, algo=ALGO,
+                               normalize_observations=False)
+  if not keep_replay:
+    return policies
+  # No wrap-around (checked above): entries [0, steps) are the run in insertion order.
+  stored = jax.tree.map(lambda x: np.asarray(x[:, :int(state.steps)]), state.buffer)
+  return policies, Replay(transitions=stored, num_envs=int(num_envs))

@@ -3,9 +3,11 @@
 Physics: brax's ``half_cheetah.xml`` (the gym model; timestep 0.01, Euler), frame skip 5, so
 ``dt = 0.05`` s and 200 steps = 10 s. Actions in [-1, 1]^6 are the motor controls (gears 120,
 90, 60, 120, 60, 30). Start: ``qpos0 + U(-0.1, 0.1)``, ``qvel = 0.1 N(0, 1)``.
-Observation (20-d, the PEARL/varibad cheetah): ``qpos[1:] (8) ⊕ qvel (9) ⊕ torso body position
-(3)``; the torso position is ``data.xpos`` after the step, i.e. from the kinematics of the last
-substep, as mujoco-py's ``get_body_com`` returns it.
+Observation (``obs_mode="pearl"``, the default: 20-d, the PEARL/varibad cheetah): ``qpos[1:] (8)
+⊕ qvel (9) ⊕ torso body position (3)``; the torso position is ``data.xpos`` after the step, i.e.
+from the kinematics of the last substep, as mujoco-py's ``get_body_com`` returns it.
+``obs_mode="gym"``: 17-d ``qpos[1:] ⊕ qvel``, gym's ``HalfCheetah-v2`` observation (no absolute
+x position; the single-task D4RL-style datasets use it).
 Forward velocity ``v_x = (qpos_after[0] - qpos_before[0]) / dt`` (root slide joint = torso x).
 
 ``cheetah_vel``: task ``{"velocity": v*}``; reward ``-|v_x - v*| - 0.05 ||a||^2``.
@@ -18,7 +20,8 @@ Forward velocity ``v_x = (qpos_after[0] - qpos_before[0]) / dt`` (root slide joi
 ``cheetah_dir``: task ``{"direction": ±1}``; reward ``dir * v_x - 0.05 ||a||^2``.
   * ``"unicorn"``: 40 tasks, ids 0-19 direction -1 and ids 20-39 direction +1 (sorted), split
     interleaved, so train and test each hold 10 tasks of each direction.
-  * ``"focal"``: the 2 tasks (-1, +1), train = test = both.
+  * ``"focal"``: the 2 tasks (-1, +1), train = test = both. ``num_tasks=1`` leaves the one task
+    +1 (forward running, gym's ``HalfCheetah`` task; the single-task datasets).
 No termination: ``done`` only at the time limit (``truncation = 1``).
 """
 
@@ -38,18 +41,24 @@ class _HalfCheetah(MjxTaskEnv):
   host_fields = ("xpos",)  # the torso position in the observation
 
   def __init__(self, episode_length: int = 200, ctrl_cost_weight: float = 0.05,
-               reset_noise_scale: float = 0.1, frame_skip: int = 5, physics: str = "auto",
-               c_threads: int | None = None):
+               reset_noise_scale: float = 0.1, frame_skip: int = 5, obs_mode: str = "pearl",
+               physics: str = "auto", c_threads: int | None = None):
+    if obs_mode not in ("pearl", "gym"):
+      raise ValueError(f"obs_mode must be 'pearl' or 'gym', got {obs_mode!r}")
+    self.obs_mode = obs_mode
     super().__init__(asset="half_cheetah", frame_skip=frame_skip, episode_length=episode_length,
                      reset_noise_scale=reset_noise_scale, qvel_noise="normal", physics=physics,
                      c_threads=c_threads)
     self.ctrl_cost_weight = float(ctrl_cost_weight)
     self._torso = self.body_id("torso")
 
-  observation_size = property(lambda self: self.mj_model.nq - 1 + self.mj_model.nv + 3)
+  observation_size = property(lambda self: self.mj_model.nq - 1 + self.mj_model.nv
+                              + (3 if self.obs_mode == "pearl" else 0))
   task_size = property(lambda self: 1)
 
   def _obs(self, data):
+    if self.obs_mode == "gym":
+      return jnp.concatenate([data.qpos[1:], data.qvel])
     return jnp.concatenate([data.qpos[1:], data.qvel, data.xpos[self._torso]])
 
   def _forward(self, before, after, action):
@@ -147,8 +156,8 @@ class HalfCheetahDir(_HalfCheetah):
     self.variant = variant
     self.num_tasks, self.num_test_tasks = int(cfg["num_tasks"]), int(cfg["num_test_tasks"])
     self.split = cfg["split"]
-    if self.num_tasks < 2:
-      raise ValueError(f"num_tasks must be >= 2, got {self.num_tasks}")
+    if self.num_tasks < 1:
+      raise ValueError(f"num_tasks must be >= 1, got {self.num_tasks}")
     make_split(self.split, self.num_tasks, self.num_test_tasks)
 
   def sample_tasks(self, key, n):

@@ -1,0 +1,407 @@
+"""Single-task, D4RL-style dataset families: five qualities from ONE behaviour run (issue 18).
+
+A *family* is the D4RL quality ladder of one env task (Fu et al. 2020, D4RL §5 gym locomotion),
+made from a single per-task SAC run (:mod:`jcomrl.data.per_task_sac` with one task) and written as
+five one-task ``OfflineDataset`` directories (a single-task dataset is a one-task dataset):
+
+``random``
+    rollouts of the untrained snapshot: the randomly initialised SAC actor, stochastic actions
+    (D4RL's "random" is a randomly initialised policy).
+``medium``
+    rollouts of the snapshot whose evaluated return is closest to ``medium_fraction`` (1/3) of
+    the expert snapshot's (D4RL: a policy early-stopped at about a third of the expert).
+    Candidates are the intermediate snapshots ``1 .. K-2``; the first wins a tie.
+``medium_replay``
+    every transition the SAC run stored in its replay buffer until the medium snapshot was
+    taken (uniform warm-up steps included), in the order stored (see ``replay_dataset``).
+``expert``
+    rollouts of the final snapshot.
+``medium_expert``
+    ``medium`` followed by ``expert`` (concatenated along the transition axis).
+
+Rollouts are the collection code's (``collect.collect_segments``: fixed ``episode_length``
+segments, explicit resets after a fall, stochastic actions). The normalisation anchors are
+the mean stochastic return of the untrained (0) and final (100) snapshots over
+``return_episodes`` episodes (``collect.snapshot_returns``, counted as evaluation counts); the
+medium snapshot is chosen from the same evaluation of every snapshot. Every dataset of a
+family carries the same anchors in ``meta["normalisation"]`` (read by
+``dataset.check_normalisation``), the behaviour snapshots (``behaviour/``) and, in
+``meta["offline"]``, the run key, every snapshot's return and the medium choice.
+
+The env must leave exactly one benchmark task (``num_tasks=1`` / a zero-width parameter range
+through its overrides), so the dataset's task row 0 is the env's task row 0, as evaluation
+assumes; the split is then ``{"train": [0], "test": [0]}`` (the "same" split).
+
+Resumable: the work directory ``<root>/<name>.partial/`` keeps the behaviour snapshots, the
+replay buffer, the snapshot returns and the finished collection chunks (``pipeline._WorkDir``
+semantics: other behaviour settings are refused). A family dataset that already exists with
+the same run key is kept; the work directory is removed once all five exist.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from jcomrl import atomic, envs
+from jcomrl.data import collect, per_task_sac, pipeline
+from jcomrl.data.dataset import DatasetError, OfflineDataset, load_dataset, read_meta, save_dataset
+from jcomrl.envs.base import TaskEnv
+from jcomrl.types import Transition
+
+QUALITIES = ("random", "medium", "medium_replay", "expert", "medium_expert")
+ROLLOUT_QUALITIES = ("random", "medium", "expert", "medium_expert")  # need collection rollouts
+ConfigError = pipeline.ConfigError
+Progress = Callable[[str], None]
+
+
+def parse_qualities(spec: str | Sequence[str]) -> list[str]:
+  """``"all"``, ``"medium,expert"`` or a list -> validated quality names in ``QUALITIES`` order
+  (``ConfigError`` naming the bad one). D4RL's hyphenated spellings are accepted."""
+  names = [q.strip().replace("-", "_") for q in
+           (spec.split(",") if isinstance(spec, str) else spec) if q.strip()]
+  if names == ["all"]:
+    return list(QUALITIES)
+  bad = [q for q in names if q not in QUALITIES]
+  if bad or not names:
+    raise ConfigError(f"unknown dataset qualities {bad or spec!r} (config key qualities); "
+                      f"expected 'all' or a comma list of {', '.join(QUALITIES)}")
+  return [q for q in QUALITIES if q in names]
+
+
+def dataset_dir(root: str, name: str, quality: str) -> str:
+  """``<root>/<name>-<quality>``, e.g. ``data/offline/hopper-medium_replay``."""
+  return os.path.join(root, f"{name}-{quality}")
+
+
+def medium_snapshot(returns: np.ndarray, fraction: float = 1.0 / 3.0) -> tuple[int, float]:
+  """``(snapshot index, target)``: the intermediate snapshot (``1 .. K-2``) whose return is
+  closest to ``target = fraction * returns[-1]`` (the final snapshot's return; first on ties)."""
+  r = np.asarray(returns, np.float64)
+  if r.ndim != 1 or r.shape[0] < 3:
+    raise ValueError(f"need the returns of K >= 3 snapshots, got shape {r.shape}")
+  target = float(fraction) * float(r[-1])
+  candidates = np.arange(1, r.shape[0] - 1)
+  return int(candidates[np.argmin(np.abs(r[candidates] - target))]), target
+
+
+def replay_dataset(replay: per_task_sac.Replay, steps: int, snapshot_steps: Sequence[int],
+                   task_params: np.ndarray, segment_length: int) -> OfflineDataset:
+  """The first ``steps`` env steps of a (one- or more-task) replay as an ``OfflineDataset``.
+
+  Layout: each env's time-ordered stream (``Replay.env_streams``) in turn, env 0 first, so an
+  episode that crosses a segment boundary stays contiguous and no episode is cut inside a
+  stream. Each stream must be a whole number of ``segment_length`` segments. The transitions
+  are the buffer's, unchanged, except that the last step of each stream (an episode still
+  running when the snapshot was taken, unless it ended exactly there) is marked ``timeout``.
+  ``checkpoint_id``: the index of the last snapshot taken before the step (``snapshot_steps``
+  are the snapshots' env-step counts; 0 throughout the first interval, warm-up included).
+  """
+  streams = replay.env_streams(steps)  # [T, E, L]
+  t, e, length = streams.reward.shape
+  if length % segment_length:
+    raise ValueError(f"each env's stream of {length} steps is not a whole number of "
+                     f"{segment_length}-step segments")
+  flat = jax.tree.map(lambda x: np.ascontiguousarray(x).reshape((t, e * length) + x.shape[3:]),
+                      streams)
+  ends = np.zeros((t, e, length), np.float32)
+  ends[:, :, -1] = 1.0
+  ends = ends.reshape(t, e * length)
+  flat = flat.replace(timeout=np.maximum(flat.timeout, ends * (1.0 - flat.terminal)))
+  # The env step (per task) at which each stored transition was taken: stream e, step j.
+  step_of = np.tile(np.arange(length) * e, e) + np.repeat(np.arange(e), length)
+  ckpt = np.searchsorted(np.asarray(snapshot_steps), step_of, side="right") - 1
+  ckpt = np.broadcast_to(ckpt.astype(np.int32), (t, e * length)).copy()
+  return OfflineDataset(transitions=flat, checkpoint_id=ckpt,
+                        episode_id=collect._episode_ids(flat.terminal, flat.timeout),
+                        task_params=np.asarray(task_params, np.float32),
+                        segment_length=int(segment_length))
+
+
+def _rollout_dataset(traj: Transition, index: int, snapshot_id: int,
+                     task_params: np.ndarray) -> OfflineDataset:
+  """Snapshot ``index`` of collected segments ``[T, K, E, H]`` as an ``OfflineDataset``."""
+  one = jax.tree.map(lambda x: np.asarray(x)[:, index], traj)  # [T, E, H, ...]
+  t, e, h = one.reward.shape
+  flat = jax.tree.map(lambda x: x.reshape((t, e * h) + x.shape[3:]), one)
+  return OfflineDataset(transitions=flat, checkpoint_id=np.full((t, e * h), snapshot_id, np.int32),
+                        episode_id=collect._episode_ids(flat.terminal, flat.timeout),
+                        task_params=np.asarray(task_params, np.float32), segment_length=h)
+
+
+def concatenate(first: OfflineDataset, second: OfflineDataset) -> OfflineDataset:
+  """``first`` followed by ``second`` along the transition axis (same tasks and segment length);
+  episode ids are renumbered over the result."""
+  if first.segment_length != second.segment_length or first.num_tasks != second.num_tasks:
+    raise ValueError("datasets to concatenate need the same tasks and segment_length")
+  cat = lambda a, b: np.concatenate([np.asarray(a), np.asarray(b)], axis=1)
+  tr = jax.tree.map(cat, first.transitions, second.transitions)
+  return OfflineDataset(transitions=tr,
+                        checkpoint_id=cat(first.checkpoint_id, second.checkpoint_id),
+                        episode_id=collect._episode_ids(np.asarray(tr.terminal),
+                                                        np.asarray(tr.timeout)),
+                        task_params=np.asarray(first.task_params),
+                        segment_length=first.segment_length)
+
+
+def single_task_env(env_name: str, env_overrides: dict[str, Any], physics: str = "auto"):
+  """``(env, tasks [1])`` of a single-task env; ``ConfigError`` if the overrides leave more
+  than one benchmark task (or do not build)."""
+  if env_name not in envs.registered():
+    raise ConfigError(f"unknown env {env_name!r} (config key env); expected one of "
+                      f"{', '.join(envs.registered())}")
+  try:
+    env = envs.make(env_name, physics=physics, **env_overrides)
+  except ValueError as e:
+    raise ConfigError(f"env {env_name!r} with overrides {env_overrides}: {e}") from e
+  tasks = env.all_benchmark_tasks()
+  n = int(jax.tree.leaves(tasks)[0].shape[0])
+  if n != 1:
+    raise ConfigError(f"single-task datasets need env overrides that leave one benchmark task; "
+                      f"{env_name} with {env_overrides} has {n} (e.g. num_tasks=1 with "
+                      "split='same', see experiments/configs/offline_data.py)")
+  return env, tasks
+
+
+def check_schedule(env: TaskEnv, sac: dict[str, Any], num_snapshots: int) -> int:
+  """Env steps per task between snapshots; ``ConfigError`` unless every snapshot interval is a
+  whole number of ``episode_length`` segments per env (so the replay up to any snapshot is)."""
+  if num_snapshots < 3:
+    raise ConfigError(f"behaviour.num_snapshots must be >= 3 (random, medium candidates, expert),"
+                      f" got {num_snapshots}")
+  num_envs = int(sac.get("num_envs", 2))
+  try:
+    seg = per_task_sac.schedule(int(sac["num_timesteps"]), num_snapshots, num_envs,
+                                int(sac.get("warmup_steps", 10_000)))
+  except (ValueError, KeyError) as e:
+    raise ConfigError(f"behaviour.sac_per_task: {e}") from e
+  h = env.episode_length
+  if seg % h:
+    good = math.ceil(seg / h) * h * num_envs * (num_snapshots - 1)
+    raise ConfigError(
+        f"behaviour.sac_per_task.num_timesteps={sac['num_timesteps']} gives {seg} iterations "
+        f"per snapshot interval, not a multiple of episode_length={h}: the replay up to a "
+        f"snapshot would end inside a segment; use num_timesteps={good} (a multiple of "
+        f"episode_length x num_envs x (num_snapshots - 1) = {h * num_envs * (num_snapshots - 1)})")
+  return seg * num_envs
+
+
+class _Replays:
+  """The replay buffer of the family's behaviour run, kept in the work directory."""
+
+  def __init__(self, work_path: str):
+    self.file = os.path.join(work_path, "replay.npz")
+
+  def load(self) -> per_task_sac.Replay | None:
+    if not os.path.exists(self.file):
+      return None
+    with np.load(self.file) as z:
+      tr = Transition(**{f: z[f] for f in collect._FIELDS})
+      return per_task_sac.Replay(transitions=tr, num_envs=int(z["num_envs"]))
+
+  def save(self, replay: per_task_sac.Replay) -> None:
+    arrays = dict(zip(collect._FIELDS, collect._fields(replay.transitions)))
+    with atomic.atomic_file(self.file, "wb", suffix=".npz") as f:
+      np.savez(f, num_envs=np.asarray(replay.num_envs), **arrays)
+
+
+def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str, Any], *,
+                    qualities: Sequence[str] = QUALITIES, seed: int = 0,
+                    behaviour_kwargs: dict[str, Any], transitions: int,
+                    chunk_episodes: int = 0, return_episodes: int = 10,
+                    medium_fraction: float = 1.0 / 3.0, physics: str = "auto",
+                    overwrite: bool = False, resume: bool = True,
+                    message: Progress | None = None) -> dict[str, tuple[OfflineDataset, dict]]:
+  """Writes the requested qualities of family ``name`` to ``<root>/<name>-<quality>``.
+
+  Args:
+    root, name: output directory and family name (``dataset_dir``).
+    env_name, env_overrides: a single-task env (``single_task_env``).
+    qualities: subset of ``QUALITIES``.
+    seed: behaviour-training seed; collection and evaluation keys are folded from it.
+    behaviour_kwargs: ``{"algo": "sac_per_task", "num_snapshots": K, **train_sac_per_task
+      kwargs}``.
+    transitions: size of ``random``, ``medium`` and ``expert`` (rounded up to whole
+      ``episode_length`` episodes; ``medium_expert`` has twice this, ``medium_replay`` what the
+      run stored up to the medium snapshot).
+    chunk_episodes: episodes per jitted collection call (0 = one call).
+    return_episodes: evaluation episodes per snapshot (anchors and the medium choice).
+    medium_fraction: the medium target as a fraction of the expert's return.
+    physics: MuJoCo backend (``envs.make``).
+    overwrite: replace family datasets of another run (same-run ones are kept either way).
+    resume: keep the work directory ``<root>/<name>.partial`` while unfinished.
+    message: progress lines.
+  Returns:
+    ``{quality: load_dataset(dir)}`` for the requested qualities.
+  Raises:
+    ConfigError: a bad setting (before anything is trained or written).
+    DatasetError: a target exists from another run without ``overwrite``, or the work directory
+      holds another behaviour run.
+  """
+  say = message or (lambda s: None)
+  qualities = parse_qualities(qualities)
+  algo, kw = pipeline.split_behaviour_kwargs(behaviour_kwargs)
+  if algo != per_task_sac.ALGO:
+    raise ConfigError(f"behaviour.algo={algo!r}: single-task families need "
+                      f"'{per_task_sac.ALGO}' (its replay buffer is the medium_replay dataset)")
+  if int(transitions) < 1:
+    raise ConfigError(f"transitions must be >= 1, got {transitions}")
+  if int(return_episodes) < 1:
+    raise ConfigError(f"return_episodes must be >= 1, got {return_episodes}")
+  if not 0.0 < float(medium_fraction) <= 1.0:
+    raise ConfigError(f"medium_fraction must be in (0, 1], got {medium_fraction}")
+  env, tasks = single_task_env(env_name, dict(env_overrides), physics)
+  num_snapshots = int(kw.pop("num_snapshots", 0))
+  check_schedule(env, kw, num_snapshots)
+  kw.setdefault("buffer_size", int(kw["num_timesteps"]))  # the whole run, nothing overwritten
+  h = env.episode_length
+  episodes = math.ceil(int(transitions) / h)
+  behaviour_cfg = {"env": env_name, "env_overrides": dict(env_overrides), "seed": int(seed),
+                   "algo": algo, "num_snapshots": num_snapshots, **kw}
+  collection_cfg = {"episodes_per_snapshot": episodes, "chunk_episodes": int(chunk_episodes),
+                    "return_episodes": int(return_episodes),
+                    "medium_fraction": float(medium_fraction),
+                    "end_convention": env.end_convention}
+  run_key = pipeline._jsonable({"behaviour": behaviour_cfg, "collection": collection_cfg})
+
+  # Which targets need writing (decided before any work, so a refusal costs nothing).
+  todo = []
+  for q in qualities:
+    path = dataset_dir(root, name, q)
+    if os.path.exists(path):
+      try:
+        same = read_meta(path).get("offline", {}).get("run") == run_key
+      except DatasetError:
+        same = False
+      if same:
+        say(f"{path}: already written by this run; kept")
+        continue
+      if not overwrite:
+        raise DatasetError(f"{path} already exists (another run or config); pass "
+                           "overwrite=True (--config.overwrite=True) to replace it")
+    todo.append(q)
+  work_path = os.path.abspath(os.path.join(root, f"{name}.partial"))
+  if not todo:
+    _cleanup(root, name, run_key, work_path, say)
+    return {q: load_dataset(dataset_dir(root, name, q)) for q in qualities}
+
+  work = pipeline._WorkDir(work_path, behaviour_cfg, collection_cfg, say) if resume else None
+  replays = _Replays(work_path) if work is not None else None
+  policies = replay = None
+  if work is not None and os.path.isdir(work.behaviour_path):
+    replay = replays.load()
+    if replay is not None:
+      policies = pipeline.load_behaviour(work.path, env)
+      say(f"resuming: reusing {policies.num_snapshots} behaviour snapshots (steps "
+          f"{policies.steps.tolist()}) and the replay buffer from {work.path}")
+  if policies is None:
+    say(f"training {algo} on the single task of {env_name} ({kw['num_timesteps']:,} env steps, "
+        f"{num_snapshots} snapshots) ...")
+
+    def show(step, metrics):
+      r = float(np.asarray(metrics["train/return"]).mean())
+      say(f"behaviour step {step:,}/{kw['num_timesteps']:,}: train return {r:.1f} "
+          f"({metrics['train/seconds']:.0f}s)")
+
+    policies, replay = per_task_sac.train_sac_per_task(
+        env, tasks, seed=int(seed), num_snapshots=num_snapshots, progress_fn=show,
+        keep_replay=True, **kw)
+    if work is not None:
+      replays.save(replay)  # before the snapshots: their presence marks a finished run
+      shutil.rmtree(work.behaviour_path, ignore_errors=True)  # snapshots without a replay
+      work.save_behaviour(policies)
+  returns = _snapshot_returns(env, policies, tasks, seed, return_episodes, work, say)
+  medium, target = medium_snapshot(returns, medium_fraction)
+  say(f"snapshot returns {np.round(returns, 2).tolist()}; medium = snapshot {medium} (step "
+      f"{int(policies.steps[medium]):,}, return {returns[medium]:.2f}, target {target:.2f})")
+
+  task_params = np.asarray(jax.vmap(env.task_vector)(tasks), np.float32)
+  built: dict[str, OfflineDataset] = {}
+  if any(q in ROLLOUT_QUALITIES for q in todo):
+    ids = [0, medium, policies.num_snapshots - 1]
+    key = jax.random.fold_in(jax.random.key(int(seed)), 1)
+    traj = collect.collect_segments(env, policies.select(ids), tasks, key,
+                                    episodes_per_snapshot=episodes,
+                                    chunk_episodes=int(chunk_episodes), cache=work, progress=say)
+    for i, q in enumerate(("random", "medium", "expert")):
+      built[q] = _rollout_dataset(traj, i, ids[i], task_params)
+    built["medium_expert"] = concatenate(built["medium"], built["expert"])
+  if "medium_replay" in todo:
+    built["medium_replay"] = replay_dataset(replay, int(policies.steps[medium]),
+                                            policies.steps.tolist(), task_params, h)
+
+  common = {
+      "env": env_name, "env_overrides": pipeline._jsonable(dict(env_overrides)),
+      "split": env.benchmark_split(), "task_params": task_params.tolist(),
+      "end_convention": env.end_convention, "family": name,
+      "creation": {"seed": int(seed), "transitions": int(transitions),
+                   "episodes_per_snapshot": episodes, "chunk_episodes": int(chunk_episodes),
+                   "return_episodes": int(return_episodes),
+                   "behaviour": pipeline._jsonable({"algo": algo,
+                                                    "num_snapshots": num_snapshots, **kw}),
+                   "behaviour_tasks": "all", "physics": getattr(env, "physics", None)},
+      # 0 = the untrained snapshot, 100 = the final one: mean stochastic return over
+      # return_episodes episodes each, counted as evaluation counts (collect.snapshot_returns).
+      "normalisation": {"random": float(returns[0]), "expert": float(returns[-1])},
+  }
+  offline = {"run": run_key, "snapshot_steps": policies.steps.tolist(),
+             "snapshot_returns": [float(r) for r in returns],
+             "medium_snapshot": medium, "medium_step": int(policies.steps[medium]),
+             "medium_return": float(returns[medium]), "medium_target": target,
+             "medium_fraction": float(medium_fraction),
+             "random_policy": "untrained snapshot: randomly initialised SAC actor, stochastic",
+             "replay_steps": int(policies.steps[medium])}
+  writer = lambda tmp: pipeline.save_behaviour(os.path.join(tmp, pipeline.BEHAVIOUR_DIR),
+                                               policies)
+  for q in todo:
+    data = built[q]
+    used = sorted(int(c) for c in np.unique(np.asarray(data.checkpoint_id)))
+    meta = dict(common, quality=q, offline=dict(offline, quality=q),
+                behaviour_snapshots={"algo": policies.algo, "steps": policies.steps.tolist(),
+                                     "mean_return": [float(r) for r in returns],
+                                     "task_returns": [[round(float(r), 3)] for r in returns],
+                                     "used": used})
+    path = dataset_dir(root, name, q)
+    save_dataset(path, data, meta, overwrite=True, extra_writer=writer)
+    say(f"wrote {path}: {data.num_transitions:,} transitions ({q})")
+  if work is not None:
+    _cleanup(root, name, run_key, work_path, say)
+  return {q: load_dataset(dataset_dir(root, name, q)) for q in qualities}
+
+
+def _snapshot_returns(env, policies, tasks, seed, episodes, work, say) -> np.ndarray:
+  """``[K]`` mean stochastic return of every snapshot (kept in the work dir once computed)."""
+  file = os.path.join(work.path, "returns.json") if work is not None else None
+  if file and os.path.exists(file):
+    with open(file) as f:
+      return np.asarray(json.load(f), np.float64)
+  say(f"evaluating {policies.num_snapshots} snapshots x {episodes} episodes ...")
+  key = jax.random.fold_in(jax.random.key(int(seed)), 2)
+  returns = np.asarray(collect.snapshot_returns(env, policies, tasks, key, int(episodes))[:, 0],
+                       np.float64)
+  if file:
+    atomic.write_json(file, returns.tolist())
+  return returns
+
+
+def _cleanup(root, name, run_key, work_path, say) -> None:
+  """Removes the work directory once every quality of the family exists from this run."""
+  for q in QUALITIES:
+    try:
+      if read_meta(dataset_dir(root, name, q)).get("offline", {}).get("run") != run_key:
+        if os.path.isdir(work_path):
+          say(f"kept {work_path} (behaviour run, replay, chunks) for the family's other "
+              "qualities")
+        return
+    except DatasetError:
+      if os.path.isdir(work_path):
+        say(f"kept {work_path} (behaviour run, replay, chunks) for the family's other qualities")
+      return
+  shutil.rmtree(work_path, ignore_errors=True)
