@@ -158,8 +158,8 @@ def test_corro_negatives_share_state_action(meta_batch):
 def test_unknown_names_are_refused():
   with pytest.raises(ValueError, match="unknown representation objective 'pearl'"):
     LearnerConfig(**dict(TINY, representation="pearl"))
-  with pytest.raises(ValueError, match="unknown backbone 'cql'"):
-    LearnerConfig(**dict(TINY, backbone="cql"))
+  with pytest.raises(ValueError, match="unknown backbone 'awac'"):
+    LearnerConfig(**dict(TINY, backbone="awac"))
   with pytest.raises(ValueError, match="num_task_labels"):
     LearnerConfig(**dict(TINY, representation="unicorn_sup", num_task_labels=0))
   with pytest.raises(ValueError, match="unknown preset 'pearl'"):
