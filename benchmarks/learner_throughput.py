@@ -125,6 +125,16 @@ def measure(row: str, num_seeds: int, chunk: int, repeats: int, data,
           "rl_hidden": list(cfg.rl_hidden), "encoder_hidden": list(cfg.encoder_hidden)}
 
 
+def table_line(row: str, seeds: int, r: dict, flops: bool = True) -> str:
+  """One printed row of a throughput table (``flops``: with XLA's GFLOP columns)."""
+  cols = (f"{(r['xla_flops_per_update'] or float('nan')) / 1e9:9.2f} "
+          f"{r['achieved_gflops'] or float('nan'):8.1f} " if flops else "")
+  return (f"{row:18s} {seeds:5d} {r['ms_per_update_per_seed']:8.1f} "
+          f"{r['updates_per_s_per_seed']:11.2f} {r['updates_per_s_aggregate']:10.2f} "
+          f"{r['first_call_s']:10.1f} {cols}"
+          f"{r['load_avg_1m_before']:4.2f}/{r['load_avg_1m_after']:4.2f}")
+
+
 def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--presets", default=",".join(ROWS))
@@ -173,11 +183,7 @@ def main():
       r = measure(row, s, args.chunk, args.repeats, data, args.seed_mode)
       results.append(r)
       save()
-      print(f"{row:18s} {s:5d} {r['ms_per_update_per_seed']:8.1f} "
-            f"{r['updates_per_s_per_seed']:11.2f} {r['updates_per_s_aggregate']:10.2f} "
-            f"{r['first_call_s']:10.1f} {(r['xla_flops_per_update'] or float('nan')) / 1e9:9.2f} "
-            f"{r['achieved_gflops'] or float('nan'):8.1f} "
-            f"{r['load_avg_1m_before']:4.2f}/{r['load_avg_1m_after']:4.2f}", flush=True)
+      print(table_line(row, s, r), flush=True)
   print(f"wrote {out}")
 
 

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.learner_throughput import measure
+from benchmarks.learner_throughput import measure, table_line
 from jcomrl import atomic
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.offline_presets import offline_preset
@@ -82,7 +82,7 @@ def main():
                                  f"{kind.lower().replace(' ', '_')}.json")
   print(f"device: {kind} ({device.platform}, {os.cpu_count()} CPUs); load average "
         f"{os.getloadavg()}")
-  print(f"{'row':16s} {'seeds':>5s} {'ms/upd':>8s} {'upd/s/seed':>11s} {'aggregate':>10s} "
+  print(f"{'row':18s} {'seeds':>5s} {'ms/upd':>8s} {'upd/s/seed':>11s} {'aggregate':>10s} "
         f"{'1st call s':>10s} {'load':>9s}")
   results = []
   for row in args.rows.split(","):
@@ -96,10 +96,7 @@ def main():
           "date": datetime.datetime.now().isoformat(timespec="seconds"),
           "profile": args.profile, "scale": {"rl_batch": 256, "obs": OBS, "action": ACT},
           "results": results})
-      print(f"{row:16s} {s:5d} {r['ms_per_update_per_seed']:8.1f} "
-            f"{r['updates_per_s_per_seed']:11.2f} {r['updates_per_s_aggregate']:10.2f} "
-            f"{r['first_call_s']:10.1f} "
-            f"{r['load_avg_1m_before']:4.2f}/{r['load_avg_1m_after']:4.2f}", flush=True)
+      print(table_line(row, s, r, flops=False), flush=True)
   print(f"wrote {out}")
 
 

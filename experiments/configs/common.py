@@ -35,6 +35,17 @@ VARIANTS = presets.ENVS + ("tiny",)
 CPU_OOD_MAX_POLICIES = 40
 
 
+def set_schedule_and_learner(c, p: dict) -> int:
+  """``c.learner`` (every LearnerConfig field but the dataset's, the preset's values over the
+  defaults), ``c.hparams`` and ``c.num_steps`` from a preset ``p``; returns its chunk length."""
+  defaults = {f.name: f.default for f in dataclasses.fields(LearnerConfig)
+              if f.name not in _FROM_DATASET}
+  c.learner = config_dict.ConfigDict({**defaults, **p["learner"]})
+  c.hparams = config_dict.ConfigDict(p["hparams"])
+  c.num_steps = p["num_steps"]
+  return p["learner"]["steps_per_chunk"]
+
+
 def base_config(preset: str, variant: str):
   variant, at, profile = variant.partition("@")
   profile = profile if at else "paper"
@@ -60,12 +71,7 @@ def base_config(preset: str, variant: str):
   c.dataset = f"data/{env}_mixed"
   c.seed = 0
   c.num_seeds = 1
-  defaults = {f.name: f.default for f in dataclasses.fields(LearnerConfig)
-              if f.name not in _FROM_DATASET}
-  c.learner = config_dict.ConfigDict({**defaults, **p["learner"]})
-  c.hparams = config_dict.ConfigDict(p["hparams"])
-  c.num_steps = p["num_steps"]
-  chunk = p["learner"]["steps_per_chunk"]
+  chunk = set_schedule_and_learner(c, p)
   if env in presets.MUJOCO_ENVS:
     c.checkpoint_every, c.eval_every = 10_000, 5_000
   else:

@@ -13,14 +13,10 @@ Any ``LearnerConfig`` field is a ``learner.*`` key (e.g. ``--config.learner.misa
 --config.learner.misa_partition_grad=importance``), any hyper-parameter a ``hparams.*`` key.
 """
 
-import dataclasses
-
 from ml_collections import config_dict
 
-from jcomrl.algos.config import LearnerConfig
+from experiments.configs.common import set_schedule_and_learner
 from jcomrl.algos.offline_presets import OFFLINE_PRESETS, offline_preset
-
-_FROM_DATASET = ("obs_size", "action_size", "task_param_size", "num_task_labels")
 
 
 def get_config(variant: str = "misa"):
@@ -37,12 +33,7 @@ def get_config(variant: str = "misa"):
   c.profile = profile or "paper"
   c.seed = 0
   c.num_seeds = 1
-  defaults = {f.name: f.default for f in dataclasses.fields(LearnerConfig)
-              if f.name not in _FROM_DATASET}
-  c.learner = config_dict.ConfigDict({**defaults, **p["learner"]})
-  c.hparams = config_dict.ConfigDict(p["hparams"])
-  c.num_steps = p["num_steps"]
-  chunk = p["learner"]["steps_per_chunk"]
+  chunk = set_schedule_and_learner(c, p)
   c.checkpoint_every = c.eval_every = max(chunk, c.num_steps // 4 // chunk * chunk)
   if profile == "paper" or not profile:
     c.checkpoint_every, c.eval_every = 50_000, 5_000

@@ -61,11 +61,15 @@ class IQL(Backbone):
   def trained_groups(self) -> tuple[str, ...]:
     return ("actor", "critic", "value")
 
+  def target_q(self, params, rl, z):
+    """The tiled code ``[N, Z]`` and ``min_i Q'_i(s, a_data)`` of the target critics ``[N]``."""
+    zt = tile(z, rl.reward.shape[0])
+    return zt, jnp.min(self.critic.apply(params["critic_target"], rl.obs, zt, rl.action), axis=0)
+
   def value_loss_fn(self, params, hp: HParams):
     def loss(p, rl, zz, key):
       del key
-      zt = tile(zz, rl.reward.shape[0])
-      q = jnp.min(self.critic.apply(params["critic_target"], rl.obs, zt, rl.action), axis=0)
+      zt, q = self.target_q(params, rl, zz)
       v = self.value.apply(p, rl.obs, zt)
       value = expectile_loss(jax.lax.stop_gradient(q) - v, hp.iql_expectile)
       return value, {"value/loss": value, "value/v": jnp.mean(v)}
@@ -76,8 +80,7 @@ class IQL(Backbone):
 
     def loss(p, rl, zz, key):
       del key
-      zt = tile(zz, rl.reward.shape[0])
-      q = jnp.min(self.critic.apply(params["critic_target"], rl.obs, zt, rl.action), axis=0)
+      zt, q = self.target_q(params, rl, zz)
       w = awr_weights(q, self.value.apply(params["value"], rl.obs, zt), hp.iql_temperature,
                       hp.iql_weight_max)
       mean, log_std = self.policy.apply(p, rl.obs, zt)
