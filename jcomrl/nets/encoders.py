@@ -9,9 +9,18 @@ An encoder also says which of its parameters a critic loss may train when the re
 objective trains the per-transition embeddings itself (CORRO: the attention pooling only):
 ``critic_trainable_mask(encoder, params)``, from the class attribute ``CRITIC_SUBMODULES``
 (None: every parameter). Encoders are registered by name in :data:`ENCODER_BUILDERS`.
+
+Set encoders (``mean_tanh``, ``stochastic``, ``attention``) are invariant to the order of the
+context's transitions; sequence encoders (``gru``, ``transformer``) read the context as a
+trajectory in time order, so their code depends on it (BOReL/VariBAD's recurrent belief,
+UNICORN's comparison in App. C.1). A sequence encoder's per-transition embedding at step ``t`` is
+its output after reading transitions ``0..t``; its code is the last one (GRU) or their mean
+(transformer).
 """
 
 from __future__ import annotations
+
+import math
 
 from collections.abc import Sequence
 
@@ -104,11 +113,98 @@ class AttentionPoolEncoder(nn.Module):
     return self.pool_embeddings(self.embed(features))
 
 
+class GRUEncoder(nn.Module):
+  """A recurrent belief over the context trajectory: per-transition MLP features, a GRU in time
+  order, a tanh-bounded projection of every hidden state to ``latent_size``.
+
+  ``embed`` gives the code after each prefix ``0..t`` (``[..., K, Z]``); the code is the last
+  one, so two orderings of the same transitions give different codes. The recurrent belief of
+  VariBAD/BOReL (a GRU over (s, a, r, s') tuples, Rondorf/BOReL ``models/encoder.py``), without
+  its Gaussian head: the objective decides what the code must carry.
+  """
+
+  hidden_sizes: Sequence[int]
+  latent_size: int
+
+  @nn.compact
+  def embed(self, features: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    del key
+    chex.assert_rank(features, {2, 3, 4})
+    width = self.hidden_sizes[-1]
+    x = nn.relu(MLP(self.hidden_sizes[:-1], width, name="transition")(features))
+    lead, steps = x.shape[:-2], x.shape[-2]
+    flat = x.reshape((-1, steps, width))
+    h = nn.RNN(nn.GRUCell(width, name="cell"), name="rnn")(flat)
+    h = h.reshape(lead + (steps, width))
+    return jnp.tanh(nn.Dense(self.latent_size, name="head")(h))
+
+  def pool_embeddings(self, embeddings: jnp.ndarray) -> jnp.ndarray:
+    """The code: the belief after the whole context (its last embedding)."""
+    return embeddings[..., -1, :]
+
+  def __call__(self, features: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    return self.pool_embeddings(self.embed(features, key))
+
+
+def sinusoidal_positions(steps: int, width: int) -> jnp.ndarray:
+  """Vaswani et al.'s fixed position code ``[steps, width]`` (no learned size, so a context of
+  any length can be encoded: the accumulating protocols grow it round by round)."""
+  pos = jnp.arange(steps, dtype=jnp.float32)[:, None]
+  freq = jnp.exp(-math.log(10000.0) * jnp.arange(0, width, 2, dtype=jnp.float32) / width)
+  angles = pos * freq[None, :]
+  out = jnp.zeros((steps, width))
+  out = out.at[:, 0::2].set(jnp.sin(angles))
+  return out.at[:, 1::2].set(jnp.cos(angles[:, : width // 2]))
+
+
+class TransformerEncoder(nn.Module):
+  """A small causal transformer over the context trajectory: per-transition tokens plus a
+  sinusoidal time code, ``num_layers`` pre-LayerNorm blocks (one attention head by default, a
+  2x MLP), a tanh projection per token; the code is the mean of the token outputs.
+
+  The causal mask makes the embedding at ``t`` a function of transitions ``0..t`` only (the same
+  contract as the GRU's), and the time code makes the code order-sensitive.
+  """
+
+  hidden_sizes: Sequence[int]
+  latent_size: int
+  num_layers: int = 1
+  num_heads: int = 1
+
+  @nn.compact
+  def embed(self, features: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    del key
+    chex.assert_rank(features, {2, 3, 4})
+    width = self.hidden_sizes[-1]
+    x = MLP(self.hidden_sizes[:-1], width, name="transition")(features)
+    steps = x.shape[-2]
+    x = x + sinusoidal_positions(steps, width)
+    mask = nn.make_causal_mask(jnp.ones(x.shape[:-1], jnp.int32))
+    for i in range(self.num_layers):
+      h = nn.LayerNorm(name=f"ln_attn_{i}")(x)
+      x = x + nn.MultiHeadDotProductAttention(self.num_heads, name=f"attn_{i}")(h, h, mask=mask)
+      h = nn.LayerNorm(name=f"ln_mlp_{i}")(x)
+      x = x + MLP((2 * width,), width, name=f"mlp_{i}")(h)
+    x = nn.LayerNorm(name="ln_out")(x)
+    return jnp.tanh(nn.Dense(self.latent_size, name="head")(x))
+
+  def pool_embeddings(self, embeddings: jnp.ndarray) -> jnp.ndarray:
+    """The code: the mean of the per-step outputs."""
+    return jnp.mean(embeddings, axis=-2)
+
+  def __call__(self, features: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    return self.pool_embeddings(self.embed(features, key))
+
+
 ENCODER_BUILDERS = {
     "mean_tanh": lambda hidden, latent: MeanTanhEncoder(tuple(hidden), latent),
     "stochastic": lambda hidden, latent: MeanTanhEncoder(tuple(hidden), latent, stochastic=True),
     "attention": lambda hidden, latent: AttentionPoolEncoder(tuple(hidden), latent),
+    "gru": lambda hidden, latent: GRUEncoder(tuple(hidden), latent),
+    "transformer": lambda hidden, latent: TransformerEncoder(tuple(hidden), latent),
 }
+# Encoders whose code depends on the order of the context's transitions.
+SEQUENCE_ENCODERS = ("gru", "transformer")
 ENCODERS = tuple(ENCODER_BUILDERS)
 
 
