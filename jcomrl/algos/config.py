@@ -38,6 +38,7 @@ MISA_BOUNDS = ("misa", "dv", "f")
 # (the policy's own K samples weighted by exp(Q), cheaper and biased for the "misa" bound),
 # "none" (drop the term).
 MISA_PARTITION_GRADS = ("hmc", "importance", "none")
+KL_PRIORS = ("gauss", "previous")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,12 @@ class LearnerConfig:
   use_next_obs: bool = True
   aux_hidden: tuple[int, ...] = (64, 64)  # decoder / classifier / CLUB net / CVAE widths
   decoder_nll: str = "mbrl"  # unicorn_ss: "mbrl" (UNICORN's, no 1/2) | "half" (nats, 1/2)
+  # Reconstruction terms: decode s' - s as well as r (BOReL decodes the reward only).
+  decode_state: bool = True
+  # The ``kl`` term's prior: "gauss" (N(0, I) for every code) or "previous" (a sequence
+  # encoder's belief after t steps against the one after t - 1, N(0, I) before the first:
+  # VariBAD/BOReL's default ``kl_to_gauss_prior=False``).
+  kl_prior: str = "gauss"
   num_task_labels: int = 0  # unicorn_sup: classifier classes (= the dataset's task rows)
   corro_negatives: int = 16
   corro_negative_source: str = "cvae"
@@ -154,6 +161,7 @@ class LearnerConfig:
                           ("upper_bound", UPPER_BOUNDS),
                           ("critic_activation", ACTIVATIONS), ("misa_bound", MISA_BOUNDS),
                           ("misa_partition_grad", MISA_PARTITION_GRADS),
+                          ("kl_prior", KL_PRIORS),
                           ("context_mode", ("trajectory", "transitions"))):
       if getattr(self, name) not in allowed:
         raise ValueError(f"unknown {name} {getattr(self, name)!r}; expected one of {allowed}")
@@ -242,6 +250,7 @@ class HParams:
   club_weight: Any = 1.0  # csro: lambda on the CLUB term
   club_model_weight: Any = 10.0  # csro: q_psi NLL weight
   decoder_weight: Any = 1.0  # unicorn_ss: reconstruction NLL weight
+  kl_weight: Any = 1.0  # the kl term (BOReL's --kl-weight; UNICORN Table 6 sweeps it)
   sup_weight: Any = 1.0  # unicorn_sup: classifier cross-entropy weight
   corro_weight: Any = 1.0
   corro_temperature: Any = 0.1

@@ -48,6 +48,13 @@ Sources (``../shared/reference/comrl-algorithms.md`` §1-2, §6.4, §8):
   dataset). Difference: the transition encoder is trained alongside the RL stage instead of in
   a separate stage before it.
 * ``oracle`` — UNICORN's backbone conditioned on the true task parameters.
+* ``borel`` — BOReL's VAE as UNICORN compares with it (App. C.1, Table 5: no oracle reward
+  relabelling): a Gaussian GRU belief over the context trajectory (``gru_gaussian``), reward-only
+  reconstruction with a 2x32 decoder, KL to the previous step's belief at weight 0.05, latent 5,
+  GRU width 128 (Rondorf/BOReL ``vae_config/args_cheetah_vel.py``), on UNICORN's backbone and
+  context. Differences: one relu layer of width 128 embeds (s, a, r, s') jointly (BOReL: three
+  per-component embeddings, 32 + 16 + 16 wide); the VAE trains alongside the policy instead of
+  before it, and the policy sees the code of the whole context (:mod:`jcomrl.algos.objectives.kl`).
 
 Every setting taken from an official code, with our value, the official one, its source (file:line)
 and why where they differ, is a row of :data:`PROVENANCE` (``provenance_markdown()`` prints it);
@@ -62,7 +69,7 @@ from __future__ import annotations
 
 import copy
 
-PRESETS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "supervised", "oracle")
+PRESETS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "supervised", "oracle", "borel")
 ENVS = ("point_robot", "sparse_point_robot", "cheetah_vel", "cheetah_dir", "ant_dir",
         "hopper_param", "walker_param")
 MUJOCO_ENVS = ENVS[2:]
@@ -109,6 +116,11 @@ CORRO_CVAE_EPOCHS = 100
 _CORRO_TRAIN_TRANSITIONS = {"cheetah_vel": 20 * 200_000, "cheetah_dir": 20 * 200_000,
                             "ant_dir": 20 * 100_000, "hopper_param": 20 * 300_000,
                             "walker_param": 20 * 450_000}
+
+# BOReL's VAE (Rondorf/BOReL vae_config/args_cheetah_vel.py:19,23,43,53; the same in
+# args_point_robot_sparse.py): GRU encoder, reward decoder only, KL to the previous belief.
+_BOREL = dict(encoder="gru_gaussian", decode_state=False, kl_prior="previous")
+_BOREL_KL_WEIGHT = 0.05
 
 _POINT_ROBOT = dict(
     learner=dict(latent_size=8, encoder_hidden=(64, 64), aux_hidden=(64, 64),
@@ -163,6 +175,9 @@ def _point_robot(name: str) -> dict:
   elif name == "corro":
     lrn.update(encoder="attention", cvae_latent=5, aux_hidden=(64,), pretrain_steps=1000)
     p["num_steps"] += 1000
+  elif name == "borel":  # a trajectory context: one whole 20-step point-robot episode
+    lrn.update(_BOREL, encoder_hidden=(64,), context_mode="trajectory", context_size=20)
+    hp.update(kl_weight=_BOREL_KL_WEIGHT)
   return p
 
 
@@ -207,6 +222,9 @@ def _mujoco(name: str, env: str, source: str = "code") -> dict:
               decoder_weight=1.0)
   elif name == "supervised":
     lrn.update(encoder="mean_tanh")
+  elif name == "borel":
+    lrn.update(_BOREL, latent_size=5, encoder_hidden=(128,), aux_hidden=(32, 32))
+    hp.update(kl_weight=_BOREL_KL_WEIGHT)
   elif name == "corro":
     latent, hidden = _CORRO_CVAE[env]
     pretrain = corro_cvae_pretrain_steps(
@@ -453,6 +471,20 @@ PROVENANCE = (
     # --- point robots ---
     ("point-robot backbone (every preset)", "twin-Q SAC + BRAC 0.1, gamma 0.9, 64-wide, 3000 "
      "steps", "per paper", "jcomrl", "one shared small backbone isolates the objective"),
+    # --- BOReL (as UNICORN App. C.1 uses it) ---
+    ("borel KL weight / prior", "0.05 / previous belief (kl_prior='previous')", "same",
+     "Rondorf/BOReL vae_config/args_cheetah_vel.py:19,53", ""),
+    ("borel latent / GRU width", "5 / 128", "same", "args_cheetah_vel.py:24-25", ""),
+    ("borel decoders", "reward only, 2x32 (decode_state=False, aux_hidden)", "same",
+     "args_cheetah_vel.py:33,36,43", ""),
+    ("borel transition embedding", "one relu layer of 128 on (s, a, r, s')",
+     "per-component relu embeddings 32 (s) + 16 (a) + 16 (r)", "args_cheetah_vel.py:28-30",
+     "one encoder input layout for every jcomrl encoder; the GRU sees the same information"),
+    ("borel training", "VAE trained with the policy, z detached from the critic",
+     "VAE trained first, then frozen; offline SAC on belief-relabelled states",
+     "Rondorf/BOReL README.md:23-42 (train_vae_offline.py, then train_offline_agent.py)",
+     "jcomrl's one-stage learner (as for CORRO); UNICORN Table 5's variant infers the belief "
+     "from offline context at test time, which is what the IID protocol does"),
 )
 
 

@@ -73,6 +73,16 @@ class MeanTanhEncoder(nn.Module):
         pre = pre + std * jax.random.normal(key, pre.shape)
     return jnp.tanh(pre)
 
+  def posterior(self, features: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """``(mean, log_var)`` ``[..., K, Z]`` of each transition's Gaussian before the tanh
+    (stochastic only): what a KL-to-prior term regularises."""
+    if not self.stochastic:
+      raise ValueError("the deterministic 'mean_tanh' encoder has no posterior; use "
+                       "'stochastic'")
+    mean = self.net(features)
+    var = jnp.clip(jnp.exp(self.log_var), self.min_var, self.max_var)
+    return mean, jnp.broadcast_to(jnp.log(var), mean.shape)
+
   def pool_embeddings(self, embeddings: jnp.ndarray) -> jnp.ndarray:
     """The code from per-transition embeddings ``[..., K, Z]``: their mean."""
     return jnp.mean(embeddings, axis=-2)
@@ -115,28 +125,53 @@ class AttentionPoolEncoder(nn.Module):
 
 class GRUEncoder(nn.Module):
   """A recurrent belief over the context trajectory: per-transition MLP features, a GRU in time
-  order, a tanh-bounded projection of every hidden state to ``latent_size``.
+  order, a projection of every hidden state to ``latent_size``.
 
   ``embed`` gives the code after each prefix ``0..t`` (``[..., K, Z]``); the code is the last
-  one, so two orderings of the same transitions give different codes. The recurrent belief of
-  VariBAD/BOReL (a GRU over (s, a, r, s') tuples, Rondorf/BOReL ``models/encoder.py``), without
-  its Gaussian head: the objective decides what the code must carry.
+  one, so two orderings of the same transitions give different codes.
+
+  ``stochastic=False`` (``"gru"``): a tanh-bounded code (bounded like the set encoders', so
+  distance-metric objectives have a finite optimum). ``stochastic=True`` (``"gru_gaussian"``):
+  the Gaussian belief of VariBAD/BOReL's ``RNNEncoder`` (Rondorf/BOReL ``models/encoder.py``,
+  UNICORN ``models/encoder.py:12-125``: a GRU, then linear mean and log-variance heads, a
+  reparameterised sample), ``posterior`` exposing the per-prefix ``(mean, log_var)`` for a KL
+  term; without a key the code is the mean. Difference: (s, a, r[, s']) go through one MLP
+  instead of one small embedding per component.
   """
 
   hidden_sizes: Sequence[int]
   latent_size: int
+  stochastic: bool = False
 
-  @nn.compact
-  def embed(self, features: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
-    del key
-    chex.assert_rank(features, {2, 3, 4})
+  def setup(self):
     width = self.hidden_sizes[-1]
-    x = nn.relu(MLP(self.hidden_sizes[:-1], width, name="transition")(features))
+    self.transition = MLP(self.hidden_sizes[:-1], width)
+    self.rnn = nn.RNN(nn.GRUCell(width))
+    self.head = nn.Dense(self.latent_size)
+    if self.stochastic:
+      self.log_var_head = nn.Dense(self.latent_size)
+
+  def _hidden(self, features: jnp.ndarray) -> jnp.ndarray:
+    chex.assert_rank(features, {2, 3, 4})
+    x = nn.relu(self.transition(features))
     lead, steps = x.shape[:-2], x.shape[-2]
-    flat = x.reshape((-1, steps, width))
-    h = nn.RNN(nn.GRUCell(width, name="cell"), name="rnn")(flat)
-    h = h.reshape(lead + (steps, width))
-    return jnp.tanh(nn.Dense(self.latent_size, name="head")(h))
+    h = self.rnn(x.reshape((-1, steps, x.shape[-1])))
+    return h.reshape(lead + h.shape[-2:])
+
+  def posterior(self, features: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """``(mean, log_var)``, each ``[..., K, Z]``: the Gaussian belief after each prefix."""
+    if not self.stochastic:
+      raise ValueError("the deterministic 'gru' encoder has no posterior; use 'gru_gaussian'")
+    h = self._hidden(features)
+    return self.head(h), self.log_var_head(h)
+
+  def embed(self, features: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    if not self.stochastic:
+      return jnp.tanh(self.head(self._hidden(features)))
+    mean, log_var = self.posterior(features)
+    if key is None:
+      return mean
+    return mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape)
 
   def pool_embeddings(self, embeddings: jnp.ndarray) -> jnp.ndarray:
     """The code: the belief after the whole context (its last embedding)."""
@@ -201,10 +236,13 @@ ENCODER_BUILDERS = {
     "stochastic": lambda hidden, latent: MeanTanhEncoder(tuple(hidden), latent, stochastic=True),
     "attention": lambda hidden, latent: AttentionPoolEncoder(tuple(hidden), latent),
     "gru": lambda hidden, latent: GRUEncoder(tuple(hidden), latent),
+    "gru_gaussian": lambda hidden, latent: GRUEncoder(tuple(hidden), latent, stochastic=True),
     "transformer": lambda hidden, latent: TransformerEncoder(tuple(hidden), latent),
 }
 # Encoders whose code depends on the order of the context's transitions.
-SEQUENCE_ENCODERS = ("gru", "transformer")
+SEQUENCE_ENCODERS = ("gru", "gru_gaussian", "transformer")
+# Encoders with a Gaussian ``posterior(features) -> (mean, log_var)`` (what the ``kl`` term needs).
+GAUSSIAN_ENCODERS = ("stochastic", "gru_gaussian")
 ENCODERS = tuple(ENCODER_BUILDERS)
 
 

@@ -10,6 +10,8 @@ encoder optimises.
 | ``reconstruction`` | Gaussian NLL of (ds, r) from (z, s, a)                 | I(Z; X_t | X_b)           |
 | ``unicorn_ss``   | reconstruction + w_focal * focal                         | aI(Z;X)+(1-a)I(Z;X_t|X_b) |
 | ``unicorn_sup``  | task-classifier cross-entropy                            | I(Z; M)                   |
+| ``kl``           | w_kl * KL(q(z | context) || prior), Gaussian encoders     | upper, I(Z; X)            |
+| ``borel``        | reconstruction (reward; state optional) + kl (BOReL)     | ELBO                      |
 | ``corro``        | InfoNCE (any ``contrastive_bound``), CVAE negatives      | lower, I(Z;X_t|X_b)       |
 | ``supervised``   | none (encoder trained by the critic)                     | —                         |
 | ``oracle``       | none, z = true task parameters                           | —                         |
@@ -22,6 +24,7 @@ from jcomrl.algos.objectives import (  # noqa: F401  (registers them)
   corro,
   csro,
   focal,
+  kl,
   none,
   oracle,
   supervised,

@@ -71,6 +71,11 @@ class ContextEncoder:
     e = self.embed(params, context, key)
     return e, self.module.apply(params["encoder"], e, method="pool_embeddings")
 
+  def posterior(self, params: dict, context: Transition):
+    """``(mean, log_var)`` ``[..., K, Z]`` of a Gaussian encoder
+    (:data:`jcomrl.nets.encoders.GAUSSIAN_ENCODERS`)."""
+    return self.module.apply(params["encoder"], self.features(context), method="posterior")
+
   def critic_mask(self, params: dict) -> dict:
     return critic_trainable_mask(self.module, params["encoder"])
 

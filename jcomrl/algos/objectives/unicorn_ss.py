@@ -37,7 +37,8 @@ def mbrl_gaussian_nll(mean, log_var, target):
 @register
 class Reconstruction(Objective):
   """``hp.decoder_weight`` times the NLL of every context transition's (s' - s, r) under the
-  decoder given the code of the context it belongs to, plus the log-variance-bound penalties."""
+  decoder given the code of the context it belongs to, plus the log-variance-bound penalties
+  (``cfg.decode_state=False``: the reward's only)."""
 
   name = "reconstruction"
 
@@ -58,7 +59,9 @@ class Reconstruction(Objective):
     (ms, lvs, pens), (mr, lvr, penr) = heads["state"], heads["reward"]
     nll_s = self.nll(ms, lvs, ctx.next_obs - ctx.obs)
     nll_r = self.nll(mr, lvr, ctx.reward[..., None])
-    recon = nll_s + pens + nll_r + penr
+    recon = nll_r + penr
+    if self.cfg.decode_state:
+      recon = recon + nll_s + pens
     return hp.decoder_weight * recon, {"rep/nll_state": nll_s, "rep/nll_reward": nll_r}
 
 
