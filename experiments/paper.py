@@ -34,8 +34,8 @@ from absl import flags
 
 from experiments import cli
 
+# The default rows (UNICORN Table 2's context methods and the oracle); --algos takes any preset.
 PRESETS = ("unicorn_ss", "unicorn_sup", "csro", "corro", "focal", "supervised", "oracle")
-CONTEXT_PRESETS = PRESETS[:-1]  # the oracle reads the true task parameters, not a context
 PROTOCOLS = ("iid", "ood", "z_shuffle", "diagnostics")
 PROFILES = ("cpu", "paper")
 # UNICORN Table 2 (mean ± std over 6 seeds, 20 test tasks): reference comrl-algorithms.md §6.1.
@@ -46,7 +46,8 @@ UNICORN_TABLE2 = {
                     "csro": (1180, 458), "corro": (704, 245), "focal": (1186, 861),
                     "supervised": (962, 782)},
     "ant_dir": {"unicorn_ss": (267, 236), "unicorn_sup": (250, 239), "csro": (276, 233),
-                "corro": (148, 120), "focal": (217, 173), "supervised": (238, 202)},
+                "corro": (148, 120), "focal": (217, 173), "supervised": (238, 202),
+                "borel": (206, 187)},  # BOReL: UNICORN Table 5 (label-free Ant-Dir)
     "hopper_param": {"unicorn_ss": (316, 304), "unicorn_sup": (312, 302), "csro": (310, 301),
                      "corro": (283, 272), "focal": (302, 297), "supervised": (306, 294)},
     "walker_param": {"unicorn_ss": (419, 407), "unicorn_sup": (322, 312), "csro": (310, 279),
@@ -324,10 +325,10 @@ def main(argv):
     raise cli.UsageError(f"--env={env} is not a MuJoCo env of the suite; expected one of "
                          f"{', '.join(presets.MUJOCO_ENVS)}")
   algos = [a for a in FLAGS.algos.replace(",", " ").split() if a]
-  bad = [a for a in algos if a not in PRESETS]
+  bad = [a for a in algos if a not in presets.PRESETS]
   if bad:
     raise cli.UsageError(f"unknown preset(s) {bad} in --algos; expected some of "
-                         f"{', '.join(PRESETS)}")
+                         f"{', '.join(presets.PRESETS)}")
   runs_root = FLAGS.runs_root or f"runs/paper_{profile}"
   out = FLAGS.out or os.path.join("benchmarks", "results", f"paper_{profile}", env)
   if not FLAGS.table_only:

@@ -28,7 +28,8 @@ ENV_NAMES = {"point_robot": "Point-Robot", "sparse_point_robot": "Sparse-Point-R
              "cheetah_vel": "HC-Vel", "cheetah_dir": "HC-Dir", "ant_dir": "Ant-Dir",
              "hopper_param": "Hopper", "walker_param": "Walker"}
 ALGO_NAMES = {"unicorn_ss": "UNICORN-SS", "unicorn_sup": "UNICORN-SUP", "csro": "CSRO",
-              "corro": "CORRO", "focal": "FOCAL", "supervised": "Supervised", "oracle": "Oracle"}
+              "corro": "CORRO", "focal": "FOCAL", "supervised": "Supervised", "oracle": "Oracle",
+              "borel": "BOReL"}
 PROTOCOL_NAMES = {"iid": "IID", "ood": "OOD", "online": "Online", "task_ood": "Task-OOD",
                   "z_shuffle": "IID z-shuffled"}
 _STEP_FILE = re.compile(r"^(?P<protocol>[a-z_]+)_step(?P<step>\d+)\.json$")
