@@ -50,8 +50,11 @@ def make_run(env, batch: int, steps: int):
   return run
 
 
-def bench(name: str, batch: int, steps: int, repeats: int, physics: str = "auto") -> dict:
+def bench(name: str, batch: int, steps: int, repeats: int, physics: str = "auto",
+          c_threads: int | None = None) -> dict:
   env = envs.make(name, physics=physics)
+  if env.physics == "c" and c_threads is not None:
+    env = envs.make(name, physics=physics, c_threads=c_threads)
   all_tasks = env.all_benchmark_tasks()
   n = jax.tree.leaves(all_tasks)[0].shape[0]
   tasks = jax.tree.map(lambda x: x[jnp.arange(batch) % n], all_tasks)
@@ -85,6 +88,8 @@ def main(argv=None):
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--out", default=None, help="default: benchmarks/results/env_throughput_"
                       "<platform>.json")
+  parser.add_argument("--c_threads", type=int, default=None,
+                      help="threads of the C stepper (default: the CPUs this process may use)")
   parser.add_argument("--use_cache", action="store_true",
                       help="keep the persistent compilation cache on (compile times then lie)")
   args = parser.parse_args(argv)
@@ -103,7 +108,7 @@ def main(argv=None):
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
       rate = {}
       for physics in backends:
-        r = bench(name, batch, args.steps, args.repeats, physics)
+        r = bench(name, batch, args.steps, args.repeats, physics, args.c_threads)
         rate[r["physics"]] = r["env_steps_per_s"]
         ratio = ""
         if len(rate) == 2 and {"c", "mjx"} <= set(rate):
@@ -117,7 +122,7 @@ def main(argv=None):
                                  f"env_throughput_{dev.platform}.json")
   meta = {"device_platform": dev.platform, "device_kind": dev.device_kind,
           "device_count": jax.device_count(), "cpu_count": os.cpu_count(),
-          "c_threads": default_threads(),
+          "c_threads": args.c_threads or default_threads(),
           "jax": jax.__version__, "python": platform.python_version(),
           "load_average_1_5_15min_at_start": [round(x, 2) for x in load_start],
           "load_average_1_5_15min_at_end": [round(x, 2) for x in os.getloadavg()],

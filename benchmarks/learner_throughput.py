@@ -81,7 +81,7 @@ def measure(row: str, num_seeds: int, chunk: int, repeats: int, data,
   """One row: ``configure(row, chunk) -> (LearnerConfig, HParams)`` timed on ``data``."""
   load_before = os.getloadavg()[0]
   cfg, hp = configure(row, chunk)
-  lrn = make_learner(cfg)
+  lrn = make_learner(cfg, seed_mode="vmap")  # the loop mode below calls 1-seed programs itself
   vmapped = 1 if seed_mode == "loop" else num_seeds  # seeds per program
   calls = num_seeds if seed_mode == "loop" else 1  # programs per chunk
   hps = broadcast_hparams(hp, vmapped)

@@ -204,18 +204,31 @@ def test_train_chunk_does_not_retrace_and_changes_params(tiny_learner, synthetic
   assert not np.allclose(leaf[0], leaf[1])
 
 
-def test_two_vmapped_seeds_equal_two_single_seed_runs(tiny_learner, synthetic_data):
+@pytest.mark.parametrize("seed_mode", ["vmap", "loop"])
+def test_two_seeds_equal_two_single_seed_runs(seed_mode, tiny_learner, synthetic_data):
+  """Both ways of running several seeds (one vmapped program; one single-seed program per
+  seed, the CPU default) give each seed the run it would have alone."""
+  from jcomrl.algos.learner import resolve_seed_mode
   data = synthetic_data.to_device()
   keys = seed_keys(3, 2)
-  both = tiny_learner.init(keys)
+  lrn = make_learner(tiny_learner.cfg, seed_mode=seed_mode)
+  both = lrn.init(keys)
   for _ in range(2):
-    both, _ = tiny_learner.train_chunk(both, data, broadcast_hparams(HParams.create(), 2), POOL)
+    both, m = lrn.train_chunk(both, data, broadcast_hparams(HParams.create(), 2), POOL)
+  assert m["critic/loss"].shape == (2,) and both.step.shape == (2,)
   for i in range(2):
-    one = tiny_learner.init(keys[i:i + 1])
+    one = lrn.init(keys[i:i + 1])
     for _ in range(2):
-      one, _ = tiny_learner.train_chunk(one, data, broadcast_hparams(HParams.create(), 1), POOL)
+      one, _ = lrn.train_chunk(one, data, broadcast_hparams(HParams.create(), 1), POOL)
     for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(both.params)):
-      np.testing.assert_allclose(np.asarray(a)[0], np.asarray(b)[i], rtol=2e-5, atol=1e-6)
+      if seed_mode == "loop":  # the same single-seed program: bit for bit
+        np.testing.assert_array_equal(np.asarray(a)[0], np.asarray(b)[i])
+      else:
+        np.testing.assert_allclose(np.asarray(a)[0], np.asarray(b)[i], rtol=2e-5, atol=1e-6)
+  assert resolve_seed_mode("auto") == ("loop" if jax.default_backend() == "cpu"
+                                       and len(jax.devices()) == 1 else "vmap")
+  with pytest.raises(ValueError, match="seed_mode"):
+    make_learner(tiny_learner.cfg, seed_mode="scan")
 
 
 @pytest.mark.parametrize("name", presets.PRESETS)

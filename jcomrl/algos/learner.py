@@ -5,7 +5,8 @@
     state, metrics = learner.train_chunk(state, dataset, hparams, task_pool)
 
 ``train_chunk`` is ``jit(vmap_seeds(scan(update, steps_per_chunk)))``: one dispatch runs
-``steps_per_chunk`` updates for every seed. An update reads: sample a meta-batch on device ->
+``steps_per_chunk`` updates for every seed (``seed_mode="loop"``: one single-seed dispatch per
+seed, the default on a one-device CPU, see :data:`SEED_MODES`). An update reads: sample a meta-batch on device ->
 representation step (the objective's loss and gradient, :mod:`jcomrl.algos.objectives`) ->
 backbone step (:mod:`jcomrl.algos.backbones`; its losses ``vmap``-ed over the meta-batch's tasks
 with the codes detached) -> encoder step (the objective's gradient plus, for objectives that
@@ -38,6 +39,23 @@ from jcomrl.types import MetaBatch, Transition
 # Metric key of ``train_chunk``: per seed, the index in the chunk of the first update with a
 # non-finite metric, or -1 (the other metrics are chunk means).
 FIRST_NONFINITE = "health/first_nonfinite_update"
+
+# How ``train_chunk`` runs several seeds: "vmap" (one program over the seed axis, sharded over
+# the devices), "loop" (one single-seed program called per seed; the train state keeps its
+# seed axis), "auto" = "loop" on a single CPU device, else "vmap". Measured side by side on a
+# quiet 2-core CPU, 3 seeds at the papers' scale (benchmarks/results/learner_seed_modes_cpu.json):
+# the loop gives +16 % (unicorn_ss) and +23 % (unicorn_ss+dual3) aggregate updates/s, because
+# XLA's CPU backend runs the batched seed programs' small matmuls less efficiently. The two modes
+# compute the same updates (equal up to float rounding; tests/test_algos.py).
+SEED_MODES = ("auto", "vmap", "loop")
+
+
+def resolve_seed_mode(seed_mode: str) -> str:
+  if seed_mode not in SEED_MODES:
+    raise ValueError(f"unknown seed_mode {seed_mode!r}; expected one of {SEED_MODES}")
+  if seed_mode == "auto":
+    return "loop" if jax.default_backend() == "cpu" and len(jax.devices()) == 1 else "vmap"
+  return seed_mode
 
 @struct.dataclass
 class TrainState:
@@ -238,8 +256,19 @@ class _Program:
     return jax.vmap(run, in_axes=(0, None, 0, None))
 
 
-def make_learner(cfg: LearnerConfig) -> Learner:
-  """Builds the networks, losses and compiled training program for ``cfg``."""
+def _seed_slice(tree, i: int):
+  return jax.tree.map(lambda x: x[i:i + 1], tree)
+
+
+@jax.jit
+def _concat_seeds(parts):
+  return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+
+
+def make_learner(cfg: LearnerConfig, seed_mode: str = "auto") -> Learner:
+  """Builds the networks, losses and compiled training program for ``cfg``; ``seed_mode``: how
+  several seeds are run (:data:`SEED_MODES`)."""
+  loop = resolve_seed_mode(seed_mode) == "loop"
   prog = _Program(cfg)
   traces = {"train_chunk": 0}
   main_chunk = prog.chunk(prog.update)
@@ -252,9 +281,15 @@ def make_learner(cfg: LearnerConfig) -> Learner:
   pretrain_jit = jax.jit(prog.chunk(prog.pretrain_update), donate_argnums=(0,))
 
   def train_chunk(state, data, hp, task_pool):
+    fn = main_jit
     if cfg.pretrain_steps and int(np.min(jax.device_get(state.step))) < cfg.pretrain_steps:
-      return pretrain_jit(state, data, hp, task_pool)
-    return main_jit(state, data, hp, task_pool)
+      fn = pretrain_jit
+    num_seeds = int(state.step.shape[0])
+    if not loop or num_seeds == 1:
+      return fn(state, data, hp, task_pool)
+    outs = [fn(_seed_slice(state, i), data, _seed_slice(hp, i), task_pool)
+            for i in range(num_seeds)]
+    return _concat_seeds(outs)
 
   def init(keys):
     sharding = seed_sharding(int(keys.shape[0]))
