@@ -22,10 +22,32 @@ DEFAULT_CONFIG = os.path.join(cli.CONFIG_DIR, "data.py") + ":point_robot"
 
 
 def define_flags() -> None:
-  """The flag (defined when run as a program: ml_collections reads the ``--config.*``
+  """The flags (defined when run as a program: ml_collections reads the ``--config.*``
   overrides from ``sys.argv`` as soon as it is defined)."""
+  from absl import flags
+
   config_flags.DEFINE_config_file(
       "config", DEFAULT_CONFIG, "data config file[:variant] (experiments/configs/data.py:<env>)")
+  flags.DEFINE_integer(
+      "cpu_devices", None, "XLA CPU devices to split the host into; per-task SAC agents "
+      "(behaviour.algo=sac_per_task) train in parallel over them. Default: the cores this "
+      "process may use when behaviour.algo=sac_per_task, else 1", lower_bound=1)
+
+
+def set_cpu_devices(c, requested: int | None) -> int:
+  """Splits the host CPU into XLA devices before JAX starts its backends (per-task SAC shards
+  its agents over them: on a quiet 2-core CPU, 40 cheetah-vel agents trained in 42 s instead of
+  63 s with 2 devices). Returns the device count set (1: left alone)."""
+  import jax
+
+  from jcomrl.envs.c_physics import default_threads
+
+  n = requested
+  if n is None:
+    n = default_threads() if c.get("behaviour", {}).get("algo") == "sac_per_task" else 1
+  if n > 1:
+    jax.config.update("jax_num_cpu_devices", int(n))
+  return int(n)
 
 
 def behaviour_kwargs(c) -> dict:
@@ -111,6 +133,7 @@ def main(argv):
   del argv
   from absl import flags
 
+  set_cpu_devices(flags.FLAGS.config, flags.FLAGS.cpu_devices)
   generate(flags.FLAGS.config, progress=lambda s: print(s, flush=True))
 
 

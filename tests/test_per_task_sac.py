@@ -179,3 +179,33 @@ def test_keep_replay_returns_every_stored_transition_in_order(point_env, tasks,
   with pytest.raises(ValueError, match="keep_replay needs a buffer that holds the whole run"):
     per_task_sac.train_sac_per_task(point_env, tasks, num_timesteps=4000, num_snapshots=3,
                                     seed=0, buffer_size=3000, keep_replay=True, **POINT_SAC)
+
+
+_DEVICES_SCRIPT = """
+import jax, numpy as np
+jax.config.update("jax_num_cpu_devices", 2)
+from jcomrl import envs
+from jcomrl.data import per_task_sac
+env = envs.make("point_robot")
+tasks = jax.tree.map(lambda x: x[np.array([0, 13, 26, 39])], env.all_benchmark_tasks())
+kw = dict(num_timesteps=400, num_snapshots=2, seed=0, num_envs=4, batch_size=32,
+          warmup_steps=100, updates_per_iteration=2, hidden_sizes=(16, 16))
+assert per_task_sac.task_sharding(4).mesh.size == 2 and per_task_sac.task_sharding(3) is None
+one = per_task_sac.train_sac_per_task(env, tasks, devices=1, **kw)
+two = per_task_sac.train_sac_per_task(env, tasks, devices=2, **kw)
+diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+           for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(two.params)))
+print("MAXDIFF", diff)
+"""
+
+
+def test_agents_sharded_over_two_cpu_devices_equal_one_device():
+  """The task axis split over 2 XLA CPU devices (experiments.collect's default on a 2-core
+  host) trains the same agents as one device, up to float rounding."""
+  import subprocess
+  import sys
+  out = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT], capture_output=True, text=True,
+                       timeout=600, check=False)
+  assert out.returncode == 0, out.stderr[-2000:]
+  diff = float(out.stdout.split("MAXDIFF")[1])
+  assert diff < 1e-4, diff

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -68,6 +69,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jcomrl.algos import backbones
 from jcomrl.algos.config import HParams
@@ -440,6 +442,35 @@ def schedule(num_timesteps: int, num_snapshots: int, num_envs: int, warmup_steps
   return seg
 
 
+def task_sharding(num_tasks: int, devices: int | None = None) -> NamedSharding | None:
+  """Shards a leading task axis over ``gcd(num_tasks, devices)`` of ``jax.devices()`` (all of
+  them by default; None on one). The agents are independent, so each device trains its share of
+  the tasks in parallel: on a CPU host split into several XLA CPU devices
+  (``jax_num_cpu_devices``) this is what lets the small per-task networks use more than one core
+  (one device's program runs them on about one)."""
+  avail = jax.devices()
+  n = math.gcd(num_tasks, len(avail) if devices is None else min(int(devices), len(avail)))
+  if n <= 1:
+    return None
+  return NamedSharding(Mesh(np.asarray(avail[:n]), ("task",)), PartitionSpec("task"))
+
+
+def _place(tree, sharding: NamedSharding | None, num_tasks: int):
+  """Leaves with a leading task (or task x env) axis sharded over ``sharding``, the rest
+  replicated on its devices."""
+  if sharding is None:
+    return tree
+  rep = NamedSharding(sharding.mesh, PartitionSpec())
+  n = sharding.mesh.size
+
+  def put(x):
+    lead = np.shape(x)[0] if np.ndim(x) else 0
+    ok = lead and lead % num_tasks == 0 and lead % n == 0
+    return jax.device_put(x, sharding if ok else rep)
+
+  return jax.tree.map(put, tree)
+
+
 def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snapshots: int,
                        seed: int, num_envs: int = 2, hidden_sizes: tuple[int, ...] = (128, 128),
                        batch_size: int = 256, buffer_size: int | None = None,
@@ -451,6 +482,7 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
                        train_reward: str | None = None,
                        progress_fn: Callable[[int, dict], None] | None = None,
                        task_keys: jax.Array | None = None, keep_replay: bool = False,
+                       devices: int | None = None,
                        ) -> BehaviourPolicies | tuple[BehaviourPolicies, Replay]:
   """Trains one SAC agent per task of ``tasks``, all at once; returns K actor snapshots.
 
@@ -475,6 +507,9 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
     task_keys: ``[T]`` per-agent keys overriding the ``seed`` derivation.
     keep_replay: also return the run's ``Replay`` (every stored transition, host arrays); the
       buffer must then hold the whole run (``buffer_size`` >= the env steps per task).
+    devices: how many of ``jax.devices()`` share the tasks (:func:`task_sharding`; default
+      all, 1 = one device). The agents do not depend on it (up to float rounding: the
+      partitioned program may sum in another order).
   Returns:
     ``BehaviourPolicies`` with ``algo="sac_per_task"``; ``params`` leaves have leading
     ``[K, T]`` (see ``make_policy_factory``); ``steps`` counts env steps per task. With
@@ -509,7 +544,9 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
   elif task_keys.shape[0] != num_tasks:
     raise ValueError(f"task_keys has {task_keys.shape[0]} keys for {num_tasks} tasks")
   init, run = make_trainer(env, cfg)
-  state = init(task_keys, tasks, init_alpha)
+  sharding = task_sharding(num_tasks, devices)
+  tasks = _place(tasks, sharding, num_tasks)
+  state = _place(init(task_keys, tasks, init_alpha), sharding, num_tasks)
   vectors = np.asarray(jax.vmap(env.task_vector)(tasks), np.float32)
   snap = lambda s: {"actor": jax.tree.map(np.array, s.agents.actor), "task_vectors": vectors}
   snapshots = [(0, snap(state))]
