@@ -305,11 +305,16 @@ def train_run(cfg: dict, workdir: str, progress=print, evaluate: bool = True,
   env, data, meta, learner, hp = build(cfg)
   ckpt = checkpoint_dir(workdir)
   with run_lock(workdir):
-    saved = _saved_config(workdir)  # again, now that no other process can write it
-    if saved is not None:
-      _check_resumable(saved, cfg, workdir)
-      if saved["num_steps"] != cfg["num_steps"] and progress:
-        progress(f"num_steps {saved['num_steps']} -> {cfg['num_steps']}: extending the run")
+    # Again, now that no other process can write it. The processes of a multi-process run
+    # keep what they read before the lock: the check makes orbax calls, which every process
+    # must make alike, and they all read the same file (process 0 writes it only once every
+    # process has reached the lock).
+    if not distributed.is_multiprocess():
+      saved = _saved_config(workdir)
+      if saved is not None:
+        _check_resumable(saved, cfg, workdir)
+    if saved is not None and saved["num_steps"] != cfg["num_steps"] and progress:
+      progress(f"num_steps {saved['num_steps']} -> {cfg['num_steps']}: extending the run")
     if saved != cfg and distributed.is_main():
       write_json_atomic(os.path.join(workdir, "config.json"), cfg)
 
