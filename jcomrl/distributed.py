@@ -86,10 +86,12 @@ def broadcast_from_main(value: Any) -> Any:
   return jax.tree.map(np.asarray, multihost_utils.broadcast_one_to_all(value))
 
 
-def all_ok(ok: bool) -> bool:
-  """Whether ``ok`` holds on every process (a collective): a failure on one process can then
-  stop every process instead of leaving the others waiting in a collective."""
-  if not is_multiprocess():
-    return bool(ok)
-  flags = multihost_utils.process_allgather(np.asarray(bool(ok), np.int32))
-  return bool(np.all(np.asarray(flags)))
+def all_ok(ok):
+  """Whether ``ok`` (a bool, or a list of bools compared item by item) holds on every process
+  (a collective): a failure on one process can then stop every process instead of leaving
+  the others waiting in a collective."""
+  flags = np.asarray(ok, bool)
+  if is_multiprocess():
+    gathered = multihost_utils.process_allgather(flags.astype(np.int32))
+    flags = np.all(np.asarray(gathered).reshape((-1,) + flags.shape) != 0, axis=0)
+  return flags.tolist()

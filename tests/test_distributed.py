@@ -37,10 +37,11 @@ def _train_cmd(dataset, workdir, steps, protocols):
           f"--eval_protocols={protocols}"]
 
 
-def _env(devices: int, cache: str) -> dict:
+def _env(devices: int) -> dict:
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT,
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-             JAX_COMPILATION_CACHE_DIR=cache)
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+  # No persistent compilation cache: the processes of one run must compile alike.
+  env.pop("JAX_COMPILATION_CACHE_DIR", None)
   env.pop("JCOMRL_DEBUG", None)
   return env
 
@@ -75,10 +76,10 @@ def _start(name, cmd, env, logdir):
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT), log
 
 
-def _distributed(name, cmd, cache, logdir) -> dict:
+def _distributed(name, cmd, logdir) -> dict:
   addr = f"--coordinator_address=localhost:{_free_port()}"
   return {f"{name}{i}": _start(f"{name}{i}", cmd + [addr, "--num_processes=2",
-                                                   f"--process_id={i}"], _env(1, cache), logdir)
+                                                   f"--process_id={i}"], _env(1), logdir)
           for i in range(2)}
 
 
@@ -107,16 +108,16 @@ def _assert_close_tree(a, b, path=""):
 
 @pytest.mark.slow
 def test_two_processes_equal_one_process_with_two_devices(synthetic_dir, tmp_path):
-  cache, logs = str(tmp_path / "jax_cache"), str(tmp_path)
+  logs = str(tmp_path)
   dist, single = str(tmp_path / "dist"), str(tmp_path / "single")
   # The reference (one process, two devices: one seed each) alongside the first leg of the
   # two-process run (10 of 20 updates, no evaluation).
-  first = _distributed("first", _train_cmd(synthetic_dir, dist, 10, ""), cache, logs)
+  first = _distributed("first", _train_cmd(synthetic_dir, dist, 10, ""), logs)
   _run_all({"single": _start("single", _train_cmd(synthetic_dir, single, 20, "iid"),
-                             _env(2, cache), logs), **first})
+                             _env(2), logs), **first})
   # Extended to 20 updates: every process resumes from the step-10 checkpoint; then the iid
   # evaluation of the final checkpoint.
-  second = _distributed("second", _train_cmd(synthetic_dir, dist, 20, "iid"), cache, logs)
+  second = _distributed("second", _train_cmd(synthetic_dir, dist, 20, "iid"), logs)
   out = _run_all(second)
   assert "resumed from step 10" in out["second0"]
   assert "resumed" not in out["second1"] and "iid:" not in out["second1"]  # process 0 prints

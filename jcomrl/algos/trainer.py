@@ -59,6 +59,13 @@ def _truncate_metrics(workdir: str, step: int) -> None:
 
 def _non_finite_groups(params) -> list[str]:
   """Top-level parameter groups holding a NaN or an infinity."""
+  if distributed.is_multiprocess():
+    # Each process checks its own shards on the host, then one gather: no program per leaf.
+    ok = [all(bool(np.all(np.isfinite(np.asarray(s.data)))) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(x.dtype, jnp.floating) for s in x.addressable_shards)
+          for tree in params.values()]
+    ok = distributed.all_ok(ok)
+    return [group for group, good in zip(params, ok) if not good]
   bad = []
   for group, tree in params.items():
     leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.asarray(x).dtype,
