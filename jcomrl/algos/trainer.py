@@ -70,7 +70,7 @@ def _non_finite_groups(params) -> list[str]:
   for group, tree in params.items():
     leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.asarray(x).dtype,
                                                                  jnp.floating)]
-    if leaves and not bool(distributed.to_host(jnp.all(jnp.stack(
+    if leaves and not bool(jax.device_get(jnp.all(jnp.stack(
         [jnp.all(jnp.isfinite(x)) for x in leaves])))):
       bad.append(group)
   return bad
