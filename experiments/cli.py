@@ -202,10 +202,67 @@ def parse_protocols(spec) -> list[str]:
   return names
 
 
+# ---------------------------------------------------------------------------- several hosts
+
+
+def define_distributed_flags() -> None:
+  """The standard multi-process settings of the entry points that train or evaluate."""
+  flags.DEFINE_string("coordinator_address", None,
+                      "multi-process run: host:port of process 0's coordinator (with "
+                      "--num_processes and --process_id; every process passes the same)")
+  flags.DEFINE_integer("num_processes", None, "multi-process run: number of processes",
+                       lower_bound=1)
+  flags.DEFINE_integer("process_id", None, "multi-process run: this process's index, "
+                       "0..num_processes-1 (process 0 writes the files)", lower_bound=0)
+  flags.DEFINE_boolean("distributed_auto", False,
+                       "multi-process run with the settings detected from the cluster "
+                       "(jax.distributed.initialize(): SLURM, Open MPI, mpi4py, Cloud TPU); "
+                       "explicit --coordinator_address etc. override what it detects")
+
+
+def distributed_settings() -> dict | None:
+  """The parsed multi-process settings (``jcomrl.distributed.initialize`` keywords), or None
+  for a single-process run; ``UsageError`` for an incomplete or inconsistent set."""
+  given = {"coordinator_address": FLAGS.coordinator_address,
+           "num_processes": FLAGS.num_processes, "process_id": FLAGS.process_id}
+  if not FLAGS.distributed_auto:
+    if all(v is None for v in given.values()):
+      return None
+    missing = [f"--{k}" for k, v in given.items() if v is None]
+    if missing:
+      raise UsageError(f"a multi-process run needs {', '.join(missing)} too (or "
+                       "--distributed_auto to detect the settings from the cluster)")
+  n, i = given["num_processes"], given["process_id"]
+  if n is not None and i is not None and i >= n:
+    raise UsageError(f"--process_id={i} must be below --num_processes={n}")
+  return dict(given, auto=FLAGS.distributed_auto)
+
+
+def start_distributed() -> None:
+  """Joins the multi-process run the flags describe (before any other JAX call); nothing for
+  a single-process run."""
+  settings = distributed_settings()
+  if settings is None:
+    return
+  from jcomrl import distributed
+
+  try:
+    distributed.initialize(**settings)
+  except (ValueError, RuntimeError) as e:
+    how = ("--distributed_auto found no cluster to detect the settings from (SLURM, Open MPI, "
+           "mpi4py, Cloud TPU); pass --coordinator_address, --num_processes and --process_id"
+           if settings["auto"] and "should be defined" in str(e) else
+           "check that every process passes the same --coordinator_address and "
+           "--num_processes and its own --process_id, and that the address is reachable")
+    raise UsageError(f"joining the multi-process run failed ({type(e).__name__}: {e}); "
+                     f"{how}") from e
+
+
 # ---------------------------------------------------------------------------- entry points
 
 
-def run(main, prog: str, *, define=None, config: tuple[str, str] | None = None) -> None:
+def run(main, prog: str, *, define=None, config: tuple[str, str] | None = None,
+        distributed: bool = False) -> None:
   """``app.run(main)`` with one-line errors (see the module docstring).
 
   Args:
@@ -213,6 +270,8 @@ def run(main, prog: str, *, define=None, config: tuple[str, str] | None = None) 
     config: ``(flag name, default file[:variant])`` of an ml_collections config-file flag: the
       file and the override keys are checked (one-line errors) before ``define`` runs, since
       ml_collections reads the overrides when the flag is defined.
+    distributed: take the multi-process settings (``define_distributed_flags``) and join the
+      run they describe before ``main`` (which then runs on every process).
   """
   if config is not None:
     try:
@@ -224,6 +283,8 @@ def run(main, prog: str, *, define=None, config: tuple[str, str] | None = None) 
       fail(prog, str(e))
   if define is not None:
     define()
+  if distributed:
+    define_distributed_flags()
 
   def parse(argv):
     try:
@@ -241,6 +302,8 @@ def run(main, prog: str, *, define=None, config: tuple[str, str] | None = None) 
     if not FLAGS["verbosity"].present:
       logging.set_verbosity(logging.WARNING)  # orbax logs every save/restore at INFO
     try:
+      if distributed:
+        start_distributed()
       return main(argv)
     except KeyboardInterrupt:
       if debug_enabled():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import json
@@ -14,7 +15,7 @@ import numpy as np
 
 from experiments import cli
 from experiments.cli import ConfigError, RunDirError, RunFailed, RunLock
-from jcomrl import atomic, checkpoint, envs
+from jcomrl import atomic, checkpoint, distributed, envs
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.learner import make_learner, seed_keys
 from jcomrl.algos.trainer import checkpoint_dir, run_training
@@ -217,6 +218,38 @@ def evaluate_state(env, data, meta, learner, params, cfg: dict, step: int) -> di
   return {"step": int(step), "test_task_ids": list(map(int, meta["split"]["test"])), **res}
 
 
+@contextlib.contextmanager
+def run_lock(workdir: str):
+  """``RunLock(workdir)``; in a multi-process run, taken by process 0 alone and every process
+  stops with the same ``RunDirError`` when it is held elsewhere (none waits in a collective)."""
+  if not distributed.is_multiprocess():
+    with RunLock(workdir):
+      yield
+    return
+  lock, error = None, None
+  if distributed.is_main():
+    try:
+      lock = RunLock(workdir).acquire()
+    except RunDirError as e:
+      error = e
+  if not distributed.all_ok(error is None):
+    raise error or RunDirError(f"{workdir} is in use by another jcomrl process (process 0 of "
+                               "this run could not lock it); wait for it or use another "
+                               "--workdir")
+  try:
+    yield
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def host_params(params):
+  """``params`` for the evaluation: as they are in one process; in a multi-process run,
+  gathered whole on every process (numpy), which then evaluates every seed itself, so that
+  all processes hold the same results (process 0 writes them)."""
+  return distributed.to_host(params) if distributed.is_multiprocess() else params
+
+
 def _check_resumable(saved: dict, cfg: dict, workdir: str) -> None:
   """``RunDirError`` unless ``cfg`` continues the run saved in ``workdir`` (only ``num_steps``
   may differ, and not below the latest checkpoint)."""
@@ -264,28 +297,36 @@ def train_run(cfg: dict, workdir: str, progress=print, evaluate: bool = True,
   ``evaluate=False``; with ``protocols`` (a list), ``evaluate_protocols``' dict of them.
   """
   validate_config(cfg)
+  if not distributed.is_main():  # process 0 prints and writes a multi-process run's files
+    progress = on_result = None
   saved = _saved_config(workdir)
   if saved is not None:
     _check_resumable(saved, cfg, workdir)
   env, data, meta, learner, hp = build(cfg)
   ckpt = checkpoint_dir(workdir)
-  with RunLock(workdir):
-    saved = _saved_config(workdir)  # again, now that no other process can write it
-    if saved is not None:
-      _check_resumable(saved, cfg, workdir)
-      if saved["num_steps"] != cfg["num_steps"] and progress:
-        progress(f"num_steps {saved['num_steps']} -> {cfg['num_steps']}: extending the run")
-    if saved != cfg:
+  with run_lock(workdir):
+    # Again, now that no other process can write it. The processes of a multi-process run
+    # keep what they read before the lock: the check makes orbax calls, which every process
+    # must make alike, and they all read the same file (process 0 writes it only once every
+    # process has reached the lock).
+    if not distributed.is_multiprocess():
+      saved = _saved_config(workdir)
+      if saved is not None:
+        _check_resumable(saved, cfg, workdir)
+    if saved is not None and saved["num_steps"] != cfg["num_steps"] and progress:
+      progress(f"num_steps {saved['num_steps']} -> {cfg['num_steps']}: extending the run")
+    if saved != cfg and distributed.is_main():
       write_json_atomic(os.path.join(workdir, "config.json"), cfg)
 
     def eval_fn(state, step):
       try:
-        res = evaluate_state(env, data, meta, learner, state.params, cfg, step)
+        res = evaluate_state(env, data, meta, learner, host_params(state.params), cfg, step)
       except Exception as e:
         raise RunFailed(f"the evaluation at step {step} failed ({type(e).__name__}: {e}); the "
                         f"checkpoint of step {step} is saved in {ckpt} and its training metrics "
                         "are logged: fix the cause and rerun the same command to resume") from e
-      write_json_atomic(os.path.join(workdir, "eval", f"iid_step{step}.json"), res)
+      if distributed.is_main():
+        write_json_atomic(os.path.join(workdir, "eval", f"iid_step{step}.json"), res)
       return {f"eval/{k}_return": np.asarray(v["seed_means"]) for k, v in res.items()
               if isinstance(v, dict)}
 
@@ -333,12 +374,15 @@ def evaluate_protocols(workdir: str, protocols, step: int | None = None,
   if "diagnostics" in protocols:
     cli.require_optional("matplotlib", "the diagnostics protocol (it plots the task codes)")
   read_config(workdir)
-  with RunLock(workdir):
+  if not distributed.is_main():
+    progress = on_result = None
+  with run_lock(workdir):
     return _evaluate_protocols(workdir, protocols, step, progress, on_result)
 
 
 def _evaluate_protocols(workdir, protocols, step, progress, on_result) -> dict:
   cfg, env, data, meta, learner, state, step = restore_run(workdir, step)
+  params = host_params(state.params)
   settings = eval_settings(cfg)
   device_data = data.to_device()
   behaviour = None
@@ -357,11 +401,12 @@ def _evaluate_protocols(workdir, protocols, step, progress, on_result) -> dict:
     if progress:
       progress(f"evaluating {name} ({i + 1}/{len(protocols)}) at step {step} ...")
     if name == "diagnostics":
-      res = diagnostics_of(workdir, cfg, learner, state.params, device_data, meta, step)
+      res = diagnostics_of(workdir, cfg, learner, params, device_data, meta, step)
     else:
-      res = suite.run_protocol(name, learner, state.params, env, device_data, meta, settings,
+      res = suite.run_protocol(name, learner, params, env, device_data, meta, settings,
                                step=step, behaviour=behaviour)
-    write_json_atomic(eval_path(workdir, name, step), res)
+    if distributed.is_main():
+      write_json_atomic(eval_path(workdir, name, step), res)
     out[name] = res
     if progress:
       left = (time.time() - t_all) / (i + 1) * (len(protocols) - i - 1)
@@ -386,8 +431,8 @@ def diagnostics_of(workdir: str, cfg: dict, learner, params, data, meta: dict,
       learner, params, data, rows, key, num_contexts=16, context_mode=mode, context_size=size)
   png = os.path.join(workdir, "eval", f"codes_step{step}.png")
   title = f"{cfg.get('algo', '?')} on {cfg['env']}: held-out task codes, seed 0"
-  summary["plots"] = diagnostics.plot_embedding(z[0], np.asarray(data.task_params)[rows], png,
-                                                title)
+  summary["plots"] = (diagnostics.plot_embedding(z[0], np.asarray(data.task_params)[rows], png,
+                                                 title) if distributed.is_main() else [])
   return {"protocol": "diagnostics", "step": int(step), "test_task_ids": rows.tolist(),
           **summary}
 

@@ -3,7 +3,9 @@
 
 Each protocol writes ``<workdir>/eval/<protocol>_step<N>.json`` (per-task, per-episode returns
 and the normalised score) and prints its result as soon as it is done; ``diagnostics`` also
-writes ``eval/codes_step<N>.png``. Errors are one line on stderr (exit 2); ``JCOMRL_DEBUG=1``
+writes ``eval/codes_step<N>.png``. The multi-process settings of ``experiments.train``
+(``--coordinator_address``, ``--num_processes``, ``--process_id``, ``--distributed_auto``)
+restore a checkpoint on every process; process 0 writes the results. Errors are one line on stderr (exit 2); ``JCOMRL_DEBUG=1``
 or ``--verbosity=1`` shows the traceback.
 """
 
@@ -40,7 +42,7 @@ def main(argv):
 
 
 def run():
-  cli.run(main, "experiments.evaluate")
+  cli.run(main, "experiments.evaluate", distributed=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ killed mid-run is resumed from its last checkpoint by the same command. Missing 
 generated first with ``experiments.collect`` (``experiments/configs/data.py:<env>``).
 Each pair's outcome and wall time go to ``<runs_root>/sweep_log.jsonl``; then run
 ``python -m experiments.table --runs_root=<runs_root> --out=<dir>``.
+
+Several hosts: run the same sweep on every process with ``--coordinator_address``,
+``--num_processes`` and its own ``--process_id``; each pair's training then spans every
+process (process 0 writes the run files and the sweep log); datasets must exist beforehand.
 """
 
 from __future__ import annotations
@@ -40,12 +44,17 @@ def run_dir(runs_root: str, env: str, algo: str) -> str:
 
 
 def train_command(algo: str, env: str, *, variant: str | None, seeds: int, dataset: str,
-                  workdir: str, protocols: list[str], overrides: list[str]) -> list[str]:
-  """The ``experiments.train`` command line of one (algo, env) pair."""
+                  workdir: str, protocols: list[str], overrides: list[str],
+                  distributed: dict | None = None) -> list[str]:
+  """The ``experiments.train`` command line of one (algo, env) pair; ``distributed``: the
+  multi-process settings (``cli.distributed_settings``) passed on to it."""
   cmd = [sys.executable, "-m", "experiments.train",
          f"--config={config_file(algo)}:{variant or env}", f"--config.num_seeds={seeds}",
          f"--config.dataset={dataset}", f"--workdir={workdir}",
          f"--eval_protocols={','.join(protocols)}"]
+  for key, value in (distributed or {}).items():
+    if key != "auto" and value is not None:
+      cmd.append(f"--{key}={value}")
   for item in overrides:
     if "=" not in item:
       raise cli.UsageError(f"--set expects key=value, got {item!r}")
@@ -75,8 +84,10 @@ def _append_log(runs_root: str, row: dict) -> None:
     f.write(json.dumps(row) + "\n")
 
 
-def ensure_dataset(env: str, path: str, data_variant: str | None, dry_run: bool) -> None:
-  """Generates the dataset at ``path`` with ``experiments.collect`` if it is not there."""
+def ensure_dataset(env: str, path: str, data_variant: str | None, dry_run: bool,
+                   multiprocess: bool = False) -> None:
+  """Generates the dataset at ``path`` with ``experiments.collect`` if it is not there (a
+  multi-process sweep refuses: its processes would all write it)."""
   from jcomrl.data.dataset import DatasetError, read_meta
 
   try:
@@ -86,6 +97,9 @@ def ensure_dataset(env: str, path: str, data_variant: str | None, dry_run: bool)
     pass
   cmd = [sys.executable, "-m", "experiments.collect",
          f"--config={config_file('data')}:{data_variant or env}", f"--config.out={path}"]
+  if multiprocess:
+    raise cli.UsageError(f"dataset {path} is missing; a multi-process sweep does not generate "
+                         f"datasets: run {' '.join(cmd[1:])} once first")
   print(f"[sweep] dataset {path} missing: {' '.join(cmd)}", flush=True)
   if not dry_run and subprocess.run(cmd, check=False).returncode:
     raise cli.RunFailed(f"generating the dataset {path} failed (see the error above)")
@@ -118,6 +132,7 @@ def define_flags() -> None:
                             "(e.g. --set=num_steps=2000)")
   flags.DEFINE_boolean("dry_run", False, "print the plan and commands, run nothing")
   flags.DEFINE_boolean("keep_going", True, "continue after a failed pair")
+  cli.define_distributed_flags()
 
 
 def main(argv):
@@ -138,6 +153,15 @@ def main(argv):
     for env in envs:
       cli.check_overrides(["sweep"] + [f"--config.{item}" for item in FLAGS.set], "config",
                           f"{config_file(algo)}:{FLAGS.variant or env}")
+  # Multi-process: every process runs this sweep with its own settings and each pair's
+  # training joins them; the sweep itself does not join (it runs no JAX program).
+  dist = cli.distributed_settings()
+  if dist is not None and dist["auto"]:
+    raise cli.UsageError("experiments.sweep takes explicit --coordinator_address, "
+                         "--num_processes and --process_id (process 0 writes the sweep log); "
+                         "with cluster auto-detection run experiments.train "
+                         "--distributed_auto per pair")
+  writes_log = dist is None or dist["process_id"] == 0
   runs_root = FLAGS.runs_root
   t_all = time.time()
   failures = []
@@ -147,7 +171,7 @@ def main(argv):
     dataset = FLAGS.dataset.format(env=env)
     entries = plan(algos, [env], runs_root, protocols)
     if any(e["todo"] != "skip" for e in entries):
-      ensure_dataset(env, dataset, FLAGS.data_variant, FLAGS.dry_run)
+      ensure_dataset(env, dataset, FLAGS.data_variant, FLAGS.dry_run, dist is not None)
     for e in entries:
       tag = f"[sweep] {e['algo']} on {env}"
       if e["todo"] == "skip":
@@ -155,7 +179,7 @@ def main(argv):
         continue
       cmd = train_command(e["algo"], env, variant=FLAGS.variant, seeds=FLAGS.seeds,
                           dataset=dataset, workdir=e["workdir"], protocols=protocols,
-                          overrides=FLAGS.set)
+                          overrides=FLAGS.set, distributed=dist)
       print(f"{tag}: {e['todo']} (checkpoint step {e['step']}): {' '.join(cmd)}", flush=True)
       if FLAGS.dry_run:
         continue
@@ -164,7 +188,8 @@ def main(argv):
       row = {"algo": e["algo"], "env": env, "workdir": e["workdir"], "todo": e["todo"],
              "returncode": rc, "wall_s": round(time.time() - t0, 1), "seeds": FLAGS.seeds,
              "time": time.strftime("%Y-%m-%d %H:%M:%S")}
-      _append_log(runs_root, row)
+      if writes_log:
+        _append_log(runs_root, row)
       print(f"{tag}: {'done' if rc == 0 else f'FAILED (exit {rc})'} in {row['wall_s']}s; "
             f"pairs {watch.tick()}", flush=True)
       if rc != 0:

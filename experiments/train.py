@@ -4,7 +4,10 @@ the same config with a larger ``--config.num_steps`` extends a finished run.
 
 ``--eval_protocols=iid,ood,online,task_ood,diagnostics`` (or ``all``) evaluates those protocols
 from the final checkpoint (``eval/<protocol>_step<N>.json``); the default is ``iid``, and an
-empty value skips the final evaluation. Errors are one line on stderr (exit 2);
+empty value skips the final evaluation. On several processes (hosts), start the same command on
+each with ``--coordinator_address=host:port --num_processes=N --process_id=i`` (or
+``--distributed_auto`` under SLURM / Open MPI): the seeds are sharded over every process's
+devices and process 0 writes the run's files. Errors are one line on stderr (exit 2);
 ``JCOMRL_DEBUG=1`` or ``--verbosity=1`` shows the traceback.
 """
 
@@ -51,7 +54,8 @@ def main(argv):
 
 
 def run():
-  cli.run(main, "experiments.train", define=define_flags, config=("config", DEFAULT_CONFIG))
+  cli.run(main, "experiments.train", define=define_flags, config=("config", DEFAULT_CONFIG),
+          distributed=True)
 
 
 if __name__ == "__main__":

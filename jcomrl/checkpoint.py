@@ -5,7 +5,9 @@ with the format version, the learner config and the hyper-parameters. Orbax writ
 a temporary directory and renames it when complete, so a killed save never corrupts the previous
 checkpoint. ``restore`` refuses a checkpoint whose learner config differs from the one asked for
 (``CheckpointError`` names the differing keys) and restores strictly into the structure that
-config builds.
+config builds. In a multi-process run (:mod:`jcomrl.distributed`) every process calls ``save``,
+``restore`` and ``steps`` in the same order (each orbax manager waits for all of them); orbax
+writes each process's shards, process 0 the JSON and the commit.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+from jcomrl import distributed
 
 # 2: the plug-in learner (parameter groups owned by the backbone and the objective, optimiser
 # states only for trained groups, Adam without optax's inject_hyperparams wrapper). Format 1 is
@@ -45,7 +49,10 @@ def save(directory: str, step: int, state: Any, meta: dict, max_to_keep: int | N
 
 
 def steps(directory: str) -> list[int]:
-  if not os.path.isdir(directory):
+  # Every orbax manager waits for all processes of a multi-process run: they must agree on
+  # whether one is opened (process 0's view of the directory), or one process could open a
+  # manager the others never open.
+  if not distributed.broadcast_from_main(int(os.path.isdir(directory))):
     return []
   with _manager(directory) as mngr:
     return sorted(mngr.all_steps())

@@ -219,6 +219,13 @@ def _cases(data, bad, run, held, tmp):
        "already trained to step 20; num_steps = 10 must be >= 20", [run]),
       ("run-locked", ("train", TINY, f"--config.dataset={data}", f"--workdir={held}"),
        f"in use by another jcomrl process (pid {os.getpid()})", [held]),
+      ("distributed-incomplete", t("--coordinator_address=localhost:1"),
+       "a multi-process run needs --num_processes, --process_id too", [new]),
+      ("distributed-process-id", t("--coordinator_address=localhost:1", "--num_processes=2",
+                                   "--process_id=2"),
+       "--process_id=2 must be below --num_processes=2", [new]),
+      ("evaluate-distributed-incomplete", ("evaluate", f"--workdir={run}", "--process_id=1"),
+       "needs --coordinator_address, --num_processes too", [run]),
       ("evaluate-not-a-run", ("evaluate", f"--workdir={bad['not_a_dataset']}"),
        "is not a run directory (no config.json)", [bad["not_a_dataset"]]),
       ("evaluate-missing-step", ("evaluate", f"--workdir={run}", "--step=999"),
@@ -246,6 +253,9 @@ def _cases(data, bad, run, held, tmp):
       ("sweep-set-form", ("sweep", "--algos=focal", f"--runs_root={new}", "--set=num_steps"),
        "--set expects key=value, got 'num_steps'", [new]),
       ("sweep-seeds", ("sweep", "--seeds=0", f"--runs_root={new}"), "--seeds=0", [new]),
+      ("sweep-distributed-auto", ("sweep", "--algos=focal", f"--runs_root={new}",
+                                  "--distributed_auto"),
+       "experiments.sweep takes explicit --coordinator_address", [new]),
   ]
 
 

@@ -175,6 +175,11 @@ def test_sweep_plan_and_command(tmp_path):
   assert cmd[1:] == ["-m", "experiments.train", "--config=experiments/configs/focal.py:tiny",
                      "--config.num_seeds=3", "--config.dataset=d", "--workdir=w",
                      "--eval_protocols=iid,ood", "--config.num_steps=20"]
+  # A multi-process sweep passes its settings on to every pair's training.
+  dist = {"coordinator_address": "h:1234", "num_processes": 2, "process_id": 1, "auto": False}
+  cmd = sweep.train_command("focal", "point_robot", variant="tiny", seeds=3, dataset="d",
+                            workdir="w", protocols=["iid"], overrides=[], distributed=dist)
+  assert cmd[-3:] == ["--coordinator_address=h:1234", "--num_processes=2", "--process_id=1"]
   with pytest.raises(ValueError, match="key=value"):
     sweep.train_command("focal", "e", variant=None, seeds=1, dataset="d", workdir="w",
                         protocols=[], overrides=["oops"])

@@ -29,6 +29,7 @@ import numpy as np
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jcomrl import distributed
 from jcomrl.algos.backbones import apply_gradient, make_backbone, optimiser_init
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.objectives import make_representation, z_spread
@@ -77,7 +78,18 @@ class TrainState:
 
 
 def seed_sharding(num_seeds: int) -> NamedSharding | None:
-  """Shards a leading seed axis over ``gcd(num_seeds, #devices)`` devices (None on one)."""
+  """Shards a leading seed axis over ``gcd(num_seeds, #devices)`` devices (None on one).
+
+  In a multi-process run (:mod:`jcomrl.distributed`) the mesh spans every process's devices,
+  ``("seed", "replica")`` of shape ``(gcd, #devices / gcd)`` with each process's devices
+  contiguous: the seeds are split over the processes (and their devices), replicated where
+  the seeds do not divide the devices, and every process takes part (with one seed too).
+  """
+  if jax.process_count() > 1:
+    devices = distributed.ordered_devices()
+    n = math.gcd(num_seeds, len(devices))
+    mesh = Mesh(np.asarray(devices).reshape(n, len(devices) // n), ("seed", "replica"))
+    return NamedSharding(mesh, PartitionSpec("seed"))
   n = math.gcd(num_seeds, len(jax.devices()))
   if n <= 1:
     return None
@@ -282,7 +294,7 @@ def make_learner(cfg: LearnerConfig, seed_mode: str = "auto") -> Learner:
 
   def train_chunk(state, data, hp, task_pool):
     fn = main_jit
-    if cfg.pretrain_steps and int(np.min(jax.device_get(state.step))) < cfg.pretrain_steps:
+    if cfg.pretrain_steps and int(np.min(distributed.to_host(state.step))) < cfg.pretrain_steps:
       fn = pretrain_jit
     num_seeds = int(state.step.shape[0])
     if not loop or num_seeds == 1:

@@ -19,9 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from jcomrl import atomic, checkpoint
+from jcomrl import atomic, checkpoint, distributed
 from jcomrl.algos.config import HParams
-from jcomrl.algos.learner import FIRST_NONFINITE, Learner, broadcast_hparams, seed_keys
+from jcomrl.algos.learner import (FIRST_NONFINITE, Learner, broadcast_hparams, seed_keys,
+                                  seed_sharding)
 from jcomrl.data.dataset import OfflineDataset
 from jcomrl.logging import MetricsWriter
 
@@ -58,6 +59,13 @@ def _truncate_metrics(workdir: str, step: int) -> None:
 
 def _non_finite_groups(params) -> list[str]:
   """Top-level parameter groups holding a NaN or an infinity."""
+  if distributed.is_multiprocess():
+    # Each process checks its own shards on the host, then one gather: no program per leaf.
+    ok = [all(bool(np.all(np.isfinite(np.asarray(s.data)))) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(x.dtype, jnp.floating) for s in x.addressable_shards)
+          for tree in params.values()]
+    ok = distributed.all_ok(ok)
+    return [group for group, good in zip(params, ok) if not good]
   bad = []
   for group, tree in params.items():
     leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.asarray(x).dtype,
@@ -95,6 +103,16 @@ def _check_params(params, step: int, chunk: int, ckpt: str) -> None:
         f"(step {checkpoint.latest_step(ckpt)})")
 
 
+class _NoWriter:
+  """The metrics writer of a process other than 0 in a multi-process run (writes nothing)."""
+
+  def write(self, step: int, metrics: dict) -> None:
+    del step, metrics
+
+  def close(self) -> None:
+    pass
+
+
 def _progress_line(metrics: dict, step: int, num_steps: int, rate: float | None) -> str:
   shown = {k: float(np.mean(v)) for k, v in metrics.items()
            if k.startswith("eval/") or k in ("critic/loss", "encoder/loss")}
@@ -114,7 +132,8 @@ def _init_or_resume(learner: Learner, workdir: str, meta: dict, progress):
   state, saved = checkpoint.restore(ckpt, state, expect={k: meta[k] for k in
                                                          ("learner", "num_seeds", "seed")})
   step = int(saved["step"])
-  _truncate_metrics(workdir, step)
+  if distributed.is_main():
+    _truncate_metrics(workdir, step)
   logging.info("resumed from %s at step %d", ckpt, step)
   if progress:
     progress(f"resumed from step {step} (metrics.jsonl rows and TensorBoard events after step "
@@ -127,6 +146,10 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
                  checkpoint_every: int, eval_fn: Callable | None = None, eval_every: int = 0,
                  meta: dict | None = None, progress: Callable[[str], None] | None = print):
   """Trains ``num_seeds`` seeds (vmapped) to ``num_steps`` updates; returns the final state.
+
+  In a multi-process run (:mod:`jcomrl.distributed`) every process calls this with the same
+  arguments: the seeds are sharded over every process's devices, process 0 writes the metrics,
+  all processes write the checkpoints together (orbax), and ``eval_fn`` runs on every process.
 
   Args:
     eval_fn: optional ``eval_fn(state, step) -> dict`` of metrics, called every ``eval_every``
@@ -144,8 +167,13 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
   hps = broadcast_hparams(hparams, num_seeds)
   data = dataset.to_device()
   pool = jnp.asarray(train_rows, jnp.int32)
+  if distributed.is_multiprocess():  # global arrays replicated over the seed mesh
+    mesh = seed_sharding(num_seeds).mesh
+    hps, data, pool = distributed.replicate((hps, data, pool), mesh)
   # On resume, a new TensorBoard events file purges the killed run's events after ``step``.
-  writer = MetricsWriter(workdir, purge_step=step + 1 if step else None)
+  # Process 0 writes the logs of a multi-process run.
+  writer = (MetricsWriter(workdir, purge_step=step + 1 if step else None)
+            if distributed.is_main() else _NoWriter())
   # Honest rate: update time only (the first chunk, which compiles, and evaluations excluded).
   timed_steps, timed_s, compiling = 0, 0.0, True
   try:
@@ -155,7 +183,7 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
       t_chunk = time.time()
       state, metrics = learner.train_chunk(state, data, hps, pool)
       step += chunk
-      metrics = jax.device_get(metrics)
+      metrics = distributed.to_host(metrics)
       dt = time.time() - t_chunk
       if compiling:
         compiling = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import flax.linen as nn
@@ -10,7 +11,9 @@ import jax.numpy as jnp
 
 from jcomrl.nets.mlp import MLP
 
-_LOG2 = jnp.log(2.0)
+# A Python float, not jnp.log(2.0): importing jcomrl must not start a JAX backend (a
+# multi-process run calls jax.distributed.initialize after the imports). Same float32 value.
+_LOG2 = math.log(2.0)
 
 
 class TanhGaussianPolicy(nn.Module):
