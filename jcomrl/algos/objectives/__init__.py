@@ -14,6 +14,7 @@ encoder optimises.
 | ``supervised``   | none (encoder trained by the critic)                     | —                         |
 | ``oracle``       | none, z = true task parameters                           | —                         |
 | ``none``         | none, z empty: single-task offline RL                    | —                         |
+| ``prompt``       | none, z = a Prompt-DT prompt from the context (DT only)  | —                         |
 
 ``OBJECTIVES`` maps each name to its class; importing this package registers the built-in ones.
 """
@@ -24,6 +25,7 @@ from jcomrl.algos.objectives import (  # noqa: F401  (registers them)
   focal,
   none,
   oracle,
+  prompt,
   supervised,
   unicorn_ss,
   unicorn_sup,
