@@ -311,3 +311,30 @@ def test_dt_presets_beat_the_random_policy_on_held_out_tasks(name, trained, synt
                       context_size=cfg.context_size)
   rand = float(jnp.mean(rollout.random_policy_returns(point_env, tasks, jax.random.key(2), 2)))
   assert float(jnp.mean(ret)) > rand + 2.0, (name, float(jnp.mean(ret)), rand)
+
+
+def test_dt_presets_follow_prompt_dt_and_refuse_what_they_cannot_run():
+  p = presets.preset("prompt_dt", "cheetah_vel")
+  lrn = p["learner"]
+  assert (lrn["backbone"], lrn["representation"], lrn["dt_context_length"], lrn["dt_embed"],
+          lrn["dt_layers"], lrn["dt_heads"], lrn["prompt_length"], lrn["rl_batch_size"]) == (
+              "dt", "prompt", 20, 128, 3, 1, 5, 16)
+  assert (lrn["dt_return_scale"], lrn["dt_target_return"], lrn["dt_warmup_steps"]) == (
+      500.0, 0.0, 10_000)
+  assert p["hparams"]["actor_lr"] == 1e-4 and p["num_steps"] == 50_000
+  assert "critic_lr" not in p["hparams"] and "rl_hidden" not in lrn
+  ss = presets.preset("unicorn_ss_dt", "cheetah_vel")
+  assert ss["learner"]["representation"] == "unicorn_ss"
+  assert ss["learner"]["encoder"] == presets.preset("unicorn_ss", "cheetah_vel")["learner"][
+      "encoder"]
+  cpu = presets.preset("focal_dt", "ant_dir", profile="cpu")["learner"]
+  assert (cpu["rl_batch_size"], cpu["dt_embed"], cpu["dt_return_scale"]) == (16, 64, 500.0)
+  with pytest.raises(ValueError, match="DT presets have"):
+    presets.preset("prompt_dt", "hopper_param")
+  sizes = dict(obs_size=2, action_size=2, task_param_size=2)
+  with pytest.raises(ValueError, match="reads prompts"):
+    LearnerConfig(**sizes, representation="prompt", backbone="sac")
+  with pytest.raises(ValueError, match="context_mode='trajectory'"):
+    LearnerConfig(**sizes, representation="prompt", backbone="dt", context_mode="transitions")
+  with pytest.raises(ValueError, match="critic"):
+    LearnerConfig(**sizes, representation="supervised", backbone="dt")

@@ -146,7 +146,8 @@ class Backbone:
       ``z`` is the detached ``[B, Z]`` meta-batch code; with ``z_grad`` it also returns the
       gradient of the critic loss with respect to ``z`` (the learner back-propagates it into the
       encoder leaves the objective lets the critic train), else None.
-    act(params, obs, z, key, deterministic) -> action.
+    act(params, obs, z, key, deterministic) -> action; ``stateful`` backbones also
+      ``policy() -> Policy``.
     per_task_losses(params, rl, z, key, hp) -> {name: loss} of one task (tests).
   """
 
@@ -188,6 +189,11 @@ class Backbone:
     """``(obs, action, z)`` zeros of batch 1, for initialising networks."""
     cfg = self.cfg
     return tuple(jnp.zeros((1, n)) for n in (cfg.obs_size, cfg.action_size, cfg.z_size))
+
+  def policy(self) -> Policy:
+    """The evaluation policy: :meth:`act` as a memoryless :class:`Policy` (``stateful``
+    backbones override it with one that carries the episode's history)."""
+    return memoryless_policy(self.act)
 
   def per_task_losses(self, params, rl: Transition, z, key, hp: HParams) -> dict:
     k_critic, k_actor, _ = jax.random.split(key, 3)

@@ -109,7 +109,7 @@ class DT(Backbone):
     per_task = self.actor_loss_fn(params, hp, None)
     (_, aux), grads = jax.value_and_grad(
         lambda p: task_mean(per_task, p, rls[0], z, keys[2]), has_aux=True)(params["actor"])
-    norm = optax.global_norm(grads)
+    norm = optax.tree.norm(grads)
     grads = jax.tree.map(lambda g: g * jnp.minimum(1.0, cfg.dt_grad_clip / (norm + 1e-6)), grads)
     updates, opt_a = _ADAM.update(grads, opt["actor"], params["actor"])
     lr = hp.actor_lr * jnp.minimum((step + 1.0) / cfg.dt_warmup_steps, 1.0)
