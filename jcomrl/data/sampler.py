@@ -98,9 +98,10 @@ def episode_bookkeeping(reward: jnp.ndarray, terminal: jnp.ndarray, timeout: jnp
   """Returns-to-go, timesteps and episode ends along the last axis of stored trajectories.
 
   A stored trajectory (a dataset segment or a context) may hold several episodes: an episode
-  ends at every step whose stored ``terminal`` or ``timeout`` is set (under both
-  ``end_convention`` s this is where collection reset the env: a true termination, the time
-  limit, or a fall stored as a ``timeout`` under ``"no_terminal"``) and at the last step.
+  ends at every step whose stored ``terminal`` or ``timeout`` is set and at the last step. Under
+  both values of ``TaskEnv.end_convention`` that is where collection reset the env (a true
+  termination or the time limit under ``"true_terminal"``; any end, a fall stored as a
+  ``timeout``, under ``"no_terminal"``), so windows and returns-to-go never cross a reset.
 
   Args:
     reward, terminal, timeout: ``[..., L]``.
