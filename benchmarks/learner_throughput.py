@@ -8,7 +8,8 @@ is excluded; then ``--repeats`` timed calls of ``--chunk`` updates each, the med
 
 The ``unicorn_ss+dual3`` row reproduces the official UNICORN PyTorch code's workload at this scale
 (UNICORN-SS with the BRAC dual critic trained 3x per step and unused, as its code does even with
-the plain SAC backbone). Side by side on a quiet 2-core machine that code took 247 ms per update
+the plain SAC backbone). The decision-transformer rows (``prompt_dt``, ``unicorn_ss_dt``) keep
+Prompt-DT's batch of 16 segments of 20 steps per task instead of 256 transitions. Side by side on a quiet 2-core machine that code took 247 ms per update
 and jcomrl 96-99 ms (issue 14). No stored reference speed is compared here: a figure is valid only
 next to a measurement of the reference taken in the same conditions, so the table reports ms per
 update, updates/s and the 1-minute load average before and after each row (a row taken with a
@@ -46,7 +47,7 @@ from jcomrl.types import Transition
 
 OBS, ACT, TASK = 20, 6, 1
 ROWS = ["focal", "csro", "unicorn_ss", "unicorn_sup", "supervised", "corro", "oracle",
-        "unicorn_ss+dual3", "unicorn_ss+dual3w0"]
+        "unicorn_ss+dual3", "unicorn_ss+dual3w0", "prompt_dt", "unicorn_ss_dt"]
 
 
 def synthetic_dataset(num_tasks=20, n=4000, seg=200, seed=0) -> OfflineDataset:
@@ -66,6 +67,8 @@ def row_config(row: str, chunk: int) -> tuple[LearnerConfig, HParams]:
   lrn = dict(p["learner"], obs_size=OBS, action_size=ACT, task_param_size=TASK,
              meta_batch_size=16, rl_batch_size=256, context_size=200, steps_per_chunk=chunk,
              pretrain_steps=0, num_task_labels=20)
+  if name in presets.DT_PRESETS:  # the DT trains on 16 length-20 segments per task, not 256 rows
+    lrn["rl_batch_size"] = p["learner"]["rl_batch_size"]
   if extra in ("dual3", "dual3w0"):
     # dual3: the dual critic is trained and statically unused (brac_penalty="none"); dual3w0: the
     # earlier form of the same workload, D in the actor loss at a traced weight of 0.

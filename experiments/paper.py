@@ -325,10 +325,10 @@ def main(argv):
     raise cli.UsageError(f"--env={env} is not a MuJoCo env of the suite; expected one of "
                          f"{', '.join(presets.MUJOCO_ENVS)}")
   algos = [a for a in FLAGS.algos.replace(",", " ").split() if a]
-  bad = [a for a in algos if a not in presets.PRESETS]
+  bad = [a for a in algos if a not in presets.ALL_PRESETS]
   if bad:
     raise cli.UsageError(f"unknown preset(s) {bad} in --algos; expected some of "
-                         f"{', '.join(presets.PRESETS)}")
+                         f"{', '.join(presets.ALL_PRESETS)}")
   runs_root = FLAGS.runs_root or f"runs/paper_{profile}"
   out = FLAGS.out or os.path.join("benchmarks", "results", f"paper_{profile}", env)
   if not FLAGS.table_only:

@@ -126,6 +126,23 @@ class LearnerConfig:
   hmc_leapfrog: int = 2
   policy_delay: int = 2  # td3bc
   td3bc_bc: str = "mean"  # BC term over action dims: "mean" (TD3_BC.py:143 F.mse_loss) / "sum"
+  # Decision transformer (backbone "dt"), as Prompt-DT's defaults (mxu34/prompt-dt pdt_main.py:
+  # 243 prompt length, 260 K, 263-267 GPT size / activation / dropout, 268-270 AdamW and warm-up;
+  # 112 timestep table; grad clip prompt_dt/prompt_seq_trainer.py:79) and kzl/decision-transformer
+  # (gym/experiment.py:292-299, training/seq_trainer.py:28). Returns-to-go are divided by
+  # dt_return_scale and evaluation starts from dt_target_return (per env: presets).
+  dt_context_length: int = 20
+  dt_embed: int = 128
+  dt_layers: int = 3
+  dt_heads: int = 1
+  dt_dropout: float = 0.1
+  dt_max_timestep: int = 1000
+  dt_return_scale: float = 1000.0
+  dt_target_return: float = 0.0
+  dt_warmup_steps: int = 10_000
+  dt_weight_decay: float = 1e-4
+  dt_grad_clip: float = 0.25
+  prompt_length: int = 5  # objective "prompt": prompt steps taken from the context trajectory
   # Meta-batch.
   meta_batch_size: int = 16
   context_size: int = 20
@@ -167,7 +184,9 @@ class LearnerConfig:
         raise ValueError(f"unknown {name} {getattr(self, name)!r}; expected one of {allowed}")
     for name in ("meta_batch_size", "context_size", "rl_batch_size", "steps_per_chunk",
                  "latent_size", "dual_steps", "policy_delay", "corro_negatives", "cvae_latent",
-                 "task_resample_every", "partition_samples", "hmc_leapfrog"):
+                 "task_resample_every", "partition_samples", "hmc_leapfrog",
+                 "dt_context_length", "dt_embed", "dt_layers", "dt_heads", "dt_max_timestep",
+                 "prompt_length"):
       if getattr(self, name) <= 0:
         raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
     for term in {self.representation, *(t for t, _ in parse_terms(self.extra_objectives))}:

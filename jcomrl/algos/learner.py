@@ -34,7 +34,12 @@ from jcomrl.algos.backbones import apply_gradient, make_backbone, optimiser_init
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.objectives import make_representation, z_spread
 from jcomrl.data.dataset import OfflineDataset
-from jcomrl.data.sampler import sample_context, sample_meta_batch, sample_transitions
+from jcomrl.data.sampler import (
+  sample_context,
+  sample_meta_batch,
+  sample_segments,
+  sample_transitions,
+)
 from jcomrl.types import MetaBatch, Transition
 
 # Metric key of ``train_chunk``: per seed, the index in the chunk of the first update with a
@@ -110,7 +115,10 @@ class Learner:
       ``cfg.pretrain_steps`` updates of a run (CORRO's CVAE) use a separate compiled stage.
     encode: ``encode(params, context, task_params, key=None) -> z`` for one seed (vmappable;
       stochastic encoders give their mean code without a key, a sampled code with one).
-    act: ``act(params, obs, z, key, deterministic) -> action`` for one seed (vmappable).
+    act: ``act(params, obs, z, key, deterministic) -> action`` for one seed (vmappable); for a
+      ``stateful`` backbone (the decision transformer) a
+      :class:`~jcomrl.algos.backbones.base.Policy` (``init`` / ``step``), which the rollouts of
+      :mod:`jcomrl.eval.rollout` accept in place of ``act``.
     update: the un-jitted single-seed update ``(state, dataset, hparams, task_pool)``.
     per_task_losses: the backbone losses of one task (tests).
     rl_batches: ``(key, dataset, meta_batch) -> [Transition]``, the RL batches an update's
@@ -193,7 +201,13 @@ class _Program:
 
   def rl_batches(self, key, data, mb: MetaBatch) -> list[Transition]:
     """The meta-batch's RL batch, then ``extra_batches`` fresh draws of the same tasks (FOCAL
-    sac.py:201-203 ``_optimize_c``: each further dual step samples its own batch)."""
+    sac.py:201-203 ``_optimize_c``: each further dual step samples its own batch). A backbone
+    with ``batch_kind = "segments"`` gets ``rl_batch_size`` trajectory windows per task instead
+    (``Segment [B, N, dt_context_length]``, drawn with ``key``)."""
+    if self.backbone.batch_kind == "segments":
+      cfg = self.cfg
+      return [sample_segments(key, data, mb.task_index, cfg.rl_batch_size, cfg.dt_context_length,
+                              cfg.dt_return_scale)]
     return [mb.rl] + [sample_transitions(jax.random.fold_in(key, i), data, mb.task_index,
                                          self.cfg.rl_batch_size)
                       for i in range(1, 1 + self.backbone.extra_batches)]
@@ -224,7 +238,7 @@ class _Program:
     key, k_mb, k_rep, *k_backbone = jax.random.split(key, 6)
     mb, key = self.meta_batch(key, k_mb, state, data, task_pool)
     rls = [mb.rl]
-    if self.backbone.extra_batches:
+    if self.backbone.extra_batches or self.backbone.batch_kind == "segments":
       key, k_rl = jax.random.split(key)
       rls = self.rl_batches(k_rl, data, mb)
     enc_grad, z, metrics = self.representation_step(state.params, mb, hp, k_rep)
@@ -311,7 +325,8 @@ def make_learner(cfg: LearnerConfig, seed_mode: str = "auto") -> Learner:
     return prog.rep.encode(params.get("encoder"), context, task_params, key)
 
   return Learner(cfg=cfg, init=init, train_chunk=train_chunk, encode=encode,
-                 act=prog.backbone.act, update=prog.update,
+                 act=prog.backbone.policy() if prog.backbone.stateful else prog.backbone.act,
+                 update=prog.update,
                  per_task_losses=prog.backbone.per_task_losses, rl_batches=prog.rl_batches,
                  trace_count=lambda: traces["train_chunk"], backbone=prog.backbone,
                  representation=prog.rep)

@@ -55,6 +55,21 @@ Sources (``../shared/reference/comrl-algorithms.md`` §1-2, §6.4, §8):
   context. Differences: one relu layer of width 128 embeds (s, a, r, s') jointly (BOReL: three
   per-component embeddings, 32 + 16 + 16 wide); the VAE trains alongside the policy instead of
   before it, and the policy sees the code of the whole context (:mod:`jcomrl.algos.objectives.kl`).
+* ``prompt_dt`` / ``unicorn_ss_dt`` / ``unicorn_sup_dt`` / ``focal_dt`` (:data:`DT_PRESETS`) — the
+  decision-transformer backbone (``backbone="dt"``) of Prompt-DT (mxu34/prompt-dt @5f665e5):
+  GPT 3 layers x 1 head, embed 128, dropout 0.1, ReLU, K = 20, AdamW lr 1e-4 / wd 1e-4, linear
+  warm-up 10k, grad clip 0.25, 16 segments per task, 50k updates (5000 iterations x 10 steps);
+  returns-to-go scale and target return per env from Prompt-DT's ``gen_env`` (cheetah-vel 500 / 0,
+  cheetah-dir 1000 / 1500, ant-dir 500 / 500; point-robot 10 / 0, jcomrl's: the reward's upper
+  bound as Prompt-DT's cheetah-vel target, a scale that puts returns near 1). ``prompt_dt``
+  conditions on a 5-step prompt from the context trajectory (objective ``prompt``); the other
+  three embed the code of UNICORN-SS / UNICORN-SUP / FOCAL's encoder (the objective's own
+  settings and loss, as its MLP preset) as the first token (UNICORN Table 4; no code released).
+  Differences: meta-batches of 16 tasks drawn with replacement (Prompt-DT steps on every training
+  task at once), one prompt per task and update (Prompt-DT: one per sequence), no state
+  normalisation (Prompt-DT normalises states by the mean / std of all train and test data,
+  ``pdt_main.py:82-89``). On point-robot: 3000 updates with a 600-update warm-up (Prompt-DT's
+  1 : 5 ratio). Only the envs of :data:`DT_ENVS` have a return scale and target.
 
 Every setting taken from an official code, with our value, the official one, its source (file:line)
 and why where they differ, is a row of :data:`PROVENANCE` (``provenance_markdown()`` prints it);
@@ -73,6 +88,30 @@ PRESETS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "supervised", 
 ENVS = ("point_robot", "sparse_point_robot", "cheetah_vel", "cheetah_dir", "ant_dir",
         "hopper_param", "walker_param")
 MUJOCO_ENVS = ENVS[2:]
+# Decision-transformer presets: the DT backbone with Prompt-DT's prompt or an objective's code.
+DT_PRESETS = ("prompt_dt", "unicorn_ss_dt", "unicorn_sup_dt", "focal_dt")
+DT_REPRESENTATION = {"prompt_dt": "prompt", "unicorn_ss_dt": "unicorn_ss",
+                     "unicorn_sup_dt": "unicorn_sup", "focal_dt": "focal"}
+ALL_PRESETS = PRESETS + DT_PRESETS
+# Returns-to-go scale and evaluation target return: Prompt-DT prompt_dt/prompt_utils.py:24-50
+# (cheetah-dir 1000 / 1500, cheetah-vel 500 / 0, ant-dir 500 / 500); point-robot is jcomrl's.
+_DT_ENV = {"point_robot": (10.0, 0.0), "cheetah_vel": (500.0, 0.0),
+           "cheetah_dir": (1000.0, 1500.0), "ant_dir": (500.0, 500.0)}
+DT_ENVS = tuple(_DT_ENV)
+# Prompt-DT pdt_main.py:243 (prompt length), 260 (K), 262 (batch per task), 263-267 (GPT),
+# 268-270 (AdamW, warm-up), 112 (timestep table); prompt_seq_trainer.py:79 (clip).
+_DT_LEARNER = dict(backbone="dt", dt_context_length=20, dt_embed=128, dt_layers=3, dt_heads=1,
+                   dt_dropout=0.1, dt_max_timestep=1000, dt_weight_decay=1e-4, dt_grad_clip=0.25,
+                   prompt_length=5, rl_batch_size=16)
+DT_NUM_STEPS = 50_000  # pdt_main.py:272-273: 5000 iterations x 10 steps
+DT_WARMUP = 10_000  # pdt_main.py:270
+# Settings of the MLP backbones that a DT preset drops (its objective side is kept).
+_RL_ONLY_LEARNER = ("rl_hidden", "dual_hidden", "brac_auto_weight", "brac_penalty", "brac_gp",
+                    "brac_div_before_dual", "brac_actor_div_grad", "soft_target", "dual_steps",
+                    "log_std_max")
+_RL_ONLY_HPARAMS = ("critic_lr", "dual_lr", "alpha_lr", "discount", "tau", "reward_scale",
+                    "entropy_alpha", "brac_weight", "brac_weight_max", "brac_target_div",
+                    "brac_weight_lr", "policy_mean_reg", "policy_std_reg")
 
 # UNICORN offline_rl_config/args_<env>.py (d8853cd): latent size, encoder width, the code's
 # alpha / (1 - alpha) (``--beta-encoder``) and the paper's (Table 7), entropy weight.
@@ -238,6 +277,33 @@ def _mujoco(name: str, env: str, source: str = "code") -> dict:
   return p
 
 
+def _dt(name: str, env: str, source: str) -> dict:
+  """A DT preset: the objective's settings of its MLP preset (none for ``prompt_dt``) with the
+  decision-transformer backbone."""
+  point = env in ("point_robot", "sparse_point_robot")
+  if env not in _DT_ENV:
+    raise ValueError(f"no return scale / target return for {name} on {env!r}; the DT presets "
+                     f"have {DT_ENVS}")
+  if name == "prompt_dt":
+    p = copy.deepcopy(_POINT_ROBOT if point else _MUJOCO_COMMON)
+    p["learner"].update(context_mode="trajectory", context_size=20 if point else 200)
+  else:
+    base = name[:-len("_dt")]
+    p = _point_robot(base) if point else _mujoco(base, env, source)
+  lrn, hp = p["learner"], p["hparams"]
+  for k in _RL_ONLY_LEARNER:
+    lrn.pop(k, None)
+  for k in _RL_ONLY_HPARAMS:
+    hp.pop(k, None)
+  scale, target = _DT_ENV[env]
+  num_steps = 3000 if point else DT_NUM_STEPS
+  lrn.update(_DT_LEARNER, dt_return_scale=scale, dt_target_return=target,
+             dt_warmup_steps=num_steps // 5 if point else DT_WARMUP)
+  hp.update(actor_lr=1e-4)  # pdt_main.py:268
+  p["num_steps"] = num_steps
+  return p
+
+
 SOURCES = ("code", "paper")
 
 # Scale profiles. "paper" = the official sizes above. "cpu" (issue 17, ``make paper PROFILE=cpu``)
@@ -277,6 +343,9 @@ def _cpu_profile(name: str, env: str, p: dict) -> dict:
   lrn["meta_batch_size"] = min(lrn["meta_batch_size"], CPU_META_BATCH)
   lrn["steps_per_chunk"] = CPU_STEPS_PER_CHUNK
   p["num_steps"] = CPU_NUM_STEPS_ENV.get(env, CPU_NUM_STEPS)
+  if lrn.get("backbone") == "dt":  # 16 segments per task stay; the GPT narrows; warm-up 1 : 5
+    lrn.update(rl_batch_size=_DT_LEARNER["rl_batch_size"],
+               dt_embed=min(lrn["dt_embed"], CPU_WIDTH), dt_warmup_steps=p["num_steps"] // 5)
   if lrn.get("pretrain_steps"):
     lrn["pretrain_steps"] = corro_cvae_pretrain_steps(
         _CPU_TRAIN_TRANSITIONS[env], meta_batch_size=lrn["meta_batch_size"],
@@ -299,8 +368,8 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
   """
   if source not in SOURCES:
     raise ValueError(f"unknown preset source {source!r}; expected one of {SOURCES}")
-  if name not in PRESETS:
-    raise ValueError(f"unknown preset {name!r}; expected one of {PRESETS}")
+  if name not in ALL_PRESETS:
+    raise ValueError(f"unknown preset {name!r}; expected one of {ALL_PRESETS}")
   if env not in ENVS:
     raise ValueError(f"no {name} settings for env {env!r}; have {ENVS}")
   if profile not in PROFILES:
@@ -308,9 +377,12 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
   if profile == "cpu" and env not in MUJOCO_ENVS:
     raise ValueError(f"the cpu profile is for the MuJoCo envs {MUJOCO_ENVS}; {env} is already "
                      "CPU-sized")
-  p = (_point_robot(name) if env in ("point_robot", "sparse_point_robot")
-       else _mujoco(name, env, source))
-  p["learner"]["representation"] = name
+  if name in DT_PRESETS:
+    p = _dt(name, env, source)
+  else:
+    p = (_point_robot(name) if env in ("point_robot", "sparse_point_robot")
+         else _mujoco(name, env, source))
+  p["learner"]["representation"] = DT_REPRESENTATION.get(name, name)
   # No extra objective terms in any paper's method; the key is there so that a config can add
   # some (``--config.learner.extra_objectives=corro:0.5``, registered objectives only).
   p["learner"]["extra_objectives"] = ""
@@ -333,6 +405,11 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
                context_mode="transitions")
     if lrn.get("pretrain_steps"):
       lrn["pretrain_steps"] = 10
+    if lrn.get("backbone") == "dt":
+      lrn.update(dt_embed=16, dt_layers=1, dt_context_length=5, dt_warmup_steps=10,
+                 rl_batch_size=4)
+      if lrn["representation"] == "prompt":  # the prompt comes from a context trajectory
+        lrn["context_mode"] = "trajectory"
     p["num_steps"] = 20 + lrn.get("pretrain_steps", 0)
   return p
 
@@ -468,6 +545,35 @@ PROVENANCE = (
     # --- TD3+BC (no preset uses it) ---
     ("td3bc BC term", "mean over batch and action dims (td3bc_bc='mean')", "same (F.mse_loss)",
      "sfujim/TD3_BC TD3_BC.py:143", ""),
+    # --- decision transformer (prompt_dt, unicorn_ss_dt, unicorn_sup_dt, focal_dt) ---
+    ("dt GPT layers / heads / embed / dropout / activation", "3 / 1 / 128 / 0.1 / relu", "same",
+     "Prompt-DT pdt_main.py:263-267; kzl gym/experiment.py:292-296", ""),
+    ("dt context K / prompt length / segments per task", "20 / 5 / 16", "same",
+     "pdt_main.py:260,243,262", ""),
+    ("dt optimiser", "AdamW lr 1e-4 wd 1e-4, linear warm-up 10k, clip 0.25", "same",
+     "pdt_main.py:124-133,268-270; prompt_seq_trainer.py:79", ""),
+    ("dt loss", "action MSE on the state tokens, real steps only", "same",
+     "pdt_main.py:142; prompt_seq_trainer.py:68-75", ""),
+    ("dt segment sampling", "start uniform over stored steps, window to the episode end, "
+     "left-padded", "same (trajectory p ~ length, start uniform)", "prompt_utils.py:209-264", ""),
+    ("dt return scale / target, cheetah-vel / cheetah-dir / ant-dir",
+     "500 / 0, 1000 / 1500, 500 / 500", "same", "prompt_utils.py:24-50", ""),
+    ("dt return scale / target, point-robot", "10 / 0", "no point-robot config", "jcomrl",
+     "Prompt-DT has no point-robot; target = the reward's bound as its cheetah-vel"),
+    ("dt training length", "50k updates (point-robot 3k, warm-up 600)", "5000 x 10 = 50k",
+     "pdt_main.py:272-273", "point-robot: a short schedule with the same warm-up ratio"),
+    ("dt timestep table", "1000 entries", "same (max_ep_len=1000)", "pdt_main.py:112", ""),
+    ("dt meta-batch", "16 tasks with replacement", "every training task each step",
+     "prompt_utils.py:162-205", "the learner's task-vmapped meta-batch; UNICORN's size"),
+    ("dt state normalisation", "none", "mean / std of all train + test data",
+     "pdt_main.py:82-89; prompt_utils.py:425-427", "not yet implemented"),
+    ("prompt_dt prompt", "5 steps ending one before the context trajectory's end, one per task "
+     "and update", "same window, one per sequence", "prompt_utils.py:115-120,174",
+     "z is per task in jcomrl"),
+    ("prompt_dt prompt tokens", "own embeddings, no LayerNorm, before the sequence", "same",
+     "prompt_decision_transformer.py:42-45,78,86-118", ""),
+    ("*_dt task code token", "linear embedding of z as the first token, no LayerNorm",
+     "not released", "UNICORN paper Table 4", "treated as a one-step prompt"),
     # --- point robots ---
     ("point-robot backbone (every preset)", "twin-Q SAC + BRAC 0.1, gamma 0.9, 64-wide, 3000 "
      "steps", "per paper", "jcomrl", "one shared small backbone isolates the objective"),

@@ -55,7 +55,7 @@ def step_and_record(env: TaskEnv, state, action, task, reset_key):
 
 
 def record_segment(env: TaskEnv, choose: Callable, task, key: jax.Array, *,
-                   reset_after_done: bool = True) -> Transition:
+                   reset_after_done: bool = True, carry=None) -> Transition:
   """The one recorded env-step loop: ``env.episode_length`` steps from one reset of ``task``.
 
   ``choose(state, i, k) -> (action, reset_key)`` picks step ``i``'s action from the current
@@ -66,22 +66,31 @@ def record_segment(env: TaskEnv, choose: Callable, task, key: jax.Array, *,
   ``Transition [episode_length]`` with the env's stored flags. Collection segments, recorded
   evaluation episodes and the online protocol's collection segments are this loop with their own
   ``choose`` (``make_batched_rollout`` is its whole-batch form).
+
+  ``carry`` (a pytree, e.g. a history-dependent policy's state): when given, ``choose(state, i,
+  k, carry) -> (action, reset_key, carry)`` threads it through the steps.
   """
   length = env.episode_length
   k_reset, k_steps = jax.random.split(key)
   state0 = env.reset(k_reset, task)
 
-  def step(state, inp):
+  def step(sc, inp):
+    state, c = sc
     i, k = inp
-    action, k_next_reset = choose(state, i, k)
+    if carry is None:
+      action, k_next_reset = choose(state, i, k)
+    else:
+      action, k_next_reset, c = choose(state, i, k, c)
     if reset_after_done:
-      return step_and_record(env, state, action, task, k_next_reset)
+      nxt, tr = step_and_record(env, state, action, task, k_next_reset)
+      return (nxt, c), tr
     nxt = env.step(state, action, task)
     terminal, timeout = env.stored_flags(nxt)
-    return nxt, Transition(obs=state.obs, action=action, reward=nxt.reward, next_obs=nxt.obs,
-                           terminal=terminal, timeout=timeout)
+    return (nxt, c), Transition(obs=state.obs, action=action, reward=nxt.reward,
+                                next_obs=nxt.obs, terminal=terminal, timeout=timeout)
 
-  _, traj = jax.lax.scan(step, state0, (jnp.arange(length), jax.random.split(k_steps, length)))
+  _, traj = jax.lax.scan(step, (state0, carry),
+                         (jnp.arange(length), jax.random.split(k_steps, length)))
   return traj
 
 

@@ -47,12 +47,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jcomrl.algos.backbones.base import as_policy
 from jcomrl.algos.learner import Learner
 from jcomrl.data.collect import make_segment_rollout, record_segment
 from jcomrl.data.dataset import OfflineDataset
 from jcomrl.data.sampler import sample_context, sample_transitions
 from jcomrl.envs.base import Task, TaskEnv
-from jcomrl.eval.rollout import evaluate_returns, make_episode_return, make_recorded_episode
+from jcomrl.eval.rollout import (
+  evaluate_returns,
+  fresh_policy_state,
+  make_episode_return,
+  make_recorded_episode,
+)
 from jcomrl.types import Transition
 
 ONLINE_MODES = ("prior", "nonprior")
@@ -343,19 +349,23 @@ def context_returns(learner: Learner, params, env: TaskEnv, contexts: Transition
 def make_collect_segment(env: TaskEnv, act: Callable):
   """``collect(params, z, task, key, first_step, explore_steps) -> Transition [H]``.
 
-  One fixed-length segment of ``env.episode_length`` steps of ``act`` (stochastic), with an
+  One fixed-length segment of ``env.episode_length`` steps of ``act`` (stochastic; a memoryless
+  ``act`` or a history-dependent ``Policy``, restarted after each reset), with an
   explicit reset after a true termination; the action of global collection step
   ``first_step + i`` is uniform in [-1, 1]^A instead while it is ``< explore_steps``.
   """
 
-  def collect(params, z, task, key, first_step, explore_steps):
-    def choose(state, i, k):
-      k_act, k_rand, k_reset = jax.random.split(k, 3)
-      a_pol = act(params, state.obs, z, k_act, False)
-      a_rand = jax.random.uniform(k_rand, (env.action_size,), minval=-1.0, maxval=1.0)
-      return jnp.where(first_step + i < explore_steps, a_rand, a_pol), k_reset
+  policy = as_policy(act)
 
-    return record_segment(env, choose, task, key)
+  def collect(params, z, task, key, first_step, explore_steps):
+    def choose(state, i, k, ps):
+      k_act, k_rand, k_reset = jax.random.split(k, 3)
+      ps = fresh_policy_state(policy, params, z, state, ps)
+      a_pol, ps = policy.step(params, ps, state.obs, state.reward, k_act, False)
+      a_rand = jax.random.uniform(k_rand, (env.action_size,), minval=-1.0, maxval=1.0)
+      return jnp.where(first_step + i < explore_steps, a_rand, a_pol), k_reset, ps
+
+    return record_segment(env, choose, task, key, carry=policy.init(params, z))
 
   return collect
 

@@ -7,12 +7,25 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jcomrl.algos.backbones.base import as_policy
 from jcomrl.data.collect import first_episode_returns, record_segment
 from jcomrl.envs.base import Task, TaskEnv
 
 
+def fresh_policy_state(policy, params, z, state, pstate):
+  """The policy state ``init(params, z)`` where ``state`` was just reset (``step_count == 0``:
+  the explicit reset after an early end in a recorded segment), else ``pstate``."""
+  return jax.tree.map(lambda a, b: jnp.where(state.step_count == 0, a, b),
+                      policy.init(params, z), pstate)
+
+
 def make_episode_return(env: TaskEnv, act: Callable, deterministic: bool = True):
   """``episode_return(params, z, task, key) -> return`` for one episode of ``act(params, obs, z)``.
+
+  ``act`` is a memoryless ``act(params, obs, z, key, deterministic)`` or a history-dependent
+  :class:`~jcomrl.algos.backbones.base.Policy` (``init`` at the reset, then ``step`` with the
+  previous reward at every step); a memoryless ``act`` sees the same calls and keys as before
+  the ``Policy`` form existed.
 
   Always ``env.episode_length`` steps from one reset (never an auto-reset). What counts follows
   the env variant's ``end_convention`` (``jcomrl.envs.base``): ``"true_terminal"`` (FOCAL/CSRO:
@@ -21,22 +34,23 @@ def make_episode_return(env: TaskEnv, act: Callable, deterministic: bool = True)
   CORRO ``learner.py:262-285``: a fixed 200-step loop, no stop at a fall) sums all rewards.
   """
   count_all = env.end_convention == "no_terminal"
+  policy = as_policy(act)
 
   def episode_return(params, z, task, key):
     k_reset, k_steps = jax.random.split(key)
     state = env.reset(k_reset, task)
 
     def step(carry, k):
-      s, ret, alive = carry
-      a = act(params, s.obs, z, k, deterministic)
+      s, ps, ret, alive = carry
+      a, ps = policy.step(params, ps, s.obs, s.reward, k, deterministic)
       s = env.step(s, a, task)
       ret = ret + alive * s.reward
       if not count_all:
         alive = alive * (1.0 - s.done)
-      return (s, ret, alive), None
+      return (s, ps, ret, alive), None
 
-    (_, ret, _), _ = jax.lax.scan(step, (state, jnp.zeros(()), jnp.ones(())),
-                                  jax.random.split(k_steps, env.episode_length))
+    init = (state, policy.init(params, z), jnp.zeros(()), jnp.ones(()))
+    (_, _, ret, _), _ = jax.lax.scan(step, init, jax.random.split(k_steps, env.episode_length))
     return ret
 
   return episode_return
@@ -52,13 +66,17 @@ def make_recorded_episode(env: TaskEnv, act: Callable, deterministic: bool = Tru
   collection segment), so the steps after it are a fresh episode with the same code.
   """
   count_all = env.end_convention == "no_terminal"
+  policy = as_policy(act)
 
   def episode(params, z, task, key):
-    def choose(state, i, k):
+    def choose(state, i, k, ps):
       k_act, k_reset = jax.random.split(k)
-      return act(params, state.obs, z, k_act, deterministic), k_reset
+      ps = fresh_policy_state(policy, params, z, state, ps)
+      a, ps = policy.step(params, ps, state.obs, state.reward, k_act, deterministic)
+      return a, k_reset, ps
 
-    traj = record_segment(env, choose, task, key, reset_after_done=not count_all)
+    traj = record_segment(env, choose, task, key, reset_after_done=not count_all,
+                          carry=policy.init(params, z))
     ret = jnp.sum(traj.reward) if count_all else first_episode_returns(traj)
     return ret, traj
 

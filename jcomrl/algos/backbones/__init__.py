@@ -4,15 +4,18 @@
 The pure per-task losses live in :mod:`.losses` and are re-exported here.
 """
 
-from jcomrl.algos.backbones import bc, brac, cql, iql, misa, sac, td3bc  # noqa: F401  (registers)
+from jcomrl.algos.backbones import bc, brac, cql, dt, iql, misa, sac, td3bc  # noqa: F401 (registers)
 from jcomrl.algos.backbones.base import (  # noqa: F401
   BACKBONES,
   Backbone,
+  Policy,
   apply_gradient,
+  as_policy,
   gradient_step,
   make_backbone,
   make_critic,
   make_policy,
+  memoryless_policy,
   optimiser_init,
   register,
   task_mean,

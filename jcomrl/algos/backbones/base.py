@@ -19,7 +19,7 @@ value group, MISA adds its I(S; A) term to both and trains its critic in ``pre_u
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -86,6 +86,37 @@ def make_critic(cfg: LearnerConfig) -> DoubleCritic:
   return DoubleCritic(cfg.rl_hidden, activation=cfg.critic_activation)
 
 
+class Policy(NamedTuple):
+  """An evaluation policy that may carry state across the steps of an episode.
+
+  ``init(params, z) -> pstate`` at the start of an episode (and after every explicit reset of
+  a recorded segment); ``step(params, pstate, obs, reward, key, deterministic) -> (action,
+  pstate)`` at every step, ``reward`` being the reward of the previous step (0 after a reset).
+  Memoryless backbones are :func:`memoryless_policy` of their ``act`` (the state is z itself);
+  the decision transformer keeps its last K steps. Calling a ``Policy`` like a memoryless
+  ``act`` is an error: evaluate it through :mod:`jcomrl.eval.rollout`.
+  """
+
+  init: Callable
+  step: Callable
+
+  def __call__(self, params, obs, z, key, deterministic):
+    raise TypeError("this policy depends on its history (a sequence-model backbone); evaluate it "
+                    "with jcomrl.eval.rollout (Policy.init / Policy.step), not as act(obs, z)")
+
+
+def memoryless_policy(act: Callable) -> Policy:
+  """``act(params, obs, z, key, deterministic)`` as a :class:`Policy` whose state is ``z``:
+  the same calls with the same keys, so returns are unchanged."""
+  return Policy(init=lambda params, z: z,
+                step=lambda params, z, obs, reward, key, det: (act(params, obs, z, key, det), z))
+
+
+def as_policy(act) -> Policy:
+  """``act`` if it is a :class:`Policy`, else :func:`memoryless_policy` of it."""
+  return act if isinstance(act, Policy) else memoryless_policy(act)
+
+
 def tile(z, n):
   """One task's code repeated for its ``n`` transitions."""
   return jnp.broadcast_to(z, (n,) + z.shape)
@@ -99,6 +130,13 @@ class Backbone:
     extra_batches: further RL batches of the same tasks one update trains on (BRAC's dual
       steps); the learner draws them and passes ``rls = [rl, *extra]`` to :meth:`update`.
 
+    batch_kind: ``"transitions"`` (i.i.d. ``Transition [B, N]`` RL batches) or ``"segments"``
+      (``Segment [B, N, K]`` trajectory windows, :func:`jcomrl.data.sampler.sample_segments`):
+      what the learner draws for :meth:`update`.
+    stateful: True when evaluation needs the episode's history: the learner's ``act`` is then
+      :meth:`policy` (a :class:`Policy`), else the memoryless :meth:`act`.
+    takes_prompt: True when the backbone can read a prompt code (objective ``prompt``).
+
   Subclasses implement:
     init(keys [3]) -> params: a dict of groups (keys for the actor, the critic, auxiliary nets).
     trained_groups(): the groups that have an optimiser state.
@@ -108,7 +146,8 @@ class Backbone:
       ``z`` is the detached ``[B, Z]`` meta-batch code; with ``z_grad`` it also returns the
       gradient of the critic loss with respect to ``z`` (the learner back-propagates it into the
       encoder leaves the objective lets the critic train), else None.
-    act(params, obs, z, key, deterministic) -> action.
+    act(params, obs, z, key, deterministic) -> action; ``stateful`` backbones also
+      ``policy() -> Policy``.
     per_task_losses(params, rl, z, key, hp) -> {name: loss} of one task (tests).
   """
 
@@ -117,6 +156,9 @@ class Backbone:
   # False for backbones without a Q critic (BC): objectives that train the encoder through the
   # critic cannot use them.
   has_critic: ClassVar[bool] = True
+  batch_kind: ClassVar[str] = "transitions"
+  stateful: ClassVar[bool] = False
+  takes_prompt: ClassVar[bool] = False
 
   def __init__(self, cfg: LearnerConfig):
     self.cfg = cfg
@@ -147,6 +189,11 @@ class Backbone:
     """``(obs, action, z)`` zeros of batch 1, for initialising networks."""
     cfg = self.cfg
     return tuple(jnp.zeros((1, n)) for n in (cfg.obs_size, cfg.action_size, cfg.z_size))
+
+  def policy(self) -> Policy:
+    """The evaluation policy: :meth:`act` as a memoryless :class:`Policy` (``stateful``
+    backbones override it with one that carries the episode's history)."""
+    return memoryless_policy(self.act)
 
   def per_task_losses(self, params, rl: Transition, z, key, hp: HParams) -> dict:
     k_critic, k_actor, _ = jax.random.split(key, 3)

@@ -16,6 +16,7 @@ encoder optimises.
 | ``supervised``   | none (encoder trained by the critic)                     | —                         |
 | ``oracle``       | none, z = true task parameters                           | —                         |
 | ``none``         | none, z empty: single-task offline RL                    | —                         |
+| ``prompt``       | none, z = a Prompt-DT prompt from the context (DT only)  | —                         |
 
 ``OBJECTIVES`` maps each name to its class; importing this package registers the built-in ones.
 """
@@ -27,6 +28,7 @@ from jcomrl.algos.objectives import (  # noqa: F401  (registers them)
   kl,
   none,
   oracle,
+  prompt,
   supervised,
   unicorn_ss,
   unicorn_sup,

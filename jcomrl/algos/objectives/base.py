@@ -111,6 +111,14 @@ class Objective:
     """The size of z: the encoder's latent, or the task parameters' without an encoder."""
     return cfg.latent_size if cls.uses_encoder else cfg.task_param_size
 
+  # True when z is a Prompt-DT prompt (a flattened trajectory window), read by sequence backbones.
+  code_is_prompt: ClassVar[bool] = False
+
+  def code(self, context: Transition, task_params, key=None):
+    """z of an objective without an encoder, from the context (the oracle ignores it)."""
+    del context, key
+    return self.code_without_encoder(task_params)
+
   @staticmethod
   def code_without_encoder(task_params):
     """z of an objective without an encoder (``uses_encoder = False``): the true task
@@ -193,9 +201,10 @@ def make_representation(cfg: LearnerConfig) -> Representation:
   """Builds the encoder, the objective's (and extra terms') networks and the summed loss."""
   primary_cls = OBJECTIVES[cfg.representation]
   if not primary_cls.uses_encoder:
-    code = primary_cls.code_without_encoder
+    code = primary_cls(cfg, None).code
     return Representation(init=lambda key: {},
-                          encode=lambda params, context, task_params, key=None: code(task_params),
+                          encode=lambda params, context, task_params, key=None: code(
+                              context, task_params, key),
                           loss=None, critic_mask=None, pretrain_init=None, pretrain_loss=None)
   encoder = ContextEncoder(cfg)
   primary = primary_cls(cfg, encoder)
