@@ -294,10 +294,10 @@ def chain_returns(tr: Transition, discount) -> Returns:
     mc = r + jnp.where(lk, discount * mc_n, 0.0)
     boot = discount * jnp.where(lk, boot_n, 1.0 - term)
     end = jnp.where(lk, end_n, t)
-    cut = jnp.where(lk, cut_n, 1.0 - send)
+    cut = jnp.where(lk, cut_n, 1.0 - send).astype(r.dtype)
     return (mc, boot, end, cut), (mc, boot, end, cut)
 
-  zero = jnp.zeros((), jnp.float32)
+  zero = jnp.zeros((), tr.reward.dtype)
   init = (zero, zero, jnp.zeros((), jnp.int32), zero)
   xs = (tr.reward, link, tr.terminal, stored_end, jnp.arange(length, dtype=jnp.int32))
   _, (mc, boot, end, cut) = jax.lax.scan(back, init, xs, reverse=True)
