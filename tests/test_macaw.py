@@ -101,9 +101,9 @@ def test_inner_steps_equal_hand_written_sgd_with_learned_rates(segment):
   np.testing.assert_allclose(ret.mc, G, rtol=1e-5)
   assert float(jnp.sum(ret.cut)) == 0.0
   vp = params["value"]
-  g = jax.grad(lambda p: jnp.mean((m.nets.value(p, segment.obs) - G) ** 2))(vp)
+  g = jax.jit(jax.grad(lambda p: jnp.mean((m.nets.value(p, segment.obs) - G) ** 2)))(vp)
   want = jax.tree.map(lambda p, g, l: np.asarray(p) - _softplus(l) * np.asarray(g), vp, g, v_lrs)
-  got = m.adapt_value(vp, v_lrs, segment, ret)
+  got = jax.jit(m.adapt_value)(vp, v_lrs, segment, ret)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), got, want)
   # policy: AWR with standardised, clipped weights + softplus(c) * (head - A)^2
   adv = np.asarray(jax.random.normal(jax.random.key(4), (20,))) * 3.0
@@ -118,9 +118,9 @@ def test_inner_steps_equal_hand_written_sgd_with_learned_rates(segment):
     return jnp.mean(-logp * w + _softplus(c) * (head - adv) ** 2)
 
   pp = params["policy"]
-  g = jax.grad(hand_loss)(pp)
+  g = jax.jit(jax.grad(hand_loss))(pp)
   want = jax.tree.map(lambda p, g, l: np.asarray(p) - _softplus(l) * np.asarray(g), pp, g, p_lrs)
-  got = m.adapt_policy(pp, p_lrs, c, segment, jnp.asarray(adv))
+  got = jax.jit(m.adapt_policy)(pp, p_lrs, c, segment, jnp.asarray(adv))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-7), got, want)
 
 
@@ -244,14 +244,13 @@ def test_checkpoint_restore_and_resume_through_the_trainer(trained, synthetic_da
   learner, state, workdir = trained
   ckpt = checkpoint_dir(workdir)
   assert checkpoint.steps(ckpt)[-2:] == [100, 200]
-  restored, meta = checkpoint.restore(ckpt, learner.init(seed_keys(0, 1)),
-                                      expect={"learner": LEARN.structure_dict()})
+  abstract = learner.init(seed_keys(0, 1))
+  restored, meta = checkpoint.restore(ckpt, abstract, expect={"learner": LEARN.structure_dict()})
   assert meta["step"] == 200
   jax.tree.map(np.testing.assert_array_equal, restored.params, state.params)
   with pytest.raises(checkpoint.CheckpointError, match="another learner"):
-    checkpoint.restore(ckpt, learner.init(seed_keys(0, 1)),
-                       expect={"learner": dataclasses.replace(LEARN, discount=0.99)
-                               .structure_dict()})
+    checkpoint.restore(ckpt, abstract, expect={"learner": dataclasses.replace(
+        LEARN, discount=0.99).structure_dict()})
   more = run_training(learner, synthetic_data, LEARN_HP, point_env.benchmark_split()["train"],
                       workdir=workdir, seed=0, num_seeds=1, num_steps=300, checkpoint_every=100,
                       progress=None)
@@ -280,4 +279,6 @@ def test_macaw_config_validates_and_refuses_vector_code_protocols():
   with pytest.raises(ConfigError, match="learner.context_siz"):
     common.validate_config(dict(cfg, learner=dict(cfg["learner"], context_siz=3)))
   with pytest.raises(ValueError, match="no macaw variant"):
+    macaw_config.get_config("humanoid")
+  with pytest.raises(ValueError, match="cpu profile is for the MuJoCo envs"):
     macaw_config.get_config("point_robot@cpu")

@@ -55,6 +55,7 @@ cut the chains, and there (only) the inner value target bootstraps from the pre-
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -499,8 +500,12 @@ def make_macaw(cfg: MacawConfig) -> MacawLearner:
 
   train_chunk = jax.jit(chunk, donate_argnums=(0,))
 
+  @functools.lru_cache(maxsize=8)
+  def init_fn(num_seeds: int):
+    return jax.jit(jax.vmap(init_one), out_shardings=seed_sharding(num_seeds))
+
   def init(keys):
-    return jax.jit(jax.vmap(init_one), out_shardings=seed_sharding(int(keys.shape[0])))(keys)
+    return init_fn(int(keys.shape[0]))(keys)
 
   def encode(params, context: Transition, task_params=None, key=None):
     """The adapted policy's code for one context ``[K]`` (or a batch ``[..., K]``): one value
