@@ -15,6 +15,10 @@ next to a measurement of the reference taken in the same conditions, so the tabl
 update, updates/s and the 1-minute load average before and after each row (a row taken with a
 load average above ~0.5 on 2 cores is not a valid speed figure).
 
+The ``macaw`` row is MACAW's own learner (``jcomrl.algos.macaw``, cheetah_vel preset: 3 x 100
+WLinear value and policy networks, one inner step per task) at its official meta-batch of 5
+tasks x 256 RL transitions, with a 200-transition context as its adaptation batch.
+
 ``--seed_mode=loop`` runs the seeds one after another (one single-seed program, ``--seeds`` calls
 per chunk) instead of one seed-vmapped program, to compare the two on the device.
 
@@ -42,12 +46,14 @@ from jcomrl import atomic
 from jcomrl.algos import presets
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.learner import broadcast_hparams, make_learner, seed_keys
+from jcomrl.algos.macaw import MacawConfig, make_macaw
+from jcomrl.algos.macaw_presets import macaw_preset
 from jcomrl.data.dataset import OfflineDataset
 from jcomrl.types import Transition
 
 OBS, ACT, TASK = 20, 6, 1
 ROWS = ["focal", "csro", "unicorn_ss", "unicorn_sup", "supervised", "corro", "oracle",
-        "unicorn_ss+dual3", "unicorn_ss+dual3w0", "prompt_dt", "unicorn_ss_dt"]
+        "unicorn_ss+dual3", "unicorn_ss+dual3w0", "prompt_dt", "unicorn_ss_dt", "macaw"]
 
 
 def synthetic_dataset(num_tasks=20, n=4000, seg=200, seed=0) -> OfflineDataset:
@@ -61,7 +67,12 @@ def synthetic_dataset(num_tasks=20, n=4000, seg=200, seed=0) -> OfflineDataset:
                         task_params=f(num_tasks, TASK), segment_length=seg)
 
 
-def row_config(row: str, chunk: int) -> tuple[LearnerConfig, HParams]:
+def row_config(row: str, chunk: int) -> tuple[LearnerConfig | MacawConfig, HParams]:
+  if row == "macaw":
+    p = macaw_preset("cheetah_vel")
+    lrn = dict(p["learner"], obs_size=OBS, action_size=ACT, task_param_size=TASK,
+               context_size=200, rl_batch_size=256, steps_per_chunk=chunk)
+    return MacawConfig(**lrn), HParams.create(**p["hparams"])
   name, _, extra = row.partition("+")
   p = presets.preset(name, "cheetah_vel")
   lrn = dict(p["learner"], obs_size=OBS, action_size=ACT, task_param_size=TASK,
@@ -84,7 +95,9 @@ def measure(row: str, num_seeds: int, chunk: int, repeats: int, data,
   """One row: ``configure(row, chunk) -> (LearnerConfig, HParams)`` timed on ``data``."""
   load_before = os.getloadavg()[0]
   cfg, hp = configure(row, chunk)
-  lrn = make_learner(cfg, seed_mode="vmap")  # the loop mode below calls 1-seed programs itself
+  # The loop mode below calls 1-seed programs itself.
+  lrn = (make_macaw(cfg) if isinstance(cfg, MacawConfig)
+         else make_learner(cfg, seed_mode="vmap"))
   vmapped = 1 if seed_mode == "loop" else num_seeds  # seeds per program
   calls = num_seeds if seed_mode == "loop" else 1  # programs per chunk
   hps = broadcast_hparams(hp, vmapped)
@@ -124,7 +137,14 @@ def measure(row: str, num_seeds: int, chunk: int, repeats: int, data,
           "load_avg_1m_before": load_before, "load_avg_1m_after": os.getloadavg()[0],
           "xla_flops_per_update": flops,
           "achieved_gflops": None if flops is None else flops * per_seed * num_seeds / 1e9,
-          "backbone": cfg.backbone, "dual_steps": cfg.dual_steps if cfg.backbone == "brac" else 0,
+          **_structure(cfg)}
+
+
+def _structure(cfg) -> dict:
+  if isinstance(cfg, MacawConfig):
+    return {"backbone": "macaw", "dual_steps": 0, "rl_hidden": list(cfg.hidden),
+            "encoder_hidden": [], "meta_batch": cfg.meta_batch_size, "wlinear": cfg.wlinear}
+  return {"backbone": cfg.backbone, "dual_steps": cfg.dual_steps if cfg.backbone == "brac" else 0,
           "rl_hidden": list(cfg.rl_hidden), "encoder_hidden": list(cfg.encoder_hidden)}
 
 

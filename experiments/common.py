@@ -18,6 +18,8 @@ from experiments.cli import ConfigError, RunDirError, RunFailed, RunLock
 from jcomrl import atomic, checkpoint, distributed, envs
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.learner import make_learner, seed_keys
+from jcomrl.algos.macaw import LEARNER_TYPE as MACAW
+from jcomrl.algos.macaw import MacawConfig, make_macaw
 from jcomrl.algos.trainer import checkpoint_dir, run_training
 from jcomrl.data.dataset import DatasetError, check_normalisation, load_dataset
 from jcomrl.eval import diagnostics, suite
@@ -39,9 +41,36 @@ _TOP_KEYS = {"algo": (str, False), "env": (str, True), "dataset": (str, True),
              "seed": (int, True), "num_seeds": (int, True), "learner": (dict, True),
              "hparams": (dict, True), "num_steps": (int, True), "checkpoint_every": (int, True),
              "eval_every": (int, True), "eval": (dict, False),
-             "preset_source": (str, False), "profile": (str, False)}
+             "preset_source": (str, False), "profile": (str, False),
+             "learner_type": (str, False)}
+# ``learner_type``: which learner a config builds (its config class and builder); "comrl" (the
+# default) is the composable context-based learner, "macaw" MACAW's MAML learner.
+LEARNER_TYPES = {"comrl": (LearnerConfig, make_learner), MACAW: (MacawConfig, make_macaw)}
 # Learner fields taken from the dataset by ``build`` (not config keys).
 _FROM_DATA = ("obs_size", "action_size", "task_param_size")
+
+
+def learner_type(cfg: dict):
+  """``(config class, builder)`` of ``cfg["learner_type"]`` (default ``"comrl"``)."""
+  kind = cfg.get("learner_type", "comrl")
+  if kind not in LEARNER_TYPES:
+    raise ConfigError(f"config key learner_type = {kind!r} must be one of "
+                      f"{', '.join(LEARNER_TYPES)}")
+  return LEARNER_TYPES[kind]
+
+
+# Protocols that need a vector task code (z = 0 before the first inference, a PCA of codes):
+# MACAW's code is an adapted policy, so they do not apply to it.
+_VECTOR_CODE_PROTOCOLS = ("online", "diagnostics")
+
+
+def check_protocols(cfg: dict, protocols) -> None:
+  """``ConfigError`` for a protocol the config's learner cannot be evaluated with."""
+  bad = [p for p in protocols or () if p in _VECTOR_CODE_PROTOCOLS]
+  if bad and learner_type(cfg)[0] is MacawConfig:
+    raise ConfigError(f"protocol(s) {', '.join(bad)} need a vector task code; MACAW adapts by "
+                      "a gradient step on the context (its code is the adapted policy): use "
+                      "iid, ood, task_ood (with behaviour snapshots) or z_shuffle")
 
 
 def _unknown(kind: str, key: str, known) -> ConfigError:
@@ -112,8 +141,9 @@ def validate_config(cfg: dict) -> None:
                    ("eval_every", 0)):
     if cfg[key] < low:
       raise ConfigError(f"config key {key} = {cfg[key]} must be >= {low}")
-  # Learner: keys, types, then LearnerConfig's own structure checks.
-  fields = {f.name: f for f in dataclasses.fields(LearnerConfig)}
+  # Learner: keys, types, then the learner config's own structure checks.
+  cls, _ = learner_type(cfg)
+  fields = {f.name: f for f in dataclasses.fields(cls)}
   learner = dict(cfg["learner"])
   for key, value in learner.items():
     if key in _FROM_DATA:
@@ -122,13 +152,14 @@ def validate_config(cfg: dict) -> None:
       raise _unknown("learner.", key, set(fields) - set(_FROM_DATA))
     _check_type(f"learner.{key}", value, str(fields[key].type))
   probe = dict(learner, obs_size=1, action_size=1, task_param_size=1)
-  if not probe.get("num_task_labels"):
+  if cls is LearnerConfig and not probe.get("num_task_labels"):
     probe["num_task_labels"] = 2  # filled from the dataset by build() (unicorn_sup's classes)
   try:
-    lcfg = LearnerConfig.from_dict(probe)
+    lcfg = cls.from_dict(probe)
   except (ValueError, TypeError) as e:
     raise ConfigError(f"invalid learner config: {e} (config keys learner.*)") from e
-  for key in ("encoder_hidden", "aux_hidden", "rl_hidden", "dual_hidden"):
+  widths = ("encoder_hidden", "aux_hidden", "rl_hidden", "dual_hidden")
+  for key in widths if cls is LearnerConfig else ():
     if any(h <= 0 for h in getattr(lcfg, key)):
       raise ConfigError(f"config key learner.{key} = {list(getattr(lcfg, key))} must hold "
                         "positive layer widths")
@@ -185,8 +216,15 @@ def build(cfg: dict):
     env = envs.make(cfg["env"], **dict(meta.get("env_overrides") or {}))
   except ValueError as e:
     raise DatasetError(f"{cfg['dataset']}: meta.json env_overrides do not fit: {e}") from e
+  cls, make = learner_type(cfg)
   learner = dict(cfg["learner"], obs_size=data.observation_size, action_size=data.action_size,
                  task_param_size=int(data.task_params.shape[-1]))
+  if cls is not LearnerConfig:
+    try:
+      lcfg = cls.from_dict(learner)
+    except ValueError as e:
+      raise ConfigError(f"invalid learner config for {cfg['dataset']}: {e}") from e
+    return env, data, meta, make(lcfg), HParams.create(**cfg["hparams"])
   # Task-id classifiers (unicorn_sup): one class per task row of the dataset. Labels are the rows
   # 0..num_tasks-1, so an explicit value below the dataset's task count would be out of range.
   labels = learner.get("num_task_labels")
@@ -253,7 +291,8 @@ def host_params(params):
 def _check_resumable(saved: dict, cfg: dict, workdir: str) -> None:
   """``RunDirError`` unless ``cfg`` continues the run saved in ``workdir`` (only ``num_steps``
   may differ, and not below the latest checkpoint)."""
-  if isinstance(saved.get("learner"), dict) and isinstance(cfg.get("learner"), dict):
+  if (isinstance(saved.get("learner"), dict) and isinstance(cfg.get("learner"), dict)
+      and learner_type(cfg)[0] is LearnerConfig):
     # learner fields added since the run was saved take their defaults (the old behaviour)
     learner = LearnerConfig.fill_defaults(saved["learner"])
     saved = dict(saved, learner={k: v for k, v in learner.items()
@@ -299,6 +338,7 @@ def train_run(cfg: dict, workdir: str, progress=print, evaluate: bool = True,
   validate_config(cfg)
   if not distributed.is_main():  # process 0 prints and writes a multi-process run's files
     progress = on_result = None
+  check_protocols(cfg, protocols)
   saved = _saved_config(workdir)
   if saved is not None:
     _check_resumable(saved, cfg, workdir)
@@ -373,7 +413,7 @@ def evaluate_protocols(workdir: str, protocols, step: int | None = None,
   protocols = parse_protocols(protocols)
   if "diagnostics" in protocols:
     cli.require_optional("matplotlib", "the diagnostics protocol (it plots the task codes)")
-  read_config(workdir)
+  check_protocols(read_config(workdir), protocols)
   if not distributed.is_main():
     progress = on_result = None
   with run_lock(workdir):

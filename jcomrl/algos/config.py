@@ -294,6 +294,9 @@ class HParams:
   misa_bc_weight: Any = 0.5
   misa_partition_weight: Any = 0.1
   hmc_step_size: Any = 1.0
+  # MACAW (eric-mitchell/macaw config/alg/standard.json:23 ``lrlr``): Adam rate of its learned
+  # inner learning rates and advantage-head weight (outer rates: value_lr, actor_lr).
+  inner_lr_lr: Any = 1e-3
 
   @classmethod
   def create(cls, **kw) -> HParams:

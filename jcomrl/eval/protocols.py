@@ -106,7 +106,9 @@ def _iid_fn(learner: Learner, env: TaskEnv, num_episodes: int, context_mode: str
     def one_episode(kc, kr):
       ctx = sample_context(kc, data, rows, size=context_size, mode=context_mode)
       z = encode(p, ctx, data.task_params[rows], jax.random.fold_in(kc, 1))  # [T, Z]
-      z = z[perm]  # identity, or the z-shuffle control's derangement
+      # identity, or the z-shuffle control's derangement (a code may be a pytree: MACAW's
+      # adapted policy)
+      z = jax.tree.map(lambda x: x[perm], z)
       return evaluate_returns(env, learner.act, p, z, tasks, kr, 1)[:, 0]
 
     kcs = jax.random.split(k_ctx, num_episodes)

@@ -85,9 +85,10 @@ def make_recorded_episode(env: TaskEnv, act: Callable, deterministic: bool = Tru
 
 def evaluate_returns(env: TaskEnv, act: Callable, params, z: jnp.ndarray, tasks: Task,
                      key: jax.Array, num_episodes: int, deterministic: bool = True):
-  """Returns ``[T, num_episodes]`` for task codes ``z [T, Z]`` in ``tasks [T]``."""
+  """Returns ``[T, num_episodes]`` for task codes ``z [T, Z]`` (or a pytree with leading
+  ``[T]``) in ``tasks [T]``."""
   ep = make_episode_return(env, act, deterministic)
-  num_tasks = z.shape[0]
+  num_tasks = jax.tree.leaves(z)[0].shape[0]
   keys = jax.random.split(key, num_tasks * num_episodes)
   keys = keys.reshape((num_tasks, num_episodes) + keys.shape[1:])
   fn = jax.vmap(jax.vmap(ep, in_axes=(None, None, None, 0)), in_axes=(None, 0, 0, 0))
