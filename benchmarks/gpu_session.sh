@@ -79,13 +79,14 @@ for phase in "$@"; do
     check)
       step nvidia-smi nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
       step jax $PY -c "import jax, brax, mujoco; from mujoco import mjx; print(jax.devices(), jax.__version__, brax.__version__, mujoco.__version__)"
-      step tests $PY -m pytest -q -x tests/test_algos.py \
-        -k "hand_computed or vmapped or two_vmapped_seeds or without_nan"
+      step tests $PY -m pytest -q -x tests/test_algos.py tests/test_dt.py tests/test_macaw.py \
+        tests/test_encoders.py \
+        -k "hand_computed or vmapped or two_seeds or without_nan or causal_mask or inner_steps or outer_gradient or order_sensitivity"
       ;;
     learner)
       step learner $PY -m benchmarks.learner_throughput --merge --chunk="${CHUNK:-100}" \
         --repeats=3 --seeds="${SEEDS:-1,4,16,64}" \
-        --presets="${PRESETS:-unicorn_ss+dual3,unicorn_ss,focal,csro,corro,unicorn_sup,supervised,oracle}"
+        --presets="${PRESETS:-unicorn_ss+dual3,unicorn_ss,focal,csro,corro,unicorn_sup,supervised,oracle,macaw,prompt_dt,unicorn_ss_dt}"
       ;;
     offline)
       step offline $PY -m benchmarks.offline_throughput --chunk="${CHUNK:-100}" --repeats=3 \
