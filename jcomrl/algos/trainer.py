@@ -129,8 +129,14 @@ def _init_or_resume(learner: Learner, workdir: str, meta: dict, progress):
   state = learner.init(seed_keys(meta["seed"], meta["num_seeds"]))
   if checkpoint.latest_step(ckpt) is None:
     return state, 0
+  fresh = state
   state, saved = checkpoint.restore(ckpt, state, expect={k: meta[k] for k in
                                                          ("learner", "num_seeds", "seed")})
+  # Orbax returns committed arrays; a fresh single-device state is uncommitted, and jit keys its
+  # executables on that: give the restored state the fresh one's placement so a resumed run
+  # reuses the compiled chunk instead of compiling it again.
+  state = jax.tree.map(lambda r, f: r if f.committed else jax.device_put(np.asarray(r)),
+                       state, fresh)
   step = int(saved["step"])
   if distributed.is_main():
     _truncate_metrics(workdir, step)
