@@ -70,3 +70,17 @@ def meta_batch(synthetic_data):
   return sample_meta_batch(jax.random.key(0), synthetic_data.to_device(),
                            jnp.arange(30, dtype=jnp.int32), meta_batch_size=4, context_size=8,
                            context_mode="transitions", rl_batch_size=8)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+  """Drops JAX's in-memory executables after every test module. One pytest process compiles
+  hundreds of XLA programs; with all of them alive the suite's process segfaulted inside XLA's
+  compiler late in the run (twice at one test, then at another after that one was fixed),
+  consistent with exhausting the process's memory mappings (vm.max_map_count 65530 here).
+  Session fixtures stay; a program needed again reloads from the persistent compilation cache
+  that ``make test`` sets (``JAX_COMPILATION_CACHE_DIR``)."""
+  yield
+  import gc
+  jax.clear_caches()
+  gc.collect()
