@@ -42,12 +42,16 @@ paper's, so at 6000 updates the value function is far from trained (not measured
 
 from __future__ import annotations
 
-from jcomrl.algos.presets import CPU_NUM_STEPS, CPU_RL_BATCH, CPU_STEPS_PER_CHUNK, CPU_WIDTH
-
-ENVS = ("point_robot", "sparse_point_robot", "cheetah_vel", "cheetah_dir", "ant_dir",
-        "hopper_param", "walker_param")
-MUJOCO_ENVS = ENVS[2:]
-PROFILES = ("paper", "cpu")
+from jcomrl.algos.presets import (  # noqa: F401  (ENVS, MUJOCO_ENVS, PROFILES: the suite's)
+  CPU_NUM_STEPS,
+  CPU_RL_BATCH,
+  CPU_STEPS_PER_CHUNK,
+  CPU_WIDTH,
+  ENVS,
+  MUJOCO_ENVS,
+  PROFILES,
+  check_env_profile,
+)
 
 _PAPER = dict(
     learner=dict(hidden=(100, 100, 100), wlinear=True, wlinear_dim=100, head_hidden=(32,),
@@ -63,13 +67,7 @@ _PAPER = dict(
 
 def macaw_preset(env: str, *, profile: str = "paper", tiny: bool = False) -> dict:
   """MACAW on ``env`` (``tiny``: test-sized nets and schedule on the point robot)."""
-  if env not in ENVS:
-    raise ValueError(f"no macaw settings for env {env!r}; have {ENVS}")
-  if profile not in PROFILES:
-    raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
-  if profile == "cpu" and env not in MUJOCO_ENVS:
-    raise ValueError(f"the cpu profile is for the MuJoCo envs {MUJOCO_ENVS}; {env} is already "
-                     "CPU-sized")
+  check_env_profile("macaw", env, profile)
   lrn, hp = dict(_PAPER["learner"]), dict(_PAPER["hparams"])
   num_steps = _PAPER["num_steps"]
   if env in ("point_robot", "sparse_point_robot"):

@@ -355,6 +355,17 @@ def _cpu_profile(name: str, env: str, p: dict) -> dict:
   return p
 
 
+def check_env_profile(name: str, env: str, profile: str) -> None:
+  """Raises ValueError unless preset ``name`` can be built for ``env`` at ``profile``."""
+  if env not in ENVS:
+    raise ValueError(f"no {name} settings for env {env!r}; have {ENVS}")
+  if profile not in PROFILES:
+    raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
+  if profile == "cpu" and env not in MUJOCO_ENVS:
+    raise ValueError(f"the cpu profile is for the MuJoCo envs {MUJOCO_ENVS}; {env} is already "
+                     "CPU-sized")
+
+
 def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
            profile: str = "paper") -> dict:
   """The preset ``name`` on ``env`` (``tiny=True``: test-sized networks and schedule).
@@ -370,13 +381,7 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
     raise ValueError(f"unknown preset source {source!r}; expected one of {SOURCES}")
   if name not in ALL_PRESETS:
     raise ValueError(f"unknown preset {name!r}; expected one of {ALL_PRESETS}")
-  if env not in ENVS:
-    raise ValueError(f"no {name} settings for env {env!r}; have {ENVS}")
-  if profile not in PROFILES:
-    raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
-  if profile == "cpu" and env not in MUJOCO_ENVS:
-    raise ValueError(f"the cpu profile is for the MuJoCo envs {MUJOCO_ENVS}; {env} is already "
-                     "CPU-sized")
+  check_env_profile(name, env, profile)
   if name in DT_PRESETS:
     p = _dt(name, env, source)
   else:
