@@ -73,6 +73,14 @@ def check_protocols(cfg: dict, protocols) -> None:
                       "iid, ood, task_ood (with behaviour snapshots) or z_shuffle")
 
 
+def applicable_protocols(cfg, protocols) -> tuple[list[str], list[str]]:
+  """``(kept, dropped)``: the protocols the config's learner can be evaluated with, and the rest
+  (a sweep or table over mixed learners asks every preset for the same list)."""
+  dropped = ([p for p in protocols if p in _VECTOR_CODE_PROTOCOLS]
+             if learner_type(cfg)[0] is MacawConfig else [])
+  return [p for p in protocols if p not in dropped], dropped
+
+
 def _unknown(kind: str, key: str, known) -> ConfigError:
   close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
   hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(known))}"

@@ -62,19 +62,24 @@ def train_command(algo: str, env: str, *, variant: str | None, seeds: int, datas
   return cmd
 
 
-def plan(algos: list[str], envs: list[str], runs_root: str, protocols: list[str]) -> list[dict]:
-  """One entry per (algo, env): its run dir and what is left to do (``train``/``evaluate``/
-  ``skip``)."""
+def plan(algos: list[str], envs: list[str], runs_root: str, protocols: list[str],
+         variant: str | None = None) -> list[dict]:
+  """One entry per (algo, env): its run dir, what is left to do (``train``/``evaluate``/
+  ``skip``) and its ``protocols``: the requested ones its learner can be evaluated with
+  (``dropped``: the others, e.g. MACAW's ``online``/``diagnostics``)."""
   from experiments import common  # JAX: imported once the flags are checked
 
   out = []
   for env in envs:
     for algo in algos:
+      cfg = cli.load_config(f"{config_file(algo)}:{variant or env}")
+      kept, dropped = common.applicable_protocols(cfg, protocols)
       workdir = run_dir(runs_root, env, algo)
-      st = common.run_status(workdir, protocols)
+      st = common.run_status(workdir, kept)
       todo = "skip" if st["trained"] and not st["missing"] else (
           "evaluate" if st["trained"] else ("resume" if st["step"] else "train"))
-      out.append({"algo": algo, "env": env, "workdir": workdir, "todo": todo, **st})
+      out.append({"algo": algo, "env": env, "workdir": workdir, "todo": todo,
+                  "protocols": kept, "dropped": dropped, **st})
   return out
 
 
@@ -169,16 +174,19 @@ def main(argv):
   watch = cli.Stopwatch(total)
   for env in envs:
     dataset = FLAGS.dataset.format(env=env)
-    entries = plan(algos, [env], runs_root, protocols)
+    entries = plan(algos, [env], runs_root, protocols, FLAGS.variant)
     if any(e["todo"] != "skip" for e in entries):
       ensure_dataset(env, dataset, FLAGS.data_variant, FLAGS.dry_run, dist is not None)
     for e in entries:
       tag = f"[sweep] {e['algo']} on {env}"
+      if e["dropped"]:
+        print(f"{tag}: protocol(s) {', '.join(e['dropped'])} do not apply to its learner, "
+              "skipped", flush=True)
       if e["todo"] == "skip":
         print(f"{tag}: finished (step {e['step']}), skipped; pairs {watch.tick()}", flush=True)
         continue
       cmd = train_command(e["algo"], env, variant=FLAGS.variant, seeds=FLAGS.seeds,
-                          dataset=dataset, workdir=e["workdir"], protocols=protocols,
+                          dataset=dataset, workdir=e["workdir"], protocols=e["protocols"],
                           overrides=FLAGS.set, distributed=dist)
       print(f"{tag}: {e['todo']} (checkpoint step {e['step']}): {' '.join(cmd)}", flush=True)
       if FLAGS.dry_run:

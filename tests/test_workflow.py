@@ -170,6 +170,13 @@ def test_sweep_plan_and_command(tmp_path):
   entries = sweep.plan(["focal", "oracle"], ["point_robot"], root, ["iid", "ood"])
   assert [(e["algo"], e["todo"]) for e in entries] == [("focal", "train"), ("oracle", "train")]
   assert entries[0]["workdir"] == os.path.join(root, "point_robot", "focal")
+  # One protocol list for a mixed sweep: MACAW (no vector task code) keeps the ones it can run.
+  mixed = sweep.plan(["focal", "macaw"], ["point_robot"], root,
+                     ["iid", "online", "z_shuffle", "diagnostics"], variant="tiny")
+  assert [(e["protocols"], e["dropped"]) for e in mixed] == [
+      (["iid", "online", "z_shuffle", "diagnostics"], []),
+      (["iid", "z_shuffle"], ["online", "diagnostics"])]
+  assert mixed[1]["missing"] == ["iid", "z_shuffle"]
   cmd = sweep.train_command("focal", "point_robot", variant="tiny", seeds=3, dataset="d",
                             workdir="w", protocols=["iid", "ood"], overrides=["num_steps=20"])
   assert cmd[1:] == ["-m", "experiments.train", "--config=experiments/configs/focal.py:tiny",
