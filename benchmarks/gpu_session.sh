@@ -26,6 +26,8 @@
 #             PROFILE=paper` — per-task SAC data (40 agents x 1e6 env steps, UNICORN Table 7
 #             sizes), the seven presets x PAPER_SEEDS (6, as UNICORN) x 200k updates, IID / OOD /
 #             z-shuffle / diagnostics, table in benchmarks/results/paper_<profile>/<env>.
+#             PAPER_ALGOS (comma list) replaces the seven rows, e.g. adding macaw,prompt_dt
+#             (UNICORN Table 2's other families; Prompt-DT on cheetah_vel/cheetah_dir/ant_dir).
 #             Resumable: every call continues where the last one stopped (dataset work dir,
 #             checkpoints), as long as the machine stays warm (data/ and runs/ live on it).
 #             Runbook (GPU): 1) `paper` with PAPER_PROFILE=cpu first (minutes; checks the whole
@@ -112,6 +114,7 @@ for phase in "$@"; do
     paper)
       step paper $PY -m experiments.paper --env="${PAPER_ENV:-cheetah_vel}" \
         --profile="${PAPER_PROFILE:-paper}" --seeds="${PAPER_SEEDS:-6}" \
+        ${PAPER_ALGOS:+--algos="$PAPER_ALGOS"} \
         --out="benchmarks/results/paper_${PAPER_PROFILE:-paper}_gpu/${PAPER_ENV:-cheetah_vel}"
       ;;
     *) echo "unknown phase $phase (check learner offline collect datasets sweep paper)"; exit 2 ;;

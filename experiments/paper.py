@@ -38,20 +38,30 @@ from experiments import cli
 PRESETS = ("unicorn_ss", "unicorn_sup", "csro", "corro", "focal", "supervised", "oracle")
 PROTOCOLS = ("iid", "ood", "z_shuffle", "diagnostics")
 PROFILES = ("cpu", "paper")
-# UNICORN Table 2 (mean ± std over 6 seeds, 20 test tasks): reference comrl-algorithms.md §6.1.
+# MACAW is a learner of its own (jcomrl.algos.macaw), not a context preset; --algos takes it too.
+EXTRA_ALGOS = ("macaw",)
+# UNICORN Table 2 (mean ± std over 6 seeds, 20 test tasks): reference comrl-algorithms.md §6.1,
+# MACAW and Prompt-DT included; the DT variants of the context methods from Table 4 (§6.3: HC-Dir
+# and Hopper only), BOReL from Table 5 (label-free Ant-Dir).
 UNICORN_TABLE2 = {
     "cheetah_vel": {"unicorn_ss": (-22, -94), "unicorn_sup": (-25, -91), "csro": (-28, -102),
-                    "corro": (-37, -112), "focal": (-22, -97), "supervised": (-24, -104)},
+                    "corro": (-37, -112), "focal": (-22, -97), "supervised": (-24, -104),
+                    "macaw": (-56, -188), "prompt_dt": (-118, -249)},
     "cheetah_dir": {"unicorn_ss": (1307, 1296), "unicorn_sup": (1296, 1130),
                     "csro": (1180, 458), "corro": (704, 245), "focal": (1186, 861),
-                    "supervised": (962, 782)},
+                    "supervised": (962, 782), "macaw": (1155, 450), "prompt_dt": (1176, -25),
+                    "unicorn_ss_dt": (1233, 1186), "unicorn_sup_dt": (1227, 1065),
+                    "focal_dt": (1209, 652)},
     "ant_dir": {"unicorn_ss": (267, 236), "unicorn_sup": (250, 239), "csro": (276, 233),
                 "corro": (148, 120), "focal": (217, 173), "supervised": (238, 202),
-                "borel": (206, 187)},  # BOReL: UNICORN Table 5 (label-free Ant-Dir)
+                "macaw": (26, 0), "prompt_dt": (1, 0), "borel": (206, 187)},
     "hopper_param": {"unicorn_ss": (316, 304), "unicorn_sup": (312, 302), "csro": (310, 301),
-                     "corro": (283, 272), "focal": (302, 297), "supervised": (306, 294)},
+                     "corro": (283, 272), "focal": (302, 297), "supervised": (306, 294),
+                     "macaw": (218, 205), "prompt_dt": (234, 202), "unicorn_ss_dt": (304, 291),
+                     "unicorn_sup_dt": (308, 297), "focal_dt": (293, 284)},
     "walker_param": {"unicorn_ss": (419, 407), "unicorn_sup": (322, 312), "csro": (310, 279),
-                     "corro": (277, 213), "focal": (308, 286), "supervised": (256, 210)},
+                     "corro": (277, 213), "focal": (308, 286), "supervised": (256, 210),
+                     "macaw": (141, 130), "prompt_dt": (185, 156)},
 }
 
 
@@ -212,7 +222,8 @@ def build_markdown(env: str, profile: str, rows: dict, beh: dict, times: dict,
         "z-shuffled: the IID episodes with every test task given another test task's code; "
         "drop = IID − z-shuffled (mean ± std over seeds; in brackets mean ± standard error over "
         "the paired seed × task × episode differences, which share contexts and keys). "
-        "UNICORN Table 2 (6 seeds, full scale) beside ours.",
+        "UNICORN Table 2 (6 seeds, full scale) beside ours (DT variants: its Table 4; "
+        "BOReL: Table 5).",
         "Task code: I(z; task) is the diagnostics protocol's classifier lower bound on held-out "
         "tasks (nats, at most log #tasks), R² the linear probe from z to the task parameters.",
         "", "| Algorithm | IID | OOD | IID norm. | OOD norm. | IID z-shuffled | drop | "
@@ -325,10 +336,11 @@ def main(argv):
     raise cli.UsageError(f"--env={env} is not a MuJoCo env of the suite; expected one of "
                          f"{', '.join(presets.MUJOCO_ENVS)}")
   algos = [a for a in FLAGS.algos.replace(",", " ").split() if a]
-  bad = [a for a in algos if a not in presets.ALL_PRESETS]
+  known = presets.ALL_PRESETS + EXTRA_ALGOS
+  bad = [a for a in algos if a not in known]
   if bad:
     raise cli.UsageError(f"unknown preset(s) {bad} in --algos; expected some of "
-                         f"{', '.join(presets.ALL_PRESETS)}")
+                         f"{', '.join(known)}")
   runs_root = FLAGS.runs_root or f"runs/paper_{profile}"
   out = FLAGS.out or os.path.join("benchmarks", "results", f"paper_{profile}", env)
   if not FLAGS.table_only:

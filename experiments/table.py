@@ -29,7 +29,9 @@ ENV_NAMES = {"point_robot": "Point-Robot", "sparse_point_robot": "Sparse-Point-R
              "hopper_param": "Hopper", "walker_param": "Walker"}
 ALGO_NAMES = {"unicorn_ss": "UNICORN-SS", "unicorn_sup": "UNICORN-SUP", "csro": "CSRO",
               "corro": "CORRO", "focal": "FOCAL", "supervised": "Supervised", "oracle": "Oracle",
-              "borel": "BOReL"}
+              "borel": "BOReL", "macaw": "MACAW", "prompt_dt": "Prompt-DT",
+              "unicorn_ss_dt": "UNICORN-SS-DT", "unicorn_sup_dt": "UNICORN-SUP-DT",
+              "focal_dt": "FOCAL-DT"}
 PROTOCOL_NAMES = {"iid": "IID", "ood": "OOD", "online": "Online", "task_ood": "Task-OOD",
                   "z_shuffle": "IID z-shuffled"}
 _STEP_FILE = re.compile(r"^(?P<protocol>[a-z_]+)_step(?P<step>\d+)\.json$")

@@ -58,6 +58,18 @@ def test_variant_grammar_and_refusals():
   assert d.behaviour.algo == "sac_per_task" and d.behaviour.num_snapshots == 10
 
 
+def test_reference_rows_name_runnable_algos_with_a_display_name():
+  from experiments import table
+
+  runnable = set(presets.ALL_PRESETS + paper.EXTRA_ALGOS)
+  for env, rows in paper.UNICORN_TABLE2.items():
+    assert env in presets.MUJOCO_ENVS
+    assert set(rows) <= runnable, (env, set(rows) - runnable)
+  assert runnable <= set(table.ALGO_NAMES)
+  for algo in paper.EXTRA_ALGOS:  # the sweep finds its config file
+    assert os.path.exists(os.path.join("experiments", "configs", f"{algo}.py"))
+
+
 def _fake_run(root, env, algo, iid, ood, shuf, norm=(-300.0, -50.0)):
   wd = os.path.join(root, env, algo)
   os.makedirs(os.path.join(wd, "eval"))
