@@ -328,7 +328,8 @@ def test_dt_presets_follow_prompt_dt_and_refuse_what_they_cannot_run():
   assert ss["learner"]["encoder"] == presets.preset("unicorn_ss", "cheetah_vel")["learner"][
       "encoder"]
   cpu = presets.preset("focal_dt", "ant_dir", profile="cpu")["learner"]
-  assert (cpu["rl_batch_size"], cpu["dt_embed"], cpu["dt_return_scale"]) == (16, 64, 500.0)
+  assert (cpu["rl_batch_size"], cpu["dt_embed"], cpu["dt_return_scale"]) == (
+      presets.CPU_DT_SEGMENTS, presets.CPU_WIDTH, 500.0)
   with pytest.raises(ValueError, match="DT presets have"):
     presets.preset("prompt_dt", "hopper_param")
   sizes = dict(obs_size=2, action_size=2, task_param_size=2)

@@ -316,6 +316,12 @@ SOURCES = ("code", "paper")
 #   num_steps          CPU_NUM_STEPS updates (ant-dir 3k)  <- 200k (UNICORN Table 7) / FOCAL-CSRO's
 #   CORRO CVAE budget  CPU_CORRO_CVAE_EPOCHS passes over the CPU datasets' training tasks
 #                      <- 100 epochs over 20 x Table-7-size tasks
+#   DT presets         GPT width min(dt_embed, 64) <- 128, CPU_DT_SEGMENTS segments of K = 20
+#                      steps per task and update <- 16 (Prompt-DT pdt_main.py:262), warm-up
+#                      num_steps / 5 <- 10k of 50k; layers, heads, K and the prompt are kept.
+#                      Prompt-DT's size (16 segments, width 128) took ~2 s per point-robot
+#                      update on the loaded 2-core CPU (issue 19); the GPT's cost is linear in
+#                      the segments, so 4 segments cut it ~4x at a given width.
 # Context sizes, latent sizes, learning rates, loss weights and schedules are the paper profile's.
 PROFILES = ("paper", "cpu")
 CPU_WIDTH = 64
@@ -327,6 +333,7 @@ CPU_NUM_STEPS = 6_000
 CPU_NUM_STEPS_ENV = {"ant_dir": 3_000}
 CPU_STEPS_PER_CHUNK = 500
 CPU_CORRO_CVAE_EPOCHS = 20
+CPU_DT_SEGMENTS = 4
 # Training-task transitions of the CPU datasets (experiments/configs/data.py ``<env>@cpu``:
 # the benchmark split's 20 training tasks x per-task size) for CORRO's CVAE budget.
 _CPU_TRAIN_TRANSITIONS = {"cheetah_vel": 20 * 10_000, "cheetah_dir": 20 * 10_000,
@@ -343,9 +350,9 @@ def _cpu_profile(name: str, env: str, p: dict) -> dict:
   lrn["meta_batch_size"] = min(lrn["meta_batch_size"], CPU_META_BATCH)
   lrn["steps_per_chunk"] = CPU_STEPS_PER_CHUNK
   p["num_steps"] = CPU_NUM_STEPS_ENV.get(env, CPU_NUM_STEPS)
-  if lrn.get("backbone") == "dt":  # 16 segments per task stay; the GPT narrows; warm-up 1 : 5
-    lrn.update(rl_batch_size=_DT_LEARNER["rl_batch_size"],
-               dt_embed=min(lrn["dt_embed"], CPU_WIDTH), dt_warmup_steps=p["num_steps"] // 5)
+  if lrn.get("backbone") == "dt":  # fewer segments per task, a narrower GPT, warm-up 1 : 5
+    lrn.update(rl_batch_size=CPU_DT_SEGMENTS, dt_embed=min(lrn["dt_embed"], CPU_WIDTH),
+               dt_warmup_steps=p["num_steps"] // 5)
   if lrn.get("pretrain_steps"):
     lrn["pretrain_steps"] = corro_cvae_pretrain_steps(
         _CPU_TRAIN_TRANSITIONS[env], meta_batch_size=lrn["meta_batch_size"],
