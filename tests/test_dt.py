@@ -298,7 +298,7 @@ def test_memoryless_policies_give_bit_identical_rollouts(tiny_learner, point_env
 # Short learning runs on point-robot
 # ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["prompt_dt", "focal_dt"])
+@pytest.mark.parametrize("name", presets.DT_PRESETS)
 def test_dt_presets_beat_the_random_policy_on_held_out_tasks(name, trained, synthetic_data,
                                                              point_env):
   lrn, state = trained(name)
