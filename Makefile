@@ -89,6 +89,23 @@ example-sweep: $(STAMP)
 	$(PY) -m experiments.sweep --algos="$(EXAMPLE_ALGOS)" --envs=point_robot --seeds=3 --runs_root=runs/example_sweep
 	$(PY) -m experiments.table --runs_root=runs/example_sweep --out=benchmarks/results/example_sweep --protocols=iid,ood,online,task_ood
 
+# Every preset on point-robot (issue 19): the MLP-backbone presets, BOReL and MACAW at their
+# point-robot settings; the four decision-transformer presets at the CPU profile's DT reduction
+# (4 segments per task, GPT width 64, meta-batch 8) and 1500 updates (at Prompt-DT's size one
+# point-robot update took ~2 s on 2 cores). 3 seeds, IID / OOD / task-OOD / z-shuffled; output in
+# benchmarks/results/point_robot_all.
+ALL_RUNS ?= runs/point_robot_all
+.PHONY: all-presets-table
+all-presets-table: $(STAMP)
+	$(PY) -m experiments.sweep --algos="focal csro unicorn_ss unicorn_sup supervised corro oracle borel macaw" \
+	  --envs=point_robot --seeds=3 --runs_root=$(ALL_RUNS) --protocols=iid,ood,task_ood,z_shuffle
+	$(PY) -m experiments.sweep --algos="prompt_dt unicorn_ss_dt unicorn_sup_dt focal_dt" \
+	  --envs=point_robot --seeds=3 --runs_root=$(ALL_RUNS) --protocols=iid,ood,task_ood,z_shuffle \
+	  --set=learner.rl_batch_size=4 --set=learner.dt_embed=64 --set=learner.meta_batch_size=8 \
+	  --set=num_steps=1500
+	$(PY) -m experiments.table --runs_root=$(ALL_RUNS) --out=benchmarks/results/point_robot_all \
+	  --protocols=iid,ood,task_ood,z_shuffle
+
 # One UNICORN-Table-2-style table per env (issue 17): dataset (reused or generated), the seven
 # presets x 3 seeds, IID/OOD/z-shuffle/diagnostics, table + curves + code plots in
 # benchmarks/results/paper_$(PROFILE)/$(ENV). PROFILE=cpu: the 2-core CPU profile; PROFILE=paper:
