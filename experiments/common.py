@@ -66,8 +66,8 @@ _VECTOR_CODE_PROTOCOLS = ("online", "diagnostics")
 
 def check_protocols(cfg: dict, protocols) -> None:
   """``ConfigError`` for a protocol the config's learner cannot be evaluated with."""
-  bad = [p for p in protocols or () if p in _VECTOR_CODE_PROTOCOLS]
-  if bad and learner_type(cfg)[0] is MacawConfig:
+  _, bad = applicable_protocols(cfg, protocols or ())
+  if bad:
     raise ConfigError(f"protocol(s) {', '.join(bad)} need a vector task code; MACAW adapts by "
                       "a gradient step on the context (its code is the adapted policy): use "
                       "iid, ood, task_ood (with behaviour snapshots) or z_shuffle")
