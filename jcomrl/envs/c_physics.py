@@ -6,23 +6,25 @@ of envs, but on a CPU the C library it was ported from is far faster per env ste
 code of its family; only the frame-skipped physics step (and the reset's kinematics) leaves the
 compiled program, as ONE ``jax.pure_callback`` per step for a whole (possibly nested-)vmapped
 batch (``vmap_method="broadcast_all"``: the callback sees every batch axis at once). The host
-side (:class:`HostStepper`) splits the batch over the calling thread and a thread pool; each
-runs ``mj_step`` (which releases the GIL) for its share of envs on its own scratch ``MjData``.
+side (:class:`HostStepper`) hands the whole batch to ``mujoco.batch.Batch``, MuJoCo's own
+stepper of many simulations: one C++ call runs ``mj_step`` for every env on a thread pool
+without the GIL (the earlier per-env Python loop held the GIL between MuJoCo calls and did not
+scale past one core).
 
 The physics state is :class:`HostData`: ``qpos``, ``qvel``, the solver warmstart
 ``qacc_warmstart`` (MJX carries it in ``mjx.Data`` too; with the 4 Newton iterations of these
 models the warmstart changes the contact solution, by up to 0.2 in the ant's qpos in a step), and
 only the extra fields the family reads (``xpos`` for the cheetah's torso position, ``cfrc_ext``
 for the FOCAL ant's contact cost, from ``mj_rnePostConstraint`` as MJX's
-``rne_postconstraint``). Every env step sets the whole state it depends on, so a step is a pure
-function of ``(state, action, task)`` whatever thread runs it: the same key gives the same
-trajectory.
+``rne_postconstraint``: the stepped model carries one accelerometer so that ``mj_step`` runs
+it). Every env step sets the whole state it depends on, so a step is a pure function of
+``(state, action, task)`` whatever thread runs it: the same key gives the same trajectory.
 
 Per-task physics (``RandParamEnv``): a task's multipliers arrive on the host flattened in
-``rand_params`` order; each distinct task gets its own ``MjModel``, a copy of the base model in
-which only the scaled arrays change (``array = base_array * multiplier``; derived constants keep
-their base values: the rule of ``RandParamEnv.task_model``), kept in an LRU cache, so one call
-can step a batch that mixes many tasks.
+``rand_params`` order and become per-env model arrays of the batch (``Batch.expand``): only the
+scaled arrays change (``array = base_array * multiplier``; derived constants keep their base
+values: the rule of ``RandParamEnv.task_model``), so one call steps a batch that mixes any
+number of tasks.
 """
 
 from __future__ import annotations
@@ -33,17 +35,16 @@ import functools
 import os
 import threading
 from collections.abc import Sequence
-from concurrent import futures
 
 import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
+from mujoco import batch as mujoco_batch
 from flax import struct
 
 PHYSICS = ("auto", "c", "mjx")
 HOST_FIELDS = ("xpos", "cfrc_ext")
-MIN_ENVS_PER_THREAD = 8  # smaller shares are not worth a thread hand-off
 
 __all__ = ["HOST_FIELDS", "PHYSICS", "HostData", "HostStepper", "resolve_physics"]
 
@@ -87,85 +88,89 @@ def default_threads() -> int:
 class HostStepper:
   """Steps batches of one MuJoCo model family in C MuJoCo (host side of ``physics="c"``).
 
+  The batch runs on :class:`mujoco.batch.Batch` (MuJoCo's own many-simulation stepper: one C++
+  call steps every env on a thread pool without the GIL, bit-identical to a loop of ``mj_step``
+  over one ``MjData`` per env at any thread count). One ``Batch`` is kept per batch size and
+  thread count; its state rows are overwritten by every call, so a step is a pure function of
+  its inputs.
+
   Args:
-    model: the base ``MjModel``.
+    model: the base ``MjModel`` (task models scale its arrays).
     frame_skip: MuJoCo steps per env step (the control is held).
     rand_params: names of the per-task scaled model arrays (``RandParamEnv.rand_params``).
     fields: extra physics fields to return, a subset of :data:`HOST_FIELDS`.
-    nthread: worker threads (None: :func:`default_threads`); a batch is split into at most this
-      many contiguous shares of at least :data:`MIN_ENVS_PER_THREAD` envs.
-    cache_size: per-task models kept (least recently used dropped; never those in use).
+    nthread: threads, the caller's included (None: :func:`default_threads`).
+    step_model: the model that is stepped, when it is not ``model``: ``model`` with an
+      acceleration sensor added (:func:`jcomrl.envs.mjx_base.load_mj_model`'s
+      ``rne_post_constraint``), so that ``mj_step`` runs ``mj_rnePostConstraint`` and
+      ``cfrc_ext`` comes out of the batch. Required for the ``"cfrc_ext"`` field. Sensors only
+      read the state, so its trajectories are ``model``'s bit for bit (tested).
+    max_batches: batch sizes kept (least recently used dropped).
   """
 
   def __init__(self, model: mujoco.MjModel, frame_skip: int, rand_params: Sequence[str] = (),
-               fields: Sequence[str] = (), nthread: int | None = None, cache_size: int = 4096):
+               fields: Sequence[str] = (), nthread: int | None = None,
+               step_model: mujoco.MjModel | None = None, max_batches: int = 8):
     unknown = set(fields) - set(HOST_FIELDS)
     if unknown:
       raise ValueError(f"unknown host physics fields {sorted(unknown)}; have {HOST_FIELDS}")
     if model.na or model.nmocap:
       raise ValueError("physics='c' carries qpos, qvel and the warmstart between steps; this "
                        "model has actuator activations or mocap bodies: use physics='mjx'")
+    step_model = model if step_model is None else step_model
+    sizes = ("nq", "nv", "nu", "nbody", "ngeom", "njnt")
+    if any(getattr(step_model, s) != getattr(model, s) for s in sizes):
+      raise ValueError(f"step_model must have the sizes {sizes} of model")
+    self.fields = tuple(f for f in HOST_FIELDS if f in fields)
+    if "cfrc_ext" in self.fields and not np.any(
+        step_model.sensor_needstage == int(mujoco.mjtStage.mjSTAGE_ACC)):
+      raise ValueError("the 'cfrc_ext' field needs a step_model with an acceleration-stage "
+                       "sensor (load_mj_model(..., rne_post_constraint=True))")
     self.model = model
+    self.step_model = step_model
     self.frame_skip = int(frame_skip)
     self.rand_params = tuple(rand_params)
-    self.fields = tuple(f for f in HOST_FIELDS if f in fields)
     self.nthread = default_threads() if nthread is None else int(nthread)
-    self.cache_size = int(cache_size)
+    self.max_batches = int(max_batches)
     self.param_shapes = [tuple(np.shape(getattr(model, p))) for p in self.rand_params]
     self.param_size = int(sum(np.prod(s) for s in self.param_shapes))
-    state = mujoco.mjtState
-    # One mj_setState call sets [qpos, qvel, warmstart, ctrl] (state bits in this order), one
-    # mj_getState call reads back the first three.
-    self._spec = int(state.mjSTATE_QPOS | state.mjSTATE_QVEL | state.mjSTATE_WARMSTART)
-    self._spec_in = self._spec | int(state.mjSTATE_CTRL)
-    self._nstate = mujoco.mj_stateSize(model, self._spec)
-    if mujoco.mj_stateSize(model, self._spec_in) != self._nstate + model.nu:
-      raise ValueError("unexpected MuJoCo state layout")
-    self._models: collections.OrderedDict[bytes, mujoco.MjModel] = collections.OrderedDict()
-    self._pool: futures.ThreadPoolExecutor | None = None
-    self._datas: list[mujoco.MjData] = []
-    # Programs sharded over several host devices may call back concurrently; the scratch
-    # MjData, the pool and the model cache are shared, so calls take turns (each one is
-    # multithreaded itself).
+    self._batches: collections.OrderedDict[tuple[int, int], _BoundBatch] = (
+        collections.OrderedDict())
+    # Programs sharded over several host devices may call back concurrently; a Batch must not
+    # be used from two Python threads at once, so calls take turns (each is multithreaded).
     self._lock = threading.Lock()
 
   # --- per-task models
   def task_model(self, params: np.ndarray) -> mujoco.MjModel:
-    """The (cached) ``MjModel`` of one task's flattened float32 multipliers."""
-    params = np.ascontiguousarray(params, np.float32)
-    key = params.tobytes()
-    model = self._models.get(key)
-    if model is not None:
-      if len(self._models) >= self.cache_size:  # LRU order matters only near the limit
-        self._models.move_to_end(key)
-      return model
-    model = copy.copy(self.model)
-    offset = 0
-    for name, shape in zip(self.rand_params, self.param_shapes):
-      size = int(np.prod(shape))
-      mult = params[offset:offset + size].astype(np.float64).reshape(shape)
-      getattr(model, name)[...] = getattr(self.model, name) * mult
-      offset += size
-    self._models[key] = model
+    """One task's ``MjModel`` from its flattened multipliers (``array = base_array *
+    multiplier`` for each of ``rand_params``; derived constants keep their base values): the
+    rule the batched step applies per env through ``Batch.expand``."""
+    params = np.asarray(params, np.float32).reshape(self.param_size)
+    model = copy.copy(self.step_model)
+    for name, mult in zip(self.rand_params, self._split_params(params[None])):
+      getattr(model, name)[...] = getattr(self.step_model, name) * mult[0]
     return model
 
-  def _batch_models(self, params: np.ndarray):
-    if not self.rand_params:
-      return self.model
-    models = [self.task_model(p) for p in params]
-    keep = max(self.cache_size, len(models))
-    while len(self._models) > keep:  # an evicted model of this batch lives on in `models`
-      self._models.popitem(last=False)
-    return models
+  def _split_params(self, params: np.ndarray) -> list[np.ndarray]:
+    """``[batch, param_size]`` float32 -> per ``rand_params`` float64 ``[batch, *shape]``."""
+    out, offset = [], 0
+    for shape in self.param_shapes:
+      size = int(np.prod(shape))
+      out.append(params[:, offset:offset + size].astype(np.float64).reshape((-1,) + shape))
+      offset += size
+    return out
 
-  def _pool_and_datas(self, nchunk: int):
-    if nchunk > 1 and (self._pool is None or self._pool._max_workers < nchunk - 1):
-      if self._pool is not None:
-        self._pool.shutdown(wait=False)
-      self._pool = futures.ThreadPoolExecutor(nchunk - 1, thread_name_prefix="jcomrl-mujoco")
-    while len(self._datas) < nchunk:
-      self._datas.append(mujoco.MjData(self.model))
-    return (self._pool if nchunk > 1 else None), self._datas[:nchunk]
+  def _batch(self, nsim: int) -> "_BoundBatch":
+    key = (nsim, self.nthread)
+    bound = self._batches.get(key)
+    if bound is None:
+      bound = _BoundBatch(self.step_model, nsim, self.nthread, self.rand_params, self.fields)
+      self._batches[key] = bound
+      while len(self._batches) > self.max_batches:
+        self._batches.popitem(last=False)
+    else:
+      self._batches.move_to_end(key)
+    return bound
 
   # --- stepping
   def step(self, qpos, qvel, warmstart, ctrl, params) -> dict[str, np.ndarray]:
@@ -174,63 +179,53 @@ class HostStepper:
     "qacc_warmstart", *fields}`` as float32 arrays with leading shape ``L``."""
     m = self.model
     lead = tuple(np.shape(qpos)[:-1])
-    batch = int(np.prod(lead, dtype=int))
-    n = self._nstate
-    state = np.empty((batch, n + m.nu))  # [qpos, qvel, warmstart, ctrl]
-    state[:, :m.nq] = np.reshape(qpos, (batch, m.nq))
-    state[:, m.nq:m.nq + m.nv] = np.reshape(qvel, (batch, m.nv))
-    state[:, m.nq + m.nv:n] = np.reshape(warmstart, (batch, m.nv))
-    state[:, n:] = np.reshape(ctrl, (batch, m.nu))
-    params = np.asarray(params, np.float32).reshape(batch, self.param_size)
-    shapes = {"xpos": (m.nbody, 3), "cfrc_ext": (m.nbody, 6)}
-    extra = {f: np.empty((batch,) + shapes[f]) for f in self.fields}
+    nsim = int(np.prod(lead, dtype=int))
+    params = np.asarray(params, np.float32).reshape(nsim, self.param_size)
     with self._lock:
-      models = self._batch_models(params)
-      nchunk = max(1, min(self.nthread, batch // MIN_ENVS_PER_THREAD))
-      pool, datas = self._pool_and_datas(nchunk)
-      bounds = [batch * j // nchunk for j in range(nchunk + 1)]
-      run = functools.partial(self._step_envs, models, state, extra)
-      jobs = [pool.submit(run, datas[j], range(bounds[j], bounds[j + 1]))
-              for j in range(1, nchunk)]
-      run(datas[0], range(bounds[0], bounds[1]))  # the calling thread takes the first share
-      for job in jobs:
-        job.result()
-    out = {"qpos": state[:, :m.nq], "qvel": state[:, m.nq:m.nq + m.nv],
-           "qacc_warmstart": state[:, m.nq + m.nv:n], **extra}
-    return {k: v.astype(np.float32).reshape(lead + v.shape[1:]) for k, v in out.items()}
-
-  def _step_envs(self, models, state, extra, d: mujoco.MjData, rows: range) -> None:
-    """Steps ``rows`` of the batch in place on the scratch data ``d`` (one worker's share)."""
-    spec, spec_in, n, skip = self._spec, self._spec_in, self._nstate, self.frame_skip
-    xpos, cfrc = extra.get("xpos"), extra.get("cfrc_ext")
-    shared = None if isinstance(models, list) else models
-    for i in rows:
-      model = models[i] if shared is None else shared
-      row = state[i]
-      mujoco.mj_setState(model, d, row, spec_in)
-      mujoco.mj_step(model, d, skip)
-      mujoco.mj_getState(model, d, row[:n], spec)
-      if xpos is not None:
-        xpos[i] = d.xpos
-      if cfrc is not None:
-        mujoco.mj_rnePostConstraint(model, d)
-        cfrc[i] = d.cfrc_ext
+      b = self._batch(nsim)
+      b.time[:] = 0.0
+      b.qpos[:] = np.reshape(qpos, (nsim, m.nq))
+      b.qvel[:] = np.reshape(qvel, (nsim, m.nv))
+      b.warmstart[:] = np.reshape(warmstart, (nsim, m.nv))
+      b.ctrl[:] = np.reshape(ctrl, (nsim, m.nu))
+      for name, mult in zip(self.rand_params, self._split_params(params)):
+        np.multiply(getattr(self.step_model, name), mult, out=b.params[name])
+      b.batch.step(nstep=self.frame_skip)
+      out = {"qpos": b.qpos, "qvel": b.qvel, "qacc_warmstart": b.warmstart,
+             **{f: b.outputs[f] for f in self.fields}}
+      return {k: v.astype(np.float32).reshape(lead + v.shape[1:]) for k, v in out.items()}
 
   def kinematics(self, qpos) -> tuple[np.ndarray, np.ndarray]:
     """``(qpos, xpos [*L, nbody, 3])`` at ``qpos [*L, nq]`` (the reset's kinematics); the
-    returned ``qpos`` has unit quaternions, as ``mjx.kinematics`` leaves it."""
+    returned ``qpos`` has unit quaternions (``mj_normalizeQuat``'s rule), as
+    ``mjx.kinematics`` leaves it."""
     m = self.model
     lead = tuple(np.shape(qpos)[:-1])
     qpos = np.array(qpos, np.float64).reshape(-1, m.nq)
-    xpos = np.empty((qpos.shape[0], m.nbody, 3), np.float32)
+    for adr in self._quat_adrs:
+      q = qpos[:, adr:adr + 4]
+      norm = np.sqrt(np.sum(q * q, axis=-1, keepdims=True))
+      tiny = norm[:, 0] < mujoco.mjMINVAL
+      scale = np.abs(norm[:, 0] - 1.0) > mujoco.mjMINVAL
+      q[scale] = q[scale] / norm[scale]
+      q[tiny] = (1.0, 0.0, 0.0, 0.0)
     with self._lock:
-      d = self._pool_and_datas(1)[1][0]
-      for i, q in enumerate(qpos):
-        mujoco.mj_normalizeQuat(m, q)
-        d.qpos[:] = q
-        mujoco.mj_kinematics(m, d)
-        xpos[i] = d.xpos
+      b = self._batch(qpos.shape[0])
+      b.qpos[:] = qpos
+      b.batch.forward(stage=mujoco.mjtStage.mjSTAGE_POS)
+      xpos = b.xpos.astype(np.float32)
     return qpos.astype(np.float32).reshape(lead + (m.nq,)), xpos.reshape(lead + (m.nbody, 3))
+
+  @functools.cached_property
+  def _quat_adrs(self) -> list[int]:
+    """``qpos`` addresses of the quaternions (free joints at +3, ball joints at +0)."""
+    m, adrs = self.model, []
+    for j in range(m.njnt):
+      if m.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE:
+        adrs.append(int(m.jnt_qposadr[j]) + 3)
+      elif m.jnt_type[j] == mujoco.mjtJoint.mjJNT_BALL:
+        adrs.append(int(m.jnt_qposadr[j]))
+    return adrs
 
   # --- the JAX side
   def _out_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
@@ -276,3 +271,18 @@ class HostStepper:
       extra["cfrc_ext"] = jnp.zeros((m.nbody, 6), jnp.float32)
     return HostData(qpos=qpos, qvel=qvel, qacc_warmstart=jnp.zeros((m.nv,), jnp.float32),
                     **extra)
+
+
+class _BoundBatch:
+  """A ``mujoco.batch.Batch`` of ``nsim`` envs with the views :class:`HostStepper` uses."""
+
+  def __init__(self, model: mujoco.MjModel, nsim: int, nthread: int,
+               rand_params: Sequence[str], fields: Sequence[str]):
+    self.batch = mujoco_batch.Batch(model, nsim, nthread=nthread)
+    self.batch.reset(stage=mujoco.mjtStage.mjSTAGE_NONE)  # every other state component: defaults
+    bind = self.batch.bind
+    self.time, self.qpos, self.qvel = bind("time"), bind("qpos"), bind("qvel")
+    self.warmstart, self.ctrl = bind("qacc_warmstart"), bind("ctrl")
+    self.params = {p: self.batch.expand(p) for p in rand_params}  # per-env model arrays
+    self.outputs = {f: bind(f) for f in fields}  # derived, refreshed by every call
+    self.xpos = bind("xpos")

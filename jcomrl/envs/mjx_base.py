@@ -85,18 +85,26 @@ def _quiet_mujoco_warnings(sink: list):
     mujoco.set_mju_user_warning(previous)
 
 
+RNE_POST_SENSOR = "jcomrl_rne_post_constraint"
+
+
 @functools.cache
-def load_mj_model(asset: str, edits: tuple = ()) -> mujoco.MjModel:
+def load_mj_model(asset: str, edits: tuple = (), rne_post_constraint: bool = False
+                  ) -> mujoco.MjModel:
   """Compiles a brax MJCF asset, optionally edited, into a (shared, treat as read-only) MjModel.
 
   Args:
     asset: asset name, e.g. ``"hopper"``.
     edits: ``((kind, element_name, attribute, value), ...)`` applied through ``mujoco.MjSpec``
       before compiling, e.g. ``(("joint", "rootz", "ref", 1.25),)``.
+    rne_post_constraint: add a world site with an accelerometer (named
+      :data:`RNE_POST_SENSOR`), so that ``mj_step`` computes ``cfrc_ext``
+      (``mj_rnePostConstraint``) for the C stepper; sensors only read the state, the dynamics
+      stay the same.
   """
   warnings: list = []  # brax's cheetah uses the deprecated (still working) settotalmass
   with _quiet_mujoco_warnings(warnings):
-    if not edits:
+    if not edits and not rne_post_constraint:
       return mujoco.MjModel.from_xml_path(asset_path(asset))
     spec = mujoco.MjSpec.from_file(asset_path(asset))
     for kind, name, attribute, value in edits:
@@ -104,6 +112,10 @@ def load_mj_model(asset: str, edits: tuple = ()) -> mujoco.MjModel:
       if element is None:
         raise ValueError(f"asset {asset!r} has no {kind} named {name!r}")
       setattr(element, attribute, value)
+    if rne_post_constraint:
+      spec.worldbody.add_site(name=RNE_POST_SENSOR)
+      spec.add_sensor(name=RNE_POST_SENSOR, type=mujoco.mjtSensor.mjSENS_ACCELEROMETER,
+                      objtype=mujoco.mjtObj.mjOBJ_SITE, objname=RNE_POST_SENSOR)
     return spec.compile()
 
 
@@ -196,7 +208,8 @@ class MjxTaskEnv(TaskEnv):
     if qvel_noise not in ("normal", "uniform"):
       raise ValueError(f"qvel_noise must be 'normal' or 'uniform', got {qvel_noise!r}")
     self.physics = c_physics.resolve_physics(physics)
-    self.mj_model = load_mj_model(asset, tuple(edits))
+    self.asset, self.edits = asset, tuple(edits)
+    self.mj_model = load_mj_model(asset, self.edits)
     self.sys = mjx.put_model(self.mj_model)  # eager: built under a trace it would leak tracers
     self.frame_skip = int(frame_skip)
     self._episode_length = int(episode_length)
@@ -208,9 +221,12 @@ class MjxTaskEnv(TaskEnv):
   @functools.cached_property
   def host(self) -> c_physics.HostStepper:
     """The C-MuJoCo stepper of ``physics="c"`` (built on first use)."""
+    fields = tuple(self.host_fields)
+    step_model = (load_mj_model(self.asset, self.edits, rne_post_constraint=True)
+                  if "cfrc_ext" in fields else None)
     return c_physics.HostStepper(self.mj_model, self.frame_skip,
-                                 getattr(self, "rand_params", ()), tuple(self.host_fields),
-                                 nthread=self.c_threads)
+                                 getattr(self, "rand_params", ()), fields,
+                                 nthread=self.c_threads, step_model=step_model)
 
   # --- sizes
   episode_length = property(lambda self: self._episode_length)
