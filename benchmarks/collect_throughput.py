@@ -31,6 +31,15 @@ The CPU anchors in ``behaviour_returns_cpu.json`` came from (about 65 min on 2 c
   python -m benchmarks.collect_throughput --skip_throughput --returns --returns_envs=ant_dir \
       --returns_algo=sac --returns_steps=400000
 
+and the hopper row was re-run at 4x that budget on the batched C backend (issue 14; 6.5 min)::
+
+  python -m benchmarks.collect_throughput --skip_throughput --returns \
+      --returns_envs=hopper_param --returns_steps_per_env=hopper_param=4800000
+
+It moved the expert from 107.3 to 117.5, but the expert still loses to the untrained snapshot in
+11 of 40 tasks (9 at 1.2M; tasks 5, 8, 12, 13, 25, 32, 35, 38 in both): those tasks are not
+budget-limited for this PPO setting.
+
 Writes ``benchmarks/results/collect_throughput_<device>.json``; with ``--returns`` it also trains
 each env's behaviour policy (``--returns_algo``) for ``--returns_steps`` env steps (point robots:
 their full data config) and writes the random- and expert-snapshot mean returns to
