@@ -237,3 +237,5 @@ def test_batched_host_step_equals_mj_step_loop(name, variant):
     assert contact > 1.0  # the ant touched the floor: the contact forces were compared
   if host.rand_params:
     assert len({tuple(np.round(q, 4)) for q in qpos}) == n  # 12 different dynamics
+  empty = host.step(*(x[:0] for x in (qpos, qvel, warm, ctrl, params)))  # an empty vmap
+  assert {k: v.shape[0] for k, v in empty.items()} == {k: 0 for k in out}

@@ -181,6 +181,8 @@ class HostStepper:
     lead = tuple(np.shape(qpos)[:-1])
     nsim = int(np.prod(lead, dtype=int))
     params = np.asarray(params, np.float32).reshape(nsim, self.param_size)
+    if nsim == 0:  # an empty vmap: Batch needs at least one simulation
+      return {k: np.zeros(lead + shape, np.float32) for k, shape in self._out_shapes()}
     with self._lock:
       b = self._batch(nsim)
       b.time[:] = 0.0
@@ -202,6 +204,9 @@ class HostStepper:
     m = self.model
     lead = tuple(np.shape(qpos)[:-1])
     qpos = np.array(qpos, np.float64).reshape(-1, m.nq)
+    if qpos.shape[0] == 0:
+      return (qpos.astype(np.float32).reshape(lead + (m.nq,)),
+              np.zeros(lead + (m.nbody, 3), np.float32))
     for adr in self._quat_adrs:
       q = qpos[:, adr:adr + 4]
       norm = np.sqrt(np.sum(q * q, axis=-1, keepdims=True))
