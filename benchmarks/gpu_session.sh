@@ -19,6 +19,9 @@
 #   offline   benchmarks.offline_throughput (issue 18): BC/TD3+BC/CQL/IQL/MISA (HMC, importance,
 #             none) at D4RL scale, OFFLINE_SEEDS seeds vmapped
 #   collect   benchmarks.collect_throughput at GPU sizes (COLLECT_ENVS)
+#   envs      benchmarks.env_throughput, MJX on the GPU beside `c` (C MuJoCo on the host's cores
+#             through one callback per step, i.e. a device-host round trip) at ENV_BATCHES
+#             (default 64,4096): the figures behind physics="auto" keeping MJX on a GPU
 #   datasets  benchmarks.dataset_build: full default datasets (DATA_ENVS) under data/full
 #   sweep     SWEEP_ALGOS x SWEEP_ENV (cheetah_vel), SWEEP_SEEDS seeds vmapped, SWEEP_STEPS updates, + table
 #   paper     issue 17's table at PAPER_PROFILE (default paper = full scale) for PAPER_ENV
@@ -100,6 +103,10 @@ for phase in "$@"; do
         --train_envs=2048 --train_batch=512 --minibatches=32 --unroll=20 \
         --train_steps_per_epoch=4 --episodes=25 --sac_envs=cheetah_vel
       ;;
+    envs)
+      step envs $PY -m benchmarks.env_throughput --physics="${ENV_PHYSICS:-mjx,c}" \
+        --batch_sizes="${ENV_BATCHES:-64,4096}" --steps=100 --use_cache
+      ;;
     datasets)
       step datasets $PY -m benchmarks.dataset_build --data_root=data/full \
         --envs="${DATA_ENVS:-cheetah_vel,cheetah_dir,ant_dir,hopper_param,walker_param}"
@@ -117,6 +124,6 @@ for phase in "$@"; do
         ${PAPER_ALGOS:+--algos="$PAPER_ALGOS"} \
         --out="benchmarks/results/paper_${PAPER_PROFILE:-paper}_gpu/${PAPER_ENV:-cheetah_vel}"
       ;;
-    *) echo "unknown phase $phase (check learner offline collect datasets sweep paper)"; exit 2 ;;
+    *) echo "unknown phase $phase (check learner offline collect envs datasets sweep paper)"; exit 2 ;;
   esac
 done
