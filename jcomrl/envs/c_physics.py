@@ -40,8 +40,8 @@ import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
-from mujoco import batch as mujoco_batch
 from flax import struct
+from mujoco import batch as mujoco_batch
 
 PHYSICS = ("auto", "c", "mjx")
 HOST_FIELDS = ("xpos", "cfrc_ext")
