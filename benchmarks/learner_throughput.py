@@ -11,7 +11,7 @@ The ``unicorn_ss+dual3`` row reproduces the official UNICORN PyTorch code's work
 the plain SAC backbone). The decision-transformer rows (``prompt_dt``, ``unicorn_ss_dt``) keep
 Prompt-DT's batch of 16 segments of 20 steps per task instead of 256 transitions. Issue 14 quotes
 247 ms per update for that code and 96-99 ms for jcomrl side by side on a 2-core machine; on this
-project's 2-core CPU machines jcomrl's row measures 300-355 ms with nothing else running, which the
+project's 2-core CPU machines jcomrl's row measures 300-404 ms with nothing else running, which the
 GEMM floor below says is within 1.6-1.9x of what the hardware allows. No stored reference speed
 is compared here: a figure is valid only next to a measurement of the reference taken in the same
 conditions, so the table reports ms per update, updates/s and the 1-minute load average before
@@ -62,6 +62,7 @@ from jcomrl.data.dataset import OfflineDataset
 from jcomrl.types import Transition
 
 OBS, ACT, TASK = 20, 6, 1
+META_BATCH, RL_BATCH, CONTEXT = 16, 256, 200  # the papers' scale (issue 6)
 ROWS = ["focal", "csro", "unicorn_ss", "unicorn_sup", "supervised", "corro", "oracle",
         "unicorn_ss+dual3", "unicorn_ss+dual3w0", "prompt_dt", "unicorn_ss_dt", "macaw"]
 
@@ -81,12 +82,13 @@ def row_config(row: str, chunk: int) -> tuple[LearnerConfig | MacawConfig, HPara
   if row == "macaw":
     p = macaw_preset("cheetah_vel")
     lrn = dict(p["learner"], obs_size=OBS, action_size=ACT, task_param_size=TASK,
-               context_size=200, rl_batch_size=256, steps_per_chunk=chunk)
+               context_size=CONTEXT, rl_batch_size=RL_BATCH, steps_per_chunk=chunk)
     return MacawConfig(**lrn), HParams.create(**p["hparams"])
   name, _, extra = row.partition("+")
   p = presets.preset(name, "cheetah_vel")
   lrn = dict(p["learner"], obs_size=OBS, action_size=ACT, task_param_size=TASK,
-             meta_batch_size=16, rl_batch_size=256, context_size=200, steps_per_chunk=chunk,
+             meta_batch_size=META_BATCH, rl_batch_size=RL_BATCH, context_size=CONTEXT,
+             steps_per_chunk=chunk,
              pretrain_steps=0, num_task_labels=20)
   if name in presets.DT_PRESETS:  # the DT trains on 16 length-20 segments per task, not 256 rows
     lrn["rl_batch_size"] = p["learner"]["rl_batch_size"]
@@ -156,7 +158,7 @@ def gemm_peak_gflops(repeats: int = 5, loops: int = 50) -> dict:
   One jitted ``lax.scan`` of ``loops`` products whose right factor depends on the carry (so
   XLA cannot hoist the product out of the loop); the best of ``repeats`` timed calls.
   """
-  shapes = {"learner_layer": (16 * 256, 256, 256), "square_1024": (1024, 1024, 1024)}
+  shapes = {"learner_layer": (META_BATCH * RL_BATCH, 256, 256), "square_1024": (1024, 1024, 1024)}
   rates = {}
   for name, (m, k, n) in shapes.items():
     a = jnp.ones((m, k), jnp.float32)
@@ -253,8 +255,8 @@ def main():
                "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
                "jax": jax.__version__, "python": platform.python_version(),
                "date": datetime.datetime.now().isoformat(timespec="seconds"),
-               "scale": {"meta_batch": 16, "rl_batch": 256, "context": 200, "obs": OBS,
-                         "action": ACT},
+               "scale": {"meta_batch": META_BATCH, "rl_batch": RL_BATCH, "context": CONTEXT,
+                         "obs": OBS, "action": ACT},
                **(peak or {}),
                "results": [r for r in old if key(r) not in done] + results}
     atomic.write_json(out, payload)
