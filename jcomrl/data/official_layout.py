@@ -1,0 +1,118 @@
+"""The per-task ``.npy`` layout of the UNICORN / CORRO codes: export a jcomrl dataset to it.
+
+The official UNICORN code (betray12138/UNICORN d8853cd) and CORRO (PKU-RL/CORRO) read offline
+data with ``utils/offline_utils.py`` ``load_dataset`` / ``load_transitions``:
+
+* ``<main_data_dir>/<EnvName>/<data_dir>/`` holds one directory per task, named
+  ``seed_<k>_goal_<g1>_<g2>...``; ``extract_goal_from_path`` parses the floats after ``goal_``
+  as the task's goal (the task parameters), ``offline_utils.py:41-47``.
+* each task directory holds ``obs.npy [N, O]``, ``actions.npy [N, A]``, ``rewards.npy [N, 1]``,
+  ``next_obs.npy [N, O]`` and ``terminals.npy [N, 1]`` (``load_transitions``,
+  ``offline_utils.py:96-108``), float32. 2-D arrays are reshaped to
+  ``(-1, trajectory_len, dim)`` (``offline_utils.py:171-175``), so ``N`` must be a multiple of
+  the env's episode length (200 for the MuJoCo families): a context "trajectory" is 200
+  consecutive rows.
+* tasks are taken in ``os.listdir`` order (``offline_utils.py:157-165``), which the file system
+  decides, and the first ``num_train_tasks`` become training tasks (``train_offline_FOCAL.py``
+  ``main``). Exporting the split's training and test tasks to two sibling ``data_dir``s
+  (``train/`` and ``test/``) keeps the split exact whatever the listing order; ``seed_<k>`` is
+  the jcomrl task index, so each directory maps back to its row.
+
+What the layout cannot hold: ``timeout`` (episode ends are implicit every ``trajectory_len``
+rows), ``episode_id`` and ``checkpoint_id``. :func:`export_unicorn` therefore refuses a dataset
+whose segments are not whole episodes of ``segment_length`` steps (a timeout anywhere but a
+segment's last step), since the official loader would cut its trajectories elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from jcomrl.data.dataset import DatasetError, OfflineDataset, load_dataset
+
+# Files of one task directory, in load_transitions' order, and the jcomrl field each comes from.
+UNICORN_FILES = (("obs", "obs"), ("actions", "action"), ("rewards", "reward"),
+                 ("next_obs", "next_obs"), ("terminals", "terminal"))
+
+
+def goal_dir_name(task_index: int, task_params: np.ndarray) -> str:
+  """``seed_<k>_goal_<g>...``: the goal as ``offline_utils.create_goal_path_ext_from_goal``
+  writes it (each part rounded to 3 decimals, ``_``-joined); ``extract_goal_from_path`` reads it
+  back as floats."""
+  parts = "_".join(str(round(float(g), 3)) for g in np.ravel(task_params))
+  return f"seed_{task_index}_goal_{parts}"
+
+
+def export_unicorn(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
+                   overwrite: bool = False) -> dict[str, list[str]]:
+  """Writes ``out_dir/train/<task dirs>`` and ``out_dir/test/<task dirs>`` in the UNICORN layout.
+
+  ``out_dir`` plays the role of ``<main_data_dir>/<EnvName>``; pass ``data_dir="train"`` /
+  ``"test"`` to the official ``load_dataset``. Tasks outside the dataset's split are not
+  written. ``out_dir/jcomrl_export.json`` records the source env, split, segment length and
+  each directory's jcomrl task index. The whole tree is written to a temporary sibling and
+  renamed into place, so an interrupted export leaves nothing half-written; an existing
+  ``out_dir`` is refused unless ``overwrite``.
+
+  Returns:
+    ``{"train": [dir names], "test": [dir names]}``.
+  """
+  if isinstance(dataset_or_dir, (str, os.PathLike)):
+    dataset, meta = load_dataset(str(dataset_or_dir))
+  else:
+    dataset, meta = dataset_or_dir, dict(meta or {})
+  dataset: OfflineDataset
+  split = meta.get("split")
+  if not isinstance(split, dict) or "train" not in split or "test" not in split:
+    raise DatasetError("the dataset has no train/test split in its meta; the UNICORN layout "
+                       "needs one to place its tasks")
+  seg = int(dataset.segment_length)
+  timeout = np.asarray(dataset.transitions.timeout)
+  terminal = np.asarray(dataset.transitions.terminal)
+  n = dataset.num_transitions
+  inner = np.ones((n,), bool)
+  inner[seg - 1::seg] = False
+  if np.any(timeout[:, inner] > 0) or np.any(terminal > 0):
+    raise DatasetError("the UNICORN layout holds whole episodes of segment_length steps without "
+                       "early ends (its loader cuts every trajectory_len rows); this dataset "
+                       "has episode ends inside its segments")
+  if os.path.exists(out_dir) and not overwrite:
+    raise DatasetError(f"{out_dir} already exists; choose another directory or pass overwrite")
+  parent = os.path.dirname(os.path.abspath(out_dir))
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=".unicorn-export-", dir=parent)
+  arrays = {k: np.asarray(v) for k, v in dataset.arrays().items()}
+  written = {}
+  try:
+    for part in ("train", "test"):
+      written[part] = []
+      for t in split[part]:
+        name = goal_dir_name(int(t), arrays["task_params"][t])
+        d = os.path.join(tmp, part, name)
+        os.makedirs(d)
+        for fname, field in UNICORN_FILES:
+          a = arrays[field][t].astype(np.float32)
+          np.save(os.path.join(d, fname + ".npy"), a.reshape(n, -1))
+        written[part].append(name)
+    record = {"layout": "unicorn", "env": meta.get("env"), "segment_length": seg,
+              "transitions_per_task": n, "split": {k: list(map(int, split[k])) for k in
+                                                   ("train", "test")},
+              "dirs": written, "normalisation": meta.get("normalisation")}
+    with open(os.path.join(tmp, "jcomrl_export.json"), "w") as f:
+      json.dump(record, f, indent=1, sort_keys=True)
+    if os.path.exists(out_dir):
+      old = f"{out_dir}.old-{os.getpid()}"
+      os.rename(out_dir, old)
+      os.rename(tmp, out_dir)
+      shutil.rmtree(old, ignore_errors=True)
+    else:
+      os.rename(tmp, out_dir)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return written
