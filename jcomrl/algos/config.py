@@ -16,6 +16,7 @@ from flax import struct
 
 from jcomrl import mi
 from jcomrl.nets.encoders import ENCODERS
+from jcomrl.nets.mlp import INITS as NET_INITS
 
 # Names of the MI bounds an objective can select: the registries of jcomrl.mi. The objective and
 # backbone names come from their registries (jcomrl.algos.objectives.OBJECTIVES,
@@ -113,6 +114,11 @@ class LearnerConfig:
   policy_log_std_affine: bool = False
   policy_mean_clip: float = 0.0
   critic_activation: str = "relu"  # MISA's Q networks use ELU (experiments/main.py:67)
+  # Initialisation of the policy, Q, value, dual-critic and MLP-encoder networks
+  # (jcomrl.nets.mlp.INITS): "lecun_normal" (flax's default) or "rlkit" (the torchkit init of
+  # the FOCAL / CSRO / CORRO / UNICORN PyTorch codes: hidden U(+-1/sqrt(out width)), bias 0.1,
+  # heads U(+-3e-3) / U(+-1e-3) for the policy).
+  net_init: str = "lecun_normal"
   # Data actions are clipped to +-action_logp_clip before their log-likelihood under the
   # tanh-Gaussian (BC, IQL, MISA's BC term; MISA experiments/main.py:128-130 clips at 0.999).
   action_logp_clip: float = 0.999
@@ -177,6 +183,7 @@ class LearnerConfig:
                           ("contrastive_bound", CONTRASTIVE_BOUNDS),
                           ("upper_bound", UPPER_BOUNDS),
                           ("critic_activation", ACTIVATIONS), ("misa_bound", MISA_BOUNDS),
+                          ("net_init", NET_INITS),
                           ("misa_partition_grad", MISA_PARTITION_GRADS),
                           ("kl_prior", KL_PRIORS),
                           ("context_mode", ("trajectory", "transitions"))):

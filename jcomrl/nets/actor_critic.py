@@ -32,10 +32,11 @@ class TanhGaussianPolicy(nn.Module):
   log_std_max: float = 2.0
   log_std_affine: bool = False
   mean_clip: float = 0.0
+  init_scheme: str = "lecun_normal"  # jcomrl.nets.mlp.INITS
 
   @nn.compact
   def __call__(self, obs: jnp.ndarray, z: jnp.ndarray):
-    out = MLP(self.hidden_sizes, 2 * self.action_size, final_scale=1e-3)(
+    out = MLP(self.hidden_sizes, 2 * self.action_size, final_scale=1e-3, init_scheme=self.init_scheme)(
         jnp.concatenate([obs, z], axis=-1))
     mean, log_std = jnp.split(out, 2, axis=-1)
     if self.mean_clip > 0:
@@ -69,6 +70,12 @@ def tanh_gaussian_log_prob(u, mean, log_std):
 ACTIVATIONS = {"relu": nn.relu, "elu": nn.elu}
 
 
+def _head(init: str) -> dict:
+  """MLP settings of a scalar head: rlkit's ``FlattenMlp`` output layer is ``U(+-3e-3)``
+  (``init_w=3e-3``, UNICORN torchkit/networks.py:24,60-62); lecun-normal keeps flax's."""
+  return {"init_scheme": init, "final_scale": 3e-3 if init == "rlkit" else None}
+
+
 class DoubleCritic(nn.Module):
   """``num_critics`` independent Q(s, z, a) heads (vmapped ensemble); output ``[num_critics, ...]``
   for inputs of any leading shape."""
@@ -76,6 +83,7 @@ class DoubleCritic(nn.Module):
   hidden_sizes: Sequence[int]
   num_critics: int = 2
   activation: str = "relu"
+  init_scheme: str = "lecun_normal"  # jcomrl.nets.mlp.INITS
 
   @nn.compact
   def __call__(self, obs, z, action):
@@ -83,25 +91,28 @@ class DoubleCritic(nn.Module):
     ensemble = nn.vmap(MLP, variable_axes={"params": 0}, split_rngs={"params": True},
                        in_axes=None, out_axes=0, axis_size=self.num_critics)
     return ensemble(self.hidden_sizes, 1, activation=ACTIVATIONS[self.activation],
-                    final_scale=3e-3)(x)[..., 0]
+                    final_scale=3e-3, init_scheme=self.init_scheme)(x)[..., 0]
 
 
 class StateValue(nn.Module):
   """A state value V(s, z) (IQL's expectile value)."""
 
   hidden_sizes: Sequence[int]
+  init_scheme: str = "lecun_normal"  # jcomrl.nets.mlp.INITS
 
   @nn.compact
   def __call__(self, obs, z):
-    return MLP(self.hidden_sizes, 1)(jnp.concatenate([obs, z], axis=-1))[..., 0]
+    return MLP(self.hidden_sizes, 1, **_head(self.init_scheme))(
+        jnp.concatenate([obs, z], axis=-1))[..., 0]
 
 
 class StateActionCritic(nn.Module):
   """A scalar critic c(s, z, a), e.g. BRAC's dual critic for the KL divergence."""
 
   hidden_sizes: Sequence[int]
+  init_scheme: str = "lecun_normal"  # jcomrl.nets.mlp.INITS
 
   @nn.compact
   def __call__(self, obs, z, action):
     x = jnp.concatenate([obs, z, action], axis=-1)
-    return MLP(self.hidden_sizes, 1)(x)[..., 0]
+    return MLP(self.hidden_sizes, 1, **_head(self.init_scheme))(x)[..., 0]

@@ -58,9 +58,13 @@ class MeanTanhEncoder(nn.Module):
   stochastic: bool = False
   min_var: float = 0.1
   max_var: float = 10.0
+  init_scheme: str = "lecun_normal"  # jcomrl.nets.mlp.INITS; "rlkit": UNICORN's FlattenMlp encoder
 
   def setup(self):
-    self.net = MLP(self.hidden_sizes, self.latent_size)
+    # rlkit's FlattenMlp output layer is U(+-3e-3) (UNICORN models/encoder.py:229-231 with
+    # torchkit/networks.py:24,60-62).
+    self.net = MLP(self.hidden_sizes, self.latent_size, init_scheme=self.init_scheme,
+                   final_scale=3e-3 if self.init_scheme == "rlkit" else None)
     if self.stochastic:
       self.log_var = self.param("log_var", nn.initializers.zeros, (self.latent_size,))
 
@@ -246,11 +250,20 @@ GAUSSIAN_ENCODERS = ("stochastic", "gru_gaussian")
 ENCODERS = tuple(ENCODER_BUILDERS)
 
 
-def make_encoder(kind: str, hidden_sizes: Sequence[int], latent_size: int) -> nn.Module:
-  """The context encoder named ``kind`` (one of ``ENCODERS``)."""
+# Encoders built with a choice of initialisation (``jcomrl.nets.mlp.INITS``).
+INIT_ENCODERS = ("mean_tanh", "stochastic")
+
+
+def make_encoder(kind: str, hidden_sizes: Sequence[int], latent_size: int,
+                 init: str = "lecun_normal") -> nn.Module:
+  """The context encoder named ``kind`` (one of ``ENCODERS``); ``init`` applies to
+  ``INIT_ENCODERS`` (the others always use flax's default initialisation)."""
   if kind not in ENCODER_BUILDERS:
     raise ValueError(f"unknown encoder {kind!r}; expected one of {ENCODERS}")
-  return ENCODER_BUILDERS[kind](hidden_sizes, latent_size)
+  module = ENCODER_BUILDERS[kind](hidden_sizes, latent_size)
+  if kind in INIT_ENCODERS:
+    module = module.clone(init_scheme=init)
+  return module
 
 
 def critic_trainable_mask(encoder: nn.Module, params) -> dict:

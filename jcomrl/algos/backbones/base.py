@@ -78,12 +78,12 @@ def make_policy(cfg: LearnerConfig) -> TanhGaussianPolicy:
   """The tanh-Gaussian policy of ``cfg`` (every backbone's actor)."""
   return TanhGaussianPolicy(cfg.rl_hidden, cfg.action_size, log_std_min=cfg.log_std_min,
                             log_std_max=cfg.log_std_max, log_std_affine=cfg.policy_log_std_affine,
-                            mean_clip=cfg.policy_mean_clip)
+                            mean_clip=cfg.policy_mean_clip, init_scheme=cfg.net_init)
 
 
 def make_critic(cfg: LearnerConfig) -> DoubleCritic:
   """The twin Q(s, z, a) of ``cfg``."""
-  return DoubleCritic(cfg.rl_hidden, activation=cfg.critic_activation)
+  return DoubleCritic(cfg.rl_hidden, activation=cfg.critic_activation, init_scheme=cfg.net_init)
 
 
 class Policy(NamedTuple):

@@ -27,7 +27,7 @@ class BRAC(SAC):
 
   def __init__(self, cfg):
     super().__init__(cfg)
-    self.dual = StateActionCritic(cfg.dual_hidden)
+    self.dual = StateActionCritic(cfg.dual_hidden, init_scheme=cfg.net_init)
     self.extra_batches = cfg.dual_steps - 1 if cfg.dual_fresh_batches else 0
 
   def init(self, keys) -> dict:

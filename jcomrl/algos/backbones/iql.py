@@ -49,7 +49,7 @@ class IQL(Backbone):
     super().__init__(cfg)
     self.policy = make_policy(cfg)
     self.critic = make_critic(cfg)
-    self.value = StateValue(cfg.rl_hidden)
+    self.value = StateValue(cfg.rl_hidden, init_scheme=cfg.net_init)
 
   def init(self, keys) -> dict:
     obs, act, z = self.dummy_inputs()

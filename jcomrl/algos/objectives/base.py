@@ -48,7 +48,7 @@ class ContextEncoder:
 
   def __init__(self, cfg: LearnerConfig):
     self.cfg = cfg
-    self.module = make_encoder(cfg.encoder, cfg.encoder_hidden, cfg.latent_size)
+    self.module = make_encoder(cfg.encoder, cfg.encoder_hidden, cfg.latent_size, cfg.net_init)
     self.feature_size = context_feature_size(cfg.obs_size, cfg.action_size, cfg.use_next_obs)
 
   def init(self, key):
