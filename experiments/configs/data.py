@@ -20,7 +20,11 @@ Layout::
     return_episodes         episodes per (task, snapshot) for the random/expert anchors
     behaviour.algo          "ppo" | "sac": one task-conditioned brax network for every task;
                             "sac_per_task": one independent SAC agent per task, all trained in
-                            one program (the papers' recipe, jcomrl.data.per_task_sac)
+                            one program (the papers' recipe, jcomrl.data.per_task_sac);
+                            "sac_shared": one task-conditioned SAC agent of jcomrl's own
+                            stepping every task's envs (the fast recipe, jcomrl.data.shared_sac)
+    quality                 a snapshot mix ("mixed", "expert", ...) or "replay": the behaviour
+                            run's whole replay buffer (sac_per_task / sac_shared only)
     behaviour.ppo / .sac / .sac_per_task   that trainer's kwargs (num_timesteps, num_envs, ...)
     behaviour.num_snapshots K snapshots kept (untrained first)
     behaviour_tasks         "all" (default; every benchmark task, as the papers' per-task
@@ -77,24 +81,44 @@ _SAC_PER_TASK_POINT = dict(_SAC_PER_TASK, num_timesteps=8_000, warmup_steps=1_00
                            discount=0.9)
 
 
+# The fast recipe (jcomrl.data.shared_sac, a documented deviation from the papers' per-task
+# agents): ONE task-conditioned SAC agent steps one env per task (40 envs), 4 updates of 256
+# transitions drawn over all tasks per iteration (the updates per env step of the measured brax
+# run, ../shared/measurements.md), 2x256 nets, learnt entropy towards -|A| (brax SAC's default),
+# 1k random warm-up steps per task; with quality="replay" each task's stream is its data, here
+# UNICORN Table 7's 2e5 transitions per task.
+_SAC_SHARED = {"num_timesteps": 200_000, "num_envs": 1, "updates_per_iteration": 4,
+               "hidden_sizes": (256, 256), "batch_size": 256, "warmup_steps": 1_000,
+               "learn_entropy": True}
+_SAC_SHARED_POINT = dict(_SAC_SHARED, num_timesteps=4_000, warmup_steps=200,
+                         updates_per_iteration=1, hidden_sizes=(64, 64), discount=0.9)
+
+
 def _mjx(timesteps_ppo: int, timesteps_sac: int, **ppo_overrides) -> dict:
   return {"num_snapshots": 10, "ppo": dict(_PPO_MJX, num_timesteps=timesteps_ppo, **ppo_overrides),
-          "sac": dict(_SAC_MJX, num_timesteps=timesteps_sac), "sac_per_task": _SAC_PER_TASK}
+          "sac": dict(_SAC_MJX, num_timesteps=timesteps_sac), "sac_per_task": _SAC_PER_TASK,
+          "sac_shared": _SAC_SHARED}
 
 
 _TINY_MJX = {"num_snapshots": 3, "ppo": _PPO_MJX_TINY, "sac": _SAC_MJX_TINY,
              "sac_per_task": dict(_SAC_PER_TASK, num_timesteps=256, warmup_steps=128,
-                                  batch_size=32, hidden_sizes=(32, 32))}
+                                  batch_size=32, hidden_sizes=(32, 32)),
+             "sac_shared": dict(_SAC_SHARED, num_timesteps=400, warmup_steps=100,
+                                batch_size=32, hidden_sizes=(32, 32),
+                                updates_per_iteration=1)}
 
 # variant -> (env, behaviour, size); size = (transitions_per_task, episodes_per_snapshot,
 # chunk_episodes, return_episodes).
 _VARIANTS = {
     "point_robot": ("point_robot", {"num_snapshots": 6, "ppo": _PPO_POINT, "sac": _SAC_POINT,
-                                    "sac_per_task": _SAC_PER_TASK_POINT}, (0, 10, 0, 4)),
+                                    "sac_per_task": _SAC_PER_TASK_POINT,
+                                    "sac_shared": _SAC_SHARED_POINT}, (0, 10, 0, 4)),
     "tiny": ("point_robot", {"num_snapshots": 3, "ppo": dict(_PPO_POINT, num_timesteps=20_480),
                              "sac": dict(_SAC_POINT, num_timesteps=25_600),
                              "sac_per_task": dict(_SAC_PER_TASK_POINT, num_timesteps=2_000,
-                                                  warmup_steps=500)}, (0, 4, 0, 4)),
+                                                  warmup_steps=500),
+                             "sac_shared": dict(_SAC_SHARED_POINT, num_timesteps=800,
+                                                warmup_steps=100)}, (0, 4, 0, 4)),
     "cheetah_vel": ("cheetah_vel", _mjx(20_000_000, 2_000_000), (200_000, 0, 25, 25)),
     "cheetah_dir": ("cheetah_dir", _mjx(20_000_000, 2_000_000), (200_000, 0, 25, 25)),
     "ant_dir": ("ant_dir", _mjx(30_000_000, 3_000_000, num_envs=4096, batch_size=1024,
@@ -118,7 +142,7 @@ _SAC_PER_TASK_CPU = dict(_SAC_PER_TASK, num_timesteps=24_000, warmup_steps=4_000
                          updates_per_iteration=2, hidden_sizes=(64, 64), batch_size=128,
                          buffer_size=24_000)
 _CPU_BEHAVIOUR = {"num_snapshots": 10, "ppo": _PPO_MJX, "sac": _SAC_MJX,
-                  "sac_per_task": _SAC_PER_TASK_CPU}
+                  "sac_per_task": _SAC_PER_TASK_CPU, "sac_shared": _SAC_SHARED}
 CPU_ALGO = "sac_per_task"
 for _env, _size in (("cheetah_vel", 10_000), ("cheetah_dir", 10_000), ("ant_dir", 6_000),
                     ("hopper_param", 10_000), ("walker_param", 10_000)):
@@ -130,7 +154,8 @@ _VARIANTS["sparse_point_robot"] = (
     "sparse_point_robot",
     {"num_snapshots": 6, "ppo": dict(_PPO_POINT, train_reward="dense_reward"),
      "sac": dict(_SAC_POINT, train_reward="dense_reward"),
-     "sac_per_task": dict(_SAC_PER_TASK_POINT, train_reward="dense_reward")}, (0, 10, 0, 4))
+     "sac_per_task": dict(_SAC_PER_TASK_POINT, train_reward="dense_reward"),
+     "sac_shared": dict(_SAC_SHARED_POINT, train_reward="dense_reward")}, (0, 10, 0, 4))
 _VARIANTS["tiny_sac"] = _VARIANTS["tiny"]
 
 
@@ -161,6 +186,7 @@ def get_config(variant: str = "point_robot"):
   c.behaviour.ppo = config_dict.ConfigDict(beh["ppo"])
   c.behaviour.sac = config_dict.ConfigDict(beh["sac"])
   c.behaviour.sac_per_task = config_dict.ConfigDict(beh["sac_per_task"])
+  c.behaviour.sac_shared = config_dict.ConfigDict(beh["sac_shared"])
   c.out = config_dict.placeholder(str)
   c.overwrite = False
   c.resume = True

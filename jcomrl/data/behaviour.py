@@ -14,6 +14,8 @@ read back after training). Neither algorithm is re-implemented here.
 ``"sac_per_task"`` (``jcomrl.data.per_task_sac``) is the papers' recipe instead: one independent
 SAC agent per task (jcomrl's own SAC losses), all tasks trained in one program; its snapshot
 policy reads the same ``obs + task_vector`` input and acts with that task's agent.
+``"sac_shared"`` (``jcomrl.data.shared_sac``) is the fast recipe: one task-conditioned SAC agent
+(jcomrl's own losses) stepping every task's envs, each task's stream kept apart.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from brax.training.agents.sac import train as sac_train
 from jcomrl._compat import ensure_brax_training_compat
 from jcomrl.envs.base import Task, TaskEnv
 
-ALGOS = ("ppo", "sac", "sac_per_task")
+ALGOS = ("ppo", "sac", "sac_per_task", "sac_shared")
 PER_TASK_ALGOS = ("sac_per_task",)  # one agent per task: snapshot params carry a task axis
 
 
@@ -181,6 +183,13 @@ def policy_template(env: TaskEnv, algo: str, hidden_sizes: tuple[int, ...],
     from jcomrl.data import per_task_sac  # imports this module: resolved at call time
 
     return per_task_sac.policy_template(env, hidden, num_tasks)
+  if algo == "sac_shared":
+    if normalize_observations:
+      raise ValueError("behaviour algo 'sac_shared' has no observation normaliser; use "
+                       "normalize_observations=False")
+    from jcomrl.data import shared_sac  # imports this module: resolved at call time
+
+    return shared_sac.policy_template(env, hidden)
   norm = bool(normalize_observations)
   nets = _ppo_networks(env, hidden, norm) if algo == "ppo" else _sac_networks(env, hidden, norm)
   make = (ppo_networks if algo == "ppo" else sac_networks).make_inference_fn(nets)
@@ -326,12 +335,17 @@ def train_sac(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snapshots: i
 
 
 def train_behaviour(algo: str, env: TaskEnv, tasks: Task, **kwargs) -> BehaviourPolicies:
-  """Dispatches to ``train_ppo``, ``train_sac`` or ``per_task_sac.train_sac_per_task`` by name
+  """Dispatches to ``train_ppo``, ``train_sac``, ``per_task_sac.train_sac_per_task`` or
+  ``shared_sac.train_sac_shared`` by name
   (looked up at call time)."""
   check_algo(algo)
   if algo == "sac_per_task":
     from jcomrl.data import per_task_sac  # imports this module: resolved at call time
 
     return per_task_sac.train_sac_per_task(env, tasks, **kwargs)
+  if algo == "sac_shared":
+    from jcomrl.data import shared_sac  # imports this module: resolved at call time
+
+    return shared_sac.train_sac_shared(env, tasks, **kwargs)
   trainer = train_ppo if algo == "ppo" else train_sac
   return trainer(env, tasks, **kwargs)

@@ -18,11 +18,13 @@ saved chunks. The work directory is removed once the dataset has been written an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +41,12 @@ WORK_SUFFIX = ".partial"
 WORK_VERSION = 1
 # Which tasks the behaviour policy trains on (see ``generate``).
 BEHAVIOUR_TASKS = ("all", "train")
+# quality="replay": the dataset is the behaviour run's whole replay buffer, every transition each
+# task's agent (or the shared agent, in that task) stored, in the order stored: the papers'
+# recipe (CORRO learner.py save_buffer, UNICORN learner.py:521-529; UNICORN Table 7's sizes are
+# the buffers'), not rollouts of snapshots. Only trainers that keep a per-task buffer make one.
+REPLAY = "replay"
+REPLAY_ALGOS = ("sac_per_task", "sac_shared")
 
 Progress = Callable[[str], None]
 
@@ -141,6 +149,48 @@ def episodes_for(env: TaskEnv, quality: str, num_snapshots: int, *,
     return int(episodes_per_snapshot)
   raise ConfigError("set transitions_per_task > 0 or episodes_per_snapshot > 0 "
                     f"(got {transitions_per_task} and {episodes_per_snapshot})")
+
+
+def replay_dataset(env: TaskEnv, replay, task_params: np.ndarray,
+                   steps_per_interval: int) -> OfflineDataset:
+  """The ``OfflineDataset`` of a behaviour run's whole replay buffer (``per_task_sac.Replay``).
+
+  Each env's stream (``Replay.env_streams``: consecutive episodes, an explicit reset after each
+  end) is cut into segments of ``env.episode_length`` steps, a trailing partial segment dropped;
+  where a cut falls inside an episode (only after an early termination shifted the episodes) the
+  segment's last step is marked ``timeout`` so that no segment runs into the next. Segments keep
+  their env's time order, envs follow each other. ``checkpoint_id`` is the training interval
+  that produced a transition: ``k`` for steps taken between snapshots ``k`` and ``k + 1``
+  (warm-up steps fall in interval 0); ``episode_id`` numbers a task's episodes.
+  """
+  h = int(env.episode_length)
+  e = int(replay.num_envs)
+  steps = replay.num_steps
+  streams = replay.env_streams(steps)  # [T, E, L]
+  length = (steps // e) // h * h
+  if length == 0:
+    raise ConfigError(f"the behaviour run stored {steps // e} steps per env, fewer than one "
+                      f"{h}-step segment; raise num_timesteps")
+  # the training interval of stream position j of env e: iteration j, env steps (j + 1) * E
+  interval = np.minimum(np.arange(length) // max(1, steps_per_interval // e),
+                        np.iinfo(np.int32).max).astype(np.int32)
+
+  def cut(x):
+    x = np.asarray(x)[:, :, :length]
+    return x.reshape((x.shape[0], e * length) + x.shape[3:])
+
+  flat = jax.tree.map(cut, streams)
+  timeout = np.asarray(flat.timeout).copy()
+  ends = np.maximum(np.asarray(flat.terminal), timeout) > 0
+  last = np.zeros(ends.shape[1], bool)
+  last[h - 1::h] = True
+  timeout = np.where(last[None] & ~ends, 1.0, timeout).astype(np.float32)
+  flat = flat.replace(timeout=timeout)
+  t = int(flat.reward.shape[0])
+  ckpt = np.broadcast_to(np.tile(interval, e)[None], (t, e * length)).astype(np.int32).copy()
+  return OfflineDataset(transitions=flat, checkpoint_id=ckpt,
+                        episode_id=collect._episode_ids(np.asarray(flat.terminal), timeout),
+                        task_params=np.asarray(task_params, np.float32), segment_length=h)
 
 
 def _jsonable(x):
@@ -254,15 +304,23 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
   """
   say = message or (lambda s: None)
   algo, kw = split_behaviour_kwargs(behaviour_kwargs)
-  if quality not in collect.QUALITIES:
+  if quality not in collect.QUALITIES + (REPLAY,):
     raise ConfigError(f"unknown dataset quality {quality!r} (config key quality); "
-                      f"expected one of {collect.QUALITIES}")
+                      f"expected one of {collect.QUALITIES + (REPLAY,)}")
+  replay_mode = quality == REPLAY
+  if replay_mode and algo not in REPLAY_ALGOS:
+    raise ConfigError(f"quality='replay' keeps the behaviour run's replay buffer, which only "
+                      f"{REPLAY_ALGOS} have; set behaviour.algo to one of them (got {algo!r})")
+  if replay_mode and behaviour_tasks != "all":
+    raise ConfigError("quality='replay' needs behaviour_tasks='all': every task's data is its "
+                      "own stream of the behaviour run")
   env = envs.make(env_name, physics=physics, **env_overrides)
   num_snapshots = int(kw.get("num_snapshots", 0))
   if num_snapshots < 2:
     raise ConfigError(f"behaviour.num_snapshots must be >= 2, got {num_snapshots}")
-  episodes = episodes_for(env, quality, num_snapshots, episodes_per_snapshot=episodes_per_snapshot,
-                          transitions_per_task=transitions_per_task)
+  episodes = 0 if replay_mode else episodes_for(
+      env, quality, num_snapshots, episodes_per_snapshot=episodes_per_snapshot,
+      transitions_per_task=transitions_per_task)
   all_tasks = env.all_benchmark_tasks()
   split = env.benchmark_split()
   if behaviour_tasks not in BEHAVIOUR_TASKS:
@@ -279,9 +337,13 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
                     "chunk_episodes": chunk_episodes, "end_convention": env.end_convention}
   work = _WorkDir(work_dir, behaviour_cfg, collection_cfg, say) if work_dir else None
 
-  policies = None
-  if work is not None and os.path.isdir(work.behaviour_path):
+  policies = replay = behaviour_seconds = None
+  replay_file = os.path.join(work.path, "replay.npz") if work is not None else None
+  if work is not None and os.path.isdir(work.behaviour_path) and (
+      not replay_mode or os.path.exists(replay_file)):
     policies = load_behaviour(work.path, env)
+    if replay_mode:
+      replay = _load_replay(replay_file)
     say(f"resuming: reusing {policies.num_snapshots} {policies.algo} behaviour snapshots "
         f"(steps {policies.steps.tolist()}) from {work.behaviour_path}")
   if policies is None:
@@ -290,18 +352,33 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
       extra["checkpoint_dir"] = os.path.join(work.path, "sac_checkpoints")
       shutil.rmtree(extra["checkpoint_dir"], ignore_errors=True)
     say(f"training {algo} behaviour policies on {num_beh} tasks ({behaviour_tasks}) ...")
-    policies = behaviour.train_behaviour(algo, env, beh_tasks, seed=seed, progress_fn=progress,
-                                         **kw, **extra)
+    if replay_mode:
+      extra["keep_replay"] = True
+    t_beh = time.time()
+    out = behaviour.train_behaviour(algo, env, beh_tasks, seed=seed, progress_fn=progress,
+                                    **kw, **extra)
+    policies, replay = out if replay_mode else (out, None)
+    behaviour_seconds = time.time() - t_beh
     if work is not None:
+      if replay_mode:  # first the buffer, then the snapshots that mark the phase as done
+        _save_replay(replay_file, replay)
       work.save_behaviour(policies)
       if "checkpoint_dir" in extra:
         shutil.rmtree(extra["checkpoint_dir"], ignore_errors=True)
       say(f"saved behaviour snapshots to {work.behaviour_path}")
 
   key = jax.random.fold_in(jax.random.key(seed), 1)
-  data = collect.build_dataset(env, policies, all_tasks, key, quality=quality,
-                               episodes_per_snapshot=episodes, chunk_episodes=chunk_episodes,
-                               cache=work, progress=say)
+  if replay_mode:
+    interval = int(policies.steps[1] - policies.steps[0])
+    data = replay_dataset(env, replay, np.asarray(jax.vmap(env.task_vector)(all_tasks)),
+                          interval)
+    if transitions_per_task > 0 and transitions_per_task < data.num_transitions:
+      say(f"quality='replay' keeps the whole buffer ({data.num_transitions} transitions per "
+          f"task); transitions_per_task={transitions_per_task} is ignored")
+  else:
+    data = collect.build_dataset(env, policies, all_tasks, key, quality=quality,
+                                 episodes_per_snapshot=episodes, chunk_episodes=chunk_episodes,
+                                 cache=work, progress=say)
   k_ret = jax.random.fold_in(jax.random.key(seed), 2)
   returns = collect.snapshot_returns(env, policies, all_tasks, k_ret, return_episodes)  # [K, T]
   meta = {
@@ -313,18 +390,45 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
                    "chunk_episodes": chunk_episodes, "return_episodes": return_episodes,
                    "behaviour": _jsonable({"algo": algo, **kw}),
                    "behaviour_tasks": behaviour_tasks,
-                   "physics": getattr(env, "physics", None)},
+                   "physics": getattr(env, "physics", None),
+                   "behaviour_seconds": (None if behaviour_seconds is None
+                                         else round(behaviour_seconds, 1)),
+                   **({"source": "the behaviour run's whole replay buffer (checkpoint_id = "
+                                 "training interval)"} if replay_mode else {})},
       "behaviour_snapshots": {"algo": policies.algo, "steps": policies.steps.tolist(),
                               "mean_return": returns.mean(axis=1).tolist(),
                               # [K, T]: each snapshot's mean return in each task
                               "task_returns": np.round(returns, 3).tolist(),
-                              "used": collect.snapshot_ids(quality, policies.num_snapshots)},
+                              "used": (list(range(policies.num_snapshots)) if replay_mode
+                                       else collect.snapshot_ids(quality,
+                                                                 policies.num_snapshots))},
       # Normalisation anchors: 0 = random (first) snapshot, 100 = expert (last) snapshot; mean
       # stochastic episode return over all tasks, counted as evaluation counts (rewards up to
       # the first done, or all steps under the env's "no_terminal" end convention).
       "normalisation": {"random": float(returns[0].mean()), "expert": float(returns[-1].mean())},
   }
   return data, policies, meta
+
+
+def _save_replay(path: str, replay) -> None:
+  t = replay.transitions
+  arrays = {f.name: np.asarray(getattr(t, f.name)) for f in dataclasses.fields(t)}
+  with atomic.atomic_file(path, "wb", suffix=".npz") as f:
+    np.savez(f, num_envs=np.asarray(replay.num_envs), **arrays)
+
+
+def _load_replay(path: str):
+  from jcomrl.data.per_task_sac import Replay
+  from jcomrl.types import Transition
+
+  try:
+    with np.load(path) as z:
+      arrays = {k: z[k] for k in z.files}
+  except (OSError, ValueError, EOFError) as e:
+    raise DatasetError(f"{path}: unreadable replay buffer of an interrupted collection ({e}); "
+                       "delete the work directory to start afresh") from e
+  num_envs = int(arrays.pop("num_envs"))
+  return Replay(transitions=Transition(**arrays), num_envs=num_envs)
 
 
 def work_dir_for(path: str) -> str:

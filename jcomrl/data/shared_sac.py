@@ -1,0 +1,321 @@
+"""The fast data recipe: ONE task-conditioned SAC agent that steps every task's envs together.
+
+The papers' recipe (:mod:`jcomrl.data.per_task_sac`) trains one SAC agent per task and keeps
+each agent's whole replay buffer as that task's data (CORRO ``data_collection_config`` /
+``learner.py``, reused by UNICORN). Its cost is ``T`` independent agents' updates per env step.
+This recipe trains a single agent instead, whose actor and critics read the observation with the
+task's ``task_vector`` appended (a multi-task expert, as jcomrl's brax behaviour policies), on
+``T x num_envs`` envs stepped as one batch; each task's transitions go to that task's own buffer,
+and each task's stream is that task's data. One update draws its ``batch_size`` transitions
+uniformly over all tasks' buffers, so the update compute per env step is about ``1 / T`` of the
+per-task recipe's at the same batch size.
+
+**This is a deviation from the papers' data**, documented as such wherever it is used: SMAC's
+offline data were made the same way (the replay buffer of one shared PEARL learner,
+rail-berkeley/rlkit ``examples/smac/generate_cheetah_data.py``), the COMRL papers' were not. A
+task's stream is on-policy for the shared agent, which generalises across tasks, so its data
+improve faster than an agent that sees one task; every task still gets only its own transitions.
+
+The SAC update is the same as the per-task agents' (``jcomrl.algos.backbones`` ``critic_loss``
+then ``actor_loss`` on the updated critic, Polyak target, optional learnt temperature; UNICORN
+``algorithms/sac.py:83-142``), and so are the warm-up (uniform random actions, no updates), the
+explicit resets and the stored end flags (``TaskEnv.stored_flags``). Snapshots are the shared
+actor's params; their policy reads ``obs + task_vector`` as the collection rollouts append it.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from jcomrl.algos import backbones
+from jcomrl.algos.config import HParams
+from jcomrl.data.behaviour import BehaviourPolicies
+from jcomrl.data.per_task_sac import (
+  Agent,
+  PerTaskSACConfig,
+  Replay,
+  _adam,
+  _apply,
+  _check,
+  _no_code,
+  _where_done,
+  schedule,
+)
+from jcomrl.envs.base import EnvState, Task, TaskEnv
+from jcomrl.nets.actor_critic import DoubleCritic, TanhGaussianPolicy, tanh_gaussian_sample
+from jcomrl.types import Transition
+
+ALGO = "sac_shared"
+
+
+@struct.dataclass
+class TrainState:
+  """The shared agent, the per-task ring buffers ``[T, buffer_size]``, the flat task-major envs
+  ``[T * num_envs]``, their running returns, one key, the shared write position / fill and the
+  env steps taken per task."""
+
+  agent: Agent
+  buffer: Transition
+  env: EnvState
+  episode_return: jnp.ndarray
+  key: jnp.ndarray
+  ptr: jnp.ndarray
+  size: jnp.ndarray
+  steps: jnp.ndarray
+
+
+def networks(env: TaskEnv, hidden_sizes, log_std_min: float = -20.0, log_std_max: float = 2.0):
+  """``(policy, critic)`` reading ``obs + task_vector`` (a task code of size 0)."""
+  policy = TanhGaussianPolicy(tuple(hidden_sizes), env.action_size, log_std_min=log_std_min,
+                              log_std_max=log_std_max)
+  return policy, DoubleCritic(tuple(hidden_sizes))
+
+
+def _in_size(env: TaskEnv) -> int:
+  return env.observation_size + env.task_size
+
+
+def init_agent(env: TaskEnv, cfg: PerTaskSACConfig, key, init_alpha) -> Agent:
+  policy, critic = networks(env, cfg.hidden_sizes, cfg.log_std_min, cfg.log_std_max)
+  k_actor, k_critic = jax.random.split(key)
+  obs = jnp.zeros((1, _in_size(env)))
+  actor_p = policy.init(k_actor, obs, _no_code((1,)))
+  critic_p = critic.init(k_critic, obs, _no_code((1,)), jnp.zeros((1, env.action_size)))
+  log_alpha = jnp.log(jnp.asarray(init_alpha, jnp.float32))
+  opt = _adam()
+  return Agent(actor=actor_p, critic=critic_p, critic_target=critic_p, log_alpha=log_alpha,
+               opt_actor=opt.init(actor_p), opt_critic=opt.init(critic_p),
+               opt_alpha=opt.init(log_alpha))
+
+
+def sample_batch(key, buffer: Transition, size, vectors, batch_size: int) -> Transition:
+  """``batch_size`` transitions drawn uniformly over all tasks' filled buffer entries (each task
+  holds ``size`` of them), ``obs`` and ``next_obs`` with their task's vector appended."""
+  k_task, k_pos = jax.random.split(key)
+  num_tasks = buffer.reward.shape[0]
+  task = jax.random.randint(k_task, (batch_size,), 0, num_tasks)
+  pos = jax.random.randint(k_pos, (batch_size,), 0, size)
+  batch = jax.tree.map(lambda x: x[task, pos], buffer)
+  vec = vectors[task]
+  return batch.replace(obs=jnp.concatenate([batch.obs, vec], -1),
+                       next_obs=jnp.concatenate([batch.next_obs, vec], -1))
+
+
+def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
+  """``(init, run)``, both jitted; the same contract as ``per_task_sac.make_trainer`` with one
+  agent: ``init(key, tasks, init_alpha)``, ``run(state, tasks, hp, warmup_steps,
+  num_iterations) -> (state, stats)`` (stats per task ``[T]``: ``return_sum``, ``episodes``;
+  the update metrics are scalars)."""
+  policy, critic = networks(env, cfg.hidden_sizes, cfg.log_std_min, cfg.log_std_max)
+  opt = _adam()
+  target_entropy = (-float(env.action_size) if cfg.target_entropy is None
+                    else float(cfg.target_entropy))
+  e, obs_size, act_size = cfg.num_envs, env.observation_size, env.action_size
+  v_reset, v_step = jax.vmap(env.reset), jax.vmap(env.step)
+  z = _no_code()
+
+  def flat_tasks(tasks):
+    return jax.tree.map(lambda x: jnp.repeat(x, e, axis=0), tasks) if e > 1 else tasks
+
+  def init(key, tasks, init_alpha):
+    t = int(jax.tree.leaves(tasks)[0].shape[0])
+    k_state, k_agent, k_reset = jax.random.split(key, 3)
+    env_state = v_reset(jax.random.split(k_reset, t * e), flat_tasks(tasks))
+    c = cfg.buffer_size
+    buffer = Transition(obs=jnp.zeros((t, c, obs_size)), action=jnp.zeros((t, c, act_size)),
+                        reward=jnp.zeros((t, c)), next_obs=jnp.zeros((t, c, obs_size)),
+                        terminal=jnp.zeros((t, c)), timeout=jnp.zeros((t, c)))
+    zero = jnp.zeros((), jnp.int32)
+    return TrainState(agent=init_agent(env, cfg, k_agent, init_alpha), buffer=buffer,
+                      env=env_state, episode_return=jnp.zeros((t * e,)),
+                      key=jax.random.key_data(k_state), ptr=zero, size=zero, steps=zero)
+
+  def one_update(agent: Agent, key, buffer, size, vectors, hp: HParams):
+    k_batch, k_critic, k_actor = jax.random.split(key, 3)
+    batch = sample_batch(k_batch, buffer, size, vectors, cfg.batch_size)
+    alpha = jnp.exp(agent.log_alpha) if cfg.learn_entropy else hp.entropy_alpha
+    (_, m_c), g_c = jax.value_and_grad(backbones.critic_loss, has_aux=True)(
+        agent.critic, agent.critic_target, agent.actor, alpha, batch, z, k_critic, hp,
+        policy=policy, critic=critic)
+    critic_p, opt_critic = _apply(opt, agent.opt_critic, g_c, agent.critic, hp.critic_lr)
+    target_p = optax.incremental_update(critic_p, agent.critic_target, hp.tau)
+    (_, (m_a, logp, _)), g_a = jax.value_and_grad(backbones.actor_loss, has_aux=True)(
+        agent.actor, critic_p, None, alpha, batch, z, k_actor, hp, policy=policy,
+        critic=critic, dual=None)
+    actor_p, opt_actor = _apply(opt, agent.opt_actor, g_a, agent.actor, hp.actor_lr)
+    log_alpha, opt_alpha = agent.log_alpha, agent.opt_alpha
+    if cfg.learn_entropy:
+      g_alpha = -(jax.lax.stop_gradient(logp) + target_entropy) * jnp.exp(log_alpha)
+      log_alpha, opt_alpha = _apply(opt, opt_alpha, g_alpha, log_alpha, hp.alpha_lr)
+    new = Agent(actor=actor_p, critic=critic_p, critic_target=target_p, log_alpha=log_alpha,
+                opt_actor=opt_actor, opt_critic=opt_critic, opt_alpha=opt_alpha)
+    return new, {"critic/loss": m_c["critic/loss"], "critic/q": m_c["critic/q"],
+                 "actor/loss": m_a["actor/loss"], "actor/entropy": m_a["actor/entropy"],
+                 "actor/alpha": jnp.asarray(alpha, jnp.float32)}
+
+  def update(agent, buffer, size, vectors, key, hp):
+    agent, metrics = jax.lax.scan(lambda a, k: one_update(a, k, buffer, size, vectors, hp),
+                                  agent, jax.random.split(key, cfg.updates_per_iteration))
+    return agent, jax.tree.map(jnp.mean, metrics)
+
+  def iteration(state: TrainState, flat, vectors, hp, warmup_steps):
+    t = vectors.shape[0]
+    key = jax.random.wrap_key_data(state.key)
+    k_next, k_act, k_rand, k_reset, k_upd = jax.random.split(key, 5)
+    warm = state.steps < warmup_steps
+    uniform = jax.random.uniform(k_rand, (t * e, act_size), minval=-1.0, maxval=1.0)
+    obs_in = jnp.concatenate([state.env.obs, jnp.repeat(vectors, e, axis=0)], -1)
+    mean, log_std = policy.apply(state.agent.actor, obs_in, _no_code((t * e,)))
+    sampled = tanh_gaussian_sample(k_act, mean, log_std)[0]
+    actions = jnp.where(warm, uniform, sampled)
+    nxt = v_step(state.env, actions, flat)
+    reward = nxt.reward if cfg.train_reward is None else nxt.info[cfg.train_reward]
+    terminal, timeout = env.stored_flags(nxt)
+    tr = Transition(obs=state.env.obs, action=actions, reward=reward, next_obs=nxt.obs,
+                    terminal=terminal, timeout=timeout)
+    ep_ret = state.episode_return + nxt.reward
+    ended = nxt.done > 0
+    stats = {"return_sum": jnp.where(ended, ep_ret, 0.0).reshape(t, e).sum(-1),
+             "episodes": ended.astype(jnp.float32).reshape(t, e).sum(-1)}
+    ep_ret = jnp.where(ended, 0.0, ep_ret)
+    env_state = jax.lax.cond(
+        jnp.any(ended),
+        lambda: _where_done(nxt.done, v_reset(jax.random.split(k_reset, t * e), flat), nxt),
+        lambda: nxt)
+    idx = (state.ptr + jnp.arange(e)) % cfg.buffer_size
+    buffer = jax.tree.map(lambda b, x: b.at[:, idx].set(x.reshape((t, e) + x.shape[1:])),
+                          state.buffer, tr)
+    size = jnp.minimum(state.size + e, cfg.buffer_size)
+    shapes = jax.eval_shape(update, state.agent, buffer, size, vectors, k_upd, hp)[1]
+    agent, metrics = jax.lax.cond(
+        warm, lambda: (state.agent, jax.tree.map(jnp.zeros_like, shapes)),
+        lambda: update(state.agent, buffer, size, vectors, k_upd, hp))
+    stats.update(metrics)
+    stats["updated"] = 1.0 - warm.astype(jnp.float32)
+    new = TrainState(agent=agent, buffer=buffer, env=env_state, episode_return=ep_ret,
+                     key=jax.random.key_data(k_next), ptr=(state.ptr + e) % cfg.buffer_size,
+                     size=size, steps=state.steps + e)
+    return new, stats
+
+  @functools.partial(jax.jit, donate_argnums=(0,))
+  def run(state: TrainState, tasks, hp: HParams, warmup_steps, num_iterations):
+    flat = flat_tasks(tasks)
+    vectors = jax.vmap(env.task_vector)(tasks)
+    shapes = jax.eval_shape(lambda s: iteration(s, flat, vectors, hp, warmup_steps)[1], state)
+    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+
+    def body(_, carry):
+      s, acc = carry
+      s, stats = iteration(s, flat, vectors, hp, warmup_steps)
+      w = stats["updated"]
+      acc = {k: acc[k] + (v if k in ("return_sum", "episodes", "updated") else w * v)
+             for k, v in stats.items()}
+      return s, acc
+
+    state, acc = jax.lax.fori_loop(0, num_iterations, body, (state, zeros))
+    n = jnp.maximum(acc.pop("updated"), 1.0)
+    out = {k: acc.pop(k) for k in ("return_sum", "episodes")}
+    out.update({k: v / n for k, v in acc.items()})
+    return state, out
+
+  return jax.jit(init), run
+
+
+def make_policy_factory(env: TaskEnv, hidden_sizes, log_std_min: float = -20.0,
+                        log_std_max: float = 2.0) -> Callable:
+  """``make_policy(params, deterministic) -> policy(obs_with_task_vector, key)`` of a snapshot
+  ``params = {"actor": actor params}``."""
+  policy_net, _ = networks(env, hidden_sizes, log_std_min, log_std_max)
+
+  def make_policy(params, deterministic):
+    def policy(obs, key):
+      mean, log_std = policy_net.apply(params["actor"], obs, _no_code(obs.shape[:-1]))
+      if deterministic:
+        return jnp.tanh(mean), {}
+      return tanh_gaussian_sample(key, mean, log_std)[0], {}
+
+    return policy
+
+  return make_policy
+
+
+def policy_template(env: TaskEnv, hidden_sizes):
+  """``(make_policy, params)`` of an untrained snapshot (the layout a restore must match)."""
+  policy, _ = networks(env, hidden_sizes)
+  actor = policy.init(jax.random.key(0), jnp.zeros((1, _in_size(env))), _no_code((1,)))
+  return make_policy_factory(env, hidden_sizes), {"actor": actor}
+
+
+def train_sac_shared(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snapshots: int,
+                     seed: int, num_envs: int = 1, hidden_sizes: tuple[int, ...] = (256, 256),
+                     batch_size: int = 256, buffer_size: int | None = None,
+                     warmup_steps: int = 1_000, updates_per_iteration: int = 1,
+                     actor_lr: float = 3e-4, critic_lr: float = 3e-4, alpha_lr: float = 3e-4,
+                     discount: float = 0.99, tau: float = 0.005, entropy_alpha: float = 0.2,
+                     learn_entropy: bool = False, init_alpha: float = 0.1,
+                     target_entropy: float | None = None, reward_scale: float = 1.0,
+                     train_reward: str | None = None,
+                     progress_fn: Callable[[int, dict], None] | None = None,
+                     keep_replay: bool = False,
+                     ) -> BehaviourPolicies | tuple[BehaviourPolicies, Replay]:
+  """Trains the shared task-conditioned agent on every task of ``tasks`` at once.
+
+  The arguments mean what they mean for ``per_task_sac.train_sac_per_task`` (``num_timesteps``
+  and ``warmup_steps`` count env steps *per task*), except ``batch_size``: the transitions of one
+  update drawn over all tasks together, and ``seed``: one key for the agent and every env.
+  Returns ``BehaviourPolicies`` (``algo="sac_shared"``, params ``{"actor": [K] ...}``) and, with
+  ``keep_replay``, the ``Replay`` of every stored transition (task ``t``'s stream at ``[t]``).
+  """
+  _check("num_snapshots", num_snapshots, 2)
+  for name, v in (("num_envs", num_envs), ("batch_size", batch_size),
+                  ("updates_per_iteration", updates_per_iteration)):
+    _check(name, v)
+  _check("warmup_steps", warmup_steps, 0)
+  seg = schedule(num_timesteps, num_snapshots, num_envs, warmup_steps)
+  total_steps = seg * (num_snapshots - 1) * num_envs
+  buffer_size = int(buffer_size) if buffer_size else min(int(num_timesteps), 1_000_000)
+  if buffer_size < num_envs:
+    raise ValueError(f"buffer_size={buffer_size} is smaller than num_envs={num_envs}")
+  if keep_replay and buffer_size < total_steps:
+    raise ValueError(f"keep_replay needs a buffer that holds the whole run: buffer_size="
+                     f"{buffer_size} < {total_steps} env steps per task; raise buffer_size")
+  cfg = PerTaskSACConfig(hidden_sizes=tuple(hidden_sizes), num_envs=int(num_envs),
+                         batch_size=int(batch_size), buffer_size=buffer_size,
+                         updates_per_iteration=int(updates_per_iteration),
+                         learn_entropy=bool(learn_entropy), target_entropy=target_entropy,
+                         train_reward=train_reward)
+  hp = HParams.create(actor_lr=actor_lr, critic_lr=critic_lr, alpha_lr=alpha_lr,
+                      discount=discount, tau=tau, entropy_alpha=entropy_alpha,
+                      reward_scale=reward_scale)
+  init, run = make_trainer(env, cfg)
+  state = init(jax.random.key(seed), tasks, init_alpha)
+  snapshots = [(0, {"actor": jax.tree.map(np.array, state.agent.actor)})]
+  warmup = jnp.asarray(warmup_steps, jnp.int32)
+  for _ in range(num_snapshots - 1):
+    t0 = time.time()
+    state, stats = run(state, tasks, hp, warmup, jnp.asarray(seg, jnp.int32))
+    snapshots.append((int(state.steps), {"actor": jax.tree.map(np.array, state.agent.actor)}))
+    if progress_fn is not None:
+      stats = jax.tree.map(np.asarray, stats)
+      metrics = {k: v for k, v in stats.items() if k not in ("return_sum", "episodes")}
+      metrics["train/return"] = stats["return_sum"] / np.maximum(stats["episodes"], 1)
+      metrics["train/seconds"] = time.time() - t0
+      progress_fn(int(state.steps), metrics)
+  steps = np.asarray([s for s, _ in snapshots], np.int64)
+  params = jax.tree.map(lambda *xs: np.stack(xs), *[p for _, p in snapshots])
+  policies = BehaviourPolicies(params=params, steps=steps,
+                               make_policy=make_policy_factory(env, cfg.hidden_sizes),
+                               hidden_sizes=cfg.hidden_sizes, algo=ALGO,
+                               normalize_observations=False)
+  if not keep_replay:
+    return policies
+  stored = jax.tree.map(lambda x: np.asarray(x[:, :int(state.steps)]), state.buffer)
+  return policies, Replay(transitions=stored, num_envs=int(num_envs))
