@@ -14,6 +14,8 @@ writes its qualities from one behaviour run (``jcomrl.data.offline``)::
 import os
 import time
 
+import numpy as np
+
 from ml_collections import config_flags
 
 from experiments import cli
@@ -107,7 +109,13 @@ def generate(c, progress=print):
 
   def show(step, m):
     r = m.get("eval/episode_reward")
-    tail = f"eval return {float(r):.2f}" if r is not None else "(no brax eval)"
+    train = m.get("train/return")  # jcomrl's own SAC trainers: per-task training returns
+    if r is not None:
+      tail = f"eval return {float(r):.2f}"
+    elif train is not None:
+      tail = f"mean training return {float(np.mean(train)):.2f}"
+    else:
+      tail = "(no brax eval)"
     spent = time.time() - t0
     eta = (f", ETA {cli.format_seconds(spent / step * (total - step))}"
            if total and 0 < step < total else "")

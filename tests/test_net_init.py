@@ -78,3 +78,17 @@ def test_learner_config_net_init():
   biases = [np.asarray(x) for path, x in jax.tree_util.tree_leaves_with_path(params["critic"])
             if "bias" in jax.tree_util.keystr(path) and np.asarray(x).shape[-1] == 16]
   assert biases and all(np.all(b == np.float32(0.1)) for b in biases)
+
+
+@pytest.mark.parametrize("name", ["focal", "csro", "corro", "unicorn_ss", "unicorn_sup",
+                                  "supervised", "oracle"])
+def test_torch_lineage_presets_use_the_rlkit_init(name):
+  from jcomrl.algos import presets
+  for env in ("point_robot", "cheetah_vel"):
+    assert presets.preset(name, env)["learner"]["net_init"] == "rlkit"
+
+
+def test_other_presets_keep_flax_init():
+  from jcomrl.algos import presets
+  assert "net_init" not in presets.preset("borel", "point_robot")["learner"]
+  assert "net_init" not in presets.preset("prompt_dt", "point_robot")["learner"]

@@ -1,0 +1,150 @@
+"""Side-by-side learning curves: official-code runs (``benchmarks.official_unicorn`` JSON lines)
+and jcomrl runs (a run directory's ``metrics.jsonl``), on the same quantities (issue 35).
+
+    python -m benchmarks.compare_curves --out=benchmarks/results/issue35/cheetah_vel_snapshots \\
+        --official=unicorn_ss:official_unicorn_ss_seed0.jsonl \\
+        --ours=unicorn_ss:runs/ours_unicorn_ss --ours="unicorn_ss rlkit init:runs/ours_rlkit"
+
+Writes ``<out>.json`` (every curve, per seed, with the sources' headers / configs) and
+``<out>.png`` (one panel per quantity). jcomrl's per-seed metrics are lists; the official rows
+are one seed each. Quantities: IID return on the held-out tasks (``eval/iid`` /
+``eval/iid_return``), Q of data actions (``critic/q``), Q of policy actions (``actor/q``), the
+TD loss (``critic/loss``), the policy's entropy estimate (``actor/entropy``), the encoder loss
+and the codes' spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+
+import numpy as np
+
+QUANTITIES = (("iid return", ("eval/iid", "eval/iid_return")),
+              ("Q(s, a_data)", ("critic/q",)), ("Q(s, a_pi)", ("actor/q",)),
+              ("critic loss", ("critic/loss",)), ("policy entropy", ("actor/entropy",)),
+              ("encoder loss", ("encoder/loss",)), ("z spread", ("encoder/z_spread",)),
+              ("BRAC divergence", ("actor/kl", "dual/kl")),
+              ("BRAC weight", ("brac/weight", "actor/brac_weight")))
+
+
+def _value(row, keys):
+  for k in keys:
+    if k in row:
+      v = row[k]
+      return [float(x) for x in v] if isinstance(v, list) else [float(v)]
+  return None
+
+
+def read_official(path):
+  header, curves = None, {}
+  with open(path) as f:
+    for line in f:
+      row = json.loads(line)
+      if "header" in row:
+        header = row["header"]
+        continue
+      for name, keys in QUANTITIES:
+        v = _value(row, keys)
+        if v is not None:
+          curves.setdefault(name, []).append((int(row["step"]), v))
+  return header, curves
+
+
+def read_ours(run_dir):
+  curves = {}
+  with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+    for line in f:
+      try:
+        row = json.loads(line)
+      except ValueError:
+        continue
+      for name, keys in QUANTITIES:
+        v = _value(row, keys)
+        if v is not None:
+          curves.setdefault(name, []).append((int(row["step"]), v))
+  cfg = json.load(open(os.path.join(run_dir, "config.json")))
+  finals = {}
+  eval_dir = os.path.join(run_dir, "eval")
+  last = f"_step{cfg['num_steps']}.json"
+  for proto in ("iid", "z_shuffle"):
+    path = os.path.join(eval_dir, proto + last)
+    if os.path.exists(path):
+      res = json.load(open(path))
+      finals[proto] = {"score": res.get("score"), "result": res.get(proto)}
+  return cfg, curves, finals
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--official", action="append", default=[], help="LABEL:path.jsonl (repeat)")
+  p.add_argument("--ours", action="append", default=[], help="LABEL:run_dir (repeat)")
+  p.add_argument("--out", required=True, help="output path without extension")
+  p.add_argument("--title", default="")
+  a = p.parse_args()
+  series = []
+  for spec in a.official:
+    label, path = spec.split(":", 1)
+    header, curves = read_official(path)
+    series.append({"label": f"official {label}", "source": path, "header": header,
+                   "curves": curves})
+  for spec in a.ours:
+    label, path = spec.split(":", 1)
+    cfg, curves, finals = read_ours(path)
+    series.append({"label": f"jcomrl {label}", "source": path, "config": cfg,
+                   "curves": curves, "final_protocols": finals})
+  try:
+    load = os.getloadavg()
+  except OSError:
+    load = None
+  cpu = None
+  if os.path.exists("/proc/cpuinfo"):
+    for line in open("/proc/cpuinfo"):
+      if line.startswith("model name"):
+        cpu = line.split(":", 1)[1].strip()
+        break
+  out = {"title": a.title, "cpu": cpu, "machine": platform.machine(),
+         "load_average_when_written": load, "series": series}
+  os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+  with open(a.out + ".json", "w") as f:
+    json.dump(out, f, indent=1)
+  try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+  except ImportError:
+    print("matplotlib not installed: wrote the JSON only")
+    return
+  names = [n for n, _ in QUANTITIES if any(n in s["curves"] for s in series)]
+  cols = 4
+  rows = (len(names) + cols - 1) // cols
+  fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+  for ax, name in zip(axes.flat, names):
+    for i, s in enumerate(series):
+      pts = s["curves"].get(name)
+      if not pts:
+        continue
+      steps = np.array([x for x, _ in pts])
+      vals = [v for _, v in pts]
+      width = max(len(v) for v in vals)
+      arr = np.array([v + [np.nan] * (width - len(v)) for v in vals])
+      for j in range(arr.shape[1]):
+        ax.plot(steps, arr[:, j], color=f"C{i}", alpha=0.9 if j == 0 else 0.5,
+                label=s["label"] if j == 0 else None, lw=1.2)
+    ax.set_title(name, fontsize=9)
+    ax.set_xlabel("updates", fontsize=8)
+    ax.tick_params(labelsize=7)
+  for ax in list(axes.flat)[len(names):]:
+    ax.axis("off")
+  handles, labels = axes.flat[0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
+  fig.suptitle(a.title, fontsize=10)
+  fig.tight_layout(rect=(0, 0.06, 1, 0.96))
+  fig.savefig(a.out + ".png", dpi=90)
+  print(f"wrote {a.out}.json and {a.out}.png")
+
+
+if __name__ == "__main__":
+  main()
