@@ -73,7 +73,16 @@ def read_ours(run_dir):
     path = os.path.join(eval_dir, proto + last)
     if os.path.exists(path):
       res = json.load(open(path))
-      finals[proto] = {"score": res.get("score"), "result": res.get(proto)}
+      finals[proto] = {"score": res.get("score"), "returns": res.get(proto, {}).get("returns")}
+  if "iid" in finals and "z_shuffle" in finals and finals["iid"]["returns"] is not None:
+    # the z-shuffle control is paired with the iid episodes (same contexts, keys, episodes):
+    # the drop per (seed, task), its mean and standard error over those units
+    iid = np.asarray(finals["iid"]["returns"], np.float64)
+    zs = np.asarray(finals["z_shuffle"]["returns"], np.float64)
+    units = (iid - zs).reshape(iid.shape[0] * iid.shape[1], -1).mean(-1)
+    finals["shuffle_drop"] = {"mean": float(units.mean()),
+                              "se": float(units.std(ddof=1) / np.sqrt(units.size)),
+                              "units": int(units.size)}
   return cfg, curves, finals
 
 

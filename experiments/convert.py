@@ -3,9 +3,11 @@
   # import: one file (or Minari dataset) per task, in task order -> a jcomrl dataset directory
   python -m experiments.convert --from=d4rl --path=task0.hdf5 [--path=task1.hdf5 ...] --out=DIR
   python -m experiments.convert --from=minari --path=MINARI_DIR [--path=...] --out=DIR
-  # export: a jcomrl dataset -> DIR/task_000.hdf5, ... (D4RL) or DIR/task_000/data/ (Minari)
+  # export: a jcomrl dataset -> DIR/task_000.hdf5, ... (D4RL) or DIR/task_000/data/ (Minari),
+  # or DIR/{train,test}/seed_<k>_goal_<g>/*.npy (the UNICORN / CORRO loaders' layout)
   python -m experiments.convert --to=d4rl --path=DATASET_DIR --out=DIR
   python -m experiments.convert --to=minari --path=DATASET_DIR --out=DIR
+  python -m experiments.convert --to=unicorn --path=DATASET_DIR --out=DIR/HalfCheetahVel-v0
 
 Import options: ``--segment_length`` (required when episode lengths vary), ``--env`` (name a
 jcomrl env to train on the data with it), ``--test_tasks`` (held-out task rows; default the last
@@ -25,12 +27,14 @@ from absl import flags
 from experiments import cli
 
 FORMATS = ("d4rl", "minari")
+EXPORT_FORMATS = FORMATS + ("unicorn",)  # unicorn: jcomrl.data.official_layout (export only)
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
   flags.DEFINE_enum("from", None, FORMATS, "import: the format of --path")
-  flags.DEFINE_enum("to", None, FORMATS, "export: the format to write")
+  flags.DEFINE_enum("to", None, EXPORT_FORMATS, "export: the format to write (unicorn: the "
+                    "per-task npy layout of the UNICORN / CORRO loaders)")
   flags.DEFINE_multi_string("path", [], "import: D4RL .hdf5 file(s) or Minari dataset dir(s), "
                             "one per task (repeat the flag); export: the jcomrl dataset dir")
   flags.DEFINE_string("out", None, "import: the jcomrl dataset dir to write; export: the "
@@ -113,6 +117,13 @@ def convert(src_format: str | None, dst_format: str | None, paths: list[str], ou
                       ("test_tasks", test_tasks), ("normalisation", normalisation)):
     if value is not None:
       raise cli.UsageError(f"--{name} applies to an import (--from), not to --to")
+  if dst_format == "unicorn":
+    from jcomrl.data.official_layout import export_unicorn
+
+    dirs = export_unicorn(paths[0], out, overwrite=overwrite)
+    return (f"wrote the UNICORN/CORRO layout to {out}: train/ ({len(dirs['train'])} task dirs) "
+            f"and test/ ({len(dirs['test'])}); point their --main-data-dir at the parent of "
+            "a directory named after their env (e.g. HalfCheetahVel-v0) holding these")
   write = interchange.export_d4rl if dst_format == "d4rl" else interchange.export_minari
   written = write(paths[0], out, overwrite=overwrite)
   names = ", ".join(os.path.basename(w) for w in written)
