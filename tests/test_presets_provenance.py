@@ -41,3 +41,24 @@ def test_table_rows_with_numbers_match_the_presets():
   # UNICORN lineage: tasks kept for 200 updates; FOCAL/CSRO redraw every update.
   assert presets.preset("unicorn_sup", "hopper_param")["learner"]["task_resample_every"] == 200
   assert presets.preset("focal", "hopper_param")["learner"].get("task_resample_every", 1) == 1
+
+
+def test_csro_draws_meta_batch_tasks_without_replacement():
+  # CSRO configs/default.py:65 mb_replace=False; FOCAL's preset keeps the draw with replacement
+  assert presets.preset("csro", "cheetah_vel")["learner"]["task_replace"] is False
+  assert presets.preset("csro", "point_robot")["learner"]["task_replace"] is False
+  assert presets.preset("focal", "cheetah_vel")["learner"].get("task_replace", True) is True
+
+
+def test_meta_batches_drawn_without_replacement_hold_distinct_tasks(synthetic_data):
+  import jax
+  import numpy as np
+
+  from jcomrl.data.sampler import sample_meta_batch
+  pool = np.arange(5, 25)  # a train split that is not arange(0, n)
+  for i in range(20):
+    mb = sample_meta_batch(jax.random.key(i), synthetic_data.to_device(), pool,
+                           meta_batch_size=16, context_size=4, context_mode="transitions",
+                           rl_batch_size=4, replace=False)
+    tasks = np.asarray(mb.task_index)
+    assert len(set(tasks.tolist())) == 16 and set(tasks.tolist()) <= set(pool.tolist())

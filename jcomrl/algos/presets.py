@@ -406,6 +406,11 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
   p["learner"]["representation"] = DT_REPRESENTATION.get(name, name)
   if name in RLKIT_INIT_PRESETS:
     p["learner"]["net_init"] = "rlkit"
+  if name == "csro":
+    # CSRO draws a meta-batch's tasks without replacement (configs/default.py:65
+    # ``mb_replace=False``), so FOCAL's positive-pair term never acts in it;
+    # ``--config.learner.task_replace=True`` restores jcomrl's earlier draw with replacement.
+    p["learner"]["task_replace"] = False
   # No extra objective terms in any paper's method; the key is there so that a config can add
   # some (``--config.learner.extra_objectives=corro:0.5``, registered objectives only).
   p["learner"]["extra_objectives"] = ""
@@ -524,8 +529,12 @@ PROVENANCE = (
      "FOCAL sac.py:201-222; CSRO sac.py:206-224", ""),
     ("focal/csro value network", "twin Q only", "twin Q + V network", "FOCAL sac.py",
      "the SAC-v2 form shared by every jcomrl backbone"),
-    ("focal/csro task sampling", "with replacement", "without (mb_replace False at cc2f1fd)",
-     "FOCAL default.py:70", "the metric loss needs positive pairs inside a meta-batch"),
+    ("focal task sampling", "with replacement", "without (mb_replace False at cc2f1fd and "
+     "36431ed)", "FOCAL configs/default.py:70",
+     "kept: the metric loss needs positive pairs inside a meta-batch (issue 28 reports a later "
+     "FOCAL HEAD with replacement; not re-read here)"),
+    ("csro task sampling", "without replacement", "same (mb_replace=False)",
+     "CSRO configs/default.py:65", ""),
     ("focal/csro training length", "200k updates",
      "FOCAL 100k cheetah-vel, 1M cheetah-dir, 2M ant/hopper/walker; CSRO 105k (210k ant-goal)",
      "FOCAL default.py:19,25, cheetah-vel.json:18, ant-dir.json:16; CSRO cheetah-vel.json:15,18",
