@@ -92,3 +92,27 @@ def test_other_presets_keep_flax_init():
   from jcomrl.algos import presets
   assert "net_init" not in presets.preset("borel", "point_robot")["learner"]
   assert "net_init" not in presets.preset("prompt_dt", "point_robot")["learner"]
+
+
+def test_mbrl_init_is_a_two_sd_truncated_normal_of_fan_in():
+  p = MLP((512,), 400, init_scheme="mbrl").init(jax.random.key(3), jnp.zeros((1, 64)))["params"]
+  h, out = _layers(p)
+  for layer, fan_in in ((h, 64), (out, 512)):
+    k = np.asarray(layer["kernel"], np.float64)
+    sd = 1.0 / (2.0 * np.sqrt(fan_in))
+    assert np.abs(k).max() <= 2 * sd * (1 + 1e-6) and np.abs(k).max() > 1.9 * sd
+    # a N(0, sd^2) truncated at +-2 sd has standard deviation 0.8796 sd
+    assert np.std(k) == pytest.approx(0.8796 * sd, rel=0.03)
+    np.testing.assert_array_equal(np.asarray(layer["bias"]), 0.0)
+
+
+def test_unicorn_ss_decoder_takes_mbrl_init_under_rlkit():
+  from jcomrl.algos.objectives import make_representation
+  cfg = LearnerConfig(obs_size=3, action_size=2, task_param_size=1, representation="unicorn_ss",
+                      encoder="stochastic", aux_hidden=(64,), net_init="rlkit")
+  rep = make_representation(cfg)
+  params = rep.init(jax.random.key(0))
+  dec = [np.asarray(x) for path, x in jax.tree_util.tree_leaves_with_path(params)
+         if "decoder" in jax.tree_util.keystr(path) and "kernel" in jax.tree_util.keystr(path)]
+  assert dec and all(np.all(np.asarray(
+      [jnp.abs(d).max() <= 2 / (2 * np.sqrt(d.shape[0])) + 1e-6])) for d in dec)

@@ -117,7 +117,8 @@ class LearnerConfig:
   # Initialisation of the policy, Q, value, dual-critic and MLP-encoder networks
   # (jcomrl.nets.mlp.INITS): "lecun_normal" (flax's default) or "rlkit" (the torchkit init of
   # the FOCAL / CSRO / CORRO / UNICORN PyTorch codes: hidden U(+-1/sqrt(out width)), bias 0.1,
-  # heads U(+-3e-3) / U(+-1e-3) for the policy).
+  # heads U(+-3e-3) / U(+-1e-3) for the policy; UNICORN-SS's mbrl decoder then takes mbrl's
+  # truncated normal, jcomrl.nets.mlp "mbrl").
   net_init: str = "lecun_normal"
   # Data actions are clipped to +-action_logp_clip before their log-likelihood under the
   # tanh-Gaussian (BC, IQL, MISA's BC term; MISA experiments/main.py:128-130 clips at 0.999).

@@ -454,10 +454,10 @@ PROVENANCE = (
      "FOCAL-ICLR rlkit/torch/networks.py:22-58 (Mlp: fanin_init, b_init_value=0.1, init_w=3e-3); "
      "UNICORN torchkit/networks.py:17-62, torchkit/pytorch_utils.py:40-49 (fanin_init reads "
      "size[0] of the [out, in] weight), models/policy.py:37-59 (init_w=1e-3)", ""),
-    ("decoder init (unicorn_ss GaussianMLP)", "flax lecun-normal, bias 0",
-     "mbrl truncated normal std 1/(2 sqrt(in)), bias 0", "mbrl 0.2.0 models/util.py:15-28",
-     "kept: the decoder only shapes the encoder's loss, and issue 35's curves (encoder loss, "
-     "z spread) match the official code's without it"),
+    ("decoder init (unicorn_ss GaussianMLP, with net_init rlkit)",
+     "truncated normal (+-2 sd), sd 1/(2 sqrt(fan_in)), bias 0", "same",
+     "mbrl 0.2.0 models/util.py:15-28 (EnsembleLinearLayer weight [members, in, out]), "
+     "util/math.py:69-93; UNICORN models/decoder.py FOCALDecoder", ""),
     # --- UNICORN lineage (unicorn_ss, unicorn_sup, supervised, oracle) ---
     ("unicorn latent / encoder width, cheetah-vel/-dir, ant-dir", "5 / 2x64", "5 / 2x64",
      "UNICORN offline_rl_config/args_cheetah_vel.py:65,67; args_cheetah_dir.py:59,61; "

@@ -31,10 +31,11 @@ class GaussianMLP(nn.Module):
   output_size: int
   min_log_var_init: float = -10.0
   max_log_var_init: float = 0.5
+  init_scheme: str = "lecun_normal"  # jcomrl.nets.mlp.INITS ("mbrl": mbrl-lib's own)
 
   @nn.compact
   def __call__(self, x):
-    out = MLP(self.hidden_sizes, 2 * self.output_size)(x)
+    out = MLP(self.hidden_sizes, 2 * self.output_size, init_scheme=self.init_scheme)(x)
     mean, raw = jnp.split(out, 2, axis=-1)
     lo = self.param("min_log_var", nn.initializers.constant(self.min_log_var_init),
                     (self.output_size,))
@@ -53,12 +54,15 @@ class TransitionDecoder(nn.Module):
 
   hidden_sizes: Sequence[int]
   obs_size: int
+  init_scheme: str = "lecun_normal"  # jcomrl.nets.mlp.INITS ("mbrl": UNICORN's mbrl decoder)
 
   @nn.compact
   def __call__(self, z, obs, action):
     x = jnp.concatenate([z, obs, action], axis=-1)
-    return {"state": GaussianMLP(self.hidden_sizes, self.obs_size, name="state")(x),
-            "reward": GaussianMLP(self.hidden_sizes, 1, name="reward")(x)}
+    return {"state": GaussianMLP(self.hidden_sizes, self.obs_size, name="state",
+                                 init_scheme=self.init_scheme)(x),
+            "reward": GaussianMLP(self.hidden_sizes, 1, name="reward",
+                                  init_scheme=self.init_scheme)(x)}
 
 
 class ClubNet(nn.Module):

@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-INITS = ("lecun_normal", "rlkit")
+INITS = ("lecun_normal", "rlkit", "mbrl")
 # rlkit's hidden-layer bias (torchkit/networks.py:27, ``b_init_value=0.1``).
 RLKIT_HIDDEN_BIAS = 0.1
 
@@ -32,6 +32,11 @@ def _uniform(bound: float):
   def init(key, shape, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -bound, bound)
   return init
+
+
+def _mbrl(fan_in: int):
+  # flax's truncated_normal(stddev) draws N(0, stddev^2) truncated to +-2 stddev, as mbrl does
+  return nn.initializers.truncated_normal(stddev=1.0 / (2.0 * math.sqrt(fan_in)))
 
 
 def check_init(init: str) -> str:
@@ -62,6 +67,10 @@ class MLP(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     rlkit = check_init(self.init_scheme) == "rlkit"
+    if self.init_scheme == "mbrl":
+      for width in self.hidden_sizes:
+        x = self.activation(nn.Dense(width, kernel_init=_mbrl(x.shape[-1]))(x))
+      return nn.Dense(self.output_size, kernel_init=_mbrl(x.shape[-1]))(x)
     for width in self.hidden_sizes:
       if rlkit:
         dense = nn.Dense(width, kernel_init=_uniform(1.0 / math.sqrt(width)),

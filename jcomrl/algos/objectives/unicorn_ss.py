@@ -44,7 +44,11 @@ class Reconstruction(Objective):
 
   def __init__(self, cfg, encoder):
     super().__init__(cfg, encoder)
-    self.decoder = TransitionDecoder(cfg.aux_hidden, cfg.obs_size)
+    # net_init="rlkit" is "as the official torch codes build their nets": UNICORN's decoder is
+    # mbrl-lib's GaussianMLP, initialised by mbrl's truncated normal (jcomrl.nets.mlp "mbrl").
+    self.decoder = TransitionDecoder(cfg.aux_hidden, cfg.obs_size,
+                                     init_scheme="mbrl" if cfg.net_init == "rlkit"
+                                     else cfg.net_init)
     self.nll = mbrl_gaussian_nll if cfg.decoder_nll == "mbrl" else gaussian_nll_per_dim
 
   def init(self, key):
