@@ -409,11 +409,14 @@ def test_context_preset_learns_and_separates_tasks(name, point_env, synthetic_da
   margin = 2.0 if name == "corro" else 6.0
   assert ret > rand + margin, (name, ret, rand)
   # On point-robot an untrained encoder's codes already carry the goal (R^2 0.94-0.96: rewards
-  # are -distance to it). CORRO's InfoNCE training lowers that: 0.48-0.79 over seeds 0/1 and
-  # 1-5 chunks, and a 1-ulp change of the rewards moved it from 0.55 to 0.48 here; so its bar
-  # is lower. The other presets keep 0.88-0.97, except unicorn_ss with mbrl-lib's NLL (no 1/2,
-  # so twice the reconstruction weight): 0.76 here (0.90 with decoder_nll="half").
-  assert r2 > (0.3 if name == "corro" else 0.5), (name, r2)
+  # are -distance to it), so an absolute probe bar cannot tell a trained encoder from an
+  # untrained one: the learning evidence is the return above. The probe checks that training
+  # kept the task information (a collapsed or scrambled encoder drops to R^2 ~ 0): measured
+  # 0.88-0.97 for the presets (unicorn_ss with mbrl-lib's NLL 0.76). CORRO's InfoNCE training
+  # lowers it (0.48-0.79 over seeds 0/1 and 1-5 chunks; a 1-ulp change of the rewards moved it
+  # from 0.55 to 0.48), so its bar is lower.
+  assert r2_init > 0.8, r2_init  # the premise above
+  assert r2 > (0.3 if name == "corro" else 0.65), (name, r2, r2_init)
 
 
 def test_oracle_learns(point_env, synthetic_data, held_out):
