@@ -222,7 +222,7 @@ MUTATIONS: list[M] = [
     M("cheetah_vel_reward", "jcomrl/envs/half_cheetah.py",
       "forward_reward = -jnp.abs(x_velocity - task[\"velocity\"])",
       "forward_reward = -jnp.abs(x_velocity + task[\"velocity\"])",
-      ("tests/test_envs_mjx.py", "tests/test_envs_c.py"), "cheetah-vel reward sign of the target"),
+      ("tests/test_envs_c.py", "tests/test_envs_mjx.py"), "cheetah-vel reward sign of the target"),
 ]
 
 
