@@ -231,7 +231,10 @@ def test_two_seeds_equal_two_single_seed_runs(seed_mode, tiny_learner, synthetic
     make_learner(tiny_learner.cfg, seed_mode="scan")
 
 
-@pytest.mark.parametrize("name", presets.PRESETS)
+# The default tier trains FOCAL, CSRO and the oracle; make test-all every preset.
+@pytest.mark.parametrize("name", [n if n in ("focal", "csro", "oracle")
+                                  else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in presets.PRESETS])
 def test_every_preset_trains_without_nan(name, synthetic_data):
   p = presets.preset(name, "point_robot", tiny=True)
   cfg = LearnerConfig(**dict(p["learner"], obs_size=2, action_size=2, task_param_size=2,
@@ -441,6 +444,7 @@ def test_oracle_learns(point_env, synthetic_data, held_out):
 @pytest.mark.parametrize("rep,field,bounds", [("corro", "contrastive_bound",
                                                config_mod.CONTRASTIVE_BOUNDS),
                                               ("csro", "upper_bound", config_mod.UPPER_BOUNDS)])
+@pytest.mark.slow
 def test_every_mi_bound_is_selectable_and_trains(rep, field, bounds, meta_batch):
   """Each named bound changes the objective (value or gradient), has finite loss and gradients,
   and the default is the official one (CORRO: InfoNCE, CSRO: CLUB over all K^2 pairs)."""

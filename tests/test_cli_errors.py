@@ -278,6 +278,7 @@ def test_enough_bad_inputs():
   assert len(CASE_IDS) >= 25 and len(set(CASE_IDS)) == len(CASE_IDS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case_id", CASE_IDS)
 def test_bad_input_is_one_line_and_changes_nothing(case_results, case_id):
   (_, argv, expected, paths), proc, before, after = case_results[case_id]
@@ -294,6 +295,7 @@ def test_bad_input_is_one_line_and_changes_nothing(case_results, case_id):
     assert a == b, f"{path} changed"
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(tmp_path):
   proc = subprocess.run([sys.executable, "-m", "experiments.train", TINY,
                          f"--config.dataset={tmp_path}/nope", f"--workdir={tmp_path}/run"],
@@ -302,6 +304,7 @@ def test_debug_shows_the_traceback(tmp_path):
   assert proc.returncode != 0 and "Traceback" in proc.stderr and "DatasetError" in proc.stderr
 
 
+@pytest.mark.slow
 def test_second_training_into_one_workdir_is_refused(shared_run):
   workdir, first, second, pid = shared_run
   assert first.returncode == 0, first.stderr[-3000:]
@@ -317,6 +320,7 @@ def test_second_training_into_one_workdir_is_refused(shared_run):
   assert "Failed to import warp" not in first.stdout + first.stderr
 
 
+@pytest.mark.slow
 def test_failed_evaluation_keeps_the_checkpoint_and_the_run_extends(synthetic_dir, tmp_path,
                                                                     monkeypatch):
   cfg = common.to_plain(focal_config.get_config("tiny"))

@@ -122,6 +122,7 @@ def test_online_protocols_shapes_and_determinism(focal, oracle, point_env, test_
   np.testing.assert_allclose(o[..., 1], o[..., -1])
 
 
+@pytest.mark.slow
 def test_ood_contexts_come_from_other_tasks_behaviour_policies(behaviour_data, point_env,
                                                                test_split):
   _, data, _, beh = behaviour_data
@@ -167,6 +168,7 @@ def test_ood_contexts_come_from_other_tasks_behaviour_policies(behaviour_data, p
   assert not np.array_equal(sto(key).action, sto(jax.random.key(8)).action)
 
 
+@pytest.mark.slow
 def test_ood_and_task_ood_protocol_results(behaviour_data, focal, point_env):
   _, data, meta, beh = behaviour_data
   learner, params = focal

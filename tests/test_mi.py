@@ -570,7 +570,7 @@ def _values_and_grad(patterns, baselines, keys):
   return _run_once(jax.vmap(one), patterns, baselines, keys)
 
 
-@pytest.mark.parametrize("k", [2, 3, 1024])
+@pytest.mark.parametrize("k", [2, 3, pytest.param(1024, marks=pytest.mark.slow)])
 def test_all_bounds_finite_for_extreme_scores(k):
   eye = jnp.eye(k, dtype=bool)
   patterns = jnp.stack([
