@@ -315,6 +315,21 @@ def test_z_shuffle_of_a_code_blind_agent_is_bit_identical_to_iid(oracle, point_e
   assert not np.array_equal(np.asarray(other["z_shuffle"]["returns"]), a)  # keys matter
 
 
+def test_normalised_scores_by_hand():
+  """``100 (R - random) / (expert - random)``, per seed and overall (D4RL's normalisation)."""
+  norm = {"random": -20.0, "expert": -5.0}
+  assert suite.normalise(-10.0, norm) == pytest.approx(100.0 * 10.0 / 15.0)
+  assert suite.normalise(-20.0, norm) == pytest.approx(0.0)
+  assert suite.normalise(-5.0, norm) == pytest.approx(100.0)
+  assert suite.normalise(-10.0, None) is None
+  assert suite.normalise(-10.0, {"random": -5.0, "expert": -5.0}) is None
+  r = np.array([[[-8.0, -12.0]], [[-17.0, -17.0]]])  # [S=2, T=1, E=2]
+  out = suite.summarise(r, norm)
+  assert out["mean"] == pytest.approx(-13.5)
+  assert out["normalised"] == pytest.approx(100.0 * 6.5 / 15.0)
+  np.testing.assert_allclose(out["seed_normalised"], [100.0 * 10.0 / 15.0, 100.0 * 3.0 / 15.0])
+
+
 def test_protocol_keys_are_fixed_ids():
   """Each protocol's stream depends on its own fixed id, never on its place in PROTOCOLS."""
   assert set(suite.PROTOCOL_IDS) == set(suite.PROTOCOLS)
