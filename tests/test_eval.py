@@ -315,6 +315,15 @@ def test_z_shuffle_of_a_code_blind_agent_is_bit_identical_to_iid(oracle, point_e
   assert not np.array_equal(np.asarray(other["z_shuffle"]["returns"]), a)  # keys matter
 
 
+@pytest.mark.parametrize("fraction", [-0.1, 1.5])
+def test_online_random_fraction_outside_0_1_is_refused(point_env, test_split, fraction):
+  """Found by the blind mutation ``online_random_fraction`` of tools/mutants.py: nothing
+  checked the bound. Refused before anything is compiled (no learner needed)."""
+  with pytest.raises(ValueError, match="random_fraction must be in"):
+    P.online_returns(None, None, point_env, test_split[1], jax.random.key(0), mode="nonprior",
+                     num_episodes=1, random_fraction=fraction)
+
+
 def test_normalised_scores_by_hand():
   """``100 (R - random) / (expert - random)``, per seed and overall (D4RL's normalisation)."""
   norm = {"random": -20.0, "expert": -5.0}

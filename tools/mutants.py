@@ -180,7 +180,9 @@ MUTATIONS: list[M] = [
     M("normalise_anchor", "jcomrl/eval/suite.py",
       "return 100.0 * (np.asarray(value, np.float64) - float(norm[\"random\"])) / span",
       "return 100.0 * np.asarray(value, np.float64) / span",
-      ("tests/test_eval.py", "-k", "normalised"), "normalised score without the random anchor"),
+      ("tests/test_eval.py", "-k", "normalised"),
+      "normalised score without the random anchor (missed by the fast tier once its only "
+      "covering tests were marked slow; test_eval.test_normalised_scores_by_hand added)"),
     M("episode_alive", "jcomrl/eval/rollout.py", "ret = ret + alive * s.reward",
       "ret = ret + s.reward", ("tests/test_eval.py", "tests/test_eval_fidelity.py"),
       "episode return counts rewards after the first done"),
@@ -249,7 +251,8 @@ MUTATIONS: list[M] = [
     M("online_random_fraction", "jcomrl/eval/protocols.py",
       "if not 0.0 <= random_fraction <= 1.0:", "if not 0.0 <= random_fraction <= 10.0:",
       ("tests/test_eval.py", "tests/test_eval_fidelity.py"),
-      "online protocol accepts a random fraction above 1"),
+      "online protocol accepts a random fraction above 1 (missed by the first run: no test "
+      "checked the bound; test_eval.test_online_random_fraction_outside_0_1_is_refused added)"),
 ]
 
 
