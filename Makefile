@@ -35,13 +35,20 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m experiments.run_default --workdir=$(RUN_DIR)
 
+# `make test`: the default tier, every test not marked slow (about 5 minutes on 2 cores with a
+# warm compilation cache; every package has correctness tests in it). `make test-all`: the whole
+# suite (CI runs both). `make mutants`: the mutation check of the tests (tools/mutants.py).
+.PHONY: test-all test-fast mutants
 test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
+
+test-all: $(STAMP)
 	$(PY) -m pytest -q tests
 
-# The development loop: everything but the tests marked slow.
-.PHONY: test-fast
-test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" tests
+test-fast: test
+
+mutants: $(STAMP)
+	$(PY) -m tools.mutants --tier both --out benchmarks/results/mutants
 
 data: $(STAMP)
 	$(PY) -m experiments.collect --config=experiments/configs/data.py:$(ENV) --config.quality=$(QUALITY)
@@ -118,7 +125,7 @@ paper: $(STAMP)
 	  $(foreach s,$(SET),--set=$(s)) $(ARGS)
 
 lint: $(STAMP)
-	$(PY) -m ruff check jcomrl experiments benchmarks tests
+	$(PY) -m ruff check jcomrl experiments benchmarks tests tools
 
 clean:
 	rm -rf runs .jax_cache .pytest_cache build dist

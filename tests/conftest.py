@@ -84,3 +84,26 @@ def _release_compiled_programs():
   import gc
   jax.clear_caches()
   gc.collect()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _mujoco_warnings_stay_out_of_the_checkout():
+  """Tests write only under their temporary directories. MuJoCo's C warnings (which by default
+  append to MUJOCO_LOG.TXT in the working directory, the repository root here) go to a list for
+  the session, and a MUJOCO_LOG.TXT that appears in the root during the session (e.g. from a
+  subprocess) fails it, with the log's text."""
+  import mujoco
+
+  log = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                     "MUJOCO_LOG.TXT")
+  existed = os.path.exists(log)
+  sink: list = []
+  previous = mujoco.get_mju_user_warning()
+  mujoco.set_mju_user_warning(sink.append)
+  yield sink
+  mujoco.set_mju_user_warning(previous)
+  if not existed and os.path.exists(log):
+    with open(log) as f:
+      text = f.read()[-2000:]
+    os.remove(log)
+    pytest.fail(f"a test wrote MUJOCO_LOG.TXT into the repository root:\n{text}")

@@ -231,7 +231,10 @@ def test_two_seeds_equal_two_single_seed_runs(seed_mode, tiny_learner, synthetic
     make_learner(tiny_learner.cfg, seed_mode="scan")
 
 
-@pytest.mark.parametrize("name", presets.PRESETS)
+# The default tier trains FOCAL, CSRO and the oracle; make test-all every preset.
+@pytest.mark.parametrize("name", [n if n in ("focal", "csro", "oracle")
+                                  else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in presets.PRESETS])
 def test_every_preset_trains_without_nan(name, synthetic_data):
   p = presets.preset(name, "point_robot", tiny=True)
   cfg = LearnerConfig(**dict(p["learner"], obs_size=2, action_size=2, task_param_size=2,
@@ -409,11 +412,14 @@ def test_context_preset_learns_and_separates_tasks(name, point_env, synthetic_da
   margin = 2.0 if name == "corro" else 6.0
   assert ret > rand + margin, (name, ret, rand)
   # On point-robot an untrained encoder's codes already carry the goal (R^2 0.94-0.96: rewards
-  # are -distance to it). CORRO's InfoNCE training lowers that: 0.48-0.79 over seeds 0/1 and
-  # 1-5 chunks, and a 1-ulp change of the rewards moved it from 0.55 to 0.48 here; so its bar
-  # is lower. The other presets keep 0.88-0.97, except unicorn_ss with mbrl-lib's NLL (no 1/2,
-  # so twice the reconstruction weight): 0.76 here (0.90 with decoder_nll="half").
-  assert r2 > (0.3 if name == "corro" else 0.5), (name, r2)
+  # are -distance to it), so an absolute probe bar cannot tell a trained encoder from an
+  # untrained one: the learning evidence is the return above. The probe checks that training
+  # kept the task information (a collapsed or scrambled encoder drops to R^2 ~ 0): measured
+  # 0.88-0.97 for the presets (unicorn_ss with mbrl-lib's NLL 0.76). CORRO's InfoNCE training
+  # lowers it (0.48-0.79 over seeds 0/1 and 1-5 chunks; a 1-ulp change of the rewards moved it
+  # from 0.55 to 0.48), so its bar is lower.
+  assert r2_init > 0.8, r2_init  # the premise above
+  assert r2 > (0.3 if name == "corro" else 0.65), (name, r2, r2_init)
 
 
 def test_oracle_learns(point_env, synthetic_data, held_out):
@@ -438,6 +444,7 @@ def test_oracle_learns(point_env, synthetic_data, held_out):
 @pytest.mark.parametrize("rep,field,bounds", [("corro", "contrastive_bound",
                                                config_mod.CONTRASTIVE_BOUNDS),
                                               ("csro", "upper_bound", config_mod.UPPER_BOUNDS)])
+@pytest.mark.slow
 def test_every_mi_bound_is_selectable_and_trains(rep, field, bounds, meta_batch):
   """Each named bound changes the objective (value or gradient), has finite loss and gradients,
   and the default is the official one (CORRO: InfoNCE, CSRO: CLUB over all K^2 pairs)."""

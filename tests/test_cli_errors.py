@@ -13,10 +13,8 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -27,6 +25,7 @@ from jcomrl import checkpoint
 from jcomrl.algos.trainer import checkpoint_dir
 from jcomrl.eval import suite
 from jcomrl.logging import read_metrics
+from sync_child import SyncChild
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = "--config=experiments/configs/focal.py:tiny"
@@ -132,22 +131,23 @@ def shared_run(synthetic_dir, tmp_path_factory):
   """Two trainings started into one workdir: the second is refused while the first holds the
   lock; the first finishes. Returns ``(workdir, first, second)`` (completed processes)."""
   workdir = str(tmp_path_factory.mktemp("shared") / "run")
-  cmd = [sys.executable, "-m", "experiments.train", *_tiny_train(synthetic_dir, workdir)[1:]]
-  first = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
-  lock = os.path.join(workdir, ".lock")
-  t0 = time.time()
-  while first.poll() is None and time.time() - t0 < 300:
-    if os.path.exists(lock) and open(lock).read().strip() == str(first.pid):
-      break
-    time.sleep(0.05)
-  # The first holds the lock: pause it (so that it cannot finish first), start the second.
-  os.kill(first.pid, signal.SIGSTOP)
+  args = list(_tiny_train(synthetic_dir, workdir)[1:])
+  cmd = [sys.executable, "-m", "experiments.train", *args]
+  # The first run stops right after taking the lock (it reports that on a pipe and waits), so
+  # the second starts while the lock is certainly held; then the first is let go.
+  child = SyncChild("lock", "experiments.train", args, cwd=ROOT, env=_env())
+  first = child.proc
   try:
+    event = child.wait_event()
+    assert event is not None, first.communicate()[1][-3000:]
+    assert event[0] == first.pid
+    with open(os.path.join(workdir, ".lock")) as f:
+      assert f.read().strip() == str(first.pid)
     second = _run(*_tiny_train(synthetic_dir, workdir))
   finally:
-    os.kill(first.pid, signal.SIGCONT)
+    child.release()
   out, err = first.communicate(timeout=600)
+  child.close()
   pid, first = first.pid, subprocess.CompletedProcess(cmd, first.returncode, out, err)
   return workdir, first, second, pid
 
@@ -278,6 +278,7 @@ def test_enough_bad_inputs():
   assert len(CASE_IDS) >= 25 and len(set(CASE_IDS)) == len(CASE_IDS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case_id", CASE_IDS)
 def test_bad_input_is_one_line_and_changes_nothing(case_results, case_id):
   (_, argv, expected, paths), proc, before, after = case_results[case_id]
@@ -294,6 +295,7 @@ def test_bad_input_is_one_line_and_changes_nothing(case_results, case_id):
     assert a == b, f"{path} changed"
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(tmp_path):
   proc = subprocess.run([sys.executable, "-m", "experiments.train", TINY,
                          f"--config.dataset={tmp_path}/nope", f"--workdir={tmp_path}/run"],
@@ -302,6 +304,7 @@ def test_debug_shows_the_traceback(tmp_path):
   assert proc.returncode != 0 and "Traceback" in proc.stderr and "DatasetError" in proc.stderr
 
 
+@pytest.mark.slow
 def test_second_training_into_one_workdir_is_refused(shared_run):
   workdir, first, second, pid = shared_run
   assert first.returncode == 0, first.stderr[-3000:]
@@ -317,6 +320,7 @@ def test_second_training_into_one_workdir_is_refused(shared_run):
   assert "Failed to import warp" not in first.stdout + first.stderr
 
 
+@pytest.mark.slow
 def test_failed_evaluation_keeps_the_checkpoint_and_the_run_extends(synthetic_dir, tmp_path,
                                                                     monkeypatch):
   cfg = common.to_plain(focal_config.get_config("tiny"))

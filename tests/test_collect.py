@@ -61,6 +61,7 @@ def tiny_ppo(point_env):
                                    run_evals=False, **_tiny_kwargs("ppo"))
 
 
+@pytest.mark.slow
 def test_ppo_expert_snapshot_beats_random_in_every_task(point_env, tiny_ppo):
   assert tiny_ppo.algo == "ppo" and tiny_ppo.num_snapshots == 3
   assert tiny_ppo.steps[0] == 0 and tiny_ppo.steps[-1] >= 20_480
@@ -70,6 +71,7 @@ def test_ppo_expert_snapshot_beats_random_in_every_task(point_env, tiny_ppo):
   assert gain.mean() > 3.0
 
 
+@pytest.mark.slow
 def test_sac_snapshots_start_untrained_and_improve_in_every_task(point_env, monkeypatch,
                                                                 no_brax_eval):
   """brax SAC via its per-epoch checkpoints; snapshot 0 must be the exact policy brax starts
@@ -161,6 +163,7 @@ class _Killed(Exception):
   pass
 
 
+@pytest.mark.slow
 def test_killed_collection_resumes_without_retraining(tmp_path, monkeypatch, tiny_ppo,
                                                       point_env):
   calls = []

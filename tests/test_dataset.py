@@ -92,3 +92,24 @@ def test_bad_split_is_refused(synthetic_data, tmp_path):
   with pytest.raises(DatasetError, match="outside the 40 tasks"):
     save_dataset(os.path.join(tmp_path, "x"), synthetic_data,
                  {"env": "point_robot", "split": {"train": [0, 99], "test": [1]}})
+
+
+@pytest.mark.parametrize("bad", [40, -1])
+def test_split_boundary_rows_are_refused(synthetic_dir, synthetic_data, tmp_path, bad):
+  """Row ``num_tasks`` (40) and -1 are outside the tasks, on save and on load (a gather at row 40
+  would clamp to task 39 on device instead of failing); rows 0 and 39 are inside."""
+  meta = {"env": "point_robot", "split": {"train": [0, 1], "test": [39, bad]}}
+  with pytest.raises(DatasetError, match="outside the 40 tasks"):
+    save_dataset(os.path.join(tmp_path, "x"), synthetic_data, meta)
+  d = _copy(synthetic_dir, tmp_path)
+  with open(os.path.join(d, "meta.json")) as f:
+    m = json.load(f)
+  m["split"] = {"train": [0, 1], "test": [39]}
+  with open(os.path.join(d, "meta.json"), "w") as f:
+    json.dump(m, f)
+  assert load_dataset(d)[1]["split"]["test"] == [39]
+  m["split"] = {"train": [bad, 1], "test": [39]}
+  with open(os.path.join(d, "meta.json"), "w") as f:
+    json.dump(m, f)
+  with pytest.raises(DatasetError, match="outside the 40 tasks"):
+    load_dataset(d)

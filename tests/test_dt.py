@@ -192,6 +192,7 @@ def trained(synthetic_data, point_env):
   return get
 
 
+@pytest.mark.slow
 def test_evaluation_state_keeps_the_last_k_steps_and_lowers_the_return_to_go(trained):
   lrn, state = trained("prompt_dt")
   assert (lrn.cfg.dt_context_length, lrn.cfg.dt_return_scale, lrn.cfg.dt_target_return) == (
@@ -298,6 +299,7 @@ def test_memoryless_policies_give_bit_identical_rollouts(tiny_learner, point_env
 # Short learning runs on point-robot
 # ------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", presets.DT_PRESETS)
 def test_dt_presets_beat_the_random_policy_on_held_out_tasks(name, trained, synthetic_data,
                                                              point_env):

@@ -107,6 +107,7 @@ def _fit_r2(kind, x, y, steps=300):
   return 1.0 - err / float(jnp.var(y[1]) )
 
 
+@pytest.mark.slow
 def test_only_sequence_encoders_learn_what_the_order_carries(first_step_task):
   """Learning beats a control: GRU/transformer codes predict the first transition's features
   on held-out contexts; the set encoder (the control) cannot beat chance level by much."""
@@ -117,7 +118,8 @@ def test_only_sequence_encoders_learn_what_the_order_carries(first_step_task):
   assert r2["mean_tanh"] < 0.25, r2  # the mean holds 1/K of the first step's signal
 
 
-@pytest.mark.parametrize("kind", SEQUENCE_ENCODERS)
+@pytest.mark.parametrize("kind", [k if k == "gru" else pytest.param(k, marks=pytest.mark.slow)
+                                  for k in SEQUENCE_ENCODERS])
 def test_sequence_encoders_train_inside_the_learner(kind, synthetic_data):
   """Every objective takes a sequence encoder: UNICORN-SUP on point-robot trajectories trains
   every encoder leaf, with finite losses."""

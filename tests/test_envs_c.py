@@ -239,3 +239,61 @@ def test_batched_host_step_equals_mj_step_loop(name, variant):
     assert len({tuple(np.round(q, 4)) for q in qpos}) == n  # 12 different dynamics
   empty = host.step(*(x[:0] for x in (qpos, qvel, warm, ctrl, params)))  # an empty vmap
   assert {k: v.shape[0] for k, v in empty.items()} == {k: 0 for k in out}
+
+
+def test_jax_step_packs_the_state_in_order():
+  """``HostStepper.jax_step`` (the compiled side: packing into one callback array and unpacking
+  its result) equals ``mj_step`` from a state whose qpos, qvel and warmstart all differ: a
+  swapped or shifted field in the packing changes the step. Cheap (no MJX compile)."""
+  env = envs.make("hopper_param", physics="c")
+  host, m = env.host, env.mj_model
+  task = jax.tree.map(lambda x: x[5], env.all_benchmark_tasks())
+  params = np.asarray(env.host_task_params(task))
+  rng = np.random.default_rng(1)
+  qpos = (m.qpos0 + rng.uniform(-0.1, 0.1, m.nq)).astype(np.float32)
+  qvel = rng.normal(0.0, 0.5, m.nv).astype(np.float32)
+  warm = rng.normal(0.0, 5.0, m.nv).astype(np.float32)
+  ctrl = rng.uniform(-1.0, 1.0, m.nu).astype(np.float32)
+  state = c_physics.HostData(qpos=jnp.asarray(qpos), qvel=jnp.asarray(qvel),
+                             qacc_warmstart=jnp.asarray(warm),
+                             **{f: jnp.zeros(s, jnp.float32) for f, s in
+                                (("xpos", (m.nbody, 3)), ("cfrc_ext", (m.nbody, 6)))
+                                if f in host.fields})
+  out = jax.jit(host.jax_step)(state, jnp.asarray(ctrl), jnp.asarray(params))
+  model = host.task_model(params) if host.rand_params else m
+  d = mujoco.MjData(model)
+  d.qpos, d.qvel, d.qacc_warmstart, d.ctrl = qpos, qvel, warm, ctrl
+  mujoco.mj_step(model, d, env.frame_skip)
+  for k in ("qpos", "qvel", "qacc_warmstart"):
+    np.testing.assert_array_equal(np.asarray(getattr(out, k)),
+                                  getattr(d, k).astype(np.float32), err_msg=k)
+  if "xpos" in host.fields:
+    np.testing.assert_array_equal(np.asarray(out.xpos), d.xpos.astype(np.float32))
+
+
+@pytest.mark.parametrize("name", ENV_NAMES)
+def test_reward_formula_per_family_on_c_physics(name):
+  """Fast tier: every family's reward from its formula, by hand from the qpos change, over 3
+  C-physics steps of 4 benchmark tasks (the MJX version, with an MJX compile per family, is
+  ``test_envs_mjx.test_reward_matches_formula_under_vmap``)."""
+  env, reset, step = _env_fns(name, "c")
+  tasks = _tasks(env)
+  s = reset(jax.random.split(jax.random.PRNGKey(0), BATCH), tasks)
+  for a in _actions(env, seed=2, steps=3):
+    before = np.asarray(s.physics.qpos, np.float64)
+    s = step(s, a, tasks)
+    vel = (np.asarray(s.physics.qpos, np.float64) - before) / env.dt
+    sq = np.sum(np.clip(np.asarray(a, np.float64), -1.0, 1.0) ** 2, axis=-1)
+    if name == "cheetah_vel":
+      want = -np.abs(vel[:, 0] - np.asarray(tasks["velocity"])) - 0.05 * sq
+    elif name == "cheetah_dir":
+      want = np.asarray(tasks["direction"]) * vel[:, 0] - 0.05 * sq
+    elif name == "ant_dir":
+      theta = np.asarray(tasks["angle"])
+      want = vel[:, 0] * np.cos(theta) + vel[:, 1] * np.sin(theta)
+    elif name == "hopper_param":
+      want = vel[:, 0] - 1e-3 * sq
+    else:
+      want = vel[:, 0] + 1.0 - 1e-3 * sq
+    np.testing.assert_allclose(np.asarray(s.reward), want, rtol=1e-4, atol=1e-4)
+    assert np.abs(vel[:, 0]).max() > 1e-3  # the bodies move: the velocity term is exercised

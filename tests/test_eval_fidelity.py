@@ -62,7 +62,8 @@ def _prefix(buf, n):
   return jax.tree.map(lambda x: jnp.asarray(x[:n]), buf)
 
 
-@pytest.mark.parametrize("rounds,infer_after", [(3, 2), (20, 1)])  # CSRO MuJoCo, point-robot
+@pytest.mark.parametrize("rounds,infer_after",  # CSRO MuJoCo, point-robot (20 rounds: slow)
+                         [(3, 2), pytest.param(20, 1, marks=pytest.mark.slow)])
 def test_csro_nonprior_schedule_encodes_what_csro_encodes(fake_learner, point_env, rounds,
                                                           infer_after):
   h = point_env.episode_length

@@ -408,6 +408,7 @@ def test_converter_errors_name_the_problem_and_keep_output(bad_inputs):
   assert not os.path.exists(fresh)
 
 
+@pytest.mark.slow
 def test_cli_bad_input_is_one_line_exit_2_and_good_input_converts(bad_inputs, tmp_path):
   cases, protected, fresh = bad_inputs
   rng = np.random.default_rng(8)

@@ -143,6 +143,7 @@ def _fd(f, params, path, i, eps=1e-5):
   return (float(f(shifted(eps))) - float(f(shifted(-eps)))) / (2 * eps)
 
 
+@pytest.mark.slow
 def test_outer_gradient_flows_through_the_inner_step(segment):
   """Gradients of the meta-loss w.r.t. pre-adaptation parameters, inner rates and the head's
   coefficient equal central finite differences (float64); the first-order (stop-gradient)
@@ -217,6 +218,7 @@ def trained(synthetic_data, point_env, tmp_path_factory):
   return learner, state, workdir
 
 
+@pytest.mark.slow
 def test_trained_macaw_beats_random_and_its_controls(trained, synthetic_data, point_env):
   learner, state, _ = trained
   data = synthetic_data.to_device()
@@ -240,6 +242,7 @@ def test_trained_macaw_beats_random_and_its_controls(trained, synthetic_data, po
   assert adapted > unadapted + 2.0, (adapted, unadapted)
 
 
+@pytest.mark.slow
 def test_checkpoint_restore_and_resume_through_the_trainer(trained, synthetic_data, point_env):
   learner, state, workdir = trained
   ckpt = checkpoint_dir(workdir)

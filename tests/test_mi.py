@@ -367,6 +367,24 @@ def test_dv_ema_first_step_is_dv_and_later_steps_use_debiased_average():
   assert not np.allclose(want, np.eye(5) / 5 - np.where(off, e2, 0.0) / (20 * z2), atol=1e-4)
 
 
+def test_club_sampled_draws_every_offset():
+  """CLUB-S's negative of anchor i is ``(i + o_i) mod K``, ``o_i`` uniform on ``1..K-1``. With
+  ``log_q[i, (i + o) mod K] = -o K^i`` the value is ``sum_i o_i K^i / K``: its base-K digits are
+  the offsets. Over 400 keys every anchor draws every offset 1..K-1, and never 0 (the positive)."""
+  k = 5
+  rows = np.arange(k)[:, None]
+  offset = (np.arange(k)[None, :] - rows) % k
+  log_q = jnp.asarray(-offset * float(k) ** rows, jnp.float32)
+  keys = jax.random.split(jax.random.PRNGKey(3), 400)
+  vals = np.asarray(jax.vmap(lambda kk: mi.club_sampled(log_q, kk))(keys), np.float64) * k
+  code = np.rint(vals).astype(np.int64)
+  np.testing.assert_allclose(vals, code, atol=1e-3)
+  digits = np.stack([(code // k ** i) % k for i in range(k)], axis=1)  # [draws, K]
+  for i in range(k):
+    counts = np.bincount(digits[:, i], minlength=k)
+    assert counts[0] == 0 and np.all(counts[1:] > 50), (i, counts)
+
+
 def test_club_variants():
   inp, out = _exact()
   lq = _f64(inp["q8"])
@@ -552,7 +570,7 @@ def _values_and_grad(patterns, baselines, keys):
   return _run_once(jax.vmap(one), patterns, baselines, keys)
 
 
-@pytest.mark.parametrize("k", [2, 3, 1024])
+@pytest.mark.parametrize("k", [2, 3, pytest.param(1024, marks=pytest.mark.slow)])
 def test_all_bounds_finite_for_extreme_scores(k):
   eye = jnp.eye(k, dtype=bool)
   patterns = jnp.stack([

@@ -286,6 +286,7 @@ def test_bad_settings_are_config_errors(tmp_path):
   assert len(offline_config.variants()) == 6 + 4 * 2 * 6
 
 
+@pytest.mark.slow
 def test_command_line_errors_are_one_line_exit_2(tmp_path):
   spec = "--config=experiments/configs/offline_data.py:tiny"
   # (The other ConfigErrors take the same path: test_bad_settings_are_config_errors.)

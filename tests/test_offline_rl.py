@@ -241,6 +241,7 @@ def test_bc_recovers_the_behaviour_policy_and_beats_its_untrained_self():
          learn_entropy=True),
     dict(backbone="misa", partition_samples=2, misa_bound="dv", misa_partition_grad="importance"),
 ])
+@pytest.mark.slow
 def test_every_offline_backbone_trains_finitely_through_the_learner(extra):
   data, _ = _single_task_data()
   lrn = make_learner(LearnerConfig(**dict(SINGLE, rl_hidden=(8,), rl_batch_size=16,
@@ -254,6 +255,7 @@ def test_every_offline_backbone_trains_finitely_through_the_learner(extra):
     assert 0.0 <= float(np.mean(m["actor/hmc_accept"])) <= 1.0
 
 
+@pytest.mark.slow
 def test_misa_inside_comrl_composes_with_an_encoder_objective(synthetic_data):
   """``unicorn_ss x misa``: the I(S; A) backbone under an I(Z; M) objective (point robot)."""
   lrn = make_learner(LearnerConfig(
@@ -278,6 +280,7 @@ def test_offline_backbone_settings_that_cannot_work_are_refused():
   assert LearnerConfig(**dict(SINGLE, backbone="bc")).z_size == 0
 
 
+@pytest.mark.slow
 def test_single_task_config_trains_and_evaluates_a_one_task_dataset(synthetic_data, tmp_path):
   """``offline.py:misa@tiny`` end to end (train, checkpoint, IID evaluation) on a one-task
   dataset (split train = test = [0]) cut from the point-robot data."""

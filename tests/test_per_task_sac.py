@@ -98,6 +98,7 @@ def test_every_agent_beats_its_untrained_snapshot_and_specialises(point_env, tas
   assert drop.min() > 5.0, f"own agent {r[:, -1]} vs another task's agent {r_other}"
 
 
+@pytest.mark.slow
 def test_snapshots_build_a_dataset_and_round_trip(point_env, tasks, trained, tmp_path):
   data = collect.build_dataset(point_env, trained, tasks, jax.random.key(3), quality="mixed",
                                episodes_per_snapshot=2)
@@ -199,6 +200,7 @@ print("MAXDIFF", diff)
 """
 
 
+@pytest.mark.slow
 def test_agents_sharded_over_two_cpu_devices_equal_one_device():
   """The task axis split over 2 XLA CPU devices (experiments.collect's default on a 2-core
   host) trains the same agents as one device, up to float rounding."""

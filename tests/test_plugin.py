@@ -148,6 +148,7 @@ def test_learned_temperature_takes_the_analytic_first_step(synthetic_data):
   assert "log_alpha" not in fixed.params and "log_alpha" not in fixed.opt
 
 
+@pytest.mark.slow
 def test_hyperparameter_sweep_as_vmap_equals_separate_runs(tiny_learner, synthetic_data):
   """Two critic/actor learning rates on the seed axis of one program give each value's own run."""
   lrn = tiny_learner
@@ -193,6 +194,7 @@ def toy_objective():
   del objectives.OBJECTIVES[TaskRegression.name]
 
 
+@pytest.mark.slow
 def test_a_toy_objective_registered_from_a_test_trains(toy_objective, synthetic_data):
   data = synthetic_data.to_device()
   for extra in (dict(representation=toy_objective.name),
@@ -209,6 +211,7 @@ def test_a_toy_objective_registered_from_a_test_trains(toy_objective, synthetic_
     assert float(last[key][0]) < 0.5 * float(first[key][0]), (extra, first[key], last[key])
 
 
+@pytest.mark.slow
 def test_unicorn_ss_is_reconstruction_plus_focal(meta_batch):
   """The registered terms compose: ``reconstruction`` + ``extra_objectives="focal"`` is
   UNICORN-SS (same loss, same code, same gradient)."""

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
@@ -18,6 +17,7 @@ from experiments.configs import focal as focal_config
 from jcomrl import checkpoint
 from jcomrl.algos.config import HParams
 from jcomrl.algos.trainer import NonFiniteLossError, checkpoint_dir, run_training
+from sync_child import SyncChild
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,17 +29,6 @@ def _tiny_cfg(dataset, **kw):
   return cfg
 
 
-def _wait_for_checkpoint(proc, ckpt, timeout=240.0):
-  t0 = time.time()
-  while time.time() - t0 < timeout:
-    if os.path.isdir(ckpt) and any(d.isdigit() for d in os.listdir(ckpt)):
-      return True
-    if proc.poll() is not None:
-      return False
-    time.sleep(0.01)
-  return False
-
-
 @pytest.mark.slow
 def test_sigkilled_training_resumes_to_the_same_parameters(synthetic_dir, tmp_path):
   steps = 80
@@ -49,16 +38,21 @@ def test_sigkilled_training_resumes_to_the_same_parameters(synthetic_dir, tmp_pa
          "--config.checkpoint_every=10", "--config.eval_every=0", f"--workdir={killed}",
          "--eval_protocols="]
   env = dict(os.environ, PYTHONPATH=ROOT)
-  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
+  # The child reports its first saved checkpoint on a pipe and waits there: it is killed
+  # mid-run, after a complete checkpoint, whatever the machine's load.
+  child = SyncChild("checkpoint", "experiments.train", cmd[3:], cwd=ROOT, env=env,
+                    stdout=subprocess.DEVNULL)
+  proc = child.proc
   try:
-    assert _wait_for_checkpoint(proc, checkpoint_dir(killed)), proc.stderr.read()[-2000:]
+    event = child.wait_event()
+    assert event is not None, proc.communicate()[1][-2000:]
     os.kill(proc.pid, signal.SIGKILL)
   finally:
-    proc.wait()
+    proc.communicate()
+    child.close()
   assert proc.returncode == -signal.SIGKILL
   first = checkpoint.latest_step(checkpoint_dir(killed))
-  assert first is not None and first < steps, "the run finished before it was killed"
+  assert first == event[1] < steps  # killed right after its first checkpoint, mid-run
   status = common.run_status(killed, ["iid"])
   assert not status["trained"] and status["step"] == first
   # The same command resumes from the last checkpoint and finishes.
