@@ -30,6 +30,7 @@ def run(point_env, tasks):
                                    num_snapshots=3, keep_replay=True, **SHARED)
 
 
+@pytest.mark.slow  # trains a behaviour agent (make test-all)
 def test_each_stream_holds_only_its_own_task(point_env, tasks, run):
   _, replay = run
   tr = replay.transitions
@@ -46,6 +47,7 @@ def test_each_stream_holds_only_its_own_task(point_env, tasks, run):
   assert np.abs(warm).max() <= 1 and warm.std() > 0.5
 
 
+@pytest.mark.slow  # trains a behaviour agent (make test-all)
 def test_one_shared_agent_learns_every_task(point_env, tasks, run):
   policies, _ = run
   assert policies.algo == "sac_shared" and policies.steps.tolist() == [0, 1500, 3000]
@@ -53,6 +55,7 @@ def test_one_shared_agent_learns_every_task(point_env, tasks, run):
   assert np.all(rets[-1] > rets[0] + 3.0), rets  # every task, by a margin
 
 
+@pytest.mark.slow  # trains a behaviour agent (make test-all)
 def test_replay_dataset_is_the_buffer_in_stored_order(point_env, tasks, run):
   _, replay = run
   vec = np.asarray(tasks["goal"])
@@ -104,6 +107,7 @@ def test_a_cut_inside_an_episode_is_marked():
   np.testing.assert_array_equal(data.episode_id[0], [0, 0, 0, 1, 1, 2, 2, 2, 3, 3])
 
 
+@pytest.mark.slow  # trains a behaviour agent (make test-all)
 def test_replay_collection_resumes_without_retraining(point_env, tmp_path, monkeypatch):
   kw = dict(quality="replay", seed=0, behaviour_kwargs={
       "algo": "sac_shared", "num_snapshots": 2, "num_timesteps": 400,
