@@ -86,6 +86,47 @@ def read_ours(run_dir):
   return cfg, curves, finals
 
 
+def summary_row(s) -> dict:
+  """The final evaluation of one series: IID and z-shuffled return, the paired drop and its
+  standard error, the IID return normalised by the dataset's random / expert anchors."""
+  if "header" in s:  # official: the last evaluation row (one seed, one episode per task)
+    last = None
+    with open(s["source"]) as f:
+      for line in f:
+        row = json.loads(line)
+        if "step" in row:
+          last = row
+    norm = (s["header"] or {}).get("normalisation") or {}
+    iid, zs = last["eval/iid"], last["eval/z_shuffle"]
+    drop, se, step, seeds = iid - zs, last["eval/shuffle_drop_se"], last["step"], 1
+  else:
+    fin = s["final_protocols"]
+    norm = (fin.get("iid", {}).get("score") or {})
+    iid = fin["iid"]["score"]["mean"]
+    zs = fin["z_shuffle"]["score"]["mean"]
+    drop, se = fin["shuffle_drop"]["mean"], fin["shuffle_drop"]["se"]
+    step, seeds = s["config"]["num_steps"], s["config"]["num_seeds"]
+    norm = {"normalised": fin["iid"]["score"].get("normalised")}
+  row = {"series": s["label"], "updates": step, "seeds": seeds, "iid": round(iid, 1),
+         "z_shuffle": round(zs, 1), "drop": round(drop, 1), "drop_se": round(se, 1)}
+  if norm.get("normalised") is not None:
+    row["iid_normalised"] = round(norm["normalised"], 1)
+  elif norm.get("random") is not None:
+    row["iid_normalised"] = round(100 * (iid - norm["random"]) / (norm["expert"] - norm["random"]),
+                                  1)
+  return row
+
+
+def markdown(rows) -> str:
+  head = "| series | updates | seeds | IID | normalised | z-shuffled | drop (SE) |"
+  lines = [head, "|---|---|---|---|---|---|---|"]
+  for r in rows:
+    lines.append(f"| {r['series']} | {r['updates']} | {r['seeds']} | {r['iid']} | "
+                 f"{r.get('iid_normalised', '')} | {r['z_shuffle']} | "
+                 f"{r['drop']} ({r['drop_se']}) |")
+  return "\n".join(lines)
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--official", action="append", default=[], help="LABEL:path.jsonl (repeat)")
@@ -104,6 +145,8 @@ def main():
     cfg, curves, finals = read_ours(path)
     series.append({"label": f"jcomrl {label}", "source": path, "config": cfg,
                    "curves": curves, "final_protocols": finals})
+  rows = [summary_row(s) for s in series]
+  print(markdown(rows))
   try:
     load = os.getloadavg()
   except OSError:
@@ -115,7 +158,7 @@ def main():
         cpu = line.split(":", 1)[1].strip()
         break
   out = {"title": a.title, "cpu": cpu, "machine": platform.machine(),
-         "load_average_when_written": load, "series": series}
+         "load_average_when_written": load, "summary": rows, "series": series}
   os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
   with open(a.out + ".json", "w") as f:
     json.dump(out, f, indent=1)
