@@ -85,9 +85,12 @@ _SAC_PER_TASK_POINT = dict(_SAC_PER_TASK, num_timesteps=8_000, warmup_steps=1_00
 # agents): ONE task-conditioned SAC agent steps one env per task (40 envs), 4 updates of 256
 # transitions drawn over all tasks per iteration (the updates per env step of the measured brax
 # run, ../shared/measurements.md), 2x256 nets, learnt entropy towards -|A| (brax SAC's default),
-# 1k random warm-up steps per task; with quality="replay" each task's stream is its data, here
-# UNICORN Table 7's 2e5 transitions per task.
-_SAC_SHARED = {"num_timesteps": 200_000, "num_envs": 1, "updates_per_iteration": 4,
+# 1k random warm-up steps per task; with quality="replay" each task's stream is its data.
+# 24k env steps per task: on cheetah_vel the last snapshot returns -41.1 (random -325.7) in
+# 1246 s on the loaded 2-core CPU (benchmarks/results/issue35); UNICORN Table 7's buffers hold
+# 2e5 per task (--config.behaviour.sac_shared.num_timesteps=200000, ~8x the time). Not yet
+# measured on the other families.
+_SAC_SHARED = {"num_timesteps": 24_000, "num_envs": 1, "updates_per_iteration": 4,
                "hidden_sizes": (256, 256), "batch_size": 256, "warmup_steps": 1_000,
                "learn_entropy": True}
 _SAC_SHARED_POINT = dict(_SAC_SHARED, num_timesteps=4_000, warmup_steps=200,
