@@ -419,7 +419,7 @@ def test_context_preset_learns_and_separates_tasks(name, point_env, synthetic_da
   # lowers it (0.48-0.79 over seeds 0/1 and 1-5 chunks; a 1-ulp change of the rewards moved it
   # from 0.55 to 0.48), so its bar is lower.
   from jcomrl.nets.encoders import INIT_ENCODERS
-  if lr.get("net_init") == "rlkit" and lr["encoder"] in INIT_ENCODERS:
+  if lrn.cfg.net_init == "rlkit" and lrn.cfg.encoder in INIT_ENCODERS:
     # rlkit's encoder head is U(+-3e-3) (UNICORN/FOCAL torchkit): untrained codes are nearly
     # constant (R^2 ~0.01 measured), so here the probe is learning evidence on its own
     assert r2_init < 0.5 and r2 > r2_init + 0.4, (name, r2, r2_init)
