@@ -224,24 +224,16 @@ def init_agent(env: TaskEnv, cfg: PerTaskSACConfig, key: jax.Array, init_alpha) 
                opt_alpha=opt.init(log_alpha))
 
 
-def make_update(env: TaskEnv, cfg: PerTaskSACConfig):
-  """``update(agent, buffer, size, key, hp) -> (agent, metrics)`` for ONE task's agent.
-
-  ``cfg.updates_per_iteration`` SAC updates on minibatches drawn uniformly from the first
-  ``size`` entries of ``buffer`` (``Transition [buffer_size]``). The trainer vmaps it over tasks.
-  """
-  policy, critic = networks(env, cfg)
+def make_sac_step(policy, critic, cfg: PerTaskSACConfig, target_entropy: float):
+  """``step(agent, batch, k_critic, k_actor, hp) -> (agent, metrics)``: one SAC update of an
+  agent on a batch (task code of size 0), in the order of UNICORN's ``algorithms/sac.py:83-142``:
+  critic, Polyak target, the actor on the updated critic, then the temperature when learnt. The
+  per-task agents and the shared agent (``jcomrl.data.shared_sac``) both step with it."""
   opt = _adam()
-  target_entropy = (-float(env.action_size) if cfg.target_entropy is None
-                    else float(cfg.target_entropy))
   z = _no_code()
 
-  def one_update(agent: Agent, key, buffer, size, hp: HParams):
-    k_idx, k_critic, k_actor = jax.random.split(key, 3)
-    idx = jax.random.randint(k_idx, (cfg.batch_size,), 0, size)
-    batch = jax.tree.map(lambda x: x[idx], buffer)
+  def step(agent: Agent, batch: Transition, k_critic, k_actor, hp: HParams):
     alpha = jnp.exp(agent.log_alpha) if cfg.learn_entropy else hp.entropy_alpha
-    # Critic, target, then the actor on the updated critic (UNICORN algorithms/sac.py:83-142).
     (_, m_c), g_c = jax.value_and_grad(backbones.critic_loss, has_aux=True)(
         agent.critic, agent.critic_target, agent.actor, alpha, batch, z, k_critic, hp,
         policy=policy, critic=critic)
@@ -262,6 +254,26 @@ def make_update(env: TaskEnv, cfg: PerTaskSACConfig):
                "actor/loss": m_a["actor/loss"], "actor/entropy": m_a["actor/entropy"],
                "actor/alpha": jnp.asarray(alpha, jnp.float32)}
     return new, metrics
+
+  return step
+
+
+def make_update(env: TaskEnv, cfg: PerTaskSACConfig):
+  """``update(agent, buffer, size, key, hp) -> (agent, metrics)`` for ONE task's agent.
+
+  ``cfg.updates_per_iteration`` SAC updates on minibatches drawn uniformly from the first
+  ``size`` entries of ``buffer`` (``Transition [buffer_size]``). The trainer vmaps it over tasks.
+  """
+  policy, critic = networks(env, cfg)
+  target_entropy = (-float(env.action_size) if cfg.target_entropy is None
+                    else float(cfg.target_entropy))
+  step = make_sac_step(policy, critic, cfg, target_entropy)
+
+  def one_update(agent: Agent, key, buffer, size, hp: HParams):
+    k_idx, k_critic, k_actor = jax.random.split(key, 3)
+    idx = jax.random.randint(k_idx, (cfg.batch_size,), 0, size)
+    batch = jax.tree.map(lambda x: x[idx], buffer)
+    return step(agent, batch, k_critic, k_actor, hp)
 
   def update(agent: Agent, buffer: Transition, size, key, hp: HParams):
     def body(a, k):

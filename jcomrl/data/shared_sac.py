@@ -32,10 +32,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import struct
 
-from jcomrl.algos import backbones
 from jcomrl.algos.config import HParams
 from jcomrl.data.behaviour import BehaviourPolicies
 from jcomrl.data.per_task_sac import (
@@ -43,10 +41,10 @@ from jcomrl.data.per_task_sac import (
   PerTaskSACConfig,
   Replay,
   _adam,
-  _apply,
   _check,
   _no_code,
   _where_done,
+  make_sac_step,
   schedule,
 )
 from jcomrl.envs.base import EnvState, Task, TaskEnv
@@ -115,12 +113,11 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
   num_iterations) -> (state, stats)`` (stats per task ``[T]``: ``return_sum``, ``episodes``;
   the update metrics are scalars)."""
   policy, critic = networks(env, cfg.hidden_sizes, cfg.log_std_min, cfg.log_std_max)
-  opt = _adam()
   target_entropy = (-float(env.action_size) if cfg.target_entropy is None
                     else float(cfg.target_entropy))
+  step = make_sac_step(policy, critic, cfg, target_entropy)
   e, obs_size, act_size = cfg.num_envs, env.observation_size, env.action_size
   v_reset, v_step = jax.vmap(env.reset), jax.vmap(env.step)
-  z = _no_code()
 
   def flat_tasks(tasks):
     return jax.tree.map(lambda x: jnp.repeat(x, e, axis=0), tasks) if e > 1 else tasks
@@ -141,25 +138,7 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
   def one_update(agent: Agent, key, buffer, size, vectors, hp: HParams):
     k_batch, k_critic, k_actor = jax.random.split(key, 3)
     batch = sample_batch(k_batch, buffer, size, vectors, cfg.batch_size)
-    alpha = jnp.exp(agent.log_alpha) if cfg.learn_entropy else hp.entropy_alpha
-    (_, m_c), g_c = jax.value_and_grad(backbones.critic_loss, has_aux=True)(
-        agent.critic, agent.critic_target, agent.actor, alpha, batch, z, k_critic, hp,
-        policy=policy, critic=critic)
-    critic_p, opt_critic = _apply(opt, agent.opt_critic, g_c, agent.critic, hp.critic_lr)
-    target_p = optax.incremental_update(critic_p, agent.critic_target, hp.tau)
-    (_, (m_a, logp, _)), g_a = jax.value_and_grad(backbones.actor_loss, has_aux=True)(
-        agent.actor, critic_p, None, alpha, batch, z, k_actor, hp, policy=policy,
-        critic=critic, dual=None)
-    actor_p, opt_actor = _apply(opt, agent.opt_actor, g_a, agent.actor, hp.actor_lr)
-    log_alpha, opt_alpha = agent.log_alpha, agent.opt_alpha
-    if cfg.learn_entropy:
-      g_alpha = -(jax.lax.stop_gradient(logp) + target_entropy) * jnp.exp(log_alpha)
-      log_alpha, opt_alpha = _apply(opt, opt_alpha, g_alpha, log_alpha, hp.alpha_lr)
-    new = Agent(actor=actor_p, critic=critic_p, critic_target=target_p, log_alpha=log_alpha,
-                opt_actor=opt_actor, opt_critic=opt_critic, opt_alpha=opt_alpha)
-    return new, {"critic/loss": m_c["critic/loss"], "critic/q": m_c["critic/q"],
-                 "actor/loss": m_a["actor/loss"], "actor/entropy": m_a["actor/entropy"],
-                 "actor/alpha": jnp.asarray(alpha, jnp.float32)}
+    return step(agent, batch, k_critic, k_actor, hp)
 
   def update(agent, buffer, size, vectors, key, hp):
     agent, metrics = jax.lax.scan(lambda a, k: one_update(a, k, buffer, size, vectors, hp),
