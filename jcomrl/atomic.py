@@ -1,7 +1,7 @@
 """Atomic file writes: a reader (or a run killed half-way) sees the old file or the new one, never
 a torn one. Every file jcomrl writes (JSON results, metrics rewrites, collection chunks, plots)
-goes through :func:`atomic_file`; whole directories (datasets, behaviour snapshots) are built in a
-temporary sibling directory and renamed by their own writers.
+goes through :func:`atomic_file`; whole directories (datasets, behaviour snapshots, exports) are
+built in a temporary sibling directory and swapped into place with :func:`replace_dir`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from typing import Any
 
@@ -52,3 +53,14 @@ def save_figure(fig, path: str, **savefig_kwargs) -> None:
   fmt = savefig_kwargs.pop("format", ext[1:] or None)
   with atomic_file(path, "wb", suffix=ext) as f:
     fig.savefig(f, format=fmt, **savefig_kwargs)
+
+
+def replace_dir(tmp_dir: str, path: str) -> None:
+  """Moves the finished ``tmp_dir`` to ``path``; a previous ``path`` survives until the swap."""
+  if os.path.exists(path):
+    old = f"{path}.old-{os.getpid()}"
+    os.rename(path, old)
+    os.rename(tmp_dir, path)
+    shutil.rmtree(old, ignore_errors=True)
+  else:
+    os.rename(tmp_dir, path)

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jcomrl import atomic
 from jcomrl.types import Transition
 
 SCHEMA_VERSION = 1
@@ -131,17 +132,6 @@ def _sha256(path: str) -> str:
   return h.hexdigest()
 
 
-def _atomic_dir_replace(tmp_dir: str, path: str) -> None:
-  """Moves the finished ``tmp_dir`` to ``path``; a previous ``path`` survives until the swap."""
-  if os.path.exists(path):
-    old = f"{path}.old-{os.getpid()}"
-    os.rename(path, old)
-    os.rename(tmp_dir, path)
-    shutil.rmtree(old, ignore_errors=True)
-  else:
-    os.rename(tmp_dir, path)
-
-
 def save_dataset(path: str, dataset: OfflineDataset, meta: dict, *, overwrite: bool = False,
                  extra_writer=None) -> str:
   """Writes ``dataset`` and ``meta`` atomically to the directory ``path``.
@@ -183,7 +173,7 @@ def save_dataset(path: str, dataset: OfflineDataset, meta: dict, *, overwrite: b
       extra_writer(tmp)
     with open(os.path.join(tmp, "meta.json"), "w") as f:
       json.dump(full, f, indent=1, sort_keys=True)
-    _atomic_dir_replace(tmp, path)
+    atomic.replace_dir(tmp, path)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise

@@ -85,7 +85,7 @@ import h5py
 import numpy as np
 
 from jcomrl import atomic
-from jcomrl.data.dataset import (DatasetError, OfflineDataset, _atomic_dir_replace, _sha256,
+from jcomrl.data.dataset import (DatasetError, OfflineDataset, _sha256,
                                  load_dataset)
 
 D4RL_LAYOUT = ("d4rl-hdf5 (observations, actions, rewards, terminals, timeouts"
@@ -732,7 +732,7 @@ def export_minari(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
                      **{k: meta[k] for k in ("env", "quality", "split", "normalisation",
                                              "env_overrides") if meta.get(k) is not None}}}
       atomic.write_json(os.path.join(data_dir, "metadata.json"), mmeta)
-      _atomic_dir_replace(tmp, path)
+      atomic.replace_dir(tmp, path)
     except BaseException:
       shutil.rmtree(tmp, ignore_errors=True)
       raise

@@ -33,6 +33,7 @@ import tempfile
 
 import numpy as np
 
+from jcomrl import atomic
 from jcomrl.data.dataset import DatasetError, OfflineDataset, load_dataset
 
 # Files of one task directory, in load_transitions' order, and the jcomrl field each comes from.
@@ -105,13 +106,7 @@ def export_unicorn(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
               "dirs": written, "normalisation": meta.get("normalisation")}
     with open(os.path.join(tmp, "jcomrl_export.json"), "w") as f:
       json.dump(record, f, indent=1, sort_keys=True)
-    if os.path.exists(out_dir):
-      old = f"{out_dir}.old-{os.getpid()}"
-      os.rename(out_dir, old)
-      os.rename(tmp, out_dir)
-      shutil.rmtree(old, ignore_errors=True)
-    else:
-      os.rename(tmp, out_dir)
+    atomic.replace_dir(tmp, out_dir)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
