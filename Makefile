@@ -117,11 +117,15 @@ all-presets-table: $(STAMP)
 # presets x 3 seeds, IID/OOD/z-shuffle/diagnostics, table + curves + code plots in
 # benchmarks/results/paper_$(PROFILE)/$(ENV). PROFILE=cpu: the 2-core CPU profile; PROFILE=paper:
 # full scale (a GPU; benchmarks/gpu_session.sh). Resumable: rerun the same command after a kill.
+# RECIPE=per_task (default: one SAC agent per task, snapshot rollouts) | fast (one shared SAC
+# agent's whole replay buffer; table in benchmarks/results/paper_$(PROFILE)/$(ENV)_fast).
 PROFILE ?= cpu
+RECIPE ?= per_task
 PAPER_ENV ?= $(if $(filter point_robot,$(ENV)),cheetah_vel,$(ENV))
 .PHONY: paper
 paper: $(STAMP)
-	$(PY) -m experiments.paper --env=$(PAPER_ENV) --profile=$(PROFILE) $(if $(SEEDS),--seeds=$(SEEDS)) \
+	$(PY) -m experiments.paper --env=$(PAPER_ENV) --profile=$(PROFILE) --recipe=$(RECIPE) \
+	  $(if $(SEEDS),--seeds=$(SEEDS)) \
 	  $(foreach s,$(SET),--set=$(s)) $(ARGS)
 
 lint: $(STAMP)

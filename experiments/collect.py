@@ -128,6 +128,11 @@ def generate(c, progress=print):
       episodes_per_snapshot=c.episodes_per_snapshot, transitions_per_task=c.transitions_per_task,
       chunk_episodes=c.chunk_episodes, return_episodes=c.return_episodes,
       behaviour_tasks=c.get("behaviour_tasks", "all"), physics=c.get("physics", "auto"),
+      anchor_policy=c.get("anchor_policy", "deterministic"),
+      provenance={"jcomrl_commit": cli.source_commit(),
+                  "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                  "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+                  "cpu": cli.cpu_model()},
       progress=show,
       message=progress)
   summary = {k: round(v, 2) for k, v in collect.dataset_summary(data).items()}

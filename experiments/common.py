@@ -365,6 +365,13 @@ def train_run(cfg: dict, workdir: str, progress=print, evaluate: bool = True,
       progress(f"num_steps {saved['num_steps']} -> {cfg['num_steps']}: extending the run")
     if saved != cfg and distributed.is_main():
       write_json_atomic(os.path.join(workdir, "config.json"), cfg)
+    if distributed.is_main():  # which code trained (or resumed) this run, one line per start
+      with open(os.path.join(workdir, "provenance.jsonl"), "a") as f:
+        f.write(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                            "jcomrl_commit": cli.source_commit(), "cpu": cli.cpu_model(),
+                            "load_avg": [round(x, 2) for x in os.getloadavg()],
+                            "resumed": saved is not None, "num_steps": cfg["num_steps"]})
+                + "\n")
 
     def eval_fn(state, step):
       try:

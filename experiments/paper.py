@@ -38,6 +38,10 @@ from experiments import cli
 PRESETS = ("unicorn_ss", "unicorn_sup", "csro", "corro", "focal", "supervised", "oracle")
 PROTOCOLS = ("iid", "ood", "z_shuffle", "diagnostics")
 PROFILES = ("cpu", "paper")
+# Behaviour-data recipes (issue 28): "per_task" = one SAC agent per task, snapshots rolled out
+# (``data.py:<env>@cpu`` / ``<env>``); "fast" = one shared task-conditioned SAC agent, its whole
+# replay buffer as the data (``data.py:<env>@fast``, jcomrl.data.shared_sac).
+RECIPES = ("per_task", "fast")
 # MACAW is a learner of its own (jcomrl.algos.macaw), not a context preset; --algos takes it too.
 EXTRA_ALGOS = ("macaw",)
 # UNICORN Table 2 (mean ± std over 6 seeds, 20 test tasks): reference comrl-algorithms.md §6.1,
@@ -65,16 +69,25 @@ UNICORN_TABLE2 = {
 }
 
 
-def dataset_for(env: str, profile: str) -> tuple[str, str]:
-  """``(dataset path, experiments/configs/data.py variant)`` of a profile."""
+def dataset_for(env: str, profile: str, recipe: str = "per_task") -> tuple[str, str]:
+  """``(dataset path, experiments/configs/data.py variant)`` of a profile and recipe."""
+  if recipe == "fast":
+    return f"data/{env}@fast", f"{env}@fast"
   return (f"data/{env}@cpu", f"{env}@cpu") if profile == "cpu" else (f"data/{env}@paper", env)
 
 
-def data_overrides(profile: str) -> list[str]:
+def data_overrides(profile: str, recipe: str = "per_task") -> list[str]:
   """Config overrides of the dataset command: the paper profile takes the paper-scale variant
   (UNICORN Table 7 sizes) with the papers' per-task SAC agents (1e6 env steps per task) instead
   of that variant's default task-conditioned PPO."""
-  return [] if profile == "cpu" else ["--config.behaviour.algo=sac_per_task"]
+  return [] if profile == "cpu" or recipe == "fast" else ["--config.behaviour.algo=sac_per_task"]
+
+
+def default_paths(env: str, profile: str, recipe: str) -> tuple[str, str]:
+  """``(runs root, table directory)`` defaults; the fast recipe's get a ``_fast`` suffix."""
+  tag = "" if recipe == "per_task" else f"_{recipe}"
+  return (f"runs/paper_{profile}{tag}",
+          os.path.join("benchmarks", "results", f"paper_{profile}", f"{env}{tag}"))
 
 
 def variant_for(env: str, profile: str) -> str:
@@ -115,12 +128,13 @@ def ensure_dataset(path: str, data_variant: str, log_path: str,
     raise cli.RunFailed(f"generating the dataset {path} failed (see the error above); run the "
                         "same command again to resume it")
   _log(log_path, {"step": "dataset", "path": path, "wall_s": round(time.time() - t0, 1),
-                  "time": time.strftime("%Y-%m-%d %H:%M:%S"), "load_avg": os.getloadavg()})
+                  "time": time.strftime("%Y-%m-%d %H:%M:%S"), "load_avg": os.getloadavg(),
+                  "jcomrl_commit": cli.source_commit(), "cpu": cli.cpu_model()})
 
 
 def run_sweep(env: str, profile: str, seeds: int, runs_root: str, algos: list[str],
-              extra: list[str]) -> None:
-  path, data_variant = dataset_for(env, profile)
+              extra: list[str], recipe: str = "per_task") -> None:
+  path, data_variant = dataset_for(env, profile, recipe)
   cmd = [sys.executable, "-m", "experiments.sweep", f"--algos={','.join(algos)}",
          f"--envs={env}", f"--variant={variant_for(env, profile)}", f"--dataset={path}",
          f"--data_variant={data_variant}", f"--seeds={seeds}", f"--runs_root={runs_root}",
@@ -194,16 +208,28 @@ def _paired(a: dict | None, b: dict | None) -> dict | None:
 
 
 def behaviour_report(meta: dict) -> dict:
-  """Random (first) vs expert (last) behaviour snapshot return per task, from the dataset."""
+  """Random (first), best and last behaviour snapshot return per task, from the dataset; the
+  expert anchor is the best snapshot (the highest mean over all tasks; ``pipeline.anchors``)."""
   snaps = meta.get("behaviour_snapshots", {})
   per_task = snaps.get("task_returns")
-  out = {"algo": snaps.get("algo"), "normalisation": meta.get("normalisation")}
+  norm = meta.get("normalisation") or {}
+  creation = meta.get("creation", {})
+  out = {"algo": snaps.get("algo"), "normalisation": norm,
+         "anchor_policy": snaps.get("policy", "stochastic"), "quality": meta.get("quality"),
+         "recipe": creation.get("behaviour"), "behaviour_seconds":
+         creation.get("behaviour_seconds"), "data_commit": creation.get("jcomrl_commit"),
+         "transitions_per_task": meta.get("transitions_per_task")}
   if per_task:
-    rnd, exp = np.asarray(per_task[0]), np.asarray(per_task[-1])
-    out.update(random=rnd.tolist(), expert=exp.tolist(),
+    per_task = np.asarray(per_task)
+    best_k = int(norm.get("best_snapshot", int(np.argmax(per_task.mean(axis=1)))))
+    rnd, exp, last = per_task[0], per_task[best_k], per_task[-1]
+    out.update(random=rnd.tolist(), expert=exp.tolist(), last=last.tolist(),
+               best_snapshot=best_k,
                tasks_expert_better=int(np.sum(exp > rnd)), num_tasks=int(len(rnd)),
                worse_tasks=[int(i) for i in np.flatnonzero(exp <= rnd)],
-               snapshot_means=snaps.get("mean_return"))
+               snapshot_means=snaps.get("mean_return"),
+               snapshot_means_other=next((v for k, v in snaps.items()
+                                          if k.startswith("mean_return_")), None))
   return out
 
 
@@ -256,16 +282,27 @@ def build_markdown(env: str, profile: str, rows: dict, beh: dict, times: dict,
   md += ["", "Bold: best IID / OOD mean among the context methods (the oracle reads the true task).",
          "", "## Behaviour data", ""]
   if "random" in beh:
-    md.append(f"{beh['algo']} agents: the expert (last) snapshot beats the random (first) one in "
+    md.append(f"{beh['algo']} agents ({beh.get('quality')} data, "
+              f"{beh.get('transitions_per_task')} transitions per task; anchors measured with "
+              f"the snapshots acting {beh.get('anchor_policy')}ally): the expert (best, "
+              f"snapshot {beh['best_snapshot']}) beats the random (first) one in "
               f"{beh['tasks_expert_better']}/{beh['num_tasks']} tasks"
               + (f" (not in tasks {beh['worse_tasks']})" if beh["worse_tasks"] else "") + ".")
+    if beh.get("behaviour_seconds"):
+      md.append(f"Behaviour training took {beh['behaviour_seconds'] / 60:.1f} min; recipe "
+                f"`{json.dumps(beh.get('recipe'))}`; data built at commit "
+                f"{beh.get('data_commit')}.")
     md += ["", "| task | " + " | ".join(str(i) for i in range(beh["num_tasks"])) + " |",
            "|" + "---|" * (beh["num_tasks"] + 1),
            "| random | " + " | ".join(f"{x:.0f}" for x in beh["random"]) + " |",
-           "| expert | " + " | ".join(f"{x:.0f}" for x in beh["expert"]) + " |"]
+           "| expert (best) | " + " | ".join(f"{x:.0f}" for x in beh["expert"]) + " |",
+           "| last | " + " | ".join(f"{x:.0f}" for x in beh["last"]) + " |"]
     if beh.get("snapshot_means"):
-      md += ["", "Mean return per snapshot (all tasks): "
+      md += ["", f"Mean return per snapshot (all tasks, {beh.get('anchor_policy')}): "
              + ", ".join(f"{x:.1f}" for x in beh["snapshot_means"])]
+    if beh.get("snapshot_means_other"):
+      md += ["", "The same, the other way of acting: "
+             + ", ".join(f"{x:.1f}" for x in beh["snapshot_means_other"])]
   md += ["", "## Wall time (2-core CPU unless stated)", ""]
   for k, v in times.items():
     md.append(f"- {k}: {v}")
@@ -273,11 +310,11 @@ def build_markdown(env: str, profile: str, rows: dict, beh: dict, times: dict,
 
 
 def make_table(env: str, profile: str, runs_root: str, out: str, algos: list[str],
-               seeds: int) -> dict:
+               seeds: int, recipe: str = "per_task") -> dict:
   from experiments.table import _write, find_runs, plot_curves
   from jcomrl.data.dataset import read_meta
 
-  path, _ = dataset_for(env, profile)
+  path, _ = dataset_for(env, profile, recipe)
   meta = read_meta(path)
   rows = gather(runs_root, env, algos)
   if not rows:
@@ -293,7 +330,9 @@ def make_table(env: str, profile: str, runs_root: str, out: str, algos: list[str
   os.makedirs(out, exist_ok=True)
   _write(os.path.join(out, "table.md"), build_markdown(env, profile, rows, beh, times, seeds))
   _write(os.path.join(out, "table.json"), json.dumps(
-      {"env": env, "profile": profile, "seeds": seeds, "dataset": path, "rows": rows,
+      {"env": env, "profile": profile, "recipe": recipe, "seeds": seeds, "dataset": path,
+       "rows": rows, "jcomrl_commit_at_table": cli.source_commit(), "cpu": cli.cpu_model(),
+       "dataset_log": log,
        "behaviour": beh, "unicorn_table2": UNICORN_TABLE2.get(env), "times": times,
        "dataset_wall_s": data_s, "presets_wall_s": train_s,
        "load_avg_at_table": os.getloadavg()}, indent=1))
@@ -325,6 +364,9 @@ def define_flags() -> None:
                       "<env>)")
   flags.DEFINE_multi_string("set", [], "extra config override key=value for every preset")
   flags.DEFINE_boolean("table_only", False, "only rebuild the table from finished runs")
+  flags.DEFINE_enum("recipe", "per_task", list(RECIPES),
+                    "behaviour data: per_task (one SAC agent per task, snapshot rollouts) or "
+                    "fast (one shared SAC agent, its replay buffer; data.py:<env>@fast)")
 
 
 def main(argv):
@@ -341,14 +383,16 @@ def main(argv):
   if bad:
     raise cli.UsageError(f"unknown preset(s) {bad} in --algos; expected some of "
                          f"{', '.join(known)}")
-  runs_root = FLAGS.runs_root or f"runs/paper_{profile}"
-  out = FLAGS.out or os.path.join("benchmarks", "results", f"paper_{profile}", env)
+  recipe = FLAGS.recipe
+  runs_default, out_default = default_paths(env, profile, recipe)
+  runs_root = FLAGS.runs_root or runs_default
+  out = FLAGS.out or out_default
   if not FLAGS.table_only:
-    path, data_variant = dataset_for(env, profile)
+    path, data_variant = dataset_for(env, profile, recipe)
     ensure_dataset(path, data_variant, os.path.join(runs_root, env, "paper_log.jsonl"),
-                   tuple(data_overrides(profile)))
-    run_sweep(env, profile, FLAGS.seeds, runs_root, algos, FLAGS.set)
-  res = make_table(env, profile, runs_root, out, algos, FLAGS.seeds)
+                   tuple(data_overrides(profile, recipe)))
+    run_sweep(env, profile, FLAGS.seeds, runs_root, algos, FLAGS.set, recipe)
+  res = make_table(env, profile, runs_root, out, algos, FLAGS.seeds, recipe)
   with open(os.path.join(out, "table.md")) as f:
     print(f.read())
   print(f"[paper] wrote {out}/table.md, table.json, curves_{env}.png and "

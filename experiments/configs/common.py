@@ -7,7 +7,7 @@ the suite (``point_robot``, ``sparse_point_robot``, ``cheetah_vel``, ``cheetah_d
 ``+paper`` suffix (``unicorn_ss.py:walker_param+paper``) takes the paper's value where it and the
 official code disagree (``presets.preset(..., source="paper")``); an ``@cpu`` suffix on a MuJoCo env
 (``focal.py:cheetah_vel@cpu``, also ``walker_param+paper@cpu``) is the CPU scale profile of
-``make paper PROFILE=cpu`` (``presets.PROFILES``: narrower nets, smaller batches, 6k updates, a
+``make paper PROFILE=cpu`` (``presets.PROFILES``: narrower nets, smaller batches, 30k updates, a
 random 40 of UNICORN's OOD behaviour policies, checkpoints and IID curve points every quarter).
 
 ``learner`` holds every :class:`~jcomrl.algos.config.LearnerConfig` field (the preset's values

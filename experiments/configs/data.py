@@ -4,7 +4,9 @@ Variants: one per env at paper scale (``point_robot``, ``sparse_point_robot``, `
 ``ant_dir``, ``hopper_param``, ``walker_param``) and tiny test variants: ``tiny`` (PPO) and
 ``tiny_sac`` train and collect point-robot data in about 30 s on a 2-core CPU;
 ``<env>@cpu`` for the MuJoCo envs is the CPU profile of ``make paper PROFILE=cpu`` (per-task SAC
-agents, reduced sizes listed next to the paper's below);
+agents, reduced sizes listed next to the paper's below); ``<env>@fast`` is the fast recipe
+(one shared task-conditioned SAC agent, its whole replay buffer as the data; ``make paper
+RECIPE=fast``);
 ``tiny_cheetah_vel`` and ``tiny_hopper_param`` simulate only seconds' worth of MuJoCo steps (on a
 CPU through C MuJoCo, ``physics="auto"``; with ``physics="mjx"`` compiling the MJX programs takes
 minutes on such a CPU the first time; the persistent compilation cache,
@@ -18,6 +20,8 @@ Layout::
     episodes_per_snapshot   ... else this many episodes per (task, snapshot)
     chunk_episodes          episodes per (task, snapshot) per jitted collection call (0 = all)
     return_episodes         episodes per (task, snapshot) for the random/expert anchors
+    anchor_policy           how the snapshots act for the anchors: "deterministic" (default, as
+                            the evaluation protocols act) | "stochastic"
     behaviour.algo          "ppo" | "sac": one task-conditioned brax network for every task;
                             "sac_per_task": one independent SAC agent per task, all trained in
                             one program (the papers' recipe, jcomrl.data.per_task_sac);
@@ -151,6 +155,13 @@ for _env, _size in (("cheetah_vel", 10_000), ("cheetah_dir", 10_000), ("ant_dir"
                     ("hopper_param", 10_000), ("walker_param", 10_000)):
   _VARIANTS[f"{_env}@cpu"] = (_env, _CPU_BEHAVIOUR, (_size, 0, 0, 10))
 
+# The fast recipe as a data profile (``<env>@fast``; issue 28, ``make paper RECIPE=fast``): the
+# shared task-conditioned SAC above (``_SAC_SHARED``, 24k env steps per task), its whole replay
+# buffer as the data (``quality="replay"``), 10 snapshots for the OOD protocol and the anchors.
+FAST_ALGO = "sac_shared"
+for _env in ("cheetah_vel", "cheetah_dir", "ant_dir", "hopper_param", "walker_param"):
+  _VARIANTS[f"{_env}@fast"] = (_env, _CPU_BEHAVIOUR, (0, 0, 0, 10))
+
 # Sparse point robot: behaviour policies learn from the dense reward (FOCAL issue #1), the
 # dataset stores the sparse one.
 _VARIANTS["sparse_point_robot"] = (
@@ -174,7 +185,7 @@ def get_config(variant: str = "point_robot"):
   c.variant = variant
   c.env = env
   c.env_overrides = config_dict.ConfigDict()
-  c.quality = "mixed"
+  c.quality = "replay" if variant.endswith("@fast") else "mixed"
   c.seed = 0
   c.transitions_per_task = transitions
   c.episodes_per_snapshot = episodes
@@ -184,7 +195,11 @@ def get_config(variant: str = "point_robot"):
   c.physics = "auto"
   c.behaviour = config_dict.ConfigDict()
   c.behaviour.algo = ("sac" if variant == "tiny_sac" else
-                      CPU_ALGO if variant.endswith("@cpu") else "ppo")
+                      CPU_ALGO if variant.endswith("@cpu") else
+                      FAST_ALGO if variant.endswith("@fast") else "ppo")
+  # How the snapshots act for the normalisation anchors: as the evaluation protocols act
+  # (jcomrl.data.pipeline.ANCHOR_POLICIES; "stochastic" was jcomrl's anchor before issue 28).
+  c.anchor_policy = "deterministic"
   c.behaviour.num_snapshots = beh["num_snapshots"]
   c.behaviour.ppo = config_dict.ConfigDict(beh["ppo"])
   c.behaviour.sac = config_dict.ConfigDict(beh["sac"])

@@ -359,17 +359,19 @@ def first_episode_returns(traj: Transition) -> jnp.ndarray:
 
 
 def snapshot_returns(env: TaskEnv, policies: BehaviourPolicies, tasks: Task, key: jax.Array,
-                     episodes: int = 4) -> np.ndarray:
-  """Mean stochastic episode return ``[K, T]`` of every snapshot in every task.
+                     episodes: int = 4, deterministic: bool = False) -> np.ndarray:
+  """Mean episode return ``[K, T]`` of every snapshot in every task, the snapshots acting
+  stochastically or (``deterministic``) with their mean action.
 
   Counted as evaluation episodes count (``jcomrl.eval.rollout``): up to the first end under the
   ``"true_terminal"`` convention, all ``episode_length`` rewards without a reset under
   ``"no_terminal"``.
   """
   if env.end_convention == "no_terminal":
-    traj = rollout_segments(env, policies, tasks, key, episodes, reset_after_done=False)
+    traj = rollout_segments(env, policies, tasks, key, episodes, deterministic,
+                            reset_after_done=False)
     return np.asarray(jnp.mean(jnp.sum(traj.reward, axis=-1), axis=-1)).T
-  traj = rollout_segments(env, policies, tasks, key, episodes)
+  traj = rollout_segments(env, policies, tasks, key, episodes, deterministic)
   return np.asarray(jnp.mean(first_episode_returns(traj), axis=-1)).T
 
 

@@ -47,6 +47,8 @@ BEHAVIOUR_TASKS = ("all", "train")
 # the buffers'), not rollouts of snapshots. Only trainers that keep a per-task buffer make one.
 REPLAY = "replay"
 REPLAY_ALGOS = ("sac_per_task", "sac_shared")
+# How the behaviour snapshots act when the normalisation anchors are measured (``generate``).
+ANCHOR_POLICIES = ("deterministic", "stochastic")
 
 Progress = Callable[[str], None]
 
@@ -274,6 +276,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
              transitions_per_task: int = 0, chunk_episodes: int = 0, return_episodes: int = 4,
              progress=None, message: Progress | None = None, work_dir: str | None = None,
              behaviour_tasks: str = "all", physics: str = "auto",
+             anchor_policy: str = "deterministic", provenance: dict | None = None,
              ) -> tuple[OfflineDataset, behaviour.BehaviourPolicies, dict]:
   """Trains behaviour policies and collects every benchmark task.
 
@@ -296,6 +299,12 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
     physics: physics backend of the MuJoCo envs (``jcomrl.envs.make``: ``"auto"``, ``"c"``,
       ``"mjx"``); the one used is recorded in ``meta["creation"]["physics"]``. It is not part of
       the resume key: both backends simulate the same MDPs.
+    anchor_policy: how the snapshots act when their returns are measured for the normalisation
+      anchors: ``"deterministic"`` (default; the mean action, as every evaluation protocol of
+      ``jcomrl.eval.protocols`` acts) or ``"stochastic"`` (jcomrl before issue 28: sampled
+      actions, so an anchor and the score it normalises were measured differently). The other
+      mode's per-snapshot means are kept in the meta too.
+    provenance: extra entries for ``meta["creation"]`` (e.g. the source commit).
   Returns:
     ``(dataset, behaviour policies, meta)``.
   Raises:
@@ -379,8 +388,14 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
     data = collect.build_dataset(env, policies, all_tasks, key, quality=quality,
                                  episodes_per_snapshot=episodes, chunk_episodes=chunk_episodes,
                                  cache=work, progress=say)
+  if anchor_policy not in ANCHOR_POLICIES:
+    raise ConfigError(f"anchor_policy={anchor_policy!r}; expected one of {ANCHOR_POLICIES}")
   k_ret = jax.random.fold_in(jax.random.key(seed), 2)
-  returns = collect.snapshot_returns(env, policies, all_tasks, k_ret, return_episodes)  # [K, T]
+  by_mode = {m: collect.snapshot_returns(env, policies, all_tasks, k_ret, return_episodes,
+                                         deterministic=m == "deterministic")  # [K, T]
+             for m in ANCHOR_POLICIES}
+  returns = by_mode[anchor_policy]
+  other = [m for m in ANCHOR_POLICIES if m != anchor_policy][0]
   meta = {
       "env": env_name, "env_overrides": env_overrides, "split": split,
       "task_params": np.asarray(data.task_params).tolist(), "quality": quality,
@@ -402,12 +417,25 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
                               "used": (list(range(policies.num_snapshots)) if replay_mode
                                        else collect.snapshot_ids(quality,
                                                                  policies.num_snapshots))},
-      # Normalisation anchors: 0 = random (first) snapshot, 100 = expert (last) snapshot; mean
-      # stochastic episode return over all tasks, counted as evaluation counts (rewards up to
-      # the first done, or all steps under the env's "no_terminal" end convention).
-      "normalisation": {"random": float(returns[0].mean()), "expert": float(returns[-1].mean())},
+      # Normalisation anchors (issue 28): 0 = the random (first, untrained) snapshot, 100 = the
+      # best snapshot (highest mean over all tasks; not blindly the last, which a late collapse
+      # would make a weak anchor); mean episode return over all tasks with the snapshots acting
+      # as ``anchor_policy`` says, counted as evaluation counts (rewards up to the first done,
+      # or all steps under the env's "no_terminal" end convention).
+      "normalisation": anchors(returns, anchor_policy),
   }
+  if provenance:
+    meta["creation"].update(_jsonable(provenance))
   return data, policies, meta
+
+
+def anchors(returns: np.ndarray, policy: str) -> dict:
+  """``meta["normalisation"]`` from the ``[K, T]`` snapshot returns: random = snapshot 0, expert
+  = the best snapshot's mean (``best_snapshot``), with the last snapshot's mean beside it."""
+  means = np.asarray(returns, np.float64).mean(axis=1)
+  best = int(np.argmax(means))
+  return {"random": float(means[0]), "expert": float(means[best]), "best_snapshot": best,
+          "last": float(means[-1]), "policy": policy}
 
 
 def _save_replay(path: str, replay) -> None:
