@@ -416,7 +416,9 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
                               "task_returns": np.round(returns, 3).tolist(),
                               "used": (list(range(policies.num_snapshots)) if replay_mode
                                        else collect.snapshot_ids(quality,
-                                                                 policies.num_snapshots))},
+                                                                 policies.num_snapshots)),
+                              "policy": anchor_policy,
+                              f"mean_return_{other}": by_mode[other].mean(axis=1).tolist()},
       # Normalisation anchors (issue 28): 0 = the random (first, untrained) snapshot, 100 = the
       # best snapshot (highest mean over all tasks; not blindly the last, which a late collapse
       # would make a weak anchor); mean episode return over all tasks with the snapshots acting
