@@ -387,3 +387,60 @@ def test_tiny_mjx_dataset_generates_from_its_config(tmp_path, no_brax_eval, name
   # The behaviour snapshots are saved with the dataset (UNICORN's OOD context source).
   pol = pipeline.load_behaviour(c.out, env)
   assert pol.algo == "ppo" and pol.num_snapshots == 3 and pol.steps[0] == 0
+
+
+def _speed_policies(speeds):
+  """Snapshot k acts ``speeds[k] * goal`` when deterministic (the goal is the obs's appended
+  task vector, a unit vector) and uniform noise when stochastic."""
+
+  def make_policy(params, deterministic):
+    def policy(obs, key):
+      if deterministic:
+        return params["v"] * obs[2:], {}
+      return jax.random.uniform(key, (2,), minval=-1.0, maxval=1.0), {}
+    return policy
+
+  return behaviour.BehaviourPolicies(params={"v": jnp.asarray(speeds, jnp.float32)},
+                                     steps=np.arange(len(speeds)), make_policy=make_policy,
+                                     hidden_sizes=())
+
+
+def _straight_line_return(v, steps=20, max_step=0.1):
+  # From the origin towards a unit-distance goal at v * max_step per step, never passing it
+  # (v * max_step * steps <= 1 here): reward -(1 - v * max_step * n) at step n.
+  return -sum(1.0 - v * max_step * n for n in range(1, steps + 1))
+
+
+def test_anchors_are_the_best_snapshot_acting_as_the_protocols_act(monkeypatch, point_env):
+  # Snapshot 1 is the best, the last one is worse: the expert anchor is snapshot 1, not the last.
+  speeds = [0.0, 0.5, 0.25]
+  expected = [_straight_line_return(v) for v in speeds]  # -20, -9.5, -14.75
+  np.testing.assert_allclose(expected, [-20.0, -9.5, -14.75])
+  monkeypatch.setattr(behaviour, "train_ppo", lambda env, tasks, **kw: _speed_policies(speeds))
+  kwargs = {"quality": "mixed", "seed": 0, "episodes_per_snapshot": 1, "return_episodes": 2,
+            "behaviour_kwargs": {"algo": "ppo", "num_snapshots": 3}}
+  _, _, meta = pipeline.generate("point_robot", {}, **kwargs)
+  norm = meta["normalisation"]
+  assert norm["policy"] == "deterministic" and norm["best_snapshot"] == 1
+  np.testing.assert_allclose([norm["random"], norm["expert"], norm["last"]], expected,
+                             rtol=1e-5)
+  snaps = meta["behaviour_snapshots"]
+  np.testing.assert_allclose(snaps["task_returns"], np.repeat(np.asarray(expected)[:, None],
+                                                               40, axis=1), rtol=1e-4)
+  # The stochastic means are kept beside them (noise actions: not the straight-line returns).
+  assert len(snaps["mean_return_stochastic"]) == 3
+  assert not np.allclose(snaps["mean_return_stochastic"], expected, atol=0.5)
+  # anchor_policy="stochastic" (jcomrl's earlier anchor) anchors on the noisy episodes.
+  _, _, meta_s = pipeline.generate("point_robot", {}, anchor_policy="stochastic", **kwargs)
+  np.testing.assert_allclose(meta_s["normalisation"]["random"],
+                             snaps["mean_return_stochastic"][0], rtol=1e-6)
+  with pytest.raises(pipeline.ConfigError, match="anchor_policy='greedy'"):
+    pipeline.generate("point_robot", {}, anchor_policy="greedy", **kwargs)
+
+
+def test_fast_recipe_variants_are_the_shared_agents_replay_buffer():
+  for env in ("cheetah_vel", "cheetah_dir", "ant_dir", "hopper_param", "walker_param"):
+    c = data_config.get_config(f"{env}@fast")
+    assert (c.env, c.quality, c.behaviour.algo) == (env, "replay", "sac_shared")
+    assert c.anchor_policy == "deterministic"
+  assert data_config.get_config("cheetah_vel@cpu").quality == "mixed"

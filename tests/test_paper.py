@@ -141,3 +141,54 @@ def test_paired_drop_uses_the_per_episode_returns(tmp_path):
   assert pd["n"] == 4 and pd["mean"] == 1.5
   np.testing.assert_allclose(pd["se"], d.std(ddof=1) / 2)
   assert pd["significant"] is (1.5 > 2 * pd["se"])
+
+
+def test_expert_anchor_rows_are_the_best_snapshot_with_the_last_beside_it():
+  # Three snapshots; snapshot 1 has the best mean (-30 vs the last's -100).
+  meta = {"normalisation": {"random": -300.0, "expert": -30.0, "best_snapshot": 1,
+                            "last": -100.0, "policy": "deterministic"},
+          "quality": "replay", "transitions_per_task": 5,
+          "behaviour_snapshots": {"algo": "sac_shared", "mean_return": [-300.0, -30.0, -100.0],
+                                  "task_returns": [[-310.0, -290.0], [-20.0, -40.0],
+                                                   [-150.0, -50.0]],
+                                  "policy": "deterministic",
+                                  "mean_return_stochastic": [-305.0, -60.0, -120.0]}}
+  beh = paper.behaviour_report(meta)
+  assert beh["best_snapshot"] == 1 and beh["anchor_policy"] == "deterministic"
+  assert beh["expert"] == [-20.0, -40.0] and beh["last"] == [-150.0, -50.0]
+  assert beh["snapshot_means_other"] == [-305.0, -60.0, -120.0]
+  md = paper.build_markdown("cheetah_vel", "cpu", {}, beh, {}, 3)
+  assert "| expert (best) | -20 | -40 |" in md and "| last | -150 | -50 |" in md
+  assert "expert (best, snapshot 1)" in md
+
+
+def test_recipes_pick_their_dataset_runs_and_table_directories():
+  assert paper.dataset_for("cheetah_vel", "cpu") == ("data/cheetah_vel@cpu", "cheetah_vel@cpu")
+  assert paper.dataset_for("cheetah_vel", "cpu", "fast") == ("data/cheetah_vel@fast",
+                                                             "cheetah_vel@fast")
+  assert paper.default_paths("ant_dir", "cpu", "per_task") == (
+      "runs/paper_cpu", os.path.join("benchmarks", "results", "paper_cpu", "ant_dir"))
+  assert paper.default_paths("ant_dir", "cpu", "fast") == (
+      "runs/paper_cpu_fast", os.path.join("benchmarks", "results", "paper_cpu", "ant_dir_fast"))
+  assert paper.data_overrides("paper", "fast") == []
+  assert paper.data_overrides("paper") == ["--config.behaviour.algo=sac_per_task"]
+  for recipe in paper.RECIPES:
+    _, variant = paper.dataset_for("hopper_param", "cpu", recipe)
+    assert variant in data_config.variants()
+
+
+def test_source_commit_names_the_checkout_or_nothing(tmp_path, monkeypatch):
+  import subprocess
+
+  from experiments import cli
+
+  head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__))))
+  got = cli.source_commit()
+  if head.returncode:  # not a git checkout (an installed copy)
+    assert got is None
+  else:
+    assert got.split("+")[0] == head.stdout.strip() and got in (head.stdout.strip(),
+                                                                head.stdout.strip() + "+dirty")
+  monkeypatch.setattr(subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(OSError("no git")))
+  assert cli.source_commit() is None

@@ -71,6 +71,11 @@ def test_sigkilled_training_resumes_to_the_same_parameters(synthetic_dir, tmp_pa
   with open(os.path.join(killed, "metrics.jsonl")) as f:
     rows = [json.loads(line) for line in f]
   assert [r["step"] for r in rows] == list(range(10, steps + 1, 10))
+  # Each start of the run (the first and the resume) logged the code that ran it.
+  with open(os.path.join(killed, "provenance.jsonl")) as f:
+    starts = [json.loads(line) for line in f]
+  assert [s["resumed"] for s in starts] == [False, True]
+  assert all(s["num_steps"] == steps and "jcomrl_commit" in s for s in starts)
   # The sweep sees a trained run whose protocol files are missing: evaluate, not retrain.
   status = common.run_status(killed, ["iid"])
   assert status["trained"] and status["missing"] == ["iid"]
