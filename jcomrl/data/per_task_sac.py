@@ -47,7 +47,8 @@ Defaults follow CORRO/UNICORN's MuJoCo data collection (PKU-RL/CORRO
 UNICORN ships data made this way and the same SAC, defaults in ``algorithms/sac.py:18-27``):
 actor and twin critics 2 x 128, Adam lr 3e-4, gamma 0.99, tau 0.005, fixed entropy 0.2 (FOCAL's
 ``pytorch_sac`` learns it instead: ``learn_entropy=True, init_alpha=0.1``), batch 256, buffer
-1e6, 50 x 200 = 10,000 random warm-up steps. Point robot (``args_point_robot_v1.py:13-26``):
+1e6, 50 x 200 = 10,000 random warm-up steps; their networks' rlkit init is ``init_scheme="rlkit"``
+(flax's lecun-normal by default). Point robot (``args_point_robot_v1.py:13-26``):
 2 x 32, gamma 0.9, entropy 0.01, 10 random rollouts. ``num_timesteps`` (env steps per task) is
 where CPU budgets shrink.
 
@@ -80,6 +81,7 @@ from jcomrl.algos.config import HParams
 from jcomrl.data.behaviour import BehaviourPolicies
 from jcomrl.envs.base import EnvState, Task, TaskEnv
 from jcomrl.nets.actor_critic import DoubleCritic, TanhGaussianPolicy, tanh_gaussian_sample
+from jcomrl.nets.mlp import check_init
 from jcomrl.types import Transition
 
 ALGO = "sac_per_task"
@@ -136,6 +138,8 @@ class PerTaskSACConfig:
     target_entropy: the temperature's target; ``None`` = ``-action_size``.
     train_reward: an ``EnvState.info`` key to train on instead of the env reward.
     log_std_min, log_std_max: the policy's log-std clip (rlkit / CORRO: -20, 2).
+    init_scheme: the networks' init (``jcomrl.nets.mlp.INITS``): flax's ``"lecun_normal"``
+      (default) or CORRO/UNICORN's ``"rlkit"`` (torchkit/networks.py:23-27).
   """
 
   hidden_sizes: tuple[int, ...] = (128, 128)
@@ -148,6 +152,7 @@ class PerTaskSACConfig:
   train_reward: str | None = None
   log_std_min: float = -20.0
   log_std_max: float = 2.0
+  init_scheme: str = "lecun_normal"
 
 
 @struct.dataclass
@@ -190,8 +195,9 @@ class TrainState:
 def networks(env: TaskEnv, cfg: PerTaskSACConfig):
   """``(policy, critic)`` flax modules of one agent (task code of size 0)."""
   policy = TanhGaussianPolicy(tuple(cfg.hidden_sizes), env.action_size,
-                              log_std_min=cfg.log_std_min, log_std_max=cfg.log_std_max)
-  critic = DoubleCritic(tuple(cfg.hidden_sizes))
+                              log_std_min=cfg.log_std_min, log_std_max=cfg.log_std_max,
+                              init_scheme=cfg.init_scheme)
+  critic = DoubleCritic(tuple(cfg.hidden_sizes), init_scheme=cfg.init_scheme)
   return policy, critic
 
 
@@ -514,6 +520,7 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
                        progress_fn: Callable[[int, dict], None] | None = None,
                        task_keys: jax.Array | None = None, keep_replay: bool = False,
                        devices: int | None = None, intervals_after_warmup: bool = False,
+                       init_scheme: str = "lecun_normal",
                        ) -> BehaviourPolicies | tuple[BehaviourPolicies, Replay]:
   """Trains one SAC agent per task of ``tasks``, all at once; returns K actor snapshots.
 
@@ -546,6 +553,8 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
       first interval), so no snapshot falls inside the warm-up and each trained snapshot follows
       a fixed number of updates (CORRO's ``agent<i>.pt``); default: equal intervals of the whole
       budget, warm-up included.
+    init_scheme: the networks' init, ``"lecun_normal"`` (flax's, default) or ``"rlkit"``
+      (CORRO/UNICORN's torchkit: fan-in uniform hidden layers, biases 0.1, small uniform heads).
   Returns:
     ``BehaviourPolicies`` with ``algo="sac_per_task"``; ``params`` leaves have leading
     ``[K, T]`` (see ``make_policy_factory``); ``steps`` counts env steps per task. With
@@ -571,7 +580,7 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
                          batch_size=int(batch_size), buffer_size=buffer_size,
                          updates_per_iteration=int(updates_per_iteration),
                          learn_entropy=bool(learn_entropy), target_entropy=target_entropy,
-                         train_reward=train_reward)
+                         train_reward=train_reward, init_scheme=check_init(init_scheme))
   hp = HParams.create(actor_lr=actor_lr, critic_lr=critic_lr, alpha_lr=alpha_lr,
                       discount=discount, tau=tau, entropy_alpha=entropy_alpha,
                       reward_scale=reward_scale)
