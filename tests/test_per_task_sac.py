@@ -182,6 +182,42 @@ def test_keep_replay_returns_every_stored_transition_in_order(point_env, tasks,
                                     seed=0, buffer_size=3000, keep_replay=True, **POINT_SAC)
 
 
+def test_intervals_after_warmup_and_rlkit_init(point_env, tasks):
+  """``intervals_after_warmup`` (CORRO saves agent<i>.pt every 20 iterations counted after its
+  random rollouts): the warm-up runs first, then K - 1 equal intervals of the rest; and
+  ``init_scheme`` (CORRO's rlkit init) reaches the agents."""
+  # The official cheetah-vel numbers: 10k warm-up + 25 intervals of 4,000 iterations x 2 envs.
+  assert per_task_sac.schedule(210_000, 26, 2, 10_000, after_warmup=True) == 4_000
+  assert per_task_sac.schedule(210_000, 26, 2, 10_000) == 4_200  # equal split, warm-up inside
+  with pytest.raises(ValueError, match="multiple of num_envs=4"):
+    per_task_sac.schedule(200, 3, 4, 42, after_warmup=True)
+  with pytest.raises(ValueError, match="fewer than 2 iterations"):
+    per_task_sac.schedule(44, 3, 4, 40, after_warmup=True)
+  kw = dict(num_timesteps=200, num_snapshots=3, seed=0, num_envs=4, batch_size=16,
+            warmup_steps=40, updates_per_iteration=1, hidden_sizes=(16, 16))
+  policies, replay = per_task_sac.train_sac_per_task(point_env, tasks, keep_replay=True,
+                                                     intervals_after_warmup=True,
+                                                     init_scheme="rlkit", **kw)
+  assert policies.steps.tolist() == [0, 120, 200] and replay.num_steps == 200
+  # init_scheme="rlkit" reaches the agents: the untrained actors' hidden biases are rlkit's 0.1
+  hidden = policies.params["actor"]["params"]["MLP_0"]
+  for layer in ("Dense_0", "Dense_1"):
+    np.testing.assert_array_equal(hidden[layer]["bias"][0], np.float32(0.1))
+  with pytest.raises(ValueError, match="unknown network init"):
+    per_task_sac.train_sac_per_task(point_env, tasks, init_scheme="torch", **kw)
+  # the first trained snapshot has been updated (80 env steps = 20 updates after the warm-up)
+  first, second = (jax.tree.map(lambda x, i=i: x[i], policies.params["actor"]) for i in (0, 1))
+  assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(first),
+                                                   jax.tree.leaves(second)))
+  # the replay's training intervals follow the unequal snapshot steps: stream position j of an
+  # env is iteration j (4 envs: steps (j + 1) * 4), interval 0 up to step 120, then 1; 50 steps
+  # per env make two whole 20-step segments
+  data = pipeline.replay_dataset(point_env, replay, np.asarray(tasks["goal"]),
+                                 snapshot_steps=policies.steps)
+  one_env = [0] * 30 + [1] * 10
+  assert data.checkpoint_id[0].tolist() == one_env * 4
+
+
 _DEVICES_SCRIPT = """
 import jax, numpy as np
 jax.config.update("jax_num_cpu_devices", 2)

@@ -25,7 +25,11 @@ snapshot interval from a thin host loop):
    task's agent; the transitions go into the task's ring buffer (``buffer_size`` per task); then
    ``updates_per_iteration`` SAC updates per task on uniform minibatches of its buffer;
 3. ``num_snapshots`` actor snapshots: the untrained one first (step 0), then one after each of
-   ``num_snapshots - 1`` equal intervals of the ``num_timesteps`` budget, the final one last.
+   ``num_snapshots - 1`` equal intervals of the ``num_timesteps`` budget, the final one last;
+   with ``intervals_after_warmup`` the intervals split the budget left after the warm-up, so the
+   first trained snapshot comes one interval after the warm-up ends (CORRO/UNICORN save
+   ``agent<i>.pt`` every ``save_interval`` iterations counted from the end of their random
+   rollouts, ``learner.py:181-200,294-302``).
 
 The buffer stores the terminal flag of the env variant's end convention
 (``TaskEnv.stored_flags``, as the collected datasets do): the true termination under
@@ -43,7 +47,8 @@ Defaults follow CORRO/UNICORN's MuJoCo data collection (PKU-RL/CORRO
 UNICORN ships data made this way and the same SAC, defaults in ``algorithms/sac.py:18-27``):
 actor and twin critics 2 x 128, Adam lr 3e-4, gamma 0.99, tau 0.005, fixed entropy 0.2 (FOCAL's
 ``pytorch_sac`` learns it instead: ``learn_entropy=True, init_alpha=0.1``), batch 256, buffer
-1e6, 50 x 200 = 10,000 random warm-up steps. Point robot (``args_point_robot_v1.py:13-26``):
+1e6, 50 x 200 = 10,000 random warm-up steps; their networks' rlkit init is ``init_scheme="rlkit"``
+(flax's lecun-normal by default). Point robot (``args_point_robot_v1.py:13-26``):
 2 x 32, gamma 0.9, entropy 0.01, 10 random rollouts. ``num_timesteps`` (env steps per task) is
 where CPU budgets shrink.
 
@@ -76,6 +81,7 @@ from jcomrl.algos.config import HParams
 from jcomrl.data.behaviour import BehaviourPolicies
 from jcomrl.envs.base import EnvState, Task, TaskEnv
 from jcomrl.nets.actor_critic import DoubleCritic, TanhGaussianPolicy, tanh_gaussian_sample
+from jcomrl.nets.mlp import check_init
 from jcomrl.types import Transition
 
 ALGO = "sac_per_task"
@@ -132,6 +138,8 @@ class PerTaskSACConfig:
     target_entropy: the temperature's target; ``None`` = ``-action_size``.
     train_reward: an ``EnvState.info`` key to train on instead of the env reward.
     log_std_min, log_std_max: the policy's log-std clip (rlkit / CORRO: -20, 2).
+    init_scheme: the networks' init (``jcomrl.nets.mlp.INITS``): flax's ``"lecun_normal"``
+      (default) or CORRO/UNICORN's ``"rlkit"`` (torchkit/networks.py:23-27).
   """
 
   hidden_sizes: tuple[int, ...] = (128, 128)
@@ -144,6 +152,7 @@ class PerTaskSACConfig:
   train_reward: str | None = None
   log_std_min: float = -20.0
   log_std_max: float = 2.0
+  init_scheme: str = "lecun_normal"
 
 
 @struct.dataclass
@@ -186,8 +195,9 @@ class TrainState:
 def networks(env: TaskEnv, cfg: PerTaskSACConfig):
   """``(policy, critic)`` flax modules of one agent (task code of size 0)."""
   policy = TanhGaussianPolicy(tuple(cfg.hidden_sizes), env.action_size,
-                              log_std_min=cfg.log_std_min, log_std_max=cfg.log_std_max)
-  critic = DoubleCritic(tuple(cfg.hidden_sizes))
+                              log_std_min=cfg.log_std_min, log_std_max=cfg.log_std_max,
+                              init_scheme=cfg.init_scheme)
+  critic = DoubleCritic(tuple(cfg.hidden_sizes), init_scheme=cfg.init_scheme)
   return policy, critic
 
 
@@ -440,10 +450,25 @@ def _check(name, value, lo=1):
     raise ValueError(f"{name} must be >= {lo}, got {value}")
 
 
-def schedule(num_timesteps: int, num_snapshots: int, num_envs: int, warmup_steps: int) -> int:
+def schedule(num_timesteps: int, num_snapshots: int, num_envs: int, warmup_steps: int,
+             after_warmup: bool = False) -> int:
   """Iterations per snapshot interval: the ``num_timesteps // num_envs`` iterations of a budget
   of ``num_timesteps`` env steps per task split evenly into ``num_snapshots - 1`` intervals
-  (``ValueError`` if they are fewer, or if the warm-up leaves no updating iteration)."""
+  (``ValueError`` if they are fewer, or if the warm-up leaves no updating iteration).
+
+  ``after_warmup``: the warm-up's ``warmup_steps // num_envs`` iterations (``warmup_steps`` a
+  multiple of ``num_envs``) come first and the rest of the budget is split, so snapshot ``k``
+  follows ``warmup_steps + k * seg * num_envs`` env steps."""
+  if after_warmup:
+    if warmup_steps % num_envs:
+      raise ValueError(f"intervals_after_warmup needs warmup_steps={warmup_steps} to be a "
+                       f"multiple of num_envs={num_envs} (whole warm-up iterations)")
+    seg = (int(num_timesteps) - warmup_steps) // num_envs // (num_snapshots - 1)
+    if seg < 1:
+      raise ValueError(f"num_timesteps={num_timesteps} leaves fewer than {num_snapshots - 1} "
+                       f"iterations of {num_envs} envs per task after warmup_steps="
+                       f"{warmup_steps}; raise num_timesteps or lower num_snapshots")
+    return seg
   seg = int(num_timesteps) // num_envs // (num_snapshots - 1)
   total = seg * (num_snapshots - 1) * num_envs
   if seg < 1 or warmup_steps >= total:
@@ -494,7 +519,8 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
                        train_reward: str | None = None,
                        progress_fn: Callable[[int, dict], None] | None = None,
                        task_keys: jax.Array | None = None, keep_replay: bool = False,
-                       devices: int | None = None,
+                       devices: int | None = None, intervals_after_warmup: bool = False,
+                       init_scheme: str = "lecun_normal",
                        ) -> BehaviourPolicies | tuple[BehaviourPolicies, Replay]:
   """Trains one SAC agent per task of ``tasks``, all at once; returns K actor snapshots.
 
@@ -522,6 +548,13 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
     devices: how many of ``jax.devices()`` share the tasks (:func:`task_sharding`; default
       all, 1 = one device). The agents do not depend on it (up to float rounding: the
       partitioned program may sum in another order).
+    intervals_after_warmup: split only the ``num_timesteps - warmup_steps`` steps after the
+      warm-up into the ``num_snapshots - 1`` intervals (the first call runs the warm-up and the
+      first interval), so no snapshot falls inside the warm-up and each trained snapshot follows
+      a fixed number of updates (CORRO's ``agent<i>.pt``); default: equal intervals of the whole
+      budget, warm-up included.
+    init_scheme: the networks' init, ``"lecun_normal"`` (flax's, default) or ``"rlkit"``
+      (CORRO/UNICORN's torchkit: fan-in uniform hidden layers, biases 0.1, small uniform heads).
   Returns:
     ``BehaviourPolicies`` with ``algo="sac_per_task"``; ``params`` leaves have leading
     ``[K, T]`` (see ``make_policy_factory``); ``steps`` counts env steps per task. With
@@ -533,11 +566,12 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
     _check(name, v)
   _check("warmup_steps", warmup_steps, 0)
   num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
-  seg = schedule(num_timesteps, num_snapshots, num_envs, warmup_steps)
+  seg = schedule(num_timesteps, num_snapshots, num_envs, warmup_steps, intervals_after_warmup)
+  warm_iters = warmup_steps // num_envs if intervals_after_warmup else 0
   buffer_size = int(buffer_size) if buffer_size else min(int(num_timesteps), 1_000_000)
   if buffer_size < num_envs:
     raise ValueError(f"buffer_size={buffer_size} is smaller than num_envs={num_envs}")
-  total_steps = seg * (num_snapshots - 1) * num_envs
+  total_steps = (warm_iters + seg * (num_snapshots - 1)) * num_envs
   if keep_replay and buffer_size < total_steps:
     raise ValueError(f"keep_replay needs a buffer that holds the whole run: buffer_size="
                      f"{buffer_size} < {total_steps} env steps per task (nothing may be "
@@ -546,7 +580,7 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
                          batch_size=int(batch_size), buffer_size=buffer_size,
                          updates_per_iteration=int(updates_per_iteration),
                          learn_entropy=bool(learn_entropy), target_entropy=target_entropy,
-                         train_reward=train_reward)
+                         train_reward=train_reward, init_scheme=check_init(init_scheme))
   hp = HParams.create(actor_lr=actor_lr, critic_lr=critic_lr, alpha_lr=alpha_lr,
                       discount=discount, tau=tau, entropy_alpha=entropy_alpha,
                       reward_scale=reward_scale)
@@ -563,9 +597,10 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
   snap = lambda s: {"actor": jax.tree.map(np.array, s.agents.actor), "task_vectors": vectors}
   snapshots = [(0, snap(state))]
   warmup = jnp.asarray(warmup_steps, jnp.int32)
-  for _ in range(num_snapshots - 1):
+  for i in range(num_snapshots - 1):
     t0 = time.time()
-    state, stats = run(state, tasks, hp, warmup, jnp.asarray(seg, jnp.int32))
+    iters = seg + (warm_iters if i == 0 else 0)
+    state, stats = run(state, tasks, hp, warmup, jnp.asarray(iters, jnp.int32))
     snapshots.append((int(state.steps), snap(state)))
     if progress_fn is not None:
       stats = jax.tree.map(np.asarray, stats)

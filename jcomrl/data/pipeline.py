@@ -154,7 +154,8 @@ def episodes_for(env: TaskEnv, quality: str, num_snapshots: int, *,
 
 
 def replay_dataset(env: TaskEnv, replay, task_params: np.ndarray,
-                   steps_per_interval: int) -> OfflineDataset:
+                   steps_per_interval: int | None = None, *,
+                   snapshot_steps=None) -> OfflineDataset:
   """The ``OfflineDataset`` of a behaviour run's whole replay buffer (``per_task_sac.Replay``).
 
   Each env's stream (``Replay.env_streams``: consecutive episodes, an explicit reset after each
@@ -163,7 +164,9 @@ def replay_dataset(env: TaskEnv, replay, task_params: np.ndarray,
   segment's last step is marked ``timeout`` so that no segment runs into the next. Segments keep
   their env's time order, envs follow each other. ``checkpoint_id`` is the training interval
   that produced a transition: ``k`` for steps taken between snapshots ``k`` and ``k + 1``
-  (warm-up steps fall in interval 0); ``episode_id`` numbers a task's episodes.
+  (warm-up steps fall in interval 0), from the snapshots' env steps per task
+  (``snapshot_steps``, ``BehaviourPolicies.steps``: any spacing) or, for equal intervals, from
+  ``steps_per_interval``; ``episode_id`` numbers a task's episodes.
   """
   h = int(env.episode_length)
   e = int(replay.num_envs)
@@ -174,8 +177,16 @@ def replay_dataset(env: TaskEnv, replay, task_params: np.ndarray,
     raise ConfigError(f"the behaviour run stored {steps // e} steps per env, fewer than one "
                       f"{h}-step segment; raise num_timesteps")
   # the training interval of stream position j of env e: iteration j, env steps (j + 1) * E
-  interval = np.minimum(np.arange(length) // max(1, steps_per_interval // e),
-                        np.iinfo(np.int32).max).astype(np.int32)
+  if snapshot_steps is not None:
+    bounds = np.asarray(snapshot_steps, np.int64)
+    done = (np.arange(length, dtype=np.int64) + 1) * e  # steps[k] < done <= steps[k + 1]
+    interval = np.clip(np.searchsorted(bounds, done, side="left") - 1, 0,
+                       max(0, len(bounds) - 2)).astype(np.int32)
+  elif steps_per_interval is not None:
+    interval = np.minimum(np.arange(length) // max(1, steps_per_interval // e),
+                          np.iinfo(np.int32).max).astype(np.int32)
+  else:
+    raise ValueError("replay_dataset needs snapshot_steps or steps_per_interval")
 
   def cut(x):
     x = np.asarray(x)[:, :, :length]
@@ -378,9 +389,8 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
 
   key = jax.random.fold_in(jax.random.key(seed), 1)
   if replay_mode:
-    interval = int(policies.steps[1] - policies.steps[0])
     data = replay_dataset(env, replay, np.asarray(jax.vmap(env.task_vector)(all_tasks)),
-                          interval)
+                          snapshot_steps=policies.steps)
     if transitions_per_task > 0 and transitions_per_task < data.num_transitions:
       say(f"quality='replay' keeps the whole buffer ({data.num_transitions} transitions per "
           f"task); transitions_per_task={transitions_per_task} is ignored")
