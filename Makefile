@@ -118,7 +118,8 @@ all-presets-table: $(STAMP)
 # benchmarks/results/paper_$(PROFILE)/$(ENV). PROFILE=cpu: the 2-core CPU profile; PROFILE=paper:
 # full scale (a GPU; benchmarks/gpu_session.sh). Resumable: rerun the same command after a kill.
 # RECIPE=per_task (default: one SAC agent per task, snapshot rollouts) | fast (one shared SAC
-# agent's whole replay buffer; table in benchmarks/results/paper_$(PROFILE)/$(ENV)_fast).
+# agent's whole replay buffer; table in benchmarks/results/paper_$(PROFILE)/$(ENV)_fast) |
+# official (the papers' per-task SAC recipe and its whole replay buffer; hours on 2 cores).
 PROFILE ?= cpu
 RECIPE ?= per_task
 PAPER_ENV ?= $(if $(filter point_robot,$(ENV)),cheetah_vel,$(ENV))

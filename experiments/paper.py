@@ -40,8 +40,10 @@ PROTOCOLS = ("iid", "ood", "z_shuffle", "diagnostics")
 PROFILES = ("cpu", "paper")
 # Behaviour-data recipes (issue 28): "per_task" = one SAC agent per task, snapshots rolled out
 # (``data.py:<env>@cpu`` / ``<env>``); "fast" = one shared task-conditioned SAC agent, its whole
-# replay buffer as the data (``data.py:<env>@fast``, jcomrl.data.shared_sac).
-RECIPES = ("per_task", "fast")
+# replay buffer as the data (``data.py:<env>@fast``, jcomrl.data.shared_sac); "official" = the
+# papers' recipe, one SAC agent per task at CORRO's data-collection settings and its whole
+# replay buffer (``data.py:<env>@official``, OFFICIAL_RECIPE_PROVENANCE).
+RECIPES = ("per_task", "fast", "official")
 # MACAW is a learner of its own (jcomrl.algos.macaw), not a context preset; --algos takes it too.
 EXTRA_ALGOS = ("macaw",)
 # UNICORN Table 2 (mean ± std over 6 seeds, 20 test tasks): reference comrl-algorithms.md §6.1,
@@ -71,8 +73,8 @@ UNICORN_TABLE2 = {
 
 def dataset_for(env: str, profile: str, recipe: str = "per_task") -> tuple[str, str]:
   """``(dataset path, experiments/configs/data.py variant)`` of a profile and recipe."""
-  if recipe == "fast":
-    return f"data/{env}@fast", f"{env}@fast"
+  if recipe != "per_task":
+    return f"data/{env}@{recipe}", f"{env}@{recipe}"
   return (f"data/{env}@cpu", f"{env}@cpu") if profile == "cpu" else (f"data/{env}@paper", env)
 
 
@@ -80,11 +82,12 @@ def data_overrides(profile: str, recipe: str = "per_task") -> list[str]:
   """Config overrides of the dataset command: the paper profile takes the paper-scale variant
   (UNICORN Table 7 sizes) with the papers' per-task SAC agents (1e6 env steps per task) instead
   of that variant's default task-conditioned PPO."""
-  return [] if profile == "cpu" or recipe == "fast" else ["--config.behaviour.algo=sac_per_task"]
+  return ([] if profile == "cpu" or recipe != "per_task"
+          else ["--config.behaviour.algo=sac_per_task"])
 
 
 def default_paths(env: str, profile: str, recipe: str) -> tuple[str, str]:
-  """``(runs root, table directory)`` defaults; the fast recipe's get a ``_fast`` suffix."""
+  """``(runs root, table directory)`` defaults; another recipe than per_task adds its name."""
   tag = "" if recipe == "per_task" else f"_{recipe}"
   return (f"runs/paper_{profile}{tag}",
           os.path.join("benchmarks", "results", f"paper_{profile}", f"{env}{tag}"))
@@ -365,8 +368,10 @@ def define_flags() -> None:
   flags.DEFINE_multi_string("set", [], "extra config override key=value for every preset")
   flags.DEFINE_boolean("table_only", False, "only rebuild the table from finished runs")
   flags.DEFINE_enum("recipe", "per_task", list(RECIPES),
-                    "behaviour data: per_task (one SAC agent per task, snapshot rollouts) or "
-                    "fast (one shared SAC agent, its replay buffer; data.py:<env>@fast)")
+                    "behaviour data: per_task (one SAC agent per task, snapshot rollouts), "
+                    "fast (one shared SAC agent, its replay buffer; data.py:<env>@fast) or "
+                    "official (the papers' per-task recipe, its replay buffer; "
+                    "data.py:<env>@official)")
 
 
 def main(argv):

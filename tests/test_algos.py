@@ -473,3 +473,28 @@ def test_every_mi_bound_is_selectable_and_trains(rep, field, bounds, meta_batch)
   assert len(set(values.values())) == len(bounds), values
   with pytest.raises(ValueError, match=field):
     LearnerConfig(**dict(TINY, **{field: "mine_v2"}))
+
+
+@pytest.mark.parametrize("tasks", ["all", "train"])
+def test_corro_cvae_stage_draws_from_every_task_only_with_pretrain_tasks_all(tasks, tmp_path,
+                                                                             synthetic_data):
+  import dataclasses
+
+  from jcomrl.algos.trainer import run_training
+
+  p = presets.preset("corro", "point_robot", tiny=True)
+  cfg = LearnerConfig(**dict(p["learner"], obs_size=2, action_size=2, task_param_size=2,
+                             pretrain_steps=20, steps_per_chunk=10, pretrain_tasks=tasks))
+  lrn = make_learner(cfg)
+  pools = []
+
+  def spy(state, data, hp, pool):
+    pools.append((int(state.step[0]), np.asarray(pool).tolist()))
+    return lrn.train_chunk(state, data, hp, pool)
+
+  train_rows = list(range(0, 40, 2))  # 20 of the dataset's 40 task rows
+  run_training(dataclasses.replace(lrn, train_chunk=spy), synthetic_data,
+               HParams.create(**p["hparams"]), train_rows, workdir=str(tmp_path), seed=0,
+               num_seeds=1, num_steps=40, checkpoint_every=40, progress=None)
+  first = list(range(40)) if tasks == "all" else train_rows
+  assert pools == [(0, first), (10, first), (20, train_rows), (30, train_rows)]

@@ -158,9 +158,11 @@ def test_corro_cvae_budget_is_100_epochs_of_the_training_data():
                                            steps_per_chunk=1000) == 98_000
   assert presets.corro_cvae_pretrain_steps(4096, meta_batch_size=16, rl_batch_size=256,
                                            steps_per_chunk=10, epochs=1) == 10
+  # The preset's budget passes over every task's data, train and held-out (CORRO
+  # train_generative_model.py:89-92): 40 x 2e5 transitions -> 195313 -> 196 chunks of 1000.
   p = presets.preset("corro", "cheetah_vel")
-  assert p["learner"]["pretrain_steps"] == 98_000
-  assert p["num_steps"] == 200_000 + 98_000
+  assert p["learner"]["pretrain_steps"] == 196_000 and p["learner"]["pretrain_tasks"] == "all"
+  assert p["num_steps"] == 200_000 + 196_000
   with pytest.raises(ValueError, match="num_train_transitions"):
     presets.corro_cvae_pretrain_steps(0, meta_batch_size=16, rl_batch_size=256,
                                       steps_per_chunk=1000)

@@ -38,10 +38,14 @@ def test_cpu_profile_shrinks_sizes_and_keeps_everything_else(algo):
 def test_cpu_profile_corro_cvae_budget_follows_the_cpu_dataset():
   c = common.base_config("corro", "ant_dir@cpu")
   lrn = c.learner
-  steps = presets.corro_cvae_pretrain_steps(
-      20 * 6_000, meta_batch_size=lrn.meta_batch_size, rl_batch_size=lrn.rl_batch_size,
-      steps_per_chunk=lrn.steps_per_chunk, epochs=presets.CPU_CORRO_CVAE_EPOCHS)
+  # 20 passes over all 40 tasks x 6k transitions (CORRO fits its CVAE on every task) at
+  # 8 x 128 transitions per update: ceil(20 * 240000 / 1024) = 4688, rounded up to whole
+  # 500-update chunks.
+  assert (presets.CPU_CORRO_CVAE_EPOCHS, lrn.meta_batch_size, lrn.rl_batch_size,
+          lrn.steps_per_chunk) == (20, 8, 128, 500)
+  steps = 5000
   assert lrn.pretrain_steps == steps and c.num_steps == presets.CPU_NUM_STEPS_ENV["ant_dir"] + steps
+  assert lrn.pretrain_tasks == "all"
   # the CPU dataset's per-task size is what the budget assumes
   assert data_config.get_config("ant_dir@cpu").transitions_per_task == 6_000
 
@@ -170,7 +174,9 @@ def test_recipes_pick_their_dataset_runs_and_table_directories():
       "runs/paper_cpu", os.path.join("benchmarks", "results", "paper_cpu", "ant_dir"))
   assert paper.default_paths("ant_dir", "cpu", "fast") == (
       "runs/paper_cpu_fast", os.path.join("benchmarks", "results", "paper_cpu", "ant_dir_fast"))
-  assert paper.data_overrides("paper", "fast") == []
+  assert paper.dataset_for("ant_dir", "paper", "official") == ("data/ant_dir@official",
+                                                                 "ant_dir@official")
+  assert paper.data_overrides("paper", "fast") == paper.data_overrides("cpu", "official") == []
   assert paper.data_overrides("paper") == ["--config.behaviour.algo=sac_per_task"]
   for recipe in paper.RECIPES:
     _, variant = paper.dataset_for("hopper_param", "cpu", recipe)

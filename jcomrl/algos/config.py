@@ -26,6 +26,7 @@ UPPER_BOUNDS = tuple(mi.UPPER_BOUNDS)
 BRAC_PENALTIES = ("policy", "value", "both", "none")
 BRAC_GRADIENT_PENALTIES = ("grad", "output")
 TD3BC_BC_REDUCTIONS = ("mean", "sum")
+PRETRAIN_TASKS = ("all", "train")
 NEGATIVE_SOURCES = ("cvae", "reward_noise")
 DECODER_NLLS = ("mbrl", "half")
 CORRO_POSITIVES = ("task", "context")
@@ -79,6 +80,11 @@ class LearnerConfig:
   upper_bound: str = "club"
   cvae_latent: int = 5
   pretrain_steps: int = 0  # corro + cvae: CVAE-only updates at the start of the run
+  # The tasks the pretrain stage draws from: "all" (every task row of the dataset, train and
+  # held-out: CORRO fits its CVAE on every task directory, PKU-RL/CORRO
+  # train_generative_model.py:89-92 with relabel_model_config/args_*.py --data-dir) or "train"
+  # (the training tasks only, jcomrl before issue 28).
+  pretrain_tasks: str = "all"
   # Offline-RL backbone.
   backbone: str = "brac"
   rl_hidden: tuple[int, ...] = (64, 64)
@@ -187,7 +193,8 @@ class LearnerConfig:
                           ("net_init", NET_INITS),
                           ("misa_partition_grad", MISA_PARTITION_GRADS),
                           ("kl_prior", KL_PRIORS),
-                          ("context_mode", ("trajectory", "transitions"))):
+                          ("context_mode", ("trajectory", "transitions")),
+                          ("pretrain_tasks", PRETRAIN_TASKS)):
       if getattr(self, name) not in allowed:
         raise ValueError(f"unknown {name} {getattr(self, name)!r}; expected one of {allowed}")
     for name in ("meta_batch_size", "context_size", "rl_batch_size", "steps_per_chunk",

@@ -161,9 +161,11 @@ _CORRO_CVAE = {"cheetah_vel": (5, 64), "cheetah_dir": (5, 64), "ant_dir": (64, 1
 # (relabel_model_config/args_*.py:13-14). Default pool: 20 training tasks x the per-task sizes of
 # experiments/configs/data.py (UNICORN Table 7).
 CORRO_CVAE_EPOCHS = 100
-_CORRO_TRAIN_TRANSITIONS = {"cheetah_vel": 20 * 200_000, "cheetah_dir": 20 * 200_000,
-                            "ant_dir": 20 * 100_000, "hopper_param": 20 * 300_000,
-                            "walker_param": 20 * 450_000}
+# CORRO's CVAE data: every task's transitions, train and held-out (40 x UNICORN Table 7's size;
+# train_generative_model.py:89-92 loads every task directory of --data-dir).
+_CORRO_CVAE_TRANSITIONS = {"cheetah_vel": 40 * 200_000, "cheetah_dir": 40 * 200_000,
+                           "ant_dir": 40 * 100_000, "hopper_param": 40 * 300_000,
+                           "walker_param": 40 * 450_000}
 
 # BOReL's VAE (Rondorf/BOReL vae_config/args_cheetah_vel.py:19,23,43,53; the same in
 # args_point_robot_sparse.py): GRU encoder, reward decoder only, KL to the previous belief.
@@ -195,8 +197,9 @@ def corro_cvae_pretrain_steps(num_train_transitions: int, *, meta_batch_size: in
                               epochs: int = CORRO_CVAE_EPOCHS) -> int:
   """jcomrl's ``pretrain_steps`` for CORRO's CVAE budget of ``epochs`` passes over the data.
 
-  CORRO trains the CVAE for 100 epochs at batch 128 over the pooled training-task transitions
-  (``PKU-RL/CORRO`` ``train_generative_model.py:92,104``, ``relabel_model_config/args_*.py:13-14``).
+  CORRO trains the CVAE for 100 epochs at batch 128 over the pooled transitions of every task
+  (``PKU-RL/CORRO`` ``train_generative_model.py:89-92,104``,
+  ``relabel_model_config/args_*.py:13-14``; ``pretrain_tasks="all"``).
   One jcomrl pre-training update sees ``meta_batch_size * rl_batch_size`` transitions (the
   meta-batch's RL batches, pooled), so the same number of passes is
   ``ceil(epochs * N / (meta_batch_size * rl_batch_size))`` updates, rounded up to a whole chunk.
@@ -276,11 +279,11 @@ def _mujoco(name: str, env: str, source: str = "code") -> dict:
   elif name == "corro":
     latent, hidden = _CORRO_CVAE[env]
     pretrain = corro_cvae_pretrain_steps(
-        _CORRO_TRAIN_TRANSITIONS[env], meta_batch_size=lrn["meta_batch_size"],
+        _CORRO_CVAE_TRANSITIONS[env], meta_batch_size=lrn["meta_batch_size"],
         rl_batch_size=lrn["rl_batch_size"], steps_per_chunk=lrn["steps_per_chunk"])
     lrn.update(encoder="attention", cvae_latent=latent, aux_hidden=(hidden,),
                corro_negatives=16, corro_negative_source="cvae", pretrain_steps=pretrain,
-               corro_positives="task", backbone="sac")
+               corro_positives="task", backbone="sac", pretrain_tasks="all")
     hp.update(corro_temperature=0.1, entropy_alpha=0.2)
     p["num_steps"] += pretrain
   return p
@@ -323,7 +326,7 @@ SOURCES = ("code", "paper")
 #   rl_batch_size      128        <- 256 (all four codes)
 #   meta_batch_size    min(mb, 8) <- 16 (UNICORN/CORRO), 4-16 (FOCAL/CSRO configs)
 #   num_steps          CPU_NUM_STEPS = 30k updates (ant-dir 3k)  <- 200k (UNICORN Table 7) / FOCAL-CSRO's
-#   CORRO CVAE budget  CPU_CORRO_CVAE_EPOCHS passes over the CPU datasets' training tasks
+#   CORRO CVAE budget  CPU_CORRO_CVAE_EPOCHS passes over the CPU datasets' 40 tasks
 #                      <- 100 epochs over 20 x Table-7-size tasks
 #   DT presets         GPT width min(dt_embed, 64) <- 128, CPU_DT_SEGMENTS segments of K = 20
 #                      steps per task and update <- 16 (Prompt-DT pdt_main.py:262), warm-up
@@ -347,11 +350,11 @@ CPU_NUM_STEPS_ENV = {"ant_dir": 3_000}
 CPU_STEPS_PER_CHUNK = 500
 CPU_CORRO_CVAE_EPOCHS = 20
 CPU_DT_SEGMENTS = 4
-# Training-task transitions of the CPU datasets (experiments/configs/data.py ``<env>@cpu``:
-# the benchmark split's 20 training tasks x per-task size) for CORRO's CVAE budget.
-_CPU_TRAIN_TRANSITIONS = {"cheetah_vel": 20 * 10_000, "cheetah_dir": 20 * 10_000,
-                          "ant_dir": 20 * 6_000, "hopper_param": 20 * 10_000,
-                          "walker_param": 20 * 10_000}
+# Transitions of the CPU datasets (experiments/configs/data.py ``<env>@cpu``: all 40 tasks x
+# per-task size) for CORRO's CVAE budget, which passes over every task's data.
+_CPU_CVAE_TRANSITIONS = {"cheetah_vel": 40 * 10_000, "cheetah_dir": 40 * 10_000,
+                         "ant_dir": 40 * 6_000, "hopper_param": 40 * 10_000,
+                         "walker_param": 40 * 10_000}
 
 
 def _cpu_profile(name: str, env: str, p: dict) -> dict:
@@ -368,7 +371,7 @@ def _cpu_profile(name: str, env: str, p: dict) -> dict:
                dt_warmup_steps=p["num_steps"] // 5)
   if lrn.get("pretrain_steps"):
     lrn["pretrain_steps"] = corro_cvae_pretrain_steps(
-        _CPU_TRAIN_TRANSITIONS[env], meta_batch_size=lrn["meta_batch_size"],
+        _CPU_CVAE_TRANSITIONS[env], meta_batch_size=lrn["meta_batch_size"],
         rl_batch_size=lrn["rl_batch_size"], steps_per_chunk=lrn["steps_per_chunk"],
         epochs=CPU_CORRO_CVAE_EPOCHS)
     p["num_steps"] += lrn["pretrain_steps"]
@@ -580,6 +583,10 @@ PROVENANCE = (
      "train_generative_model.py:114-118; args_*.py:17", ""),
     ("corro CVAE budget", "ceil(100 N / (16 x 256)) updates (100 passes)", "100 epochs at batch 128",
      "relabel_model_config/args_*.py:13-15", "same data passes in jcomrl's batch; 32x fewer updates"),
+    ("corro CVAE data", "every task row, train and held-out (pretrain_tasks='all'; 'train' = "
+     "jcomrl before issue 28)", "same: every task directory of --data-dir",
+     "CORRO train_generative_model.py:89-92; relabel_model_config/args_cheetah_vel.py:28; "
+     "UNICORN d8853cd utils/offline_utils.py:159-169 (load_dataset lists every task dir)", ""),
     ("corro positives", "any transition of the anchor's task (corro_positives='task')", "same",
      "train_contrastive.py:185-191", ""),
     ("corro temperature / negatives / reward std / entropy", "0.1 / 16 / 0.5 / 0.2", "same",

@@ -173,9 +173,12 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
   hps = broadcast_hparams(hparams, num_seeds)
   data = dataset.to_device()
   pool = jnp.asarray(train_rows, jnp.int32)
+  # A pretrain stage (CORRO's CVAE) draws from every task row with pretrain_tasks="all".
+  pre_pool = (jnp.arange(dataset.num_tasks, dtype=jnp.int32)
+              if cfg.pretrain_steps and cfg.pretrain_tasks == "all" else pool)
   if distributed.is_multiprocess():  # global arrays replicated over the seed mesh
     mesh = seed_sharding(num_seeds).mesh
-    hps, data, pool = distributed.replicate((hps, data, pool), mesh)
+    hps, data, pool, pre_pool = distributed.replicate((hps, data, pool, pre_pool), mesh)
   # On resume, a new TensorBoard events file purges the killed run's events after ``step``.
   # Process 0 writes the logs of a multi-process run.
   writer = (MetricsWriter(workdir, purge_step=step + 1 if step else None)
@@ -187,7 +190,8 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
       if compiling and progress:
         progress(f"compiling the training step ({chunk} updates per dispatch) ...")
       t_chunk = time.time()
-      state, metrics = learner.train_chunk(state, data, hps, pool)
+      state, metrics = learner.train_chunk(state, data, hps,
+                                           pre_pool if step < cfg.pretrain_steps else pool)
       step += chunk
       metrics = distributed.to_host(metrics)
       dt = time.time() - t_chunk
