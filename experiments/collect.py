@@ -3,7 +3,8 @@
 --config.behaviour.algo=sac]``.
 
 Progress lines go to stdout. A killed run resumes from ``<out>.partial/`` when started again with
-the same config (behaviour snapshots are reused, finished collection chunks are skipped).
+the same config (behaviour snapshots are reused, an unfinished ``sac_per_task`` / ``sac_shared``
+behaviour training continues from its last checkpoint, finished collection chunks are skipped).
 
 A single-task family config (``experiments/configs/offline_data.py``, it has ``qualities``)
 writes its qualities from one behaviour run (``jcomrl.data.offline``)::

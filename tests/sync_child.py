@@ -4,8 +4,10 @@ The lock and kill tests synchronise on these events instead of sleeping or polli
 
     python tests/sync_child.py EVENT READY_FD HOLD_FD MODULE [ARGS...]
 
-``EVENT`` is ``lock`` (right after the run directory's lock is taken) or ``checkpoint`` (right
-after the first checkpoint is saved, ``jcomrl.checkpoint.save`` being synchronous). At the first
+``EVENT`` is ``lock`` (right after the run directory's lock is taken), ``checkpoint`` (right
+after the first checkpoint is saved, ``jcomrl.checkpoint.save`` being synchronous) or
+``behaviour_checkpoint`` (right after a SAC behaviour trainer's first checkpoint is committed,
+``jcomrl.data.resumable.Checkpoint.save``; the step reported is its env steps per task). At the first
 such event the child writes ``<event> <pid> <step>`` and a newline to the inherited file
 descriptor ``READY_FD`` and then blocks reading ``HOLD_FD`` until the parent writes a byte or
 closes it (or kills the child), so the parent acts while the child is known to be at that
@@ -21,7 +23,7 @@ import sys
 
 class SyncChild:
   """A ``python -m MODULE ARGS`` child (``tests/sync_child.py``) that stops at its first
-  ``event`` ("lock" or "checkpoint") until :meth:`release`; :meth:`wait_event` blocks on the
+  ``event`` ("lock", "checkpoint" or "behaviour_checkpoint") until :meth:`release`; :meth:`wait_event` blocks on the
   child's pipe (no sleeps, no polling) and returns ``(pid, step)``, or None when the child
   ended without reaching the event."""
 
@@ -87,6 +89,15 @@ def main() -> None:
       report(step)
 
     checkpoint.save = save_and_report
+  elif event == "behaviour_checkpoint":
+    from jcomrl.data import resumable
+    save_behaviour = resumable.Checkpoint.save
+
+    def save_behaviour_and_report(self, state, *a, **kw):
+      save_behaviour(self, state, *a, **kw)
+      report(int(state.steps))
+
+    resumable.Checkpoint.save = save_behaviour_and_report
   else:
     raise SystemExit(f"unknown event {event!r}")
   sys.argv = [module, *args]

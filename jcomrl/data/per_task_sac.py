@@ -65,7 +65,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -78,6 +77,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jcomrl.algos import backbones
 from jcomrl.algos.config import HParams
+from jcomrl.data import resumable
 from jcomrl.data.behaviour import BehaviourPolicies
 from jcomrl.envs.base import EnvState, Task, TaskEnv
 from jcomrl.nets.actor_critic import DoubleCritic, TanhGaussianPolicy, tanh_gaussian_sample
@@ -310,9 +310,11 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
   * ``run(state, tasks, hp, warmup_steps, num_iterations) -> (state, stats)`` runs
     ``num_iterations`` iterations (traced: another budget does not recompile). While
     ``state.steps < warmup_steps`` (traced) an iteration is a warm-up one: uniform random
-    actions and no updates. ``stats``: per-task ``[T]`` means of the update metrics over the
-    updating iterations, and ``return_sum`` / ``episodes`` of the episodes that ended in this call.
-  One program serves the warm-up and every snapshot interval (the phase is a traced flag).
+    actions and no updates. ``stats``: sums over the call's iterations: per task ``[T]``,
+    ``return_sum`` / ``episodes`` of the episodes that ended and each update metric summed over
+    the updating iterations, whose number is ``updated`` (``resumable.metrics_of`` averages).
+  One program serves the warm-up and every snapshot interval (the phase is a traced flag); two
+  calls of ``n`` and ``m`` iterations give the state of one call of ``n + m``, bit for bit.
   """
   policy, _ = networks(env, cfg)
   update = make_update(env, cfg)
@@ -397,11 +399,7 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
              for k, v in stats.items()}
       return s, acc
 
-    state, acc = jax.lax.fori_loop(0, num_iterations, body, (state, zeros))
-    n = jnp.maximum(acc.pop("updated"), 1.0)
-    out = {k: acc.pop(k) for k in ("return_sum", "episodes")}
-    out.update({k: v / n for k, v in acc.items()})
-    return state, out
+    return jax.lax.fori_loop(0, num_iterations, body, (state, zeros))
 
   return jax.jit(init), run
 
@@ -443,6 +441,14 @@ def policy_template(env: TaskEnv, hidden_sizes: tuple[int, ...], num_tasks: int 
       jax.random.split(jax.random.key(0), num_tasks))
   params = {"actor": actor, "task_vectors": jnp.zeros((num_tasks, env.task_size), jnp.float32)}
   return make_policy_factory(env, hidden_sizes), params
+
+
+def _run_settings(cfg: PerTaskSACConfig, **values) -> dict:
+  """What a resumable run's checkpoint is keyed by (both trainers): the static config and the
+  arguments that change the trajectory, as numbers."""
+  return {**dataclasses.asdict(cfg),
+          **{k: v if v is None or isinstance(v, (str, int)) else float(v)
+             for k, v in values.items()}}
 
 
 def _check(name, value, lo=1):
@@ -520,7 +526,8 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
                        progress_fn: Callable[[int, dict], None] | None = None,
                        task_keys: jax.Array | None = None, keep_replay: bool = False,
                        devices: int | None = None, intervals_after_warmup: bool = False,
-                       init_scheme: str = "lecun_normal",
+                       init_scheme: str = "lecun_normal", checkpoint_dir: str | None = None,
+                       checkpoint_seconds: float = 600.0, checkpoint_iterations: int = 1000,
                        ) -> BehaviourPolicies | tuple[BehaviourPolicies, Replay]:
   """Trains one SAC agent per task of ``tasks``, all at once; returns K actor snapshots.
 
@@ -555,6 +562,14 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
       budget, warm-up included.
     init_scheme: the networks' init, ``"lecun_normal"`` (flax's, default) or ``"rlkit"``
       (CORRO/UNICORN's torchkit: fan-in uniform hidden layers, biases 0.1, small uniform heads).
+    checkpoint_dir: makes the run resumable (``jcomrl.data.resumable``): the whole train state,
+      replay buffers and snapshots so far are written there at the end of every snapshot
+      interval and, inside one, after a compiled call of at most ``checkpoint_iterations``
+      iterations that ends ``checkpoint_seconds`` or more after the last write; a run started
+      with a committed checkpoint of the same settings there continues from it, to the agents
+      an uninterrupted run gives, bit for bit. A checkpoint made with other settings is a
+      ``jcomrl.checkpoint.CheckpointError`` (never overwritten). The directory is left in place;
+      the caller deletes it once the result is saved.
   Returns:
     ``BehaviourPolicies`` with ``algo="sac_per_task"``; ``params`` leaves have leading
     ``[K, T]`` (see ``make_policy_factory``); ``steps`` counts env steps per task. With
@@ -592,22 +607,31 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
   init, run = make_trainer(env, cfg)
   sharding = task_sharding(num_tasks, devices)
   tasks = _place(tasks, sharding, num_tasks)
-  state = _place(init(task_keys, tasks, init_alpha), sharding, num_tasks)
   vectors = np.asarray(jax.vmap(env.task_vector)(tasks), np.float32)
   snap = lambda s: {"actor": jax.tree.map(np.array, s.agents.actor), "task_vectors": vectors}
-  snapshots = [(0, snap(state))]
-  warmup = jnp.asarray(warmup_steps, jnp.int32)
-  for i in range(num_snapshots - 1):
-    t0 = time.time()
-    iters = seg + (warm_iters if i == 0 else 0)
-    state, stats = run(state, tasks, hp, warmup, jnp.asarray(iters, jnp.int32))
-    snapshots.append((int(state.steps), snap(state)))
-    if progress_fn is not None:
-      stats = jax.tree.map(np.asarray, stats)
-      metrics = {k: v for k, v in stats.items() if k not in ("return_sum", "episodes")}
-      metrics["train/return"] = stats["return_sum"] / np.maximum(stats["episodes"], 1)
-      metrics["train/seconds"] = time.time() - t0
-      progress_fn(int(state.steps), metrics)
+  ckpt = abstract = template = None
+  if checkpoint_dir is not None:
+    values = _run_settings(
+        cfg, num_timesteps=num_timesteps, num_snapshots=num_snapshots, seed=seed,
+        warmup_steps=warmup_steps, actor_lr=actor_lr, critic_lr=critic_lr, alpha_lr=alpha_lr,
+        discount=discount, tau=tau, entropy_alpha=entropy_alpha, init_alpha=init_alpha,
+        reward_scale=reward_scale, task_keys=resumable.digest(task_keys),
+        intervals_after_warmup=int(bool(intervals_after_warmup)))
+    run_settings = resumable.settings(ALGO, env, tasks, **values)
+    ckpt = resumable.Checkpoint(checkpoint_dir, run_settings, every_seconds=checkpoint_seconds,
+                                every_iterations=checkpoint_iterations)
+    abstract = jax.eval_shape(init, task_keys, tasks, init_alpha)
+    template = {"actor": abstract.agents.actor, "task_vectors": vectors}
+  fresh = lambda: _place(init(task_keys, tasks, init_alpha), sharding, num_tasks)
+
+  def place(tree):  # a restored host state, laid out as a fresh one
+    return jax.device_put(tree) if sharding is None else _place(tree, sharding, num_tasks)
+
+  state, snapshots = resumable.train_intervals(
+      run, tasks, hp, warmup_steps=warmup_steps, seg=seg, num_snapshots=num_snapshots,
+      num_envs=num_envs, fresh=fresh, place=place, snapshot=snap, abstract_state=abstract,
+      snapshot_template=template, progress_fn=progress_fn, checkpoint=ckpt,
+      warm_iters=warm_iters)
   steps = np.asarray([s for s, _ in snapshots], np.int64)
   params = jax.tree.map(lambda *xs: np.stack(xs), *[p for _, p in snapshots])
   policies = BehaviourPolicies(params=params, steps=steps,

@@ -7,13 +7,18 @@ evaluation can roll *other* tasks' behaviour policies in a test task (UNICORN's 
 ``<path>.partial/``::
 
     work.json        the behaviour and collection settings this work dir belongs to
+    behaviour_ckpt/  while ``sac_per_task`` / ``sac_shared`` train: their last checkpoint
+                     (``jcomrl.data.resumable``), deleted once the snapshots are saved
     behaviour/       the trained snapshots (written atomically as soon as training ends)
+    replay.npz       quality="replay": the behaviour run's replay buffer (before behaviour/)
     chunks/*.npz     finished collection chunks (each written atomically)
 
-A killed run started again with the same settings loads the snapshots instead of retraining and
-skips the chunks already collected; with different behaviour settings it refuses (naming the
-differing keys) rather than mixing two configs. Changed collection settings only discard the
-saved chunks. The work directory is removed once the dataset has been written and validated.
+A killed run started again with the same settings resumes an unfinished ``sac_per_task`` /
+``sac_shared`` training from its last checkpoint (to the agents an uninterrupted run trains),
+loads finished snapshots instead of retraining, and skips the chunks already collected; with
+different behaviour settings it refuses (naming the differing keys) rather than mixing two
+configs. Changed collection settings only discard the saved chunks. The work directory is
+removed once the dataset has been written and validated.
 """
 
 from __future__ import annotations
@@ -32,11 +37,12 @@ import jax
 import numpy as np
 
 from jcomrl import atomic, envs
-from jcomrl.data import behaviour, collect
+from jcomrl.data import behaviour, collect, resumable
 from jcomrl.data.dataset import DatasetError, OfflineDataset, load_dataset, save_dataset
 from jcomrl.envs.base import TaskEnv
 
 BEHAVIOUR_DIR = "behaviour"
+BEHAVIOUR_CHECKPOINT_DIR = "behaviour_ckpt"
 WORK_SUFFIX = ".partial"
 WORK_VERSION = 1
 # Which tasks the behaviour policy trains on (see ``generate``).
@@ -47,6 +53,10 @@ BEHAVIOUR_TASKS = ("all", "train")
 # the buffers'), not rollouts of snapshots. Only trainers that keep a per-task buffer make one.
 REPLAY = "replay"
 REPLAY_ALGOS = ("sac_per_task", "sac_shared")
+# Trainers that checkpoint their whole state (``jcomrl.data.resumable``): in a work directory a
+# killed behaviour run resumes where its last checkpoint left it. (brax's "sac" keeps only its
+# snapshots and retrains from the start.)
+RESUMABLE_ALGOS = ("sac_per_task", "sac_shared")
 # How the behaviour snapshots act when the normalisation anchors are measured (``generate``).
 ANCHOR_POLICIES = ("deterministic", "stochastic")
 
@@ -243,6 +253,10 @@ class _WorkDir:
   def behaviour_path(self) -> str:
     return os.path.join(self.path, BEHAVIOUR_DIR)
 
+  @property
+  def behaviour_checkpoint_path(self) -> str:
+    return os.path.join(self.path, BEHAVIOUR_CHECKPOINT_DIR)
+
   def save_behaviour(self, policies: behaviour.BehaviourPolicies) -> None:
     tmp = tempfile.mkdtemp(prefix=".behaviour.tmp-", dir=self.path)
     try:
@@ -366,11 +380,19 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
       replay = _load_replay(replay_file)
     say(f"resuming: reusing {policies.num_snapshots} {policies.algo} behaviour snapshots "
         f"(steps {policies.steps.tolist()}) from {work.behaviour_path}")
+    # a run killed between saving its snapshots and deleting its checkpoint
+    shutil.rmtree(work.behaviour_checkpoint_path, ignore_errors=True)
   if policies is None:
     extra = {}
     if algo == "sac" and work is not None:
       extra["checkpoint_dir"] = os.path.join(work.path, "sac_checkpoints")
       shutil.rmtree(extra["checkpoint_dir"], ignore_errors=True)
+    if algo in RESUMABLE_ALGOS and work is not None:
+      extra["checkpoint_dir"] = work.behaviour_checkpoint_path
+      step = resumable.resume_step(extra["checkpoint_dir"])
+      if step is not None:
+        say(f"resuming {algo} behaviour training from env step {step:,} per task "
+            f"({extra['checkpoint_dir']})")
     say(f"training {algo} behaviour policies on {num_beh} tasks ({behaviour_tasks}) ...")
     if replay_mode:
       extra["keep_replay"] = True

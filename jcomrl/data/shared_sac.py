@@ -26,7 +26,6 @@ actor's params; their policy reads ``obs + task_vector`` as the collection rollo
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 
 import jax
@@ -35,6 +34,7 @@ import numpy as np
 from flax import struct
 
 from jcomrl.algos.config import HParams
+from jcomrl.data import resumable
 from jcomrl.data.behaviour import BehaviourPolicies
 from jcomrl.data.per_task_sac import (
   Agent,
@@ -43,6 +43,7 @@ from jcomrl.data.per_task_sac import (
   _adam,
   _check,
   _no_code,
+  _run_settings,
   _where_done,
   make_sac_step,
   schedule,
@@ -110,8 +111,9 @@ def sample_batch(key, buffer: Transition, size, vectors, batch_size: int) -> Tra
 def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
   """``(init, run)``, both jitted; the same contract as ``per_task_sac.make_trainer`` with one
   agent: ``init(key, tasks, init_alpha)``, ``run(state, tasks, hp, warmup_steps,
-  num_iterations) -> (state, stats)`` (stats per task ``[T]``: ``return_sum``, ``episodes``;
-  the update metrics are scalars)."""
+  num_iterations) -> (state, stats)`` (stats summed over the call's iterations, per task ``[T]``:
+  ``return_sum``, ``episodes``; the update metrics are scalar sums over the ``updated``
+  updating iterations)."""
   policy, critic = networks(env, cfg.hidden_sizes, cfg.log_std_min, cfg.log_std_max)
   target_entropy = (-float(env.action_size) if cfg.target_entropy is None
                     else float(cfg.target_entropy))
@@ -199,11 +201,7 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
              for k, v in stats.items()}
       return s, acc
 
-    state, acc = jax.lax.fori_loop(0, num_iterations, body, (state, zeros))
-    n = jnp.maximum(acc.pop("updated"), 1.0)
-    out = {k: acc.pop(k) for k in ("return_sum", "episodes")}
-    out.update({k: v / n for k, v in acc.items()})
-    return state, out
+    return jax.lax.fori_loop(0, num_iterations, body, (state, zeros))
 
   return jax.jit(init), run
 
@@ -243,7 +241,8 @@ def train_sac_shared(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snaps
                      target_entropy: float | None = None, reward_scale: float = 1.0,
                      train_reward: str | None = None,
                      progress_fn: Callable[[int, dict], None] | None = None,
-                     keep_replay: bool = False,
+                     keep_replay: bool = False, checkpoint_dir: str | None = None,
+                     checkpoint_seconds: float = 600.0, checkpoint_iterations: int = 1000,
                      ) -> BehaviourPolicies | tuple[BehaviourPolicies, Replay]:
   """Trains the shared task-conditioned agent on every task of ``tasks`` at once.
 
@@ -252,6 +251,10 @@ def train_sac_shared(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snaps
   update drawn over all tasks together, and ``seed``: one key for the agent and every env.
   Returns ``BehaviourPolicies`` (``algo="sac_shared"``, params ``{"actor": [K] ...}``) and, with
   ``keep_replay``, the ``Replay`` of every stored transition (task ``t``'s stream at ``[t]``).
+  ``checkpoint_dir``, ``checkpoint_seconds`` and ``checkpoint_iterations`` make the run
+  resumable as ``train_sac_per_task``'s do (``jcomrl.data.resumable``: a run started with a
+  committed checkpoint of the same settings continues from it, bit for bit; one made with other
+  settings is a ``jcomrl.checkpoint.CheckpointError``).
   """
   _check("num_snapshots", num_snapshots, 2)
   for name, v in (("num_envs", num_envs), ("batch_size", batch_size),
@@ -275,19 +278,24 @@ def train_sac_shared(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snaps
                       discount=discount, tau=tau, entropy_alpha=entropy_alpha,
                       reward_scale=reward_scale)
   init, run = make_trainer(env, cfg)
-  state = init(jax.random.key(seed), tasks, init_alpha)
-  snapshots = [(0, {"actor": jax.tree.map(np.array, state.agent.actor)})]
-  warmup = jnp.asarray(warmup_steps, jnp.int32)
-  for _ in range(num_snapshots - 1):
-    t0 = time.time()
-    state, stats = run(state, tasks, hp, warmup, jnp.asarray(seg, jnp.int32))
-    snapshots.append((int(state.steps), {"actor": jax.tree.map(np.array, state.agent.actor)}))
-    if progress_fn is not None:
-      stats = jax.tree.map(np.asarray, stats)
-      metrics = {k: v for k, v in stats.items() if k not in ("return_sum", "episodes")}
-      metrics["train/return"] = stats["return_sum"] / np.maximum(stats["episodes"], 1)
-      metrics["train/seconds"] = time.time() - t0
-      progress_fn(int(state.steps), metrics)
+  snap = lambda s: {"actor": jax.tree.map(np.array, s.agent.actor)}
+  ckpt = abstract = template = None
+  if checkpoint_dir is not None:
+    values = _run_settings(
+        cfg, num_timesteps=num_timesteps, num_snapshots=num_snapshots, seed=seed,
+        warmup_steps=warmup_steps, actor_lr=actor_lr, critic_lr=critic_lr, alpha_lr=alpha_lr,
+        discount=discount, tau=tau, entropy_alpha=entropy_alpha, init_alpha=init_alpha,
+        reward_scale=reward_scale)
+    ckpt = resumable.Checkpoint(checkpoint_dir, resumable.settings(ALGO, env, tasks, **values),
+                                every_seconds=checkpoint_seconds,
+                                every_iterations=checkpoint_iterations)
+    abstract = jax.eval_shape(init, jax.random.key(seed), tasks, init_alpha)
+    template = {"actor": abstract.agent.actor}
+  state, snapshots = resumable.train_intervals(
+      run, tasks, hp, warmup_steps=warmup_steps, seg=seg, num_snapshots=num_snapshots,
+      num_envs=num_envs, fresh=lambda: init(jax.random.key(seed), tasks, init_alpha),
+      place=jax.device_put, snapshot=snap, abstract_state=abstract, snapshot_template=template,
+      progress_fn=progress_fn, checkpoint=ckpt)
   steps = np.asarray([s for s, _ in snapshots], np.int64)
   params = jax.tree.map(lambda *xs: np.stack(xs), *[p for _, p in snapshots])
   policies = BehaviourPolicies(params=params, steps=steps,
