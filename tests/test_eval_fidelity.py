@@ -110,6 +110,12 @@ def test_csro_prior_mode_evaluation_episodes_are_the_context(fake_learner, point
 
 def test_online_defaults_follow_csro_configs(point_env):
   assert P.csro_online_defaults(point_env) == (20, 1)
+  # num_steps_per_eval / max_path_length and num_exp_traj_eval: ant-goal.json (ant-dir takes
+  # CSRO's ant-goal settings) 800 / 200 = 4 and 2; walker_rand_params.json 600 / 200 = 3 and 2.
+  fake = lambda name: type("E", (), {"name": name})()
+  assert P.csro_online_defaults(fake("ant_dir")) == (4, 2)
+  for name in ("cheetah_vel", "cheetah_dir", "hopper_param", "walker_param"):
+    assert P.csro_online_defaults(fake(name)) == (3, 2)
   settings = suite.EvalSettings()
   assert settings.online_schedule == "csro" and settings.online_rounds is None
   with pytest.raises(ValueError, match="unknown online schedule 'pearl'"):

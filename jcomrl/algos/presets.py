@@ -569,9 +569,10 @@ PROVENANCE = (
     ("csro online schedule", "z = 0 until num_exp_traj_eval episodes, z inferred after each "
      "evaluation episode, half random steps (online_schedule='csro')", "same",
      "CSRO rl_algorithm.py:505-514,528-534,569-570; util.py:346-354", ""),
-    ("csro online rounds x context episodes", "point-robot 20 x 1, MuJoCo 3 x 2",
-     "point-robot 400 steps / 20 = 20 x 1; walker 600 / 200 = 3 x 2",
-     "CSRO configs/point-robot.json:19,22,26; walker_rand_params.json:20,23,27",
+    ("csro online rounds x context episodes", "point-robot 20 x 1, ant-dir 4 x 2, MuJoCo 3 x 2",
+     "point-robot 400 steps / 20 = 20 x 1; ant-goal 800 / 200 = 4 x 2; walker 600 / 200 = 3 x 2",
+     "CSRO configs/point-robot.json:19,22,26; ant-goal.json:19,22,26; "
+     "walker_rand_params.json:20,23,27",
      "fixed rounds: CSRO runs more, shorter rounds after early terminations"),
     ("focal online accumulation per round", "one episode length (3 x 20 point-robot, 3 x 200)",
      "same (random_batch(max_path_length))", "CSRO rlkit/samplers/util.py:8", ""),

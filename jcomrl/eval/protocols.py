@@ -382,10 +382,14 @@ def csro_online_defaults(env: TaskEnv) -> tuple[int, int]:
   ``num_exp_traj_eval``: point-robot 400 / 20 = 20 rounds and 1 (CSRO
   ``configs/point-robot.json:19,22,26``; sparse point-robot, which CSRO does not ship, follows
   it); MuJoCo 600 / 200 = 3 rounds and 2 (``configs/walker_rand_params.json:20,23,27``, the same
-  in ``hopper_rand_params.json`` and ``cheetah-vel.json``).
+  in ``hopper_rand_params.json`` and ``cheetah-vel.json``); ant-dir, whose CSRO settings are
+  ant-goal's (CSRO ships no ant-dir config; ``jcomrl.algos.presets``), 800 / 200 = 4 rounds and 2
+  (``configs/ant-goal.json:19,22,26``).
   """
   if env.name in ("point_robot", "sparse_point_robot"):
     return 20, 1
+  if env.name == "ant_dir":
+    return 4, 2
   return 3, 2
 
 
@@ -491,7 +495,8 @@ def online_returns(learner: Learner, params, env: TaskEnv, tasks: Task, key: jax
 
   Args:
     mode: ``"nonprior"`` (CSRO's headline) or ``"prior"``.
-    num_rounds: ``None`` = CSRO's per env (``csro_online_defaults``: 20 on point-robot, 3).
+    num_rounds: ``None`` = CSRO's per env (``csro_online_defaults``: 20 on point-robot, 4 on
+      ant-dir, else 3).
     random_fraction: CSRO's share of random-action collection steps (0.5).
     infer_after: ``num_exp_traj_eval``; ``None`` = CSRO's per env (1 point-robot, 2 MuJoCo).
     code: ``"sample"`` or ``"mean"`` code of a stochastic encoder (``make_encode``).

@@ -68,7 +68,8 @@ class EvalSettings:
     online_schedule: ``"csro"`` (default, CSRO's exact schedule) or ``"reinfer_each_round"``
       (jcomrl's earlier one); see ``protocols.online_returns``.
     online_rounds, online_exp_episodes: rounds and CSRO's ``num_exp_traj_eval``; ``None`` =
-      CSRO's per env (point-robot 20 and 1, MuJoCo 3 and 2: ``protocols.csro_online_defaults``).
+      CSRO's per env (point-robot 20 and 1, ant-dir 4 and 2, the other MuJoCo envs 3 and 2:
+      ``protocols.csro_online_defaults``).
     online_random_fraction: CSRO's share of random-action collection steps.
     ood_sources: ``"all"`` dataset tasks (UNICORN), ``"train"`` or ``"other"`` (all but the
       test task itself) as conditioning tasks of the OOD behaviour policies.
