@@ -13,6 +13,7 @@ writes its qualities from one behaviour run (``jcomrl.data.offline``)::
 """
 
 import os
+import re
 import time
 
 import numpy as np
@@ -68,6 +69,22 @@ def behaviour_kwargs(c) -> dict:
           **c.behaviour[algo].to_dict()}
 
 
+def resumed_step(message: str) -> int | None:
+  """The env step of ``pipeline.generate``'s "resuming <algo> behaviour training from env step N"
+  message, or None for any other message."""
+  found = re.match(r"resuming \S+ behaviour training from env step ([\d,]+)", message)
+  return int(found.group(1).replace(",", "")) if found else None
+
+
+def behaviour_eta(spent: float, step: int, start_step: int, total: int | None) -> float | None:
+  """Seconds left at this process's rate: ``spent`` seconds took it from ``start_step`` (0, or
+  where a resumed run began) to ``step`` env steps per task; None when unknown or done."""
+  done = step - start_step
+  if not total or done <= 0 or step >= total:
+    return None
+  return spent / done * (total - step)
+
+
 def default_out(c) -> str:
   return c.out or f"data/{c.get('variant', c.env)}_{c.quality}"
 
@@ -107,6 +124,13 @@ def generate(c, progress=print):
                                f"{', '.join(envs.registered())}")
   kw = behaviour_kwargs(c)
   total = kw.get("num_timesteps")
+  start = {"step": 0}  # the env step this process starts training from (a resumed run's > 0)
+
+  def say(msg):
+    step = resumed_step(msg)
+    if step is not None:
+      start["step"] = step
+    progress(msg)
 
   def show(step, m):
     r = m.get("eval/episode_reward")
@@ -118,8 +142,8 @@ def generate(c, progress=print):
     else:
       tail = "(no brax eval)"
     spent = time.time() - t0
-    eta = (f", ETA {cli.format_seconds(spent / step * (total - step))}"
-           if total and 0 < step < total else "")
+    left = behaviour_eta(spent, step, start["step"], total)
+    eta = f", ETA {cli.format_seconds(left)}" if left is not None else ""
     where = f"{cli.bar(step, total)} " if total else ""
     progress(f"behaviour step {step:,} {where}({cli.format_seconds(spent)}{eta}): {tail}")
 
@@ -135,7 +159,7 @@ def generate(c, progress=print):
                   "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
                   "cpu": cli.cpu_model()},
       progress=show,
-      message=progress)
+      message=say)
   summary = {k: round(v, 2) for k, v in collect.dataset_summary(data).items()}
   progress(f"wrote {out}: {data.num_tasks} tasks x {data.num_transitions} transitions in "
            f"{time.time() - t0:.0f}s; mean segment return per snapshot {summary}; "

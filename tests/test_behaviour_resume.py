@@ -230,10 +230,24 @@ def test_the_pipeline_resumes_a_killed_behaviour_phase(tmp_path):
     pipeline.generate("point_robot", {}, work_dir=work, progress=die, **PIPELINE)
   assert resumable.resume_step(ckpt) == 80
   assert not os.path.exists(os.path.join(work, pipeline.BEHAVIOUR_DIR))
+  # The killed process's training time so far (to its first interval's end) is on disk.
+  before = pipeline._read_seconds(work)
+  assert before is not None and before > 0
   messages = []
   data, policies, meta = pipeline.generate("point_robot", {}, work_dir=work,
                                            message=messages.append, **PIPELINE)
-  assert f"resuming sac_per_task behaviour training from env step 80 per task ({ckpt})" in messages
+  assert any(m.startswith(f"resuming sac_per_task behaviour training from env step 80 per task "
+                          f"({ckpt}; ") for m in messages), messages
+  # experiments.collect reads the resume step from that message: its ETA uses this process's
+  # rate only (60 s from step 80 to 120 of 240: 120 steps left at 40 steps / 60 s = 180 s).
+  from experiments import collect as collect_cli
+  assert [collect_cli.resumed_step(m) for m in messages if m.startswith("resuming sac")] == [80]
+  assert collect_cli.resumed_step("training sac_per_task behaviour policies") is None
+  assert collect_cli.behaviour_eta(60.0, 120, 80, 240) == 180.0
+  assert collect_cli.behaviour_eta(60.0, 120, 0, 240) == 60.0
+  assert collect_cli.behaviour_eta(60.0, 240, 0, 240) is None
+  # The dataset's behaviour time counts both processes.
+  assert meta["creation"]["behaviour_seconds"] > before
   assert not os.path.exists(ckpt)  # deleted once the snapshots and replay.npz are saved
   assert os.path.exists(os.path.join(work, "replay.npz"))
   assert_same(data.transitions, ref_data.transitions)

@@ -380,6 +380,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
       replay = _load_replay(replay_file)
     say(f"resuming: reusing {policies.num_snapshots} {policies.algo} behaviour snapshots "
         f"(steps {policies.steps.tolist()}) from {work.behaviour_path}")
+    behaviour_seconds = _read_seconds(work.path)  # what the processes that trained them took
     # a run killed between saving its snapshots and deleting its checkpoint
     shutil.rmtree(work.behaviour_checkpoint_path, ignore_errors=True)
   if policies is None:
@@ -387,20 +388,30 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
     if algo == "sac" and work is not None:
       extra["checkpoint_dir"] = os.path.join(work.path, "sac_checkpoints")
       shutil.rmtree(extra["checkpoint_dir"], ignore_errors=True)
+    prior_s = 0.0  # training seconds of the killed processes this run resumes
     if algo in RESUMABLE_ALGOS and work is not None:
       extra["checkpoint_dir"] = work.behaviour_checkpoint_path
       step = resumable.resume_step(extra["checkpoint_dir"])
       if step is not None:
+        prior_s = _read_seconds(work.path) or 0.0
         say(f"resuming {algo} behaviour training from env step {step:,} per task "
-            f"({extra['checkpoint_dir']})")
+            f"({extra['checkpoint_dir']}; {prior_s / 60:.1f} min of training before)")
     say(f"training {algo} behaviour policies on {num_beh} tasks ({behaviour_tasks}) ...")
     if replay_mode:
       extra["keep_replay"] = True
     t_beh = time.time()
-    out = behaviour.train_behaviour(algo, env, beh_tasks, seed=seed, progress_fn=progress,
+    beh_progress = progress
+    if work is not None:
+      def beh_progress(step, metrics):  # the wall time so far survives a kill (at interval ends)
+        _write_seconds(work.path, prior_s + time.time() - t_beh)
+        if progress is not None:
+          progress(step, metrics)
+    out = behaviour.train_behaviour(algo, env, beh_tasks, seed=seed, progress_fn=beh_progress,
                                     **kw, **extra)
     policies, replay = out if replay_mode else (out, None)
-    behaviour_seconds = time.time() - t_beh
+    behaviour_seconds = prior_s + time.time() - t_beh
+    if work is not None:
+      _write_seconds(work.path, behaviour_seconds)
     if work is not None:
       if replay_mode:  # first the buffer, then the snapshots that mark the phase as done
         _save_replay(replay_file, replay)
@@ -470,6 +481,24 @@ def anchors(returns: np.ndarray, policy: str) -> dict:
   best = int(np.argmax(means))
   return {"random": float(means[0]), "expert": float(means[best]), "best_snapshot": best,
           "last": float(means[-1]), "policy": policy}
+
+
+BEHAVIOUR_SECONDS_FILE = "behaviour_seconds.json"
+
+
+def _read_seconds(work_path: str) -> float | None:
+  """Behaviour-training wall seconds recorded in a work directory (summed over the processes a
+  killed run was resumed in, up to the last snapshot interval each finished), or None."""
+  try:
+    with open(os.path.join(work_path, BEHAVIOUR_SECONDS_FILE)) as f:
+      return float(json.load(f)["seconds"])
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
+
+
+def _write_seconds(work_path: str, seconds: float) -> None:
+  _atomic_write_json(os.path.join(work_path, BEHAVIOUR_SECONDS_FILE),
+                     {"seconds": round(float(seconds), 1)})
 
 
 def _save_replay(path: str, replay) -> None:
