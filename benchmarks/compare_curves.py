@@ -38,6 +38,18 @@ def _value(row, keys):
   return None
 
 
+def read_official_seeds(paths):
+  """Several official runs (one seed each) of the same setting as one series: per quantity and
+  step, the seeds' values side by side (steps every seed logged)."""
+  runs = [read_official(p) for p in paths]
+  header, curves = runs[0][0], {}
+  for name in runs[0][1]:
+    by_step = [dict(c.get(name, [])) for _, c in runs]
+    steps = sorted(set.intersection(*(set(b) for b in by_step)))
+    curves[name] = [(st, [x for b in by_step for x in b[st]]) for st in steps]
+  return header, curves
+
+
 def read_official(path):
   header, curves = None, {}
   with open(path) as f:
@@ -89,16 +101,22 @@ def read_ours(run_dir):
 def summary_row(s) -> dict:
   """The final evaluation of one series: IID and z-shuffled return, the paired drop and its
   standard error, the IID return normalised by the dataset's random / expert anchors."""
-  if "header" in s:  # official: the last evaluation row (one seed, one episode per task)
-    last = None
-    with open(s["source"]) as f:
-      for line in f:
-        row = json.loads(line)
-        if "step" in row:
-          last = row
+  if "header" in s:  # official: each seed's last evaluation row (one episode per task)
+    lasts = []
+    for source in s["source"].split(","):
+      last = None
+      with open(source) as f:
+        for line in f:
+          row = json.loads(line)
+          if "step" in row:
+            last = row
+      lasts.append(last)
     norm = (s["header"] or {}).get("normalisation") or {}
-    iid, zs = last["eval/iid"], last["eval/z_shuffle"]
-    drop, se, step, seeds = iid - zs, last["eval/shuffle_drop_se"], last["step"], 1
+    iid = float(np.mean([r["eval/iid"] for r in lasts]))
+    zs = float(np.mean([r["eval/z_shuffle"] for r in lasts]))
+    # seeds are independent: the SE of the mean drop from each seed's SE over its tasks
+    se = float(np.sqrt(sum(r["eval/shuffle_drop_se"] ** 2 for r in lasts)) / len(lasts))
+    drop, step, seeds = iid - zs, min(r["step"] for r in lasts), len(lasts)
   else:
     fin = s["final_protocols"]
     norm = (fin.get("iid", {}).get("score") or {})
@@ -129,7 +147,8 @@ def markdown(rows) -> str:
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--official", action="append", default=[], help="LABEL:path.jsonl (repeat)")
+  p.add_argument("--official", action="append", default=[],
+                 help="LABEL:path.jsonl[,path.jsonl of another seed...] (repeat)")
   p.add_argument("--ours", action="append", default=[], help="LABEL:run_dir (repeat)")
   p.add_argument("--out", required=True, help="output path without extension")
   p.add_argument("--title", default="")
@@ -137,7 +156,7 @@ def main():
   series = []
   for spec in a.official:
     label, path = spec.split(":", 1)
-    header, curves = read_official(path)
+    header, curves = read_official_seeds(path.split(","))
     series.append({"label": f"official {label}", "source": path, "header": header,
                    "curves": curves})
   for spec in a.ours:
