@@ -35,17 +35,28 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m experiments.run_default --workdir=$(RUN_DIR)
 
-# `make test`: the default tier, every test not marked slow (about 5 minutes on 2 cores with a
-# warm compilation cache; every package has correctness tests in it). `make test-all`: the whole
-# suite (CI runs both). `make mutants`: the mutation check of the tests (tools/mutants.py).
-.PHONY: test-all test-fast mutants
+# `make test`: the default tier, every test not marked slow (about 3.5 minutes on 2 busy cores
+# with a warm compilation cache; every package has correctness tests in it). `make test-all`:
+# the whole suite (CI runs both). Both run in file order (`-p no:randomly`: pytest-randomly, a
+# dev extra, would shuffle every plain pytest run). `make test-random`: the default tier in a
+# random order over 2 xdist workers, a check that no test depends on another's state (slower
+# than `make test` on 2 cores); SEED=N repeats an order, it is printed first.
+# Which test is in which tier and why: tests/README.md. `make mutants`: the mutation check of
+# the tests (tools/mutants.py).
+.PHONY: test-all test-fast test-random mutants
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -p no:randomly -m "not slow" tests
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -p no:randomly tests
 
 test-fast: test
+
+SEED ?=
+test-random: $(STAMP)
+	@seed=$(if $(SEED),$(SEED),$$RANDOM$$RANDOM); \
+	  echo "random order, seed $$seed (make test-random SEED=$$seed repeats it)"; \
+	  $(PY) -m pytest -q -m "not slow" -p randomly --randomly-seed=$$seed -n 2 tests
 
 mutants: $(STAMP)
 	$(PY) -m tools.mutants --tier both --out benchmarks/results/mutants

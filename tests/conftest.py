@@ -12,6 +12,22 @@ from jcomrl.data import collect
 from jcomrl.data.behaviour import BehaviourPolicies
 from jcomrl.data.dataset import save_dataset
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Every compiled program goes to the persistent compilation cache, the small ones too. Many
+# tests run JAX eagerly (op by op) or jit small functions: each eager primitive is its own tiny
+# XLA program, compiled in ~10-50 ms, and the in-memory caches are cleared after every module
+# (``_release_compiled_programs``), so without this the same few hundred tiny programs were
+# recompiled in every module and every run (the Makefile's 0.5 s floor keeps them out of the
+# cache). Loading one from disk takes about a millisecond; a warm `make test` spends about a
+# third less time. Subprocesses the tests start inherit the setting. Without a cache directory
+# set (plain `pytest`), the tests use the repository's `.jax_cache/`, the Makefile's.
+if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(ROOT, ".jax_cache")
+  jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
 
 def scripted_policies(num_snapshots: int = 3) -> BehaviourPolicies:
   """Snapshots that move towards the goal (read from the task vector in the obs) with
@@ -79,7 +95,7 @@ def _release_compiled_programs():
   compiler late in the run (twice at one test, then at another after that one was fixed),
   consistent with exhausting the process's memory mappings (vm.max_map_count 65530 here).
   Session fixtures stay; a program needed again reloads from the persistent compilation cache
-  that ``make test`` sets (``JAX_COMPILATION_CACHE_DIR``)."""
+  (``JAX_COMPILATION_CACHE_DIR``; every program is written to it, see the top of this file)."""
   yield
   import gc
   jax.clear_caches()
@@ -94,8 +110,7 @@ def _mujoco_warnings_stay_out_of_the_checkout():
   subprocess) fails it, with the log's text."""
   import mujoco
 
-  log = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                     "MUJOCO_LOG.TXT")
+  log = os.path.join(ROOT, "MUJOCO_LOG.TXT")
   existed = os.path.exists(log)
   sink: list = []
   previous = mujoco.get_mju_user_warning()
