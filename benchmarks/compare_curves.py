@@ -170,12 +170,9 @@ def main():
     load = os.getloadavg()
   except OSError:
     load = None
-  cpu = None
-  if os.path.exists("/proc/cpuinfo"):
-    for line in open("/proc/cpuinfo"):
-      if line.startswith("model name"):
-        cpu = line.split(":", 1)[1].strip()
-        break
+  from experiments.cli import cpu_model
+
+  cpu = cpu_model()
   out = {"title": a.title, "cpu": cpu, "machine": platform.machine(),
          "load_average_when_written": load, "summary": rows, "series": series}
   os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)

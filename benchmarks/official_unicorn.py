@@ -43,7 +43,6 @@ import importlib.abc
 import importlib.machinery
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -153,14 +152,6 @@ def install_stand_ins(obs_size, action_size, horizon):
   sys.modules["environments.make_env"] = make_env_mod
 
 
-def git_commit(path):
-  try:
-    return subprocess.run(["git", "-C", path, "rev-parse", "HEAD"], capture_output=True,
-                          text=True, check=True).stdout.strip()
-  except (OSError, subprocess.CalledProcessError):
-    return None
-
-
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--unicorn", required=True, help="their source tree (the anchor's unicorn/)")
@@ -177,6 +168,7 @@ def main():
   import jax
   import jax.numpy as jnp
 
+  from experiments import cli
   from jcomrl import envs
   from jcomrl.data.dataset import load_dataset
   from jcomrl.data.official_layout import export_unicorn
@@ -282,8 +274,8 @@ def main():
             "env": env_name, "sizes": a.sizes, "seed": a.seed, "agent": type(learner.agent).__name__,
             "args": {k: (v if isinstance(v, (int, float, str, bool, list, type(None))) else str(v))
                      for k, v in vars(args).items()},
-            "jcomrl_commit": git_commit(os.path.dirname(os.path.abspath(__file__))),
-            "cpu": platform_cpu(), "normalisation": norm}
+            "jcomrl_commit": cli.source_commit(),
+            "cpu": cli.cpu_model(), "normalisation": norm}
   key = jax.random.key(a.seed)
   iters_per_eval = max(1, a.eval_every // int(args.rl_updates_per_iter))
   t0 = time.time()
@@ -320,17 +312,6 @@ def main():
         print(f"step {done}: iid {row['eval/iid']:.1f} z_shuffle {row['eval/z_shuffle']:.1f} "
               f"Q data {row['critic/q']:.1f} Q pi {row['actor/q']:.1f} "
               f"critic loss {row['critic/loss']:.2f} ({row['wall_s']:.0f} s)", flush=True)
-
-
-def platform_cpu():
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return None
 
 
 if __name__ == "__main__":
