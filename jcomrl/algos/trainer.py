@@ -174,8 +174,10 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
   data = dataset.to_device()
   pool = jnp.asarray(train_rows, jnp.int32)
   # A pretrain stage (CORRO's CVAE) draws from every task row with pretrain_tasks="all".
+  # Learners without a pretrain stage (MACAW, DT) have no such fields.
+  pretrain_steps = getattr(cfg, "pretrain_steps", 0)
   pre_pool = (jnp.arange(dataset.num_tasks, dtype=jnp.int32)
-              if cfg.pretrain_steps and cfg.pretrain_tasks == "all" else pool)
+              if pretrain_steps and getattr(cfg, "pretrain_tasks", None) == "all" else pool)
   if distributed.is_multiprocess():  # global arrays replicated over the seed mesh
     mesh = seed_sharding(num_seeds).mesh
     hps, data, pool, pre_pool = distributed.replicate((hps, data, pool, pre_pool), mesh)
@@ -191,7 +193,7 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
         progress(f"compiling the training step ({chunk} updates per dispatch) ...")
       t_chunk = time.time()
       state, metrics = learner.train_chunk(state, data, hps,
-                                           pre_pool if step < cfg.pretrain_steps else pool)
+                                           pre_pool if step < pretrain_steps else pool)
       step += chunk
       metrics = distributed.to_host(metrics)
       dt = time.time() - t_chunk
