@@ -365,8 +365,10 @@ REPORT_NOTE = (
     "unseen bugs. The last 6 were chosen blind (code no new test targets, before any run); one "
     "of them, `online_random_fraction`, was missed by every tier on the first run and is caught "
     "now by a test added for it; `normalise_anchor` was missed by the fast tier once its only "
-    "covering tests had been marked slow, and a fast test was added. Add blind mutations to "
-    "keep the check honest.")
+    "covering tests had been marked slow, and a fast test was added; `replay_stream_order` and "
+    "`shared_batch_vector` were missed by the fast tier while test_shared_sac's checks of the "
+    "trained shared agent were marked slow, and those checks are back in it. Add blind "
+    "mutations to keep the check honest.")
 
 
 def write_report(results: list[dict], out: str, tiers: list[str]) -> None:
