@@ -286,6 +286,28 @@ MUTATIONS: list[M] = [
     M("shared_batch_vector", "jcomrl/data/shared_sac.py", "vec = vectors[task]",
       "vec = vectors[(task + 1) % num_tasks]", ("tests/test_shared_sac.py",),
       "the shared agent's batch carries another task's vector"),
+    # ---------------- blind, chosen before any run (issue 28's code of the last session)
+    M("pretrain_pool_all", "jcomrl/algos/trainer.py",
+      "if pretrain_steps and getattr(cfg, \"pretrain_tasks\", None) == \"all\" else pool)",
+      "if pretrain_steps and getattr(cfg, \"pretrain_tasks\", None) == \"none\" else pool)",
+      ("tests/test_algos.py", "-k", "pretrain"),
+      "CORRO's CVAE pretrain draws from the training tasks only with pretrain_tasks='all'"),
+    M("csro_mb_replace", "jcomrl/algos/presets.py", "p[\"learner\"][\"task_replace\"] = False",
+      "p[\"learner\"][\"task_replace\"] = True",
+      ("tests/test_presets_provenance.py", "tests/test_objectives_fidelity.py"),
+      "CSRO's meta-batch tasks drawn with replacement (its mb_replace=False)"),
+    M("anchor_last_not_best", "jcomrl/data/pipeline.py", "best = int(np.argmax(means))",
+      "best = len(means) - 1", ("tests/test_collect.py", "tests/test_shared_sac.py",
+                                "tests/test_official_recipe.py", "tests/test_per_task_sac.py"),
+      "the expert anchor is the last snapshot, not the best one"),
+    M("resume_interval_start", "jcomrl/data/resumable.py",
+      "start = 0 if interval == 0 else warm_iters + interval * seg",
+      "start = 0 if interval == 0 else interval * seg",
+      ("tests/test_behaviour_resume.py", "tests/test_per_task_sac.py"),
+      "a resumed interval ignores the long first (warm-up) interval"),
+    M("csro_online_ant_rounds", "jcomrl/eval/protocols.py", "    return 4, 2",
+      "    return 3, 2", ("tests/test_eval_fidelity.py", "tests/test_eval.py"),
+      "CSRO's online protocol on ant-dir with 3 rounds, not ant-goal.json's 4"),
 ]
 
 
