@@ -42,7 +42,12 @@ _TOP_KEYS = {"algo": (str, False), "env": (str, True), "dataset": (str, True),
              "hparams": (dict, True), "num_steps": (int, True), "checkpoint_every": (int, True),
              "eval_every": (int, True), "eval": (dict, False),
              "preset_source": (str, False), "profile": (str, False),
-             "learner_type": (str, False)}
+             "learner_type": (str, False), "tasks": (str, False),
+             "env_overrides": (dict, False)}
+# ``tasks``: the preset's task setting (jcomrl.algos.presets.TASK_SETTINGS; absent: "unicorn");
+# ``env_overrides``: env settings the dataset must have been collected with (its meta.json's
+# env_overrides hold each of them with the same value), e.g. {"variant": "focal"} for FOCAL's
+# 2-task setting.
 # ``learner_type``: which learner a config builds (its config class and builder); "comrl" (the
 # default) is the composable context-based learner, "macaw" MACAW's MAML learner.
 LEARNER_TYPES = {"comrl": (LearnerConfig, make_learner), MACAW: (MacawConfig, make_macaw)}
@@ -219,6 +224,12 @@ def build(cfg: dict):
   """(env, dataset, meta, learner, hparams) for a plain-dict training config."""
   data, meta = load_dataset(cfg["dataset"], expect_env=cfg["env"])
   check_normalisation(cfg["dataset"], meta)  # the scores of every evaluation need it
+  have = dict(meta.get("env_overrides") or {})
+  for key, want in dict(cfg.get("env_overrides") or {}).items():
+    if have.get(key) != want:
+      raise DatasetError(f"{cfg['dataset']} was collected with env_overrides {have}; the config "
+                         f"needs {key}={want!r} (config key env_overrides; the 2-task data of "
+                         "FOCAL's setting is built by experiments/configs/data.py:<env>@focal2)")
   # The env the data were collected in (its overrides are part of the dataset's meta).
   try:
     env = envs.make(cfg["env"], **dict(meta.get("env_overrides") or {}))

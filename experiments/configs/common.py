@@ -9,6 +9,12 @@ official code disagree (``presets.preset(..., source="paper")``); an ``@cpu`` su
 (``focal.py:cheetah_vel@cpu``, also ``walker_param+paper@cpu``) is the CPU scale profile of
 ``make paper PROFILE=cpu`` (``presets.PROFILES``: narrower nets, smaller batches, 30k updates, a
 random 40 of UNICORN's OOD behaviour policies, checkpoints and IID curve points every quarter).
+An ``@focal2`` suffix (``focal.py:cheetah_dir@focal2``, ``ant_dir@focal2``; with the profile
+``cheetah_dir@focal2@cpu``) is FOCAL's own 2-task setting of those envs (``presets.preset(...,
+tasks="focal2")``: FOCAL's forward/backward configs on the env's ``"focal"`` variant, train =
+test = both tasks), trained on ``data/<env>@focal2`` (``data.py:<env>@focal2``); the dataset must
+hold that variant (``env_overrides``, checked by ``experiments.common.build``).
+``tiny_<env>@focal2`` is its test-sized run on ``data.py:tiny_<env>@focal2``'s data.
 
 ``learner`` holds every :class:`~jcomrl.algos.config.LearnerConfig` field (the preset's values
 over the defaults), so any of them can be overridden from the command line, e.g.
@@ -46,23 +52,41 @@ def set_schedule_and_learner(c, p: dict) -> int:
   return p["learner"]["steps_per_chunk"]
 
 
+def _suffixes(variant: str) -> tuple[str, str, str]:
+  """``(name, profile, tasks)`` of ``<name>[@focal2][@cpu]`` (the suffixes in either order)."""
+  name, *tags = variant.split("@")
+  profile, tasks = "paper", "unicorn"
+  for tag in tags:
+    if tag == "cpu" and profile == "paper":
+      profile = "cpu"
+    elif tag in presets.TASK_SETTINGS[1:] and tasks == "unicorn":
+      tasks = tag
+    elif tag in ("cpu",) + presets.TASK_SETTINGS[1:]:
+      raise ValueError(f"variant suffix @{tag} given twice in {variant!r}")
+    else:
+      raise ValueError(f"unknown variant suffix @{tag}; expected @cpu, "
+                       f"{', '.join('@' + t for t in presets.TASK_SETTINGS[1:])} or none")
+  return name, profile, tasks
+
+
 def base_config(preset: str, variant: str):
-  variant, at, profile = variant.partition("@")
-  profile = profile if at else "paper"
-  if profile not in presets.PROFILES or profile == "paper" and at:
-    raise ValueError(f"unknown variant suffix @{profile}; expected @cpu or none")
+  variant, profile, tasks = _suffixes(variant)
   variant, plus, source = variant.partition("+")
   source = source if plus else "code"
   if source not in presets.SOURCES:
     raise ValueError(f"unknown variant suffix +{source}; expected +paper or none")
-  if variant not in VARIANTS:
-    raise ValueError(f"no variant {variant!r} for {preset}; have {', '.join(VARIANTS)}")
-  tiny = variant == "tiny"
-  env = "point_robot" if tiny else variant
+  # ``tiny_<env>@focal2``: test-sized networks and schedule on the 2-task data of
+  # ``data.py:tiny_<env>@focal2``.
+  focal2_tiny = tasks == "focal2" and variant.removeprefix("tiny_") in presets.FOCAL2_ENVS
+  if variant not in VARIANTS and not focal2_tiny:
+    raise ValueError(f"no variant {variant!r} for {preset}; have {', '.join(VARIANTS)}"
+                     f" (and tiny_<env>@focal2 for {', '.join(presets.FOCAL2_ENVS)})")
+  tiny = variant == "tiny" or variant.startswith("tiny_")
+  env = "point_robot" if variant == "tiny" else variant.removeprefix("tiny_")
   if profile == "cpu" and env not in presets.MUJOCO_ENVS:
     raise ValueError(f"the @cpu profile is for the MuJoCo envs ({', '.join(presets.MUJOCO_ENVS)})"
                      f"; {variant} is CPU-sized already")
-  p = presets.preset(preset, env, tiny=tiny, source=source, profile=profile)
+  p = presets.preset(preset, env, tiny=tiny, source=source, profile=profile, tasks=tasks)
   c = config_dict.ConfigDict()
   c.algo = preset
   c.env = env
@@ -81,6 +105,12 @@ def base_config(preset: str, variant: str):
     c.dataset = f"data/{env}@cpu"
     c.checkpoint_every = c.eval_every = max(chunk, c.num_steps // 4 // chunk * chunk)
     c.eval.ood_max_policies = CPU_OOD_MAX_POLICIES
+  if tasks != "unicorn":
+    # The 2-task data of ``data.py:<variant>@focal2`` (one dataset for both profiles); the
+    # dataset's env must be the env's "focal" variant (checked by experiments.common.build).
+    c.tasks = tasks
+    c.env_overrides = config_dict.ConfigDict(dict(presets.FOCAL2_ENV_OVERRIDES))
+    c.dataset = f"data/{variant}@{tasks}"
   if tiny:  # for tests: tiny networks, a few tens of steps
     c.checkpoint_every, c.eval_every = chunk, c.num_steps
     c.eval.num_episodes = 1

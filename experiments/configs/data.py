@@ -9,6 +9,9 @@ agents, reduced sizes listed next to the paper's below); ``<env>@fast`` is the f
 RECIPE=fast``); ``<env>@official`` is the papers' own behaviour-data recipe (FOCAL(latest),
 CORRO, UNICORN: one SAC agent per task trained by CORRO's ``train_data_collection.py``, its whole
 replay buffer as the data), every setting a row of ``OFFICIAL_RECIPE_PROVENANCE``;
+``cheetah_dir@focal2`` / ``ant_dir@focal2`` are FOCAL's 2-task forward/backward setting (the env's
+``variant="focal"``, ``<env>@cpu``'s recipe and size, written to ``data/<variant>``, where
+``focal.py:<env>@focal2`` reads it) and ``tiny_<env>@focal2`` its few-minute test build;
 ``tiny_cheetah_vel`` and ``tiny_hopper_param`` simulate only seconds' worth of MuJoCo steps (on a
 CPU through C MuJoCo, ``physics="auto"``; with ``physics="mjx"`` compiling the MJX programs takes
 minutes on such a CPU the first time; the persistent compilation cache,
@@ -46,6 +49,8 @@ thousand parallel envs); they were not tuned on a GPU here, so check the expert 
 """
 
 from ml_collections import config_dict
+
+from jcomrl.algos.presets import FOCAL2_ENV_OVERRIDES, FOCAL2_ENVS
 
 # --- point robot (pure JAX, 20-step episodes) ----------------------------------------------
 _PPO_POINT = {"num_timesteps": 200_000, "num_envs": 128, "batch_size": 128, "num_minibatches": 4,
@@ -352,6 +357,27 @@ def official_recipe_markdown() -> str:
     rows.append("| " + " | ".join((setting, str(ours), official, source, why)) + " |")
   return "\n".join(rows)
 
+# FOCAL's 2-task setting (``<env>@focal2``; issue 28, jcomrl.algos.presets TASK_SETTINGS): the
+# forward/backward tasks of FOCAL's cheetah-dir / ant-dir configs (FOCAL-ICLR cc2f1fd
+# configs/cheetah-dir.json:3-7, ant-dir.json:3-9: 2 tasks, train = test = both), i.e. the env's
+# "focal" variant (``env_overrides.variant``; jcomrl.envs HalfCheetahDir / AntDir VARIANTS). The
+# behaviour data are ``<env>@cpu``'s recipe and per-task size (per-task SAC, 10 snapshots, mixed
+# quality; 10k transitions per task cheetah, 6k ant), so the 2- and 40-task data differ only in
+# the env variant (the tasks; on ant-dir also FOCAL's rlkit reward and termination, the variant's
+# own); FOCAL's own collection (pytorch_sac's train.yaml, 50 sampled trajectories per
+# saved checkpoint) is not reproduced. Written to ``data/<variant>`` (``out``), the dataset
+# ``experiments/configs/focal.py:<env>@focal2`` trains on. ``tiny_<env>@focal2``: the tiny MuJoCo
+# variants' behaviour (brax PPO, 640 env steps, 3 snapshots, one episode per task and snapshot;
+# about 1.5 min on the loaded 2-core CPU, mostly compiling) for a quick end-to-end check; the
+# tiny per-task SAC (256 env steps) is not used: on tiny_cheetah_dir@focal2 it left the untrained
+# snapshot the best, so the random and expert anchors were equal and the dataset was refused.
+FOCAL2_ALGO = "sac_per_task"
+_FOCAL2_SIZE = {"cheetah_dir": 10_000, "ant_dir": 6_000}  # <env>@cpu's
+assert tuple(_FOCAL2_SIZE) == FOCAL2_ENVS
+for _env, _size in _FOCAL2_SIZE.items():
+  _VARIANTS[f"{_env}@focal2"] = (_env, _CPU_BEHAVIOUR, (_size, 0, 0, 10))
+  _VARIANTS[f"tiny_{_env}@focal2"] = (_env, _TINY_MJX, (0, 1, 0, 1))
+
 # Sparse point robot: behaviour policies learn from the dense reward (FOCAL issue #1), the
 # dataset stores the sparse one.
 _VARIANTS["sparse_point_robot"] = (
@@ -374,7 +400,8 @@ def get_config(variant: str = "point_robot"):
   c = config_dict.ConfigDict()
   c.variant = variant
   c.env = env
-  c.env_overrides = config_dict.ConfigDict()
+  focal2 = variant.endswith("@focal2")
+  c.env_overrides = config_dict.ConfigDict(dict(FOCAL2_ENV_OVERRIDES) if focal2 else {})
   c.quality = "replay" if variant.endswith(("@fast", "@official")) else "mixed"
   c.seed = 0
   c.transitions_per_task = transitions
@@ -386,6 +413,7 @@ def get_config(variant: str = "point_robot"):
   c.behaviour = config_dict.ConfigDict()
   c.behaviour.algo = ("sac" if variant == "tiny_sac" else
                       CPU_ALGO if variant.endswith("@cpu") else
+                      FOCAL2_ALGO if focal2 and not variant.startswith("tiny_") else
                       FAST_ALGO if variant.endswith("@fast") else
                       OFFICIAL_ALGO if variant.endswith("@official") else "ppo")
   # How the snapshots act for the normalisation anchors: as the evaluation protocols act
@@ -396,7 +424,8 @@ def get_config(variant: str = "point_robot"):
   c.behaviour.sac = config_dict.ConfigDict(beh["sac"])
   c.behaviour.sac_per_task = config_dict.ConfigDict(beh["sac_per_task"])
   c.behaviour.sac_shared = config_dict.ConfigDict(beh["sac_shared"])
-  c.out = config_dict.placeholder(str)
+  # The 2-task data go where experiments/configs/focal.py:<env>@focal2 reads them.
+  c.out = f"data/{variant}" if focal2 else config_dict.placeholder(str)
   c.overwrite = False
   c.resume = True
   return c

@@ -18,6 +18,18 @@ Sources (``../shared/reference/comrl-algorithms.md`` §1-2, §6.4, §8):
   weight clipped only where used, 1e-3 mu^2 and log-sigma^2 actor regularisers.
   Differences: meta-batches are drawn *with* replacement (UNICORN; FOCAL's default has no
   positive pairs), twin-Q SAC without the V network, 200k steps.
+  Cheetah-dir and ant-dir: FOCAL's configs for them (``configs/cheetah-dir.json``,
+  ``ant-dir.json``) are its paper's 2-task forward/backward setting (train = test = both tasks);
+  the suite's envs hold UNICORN's 40 tasks (20 train, 20 test). On those 40 tasks
+  (``tasks="unicorn"``, the default) the preset keeps the json's per-task settings (context 256,
+  BRAC alpha, value penalty) and its meta-batch of 4, which was sized for 2 tasks (from 20
+  training tasks 4 draws repeat a task, the metric loss's positive pair, in only 27% of
+  updates), and trains UNICORN's 200k updates instead of the json's 1M / 2M.
+  ``tasks="focal2"`` is FOCAL's 2-task setting itself: the env's ``"focal"`` variant
+  (:data:`FOCAL2_ENV_OVERRIDES`), the json's settings and its budget
+  (``experiments/configs/focal.py:cheetah_dir@focal2``). Which setting comes from where and
+  whether it carries over to 40 tasks: the PROVENANCE rows "focal ..., cheetah-dir" to
+  "focal2 ...".
 * ``csro`` — CSRO's configs: FOCAL's encoder and backbone (policy penalty only, ``alpha_init``
   50/500, ``alpha_max`` 2e3 on cheetah / ant-goal, 1e4 on hopper / walker) + lambda * CLUB on
   q(z | s, a) (3x200 net); (s, a, r, s') context on hopper/walker only, as FOCAL. CSRO has no
@@ -139,6 +151,20 @@ _FOCAL_ENV = {
     "hopper_param": dict(context=100, alpha_init=500.0, alpha_max=2000.0, value=False, mb=10),
     "walker_param": dict(context=100, alpha_init=50.0, alpha_max=1e4, value=False, mb=16),
 }
+# FOCAL's cheetah-dir / ant-dir configs are its 2-task forward/backward setting (FOCAL-ICLR
+# cc2f1fd343893bfa6dae5b8fe7640a0d55027cf7, its HEAD; configs/cheetah-dir.json:3-7,
+# ant-dir.json:3-9: n_train_tasks 2, n_eval_tasks 2, env n_tasks 2; launch_experiment.py:134-137
+# takes tasks[:2] for training and tasks[-2:] for evaluation, the same two). ``tasks="unicorn"`` (default) trains on the suite's 40-task envs;
+# ``tasks="focal2"`` is that 2-task setting, on the envs' "focal" variant (jcomrl.envs
+# HalfCheetahDir / AntDir VARIANTS: directions -1 / +1, angles 0 / pi; split "same").
+TASK_SETTINGS = ("unicorn", "focal2")
+FOCAL2_PRESETS = ("focal",)
+FOCAL2_ENVS = ("cheetah_dir", "ant_dir")
+FOCAL2_ENV_OVERRIDES = {"variant": "focal"}  # jcomrl.envs.make(env, **FOCAL2_ENV_OVERRIDES)
+# The 2-task configs' training length: num_iterations 500 (default.py:19; neither json sets it)
+# x num_train_steps_per_itr, 2000 for cheetah-dir (default.py:25) and 4000 for ant-dir
+# (ant-dir.json:16).
+FOCAL2_NUM_STEPS = {"cheetah_dir": 500 * 2000, "ant_dir": 500 * 4000}
 # CSRO configs (MoreanP/CSRO configs/*.json): lambda, context transitions, alpha_init /
 # alpha_max, latent size, meta-batch. CSRO ships no cheetah-dir or ant-dir config: cheetah_dir
 # takes cheetah-vel.json's values and ant_dir takes ant-goal.json's (jcomrl has no ant-goal).
@@ -389,12 +415,29 @@ def check_env_profile(name: str, env: str, profile: str) -> None:
                      "CPU-sized")
 
 
+def check_tasks(name: str, env: str, tasks: str) -> None:
+  """Raises ValueError unless preset ``name`` has settings for ``env``'s task setting ``tasks``
+  (:data:`TASK_SETTINGS`)."""
+  if tasks not in TASK_SETTINGS:
+    raise ValueError(f"unknown task setting {tasks!r}; expected one of {TASK_SETTINGS}")
+  if tasks == "focal2" and (name not in FOCAL2_PRESETS or env not in FOCAL2_ENVS):
+    raise ValueError(
+        f"the focal2 task setting is FOCAL's 2-task config (configs/cheetah-dir.json, "
+        f"ant-dir.json): presets {FOCAL2_PRESETS} on {FOCAL2_ENVS}, not {name} on {env}; other "
+        "presets have no 2-task settings (train one on the 2-task data with --config.dataset)")
+
+
 def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
-           profile: str = "paper") -> dict:
+           profile: str = "paper", tasks: str = "unicorn") -> dict:
   """The preset ``name`` on ``env`` (``tiny=True``: test-sized networks and schedule).
 
   ``profile="cpu"`` (MuJoCo envs only) shrinks widths, batches and the schedule as listed at
   :data:`PROFILES`; ``"paper"`` (default) keeps the official sizes.
+
+  ``tasks="unicorn"`` (default): the suite's task setting (40 tasks on the MuJoCo envs);
+  ``"focal2"`` (``focal`` on cheetah_dir / ant_dir only): FOCAL's 2-task config, for data of the
+  env's ``"focal"`` variant (:data:`FOCAL2_ENV_OVERRIDES`): the same settings as on 40 tasks
+  but the config's training length (:data:`FOCAL2_NUM_STEPS`).
 
   ``source="code"`` (default) follows the official code where it and the paper disagree;
   ``"paper"`` takes the paper's value instead (today: UNICORN-SS's alpha/(1-alpha) on cheetah-dir
@@ -405,11 +448,16 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
   if name not in ALL_PRESETS:
     raise ValueError(f"unknown preset {name!r}; expected one of {ALL_PRESETS}")
   check_env_profile(name, env, profile)
+  check_tasks(name, env, tasks)
   if name in DT_PRESETS:
     p = _dt(name, env, source)
   else:
     p = (_point_robot(name) if env in ("point_robot", "sparse_point_robot")
          else _mujoco(name, env, source))
+  if tasks == "focal2":
+    # Everything else of _mujoco's FOCAL settings is the 2-task json's already (context,
+    # alpha, value penalty, meta-batch 4; the PROVENANCE rows "focal ..., cheetah-dir" on).
+    p["num_steps"] = FOCAL2_NUM_STEPS[env]
   p["learner"]["representation"] = DT_REPRESENTATION.get(name, name)
   if name in RLKIT_INIT_PRESETS:
     p["learner"]["net_init"] = "rlkit"
@@ -511,10 +559,60 @@ PROVENANCE = (
      "default.py:67; hopper_rand_params.json:10; walker_rand_params.json:11", ""),
     ("focal context / alpha_init / alpha_max / meta-batch, cheetah-vel", "100 / 50 / 2e3 / 16",
      "same", "cheetah-vel.json:19,26-27,10", ""),
-    ("focal ..., cheetah-dir (value penalty)", "256 / 500 / 2e3 / 4, yes", "same",
-     "cheetah-dir.json:18,27,10; default.py:62-63", ""),
-    ("focal ..., ant-dir (value penalty)", "256 / 1e6 / 5e6 / 4, yes", "same",
-     "ant-dir.json:20,27-28,31,11", ""),
+    # FOCAL's cheetah-dir / ant-dir configs are its 2-task setting: the rows from here to
+    # "focal2 behaviour data" say what the 40-task preset (tasks="unicorn") and the 2-task one
+    # (tasks="focal2") take from them.
+    ("focal ..., cheetah-dir (value penalty); 40 tasks and focal2", "256 / 500 / 2e3 / 4, yes",
+     "same (the 2-task config)",
+     "cheetah-dir.json:18 (embedding_batch_size), default.py:62-63 (alpha_init / alpha_max: the "
+     "json sets none), cheetah-dir.json:10 (meta_batch), 27 (use_value_penalty)", ""),
+    ("focal ..., ant-dir (value penalty); 40 tasks and focal2", "256 / 1e6 / 5e6 / 4, yes",
+     "same (the 2-task config)",
+     "ant-dir.json:20 (embedding_batch_size), 27-28 (alpha_init / alpha_max), 11 (meta_batch), "
+     "31 (use_value_penalty)", ""),
+    ("focal tasks, cheetah-dir / ant-dir",
+     "tasks='unicorn' (default): the suite's 40 (20 train, 20 test, interleaved); "
+     "tasks='focal2': the 2 of the env's 'focal' variant, train = test = both",
+     "2 tasks (forward / backward), train = test = both: n_train_tasks 2, n_eval_tasks 2, "
+     "env n_tasks 2; tasks[:2] trained on, tasks[-2:] evaluated ('randomize_tasks' sits in "
+     "env_params, so the shuffled branch is not taken)",
+     "FOCAL cheetah-dir.json:3-7; ant-dir.json:3-9; launch_experiment.py:99,134-137",
+     "the 40 tasks are the suite's benchmark (UNICORN's comparison, and what every other preset "
+     "trains on); tasks='focal2' is FOCAL's own setting"),
+    ("focal context size / BRAC alpha / value penalty on 40 tasks", "the 2-task config's, kept",
+     "no 40-task config", "as the two rows above",
+     "kept: per-task quantities (a context is drawn from one task's data; BRAC regularises "
+     "towards that task's behaviour), independent of how many tasks there are"),
+    ("focal meta-batch on 40 tasks", "4 tasks drawn with replacement (the 2-task config's 4, "
+     "kept)", "4 of the 2 tasks; no 40-task config",
+     "cheetah-dir.json:10; ant-dir.json:11; rl_algorithm.py:440",
+     "kept so that the suite's FOCAL results stay comparable (the change is issue 28's call; "
+     "--config.learner.meta_batch_size=16 is UNICORN's). It was sized for 2 tasks, where 4 "
+     "draws always repeat a task; from 20 training tasks 4 draws with replacement repeat one "
+     "(a positive pair of the metric loss) in 1 - 20*19*18*17/20^4 = 27% of updates only (8: "
+     "80%, 16: >99.9%), so in the others only the repulsive term acts"),
+    ("focal2 meta-batch draw", "4 of the 2 tasks with replacement: every meta-batch holds a "
+     "positive pair", "mb_replace False: np.random.choice(2 tasks, 4, replace=False) raises "
+     "ValueError",
+     "FOCAL rl_algorithm.py:440; default.py:70; cheetah-dir.json, ant-dir.json (no mb_replace)",
+     "the published 2-task config cannot draw 4 of 2 tasks without replacement; the preset's "
+     "draw with replacement (row 'focal task sampling') is the only one that runs"),
+    ("focal2 training length", "1M updates cheetah-dir, 2M ant-dir",
+     "same: 500 iterations x 2000 (cheetah-dir) / 4000 (ant-dir) updates",
+     "default.py:19,25; ant-dir.json:16 (cheetah-dir.json sets neither)", ""),
+    ("focal2 tasks and rewards", "cheetah direction -1 / +1 (task 0 / 1), reward dir * v_x - "
+     "0.05 sum(a^2); ant angle 0 / pi, reward v . dir - 0.5 sum(a^2) - 0.5e-3 "
+     "sum(clip(cfrc_ext, -1, 1)^2) + 1, terminal outside torso z in [0.2, 1]", "same",
+     "FOCAL rlkit/envs/half_cheetah_dir.py:27,41-46; rlkit/envs/ant_dir.py:18-33,50-53",
+     ""),
+    ("focal2 behaviour data", "data.py:<env>@focal2: <env>@cpu's per-task SAC recipe and "
+     "per-task size (10k cheetah, 6k ant), 10 snapshots, mixed quality",
+     "SAC behaviour policies (pytorch_sac train.yaml, policy_train.py); n_trj 50 sampled "
+     "trajectories per saved checkpoint",
+     "FOCAL README.md:30-46; cheetah-dir.json:21,25; ant-dir.json:23,25; "
+     "rl_algorithm.py:102-110",
+     "FOCAL's collection is not reproduced; the 40-task CPU data's recipe makes the two task "
+     "settings comparable at a size 2 CPU cores build"),
     ("focal ..., hopper", "100 / 500 / 2e3 / 10, no", "same",
      "hopper_rand_params.json:20,11; default.py:60,62-63", ""),
     ("focal ..., walker", "100 / 50 / 1e4 / 16, no", "same", "walker_rand_params.json:22,32-33,27,12",
@@ -542,7 +640,7 @@ PROVENANCE = (
      "FOCAL HEAD with replacement; not re-read here)"),
     ("csro task sampling", "without replacement", "same (mb_replace=False)",
      "CSRO configs/default.py:65", ""),
-    ("focal/csro training length", "200k updates",
+    ("focal/csro training length (focal: tasks='unicorn')", "200k updates",
      "FOCAL 100k cheetah-vel, 1M cheetah-dir, 2M ant/hopper/walker; CSRO 105k (210k ant-goal)",
      "FOCAL default.py:19,25, cheetah-vel.json:18, ant-dir.json:16; CSRO cheetah-vel.json:15,18",
      "one budget for every preset, as UNICORN's comparison"),
