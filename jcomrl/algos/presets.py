@@ -634,10 +634,13 @@ PROVENANCE = (
      "FOCAL sac.py:201-222; CSRO sac.py:206-224", ""),
     ("focal/csro value network", "twin Q only", "twin Q + V network", "FOCAL sac.py",
      "the SAC-v2 form shared by every jcomrl backbone"),
-    ("focal task sampling", "with replacement", "without (mb_replace False at cc2f1fd and "
-     "36431ed)", "FOCAL configs/default.py:70",
-     "kept: the metric loss needs positive pairs inside a meta-batch (issue 28 reports a later "
-     "FOCAL HEAD with replacement; not re-read here)"),
+    ("focal task sampling", "with replacement", "with replacement in FOCAL-latest "
+     "(np.random.choice without replace=False, commented 'sample with replacement! it is "
+     "important for FOCAL'); without in FOCAL-ICLR (mb_replace=False at cc2f1fd and 36431ed)",
+     "FOCAL-latest bee78b0 train_offline_FOCAL.py:234; FOCAL-ICLR configs/default.py:70, "
+     "rlkit/core/rl_algorithm.py:440",
+     "FOCAL-latest's draw: the metric loss needs positive pairs inside a meta-batch, and "
+     "FOCAL-ICLR's 2-task configs cannot draw 4 of 2 tasks without replacement"),
     ("csro task sampling", "without replacement", "same (mb_replace=False)",
      "CSRO configs/default.py:65", ""),
     ("focal/csro training length (focal: tasks='unicorn')", "200k updates",
