@@ -107,7 +107,7 @@ example-sweep: $(STAMP)
 	$(PY) -m experiments.sweep --algos="$(EXAMPLE_ALGOS)" --envs=point_robot --seeds=3 --runs_root=runs/example_sweep
 	$(PY) -m experiments.table --runs_root=runs/example_sweep --out=benchmarks/results/example_sweep --protocols=iid,ood,online,task_ood
 
-# Every preset on point-robot (issue 19): the MLP-backbone presets, BOReL and MACAW at their
+# Every preset on point-robot: the MLP-backbone presets, BOReL and MACAW at their
 # point-robot settings; the four decision-transformer presets at the CPU profile's DT reduction
 # (4 segments per task, GPT width 64, meta-batch 8) and 1500 updates (at Prompt-DT's size one
 # point-robot update took ~2 s on 2 cores). 3 seeds, IID / OOD / task-OOD / z-shuffled; output in
@@ -124,7 +124,7 @@ all-presets-table: $(STAMP)
 	$(PY) -m experiments.table --runs_root=$(ALL_RUNS) --out=benchmarks/results/point_robot_all \
 	  --protocols=iid,ood,task_ood,z_shuffle
 
-# One UNICORN-Table-2-style table per env (issue 17): dataset (reused or generated), the seven
+# One UNICORN-Table-2-style table per env: dataset (reused or generated), the seven
 # presets x 3 seeds, IID/OOD/z-shuffle/diagnostics, table + curves + code plots in
 # benchmarks/results/paper_$(PROFILE)/$(ENV). PROFILE=cpu: the 2-core CPU profile; PROFILE=paper:
 # full scale (a GPU; benchmarks/gpu_session.sh). Resumable: rerun the same command after a kill.

@@ -1,5 +1,5 @@
 """How fast the per-task behaviour recipe trains on this device, against the device's GEMM floor
-(issue 28: the official recipe's data in <= 2 h for cheetah_vel, <= 1 h for ant_dir on 2 cores).
+(the target: the official recipe's data in <= 2 h for cheetah_vel, <= 1 h for ant_dir on 2 cores).
 
 ``python -m benchmarks.behaviour_throughput --env=cheetah_vel [--variant=official]`` builds the
 trainer of ``experiments/configs/data.py:<env>@<variant>`` (``jcomrl.data.per_task_sac``: the 40

@@ -31,7 +31,7 @@ The CPU anchors in ``behaviour_returns_cpu.json`` came from (about 65 min on 2 c
   python -m benchmarks.collect_throughput --skip_throughput --returns --returns_envs=ant_dir \
       --returns_algo=sac --returns_steps=400000
 
-and the hopper row was re-run at 4x that budget on the batched C backend (issue 14; 6.5 min)::
+and the hopper row was re-run at 4x that budget on the batched C backend (6.5 min)::
 
   python -m benchmarks.collect_throughput --skip_throughput --returns \
       --returns_envs=hopper_param --returns_steps_per_env=hopper_param=4800000

@@ -1,5 +1,6 @@
 """Side-by-side learning curves: official-code runs (``benchmarks.official_unicorn`` JSON lines)
-and jcomrl runs (a run directory's ``metrics.jsonl``), on the same quantities (issue 35).
+and jcomrl runs (a run directory's ``metrics.jsonl``), on the same quantities (the study in
+benchmarks/results/issue35).
 
     python -m benchmarks.compare_curves --out=benchmarks/results/issue35/cheetah_vel_snapshots \\
         --official=unicorn_ss:official_unicorn_ss_seed0.jsonl \\

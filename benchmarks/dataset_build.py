@@ -4,9 +4,9 @@ Runs ``experiments.collect.generate`` (the same code as ``make data``) on the fu
 of every env in ``--envs`` (``experiments/configs/data.py:<env>``, UNICORN Table 7 sizes) and
 records, per env: the wall time split into behaviour training and collection (+ anchors), the
 dataset size, and the normalisation anchors (mean return of the random and the expert behaviour
-snapshot over all 40 tasks). Issue 4's goal is all six MuJoCo datasets in under 30 minutes on one
-H100; on a 2-core CPU the full configs take days (see ``collect_throughput``'s estimates), so run
-this on a GPU.
+snapshot over all 40 tasks). The goal set for dataset generation is all six MuJoCo datasets in under
+30 minutes on one H100; on a 2-core CPU the full configs take days (see ``collect_throughput``'s
+estimates), so run this on a GPU.
 
 Builds are resumable: a build killed (e.g. by a per-command time limit) and started again with
 the same ``--data_root`` reuses its saved behaviour snapshots and finished collection chunks;

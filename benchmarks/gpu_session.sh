@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# GPU measurements for issues 4 (dataset build time, expert returns), 6 (learner throughput) and
-# 7 (a cheetah-vel sweep row), sized to fit the device tool's 10-minute calls.
+# GPU measurements (dataset build time and expert returns, learner throughput, a cheetah-vel
+# sweep row, the paper tables), sized to fit the device tool's 10-minute calls.
 #
 # Here (once per session, on the machine with pip access):
 #   benchmarks/fetch_gpu_wheels.sh            # mujoco, mjx, brax, ... wheels into .whl/ (~22 MB)
@@ -16,7 +16,7 @@
 # Phases:
 #   check     nvidia-smi, jax devices, the library's shape/equivalence tests on the GPU
 #   learner   benchmarks.learner_throughput (PRESETS, SEEDS, CHUNK), rows merged across calls
-#   offline   benchmarks.offline_throughput (issue 18): BC/TD3+BC/CQL/IQL/MISA (HMC, importance,
+#   offline   benchmarks.offline_throughput: BC/TD3+BC/CQL/IQL/MISA (HMC, importance,
 #             none) at D4RL scale, OFFLINE_SEEDS seeds vmapped
 #   collect   benchmarks.collect_throughput at GPU sizes (COLLECT_ENVS)
 #   envs      benchmarks.env_throughput, MJX on the GPU beside `c` (C MuJoCo on the host's cores
@@ -24,9 +24,9 @@
 #             (default 64,4096): the figures behind physics="auto" keeping MJX on a GPU
 #   datasets  benchmarks.dataset_build: full default datasets (DATA_ENVS) under data/full
 #   sweep     SWEEP_ALGOS x SWEEP_ENV (cheetah_vel), SWEEP_SEEDS seeds vmapped, SWEEP_STEPS updates, + table
-#   paper     issue 17's table at PAPER_PROFILE (default paper = full scale) for PAPER_ENV
-#             (default cheetah_vel): `python -m experiments.paper`, i.e. `make paper ENV=...
-#             PROFILE=paper` — per-task SAC data (40 agents x 1e6 env steps, UNICORN Table 7
+#   paper     the UNICORN-Table-2-style table at PAPER_PROFILE (default paper = full scale) for
+#             PAPER_ENV (default cheetah_vel): `python -m experiments.paper`, i.e. `make paper
+#             ENV=... PROFILE=paper` — per-task SAC data (40 agents x 1e6 env steps, UNICORN Table 7
 #             sizes), the seven presets x PAPER_SEEDS (6, as UNICORN) x 200k updates, IID / OOD /
 #             z-shuffle / diagnostics, table in benchmarks/results/paper_<profile>/<env>.
 #             PAPER_ALGOS (comma list) replaces the seven rows, e.g. adding macaw,prompt_dt

@@ -1,6 +1,6 @@
 """Learner updates per second for every preset at the papers' scale, for 1, 4 and 16 seeds.
 
-Scale (issue 6): a meta-batch of 16 tasks x 256 RL transitions each x a 200-transition context,
+Scale (the papers'): a meta-batch of 16 tasks x 256 RL transitions each x a 200-transition context,
 cheetah-vel shapes (obs 20, action 6, task 1), on a synthetic 20-task dataset held on device.
 Every preset keeps its own networks (``jcomrl.algos.presets`` cheetah_vel settings) with the
 meta-batch, RL batch and context size forced to that scale. One ``train_chunk`` call (compile)
@@ -9,10 +9,10 @@ is excluded; then ``--repeats`` timed calls of ``--chunk`` updates each, the med
 The ``unicorn_ss+dual3`` row reproduces the official UNICORN PyTorch code's workload at this scale
 (UNICORN-SS with the BRAC dual critic trained 3x per step and unused, as its code does even with
 the plain SAC backbone). The decision-transformer rows (``prompt_dt``, ``unicorn_ss_dt``) keep
-Prompt-DT's batch of 16 segments of 20 steps per task instead of 256 transitions. Issue 14 quotes
-247 ms per update for that code and 96-99 ms for jcomrl side by side on a 2-core machine; on this
-project's 2-core CPU machines jcomrl's row measures 300-404 ms with nothing else running, which the
-GEMM floor below says is within 1.6-1.9x of what the hardware allows. No stored reference speed
+Prompt-DT's batch of 16 segments of 20 steps per task instead of 256 transitions. An earlier report
+quotes 247 ms per update for that code and 96-99 ms for jcomrl side by side on a 2-core machine; on
+this project's 2-core CPU machines jcomrl's row measures 300-404 ms with nothing else running, which
+the GEMM floor below says is within 1.6-1.9x of what the hardware allows. No stored reference speed
 is compared here: a figure is valid only next to a measurement of the reference taken in the same
 conditions, so the table reports ms per update, updates/s and the 1-minute load average before
 and after each row (a row taken with a load average above ~0.5 on 2 cores is not a valid speed
@@ -62,7 +62,7 @@ from jcomrl.data.dataset import OfflineDataset
 from jcomrl.types import Transition
 
 OBS, ACT, TASK = 20, 6, 1
-META_BATCH, RL_BATCH, CONTEXT = 16, 256, 200  # the papers' scale (issue 6)
+META_BATCH, RL_BATCH, CONTEXT = 16, 256, 200  # the papers' scale
 ROWS = ["focal", "csro", "unicorn_ss", "unicorn_sup", "supervised", "corro", "oracle",
         "unicorn_ss+dual3", "unicorn_ss+dual3w0", "prompt_dt", "unicorn_ss_dt", "macaw"]
 

@@ -1,4 +1,5 @@
-"""The official UNICORN code trained on a jcomrl dataset, evaluated in jcomrl's env (issue 35).
+"""The official UNICORN code trained on a jcomrl dataset, evaluated in jcomrl's env
+(the side-by-side study in benchmarks/results/issue35).
 
 Trains the **unmodified** PyTorch code of betray12138/UNICORN (d8853cd: ``train_offline_FOCAL.py``
 class ``FOCAL``, ``algorithms/sac.py``, ``models/encoder.py`` ``MLPEncoder``,
@@ -26,7 +27,7 @@ executes (gym spaces, plotting, hydra/omegaconf for mbrl), and the outer loop, w
 ``update``) with our logging in place of ``log``. Sizes are set on the parsed ``args`` (the
 ``--sizes`` flag), never in their files.
 
-Needs torch, gin-config and mbrl 0.2.0 beside jcomrl (``../shared/anchor/setup.sh`` lists
+Needs torch, gin-config and mbrl 0.2.0 beside jcomrl (the first line below installs
 them), and a clone of their tree::
 
     .venv/bin/pip install torch gin-config==0.5.0 termcolor && .venv/bin/pip install --no-deps mbrl==0.2.0

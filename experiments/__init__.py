@@ -1,5 +1,6 @@
-"""jcomrl's command line: ``python -m experiments.<train|evaluate|collect|sweep|table|
-inspect_data|run_default>`` (installed as ``jcomrl-<name>`` console scripts too)."""
+"""jcomrl's command line: ``python -m experiments.<train|evaluate|collect|sweep|table|paper|
+offline_table|convert|inspect_data|run_default>`` (installed as ``jcomrl-<name>`` console
+scripts too)."""
 
 import contextlib
 import importlib.abc

@@ -9,8 +9,9 @@ program) in ``<runs_root>/<dataset name>/<algo>`` (finished runs are skipped, ki
 resume), then writes ``table.md`` and ``table.json`` to ``--out``: per cell the IID normalised
 score (0 = the dataset's random anchor, 100 = its expert anchor) mean ± sd over seeds, the
 column totals, the wall time of each run, and MISA's paper numbers for the D4RL dataset of the
-same name with the two orderings side by side (``comrl-algorithms`` reference notes: MISA's table
-via the EPQ paper, gym -v2). ``--table_only`` rebuilds the table from finished runs.
+same name with the two orderings side by side (MISA's table as the EPQ paper, "Exclusively
+Penalized Q-learning", NeurIPS 2024, reprints it; gym -v2). ``--table_only`` rebuilds the table
+from finished runs.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from absl import flags
 from experiments import cli
 
 ALGOS = ("bc", "td3bc", "cql", "iql", "misa")
-# MISA's gym -v2 table (reference mi-estimators-and-misa.md §1.6; BC, TD3+BC, CQL (reproduced
-# via MISA), IQL, MISA), for the D4RL dataset names our suite mirrors.
+# MISA's gym -v2 table (MISA, Ma et al., NeurIPS 2023, as the EPQ paper reprints it; BC,
+# TD3+BC, CQL (reproduced via MISA), IQL, MISA), for the D4RL dataset names our suite mirrors.
 PAPER = {
     "halfcheetah-medium": (42.6, 48.3, 44.0, 47.4, 47.4),
     "hopper-medium": (52.9, 59.3, 58.5, 66.3, 67.1),

@@ -38,7 +38,7 @@ from experiments import cli
 PRESETS = ("unicorn_ss", "unicorn_sup", "csro", "corro", "focal", "supervised", "oracle")
 PROTOCOLS = ("iid", "ood", "z_shuffle", "diagnostics")
 PROFILES = ("cpu", "paper")
-# Behaviour-data recipes (issue 28): "per_task" = one SAC agent per task, snapshots rolled out
+# Behaviour-data recipes: "per_task" = one SAC agent per task, snapshots rolled out
 # (``data.py:<env>@cpu`` / ``<env>``); "fast" = one shared task-conditioned SAC agent, its whole
 # replay buffer as the data (``data.py:<env>@fast``, jcomrl.data.shared_sac); "official" = the
 # papers' recipe, one SAC agent per task at CORRO's data-collection settings and its whole
@@ -46,8 +46,8 @@ PROFILES = ("cpu", "paper")
 RECIPES = ("per_task", "fast", "official")
 # MACAW is a learner of its own (jcomrl.algos.macaw), not a context preset; --algos takes it too.
 EXTRA_ALGOS = ("macaw",)
-# UNICORN Table 2 (mean ± std over 6 seeds, 20 test tasks): reference comrl-algorithms.md §6.1,
-# MACAW and Prompt-DT included; the DT variants of the context methods from Table 4 (§6.3: HC-Dir
+# UNICORN Table 2 (the UNICORN paper, NeurIPS 2024; mean ± std over 6 seeds, 20 test tasks),
+# MACAW and Prompt-DT included; the DT variants of the context methods from its Table 4 (HC-Dir
 # and Hopper only), BOReL from Table 5 (label-free Ant-Dir).
 UNICORN_TABLE2 = {
     "cheetah_vel": {"unicorn_ss": (-22, -94), "unicorn_sup": (-25, -91), "csro": (-28, -102),

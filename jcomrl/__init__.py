@@ -1,9 +1,10 @@
 """jcomrl: context-based offline meta-reinforcement learning in JAX/Flax.
 
-Layout (see DESIGN.md): ``envs`` (multi-task environments), ``data`` (behaviour policies,
-collection, dataset store and sampler), ``mi`` (mutual-information bounds), ``nets`` (flax
-modules), ``algos`` (representation objectives, RL backbones, presets, the learner), ``eval``
-(adaptation protocols), ``checkpoint`` and ``logging``.
+Layout (see docs/DESIGN.md): ``envs`` (multi-task environments), ``data`` (behaviour policies,
+collection, dataset store and sampler, D4RL / Minari interchange), ``mi`` (mutual-information
+bounds), ``nets`` (flax modules), ``algos`` (representation objectives, RL backbones, presets,
+the learners, MACAW), ``eval`` (adaptation protocols), ``checkpoint``, ``logging``,
+``distributed`` (multi-process runs) and ``atomic`` (atomic file writes).
 """
 
 __version__ = "0.1.0"

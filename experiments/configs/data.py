@@ -96,8 +96,9 @@ _SAC_PER_TASK_POINT = dict(_SAC_PER_TASK, num_timesteps=8_000, warmup_steps=1_00
 
 # The fast recipe (jcomrl.data.shared_sac, a documented deviation from the papers' per-task
 # agents): ONE task-conditioned SAC agent steps one env per task (40 envs), 4 updates of 256
-# transitions drawn over all tasks per iteration (the updates per env step of the measured brax
-# run, ../shared/measurements.md), 2x256 nets, learnt entropy towards -|A| (brax SAC's default),
+# transitions drawn over all tasks per iteration (the updates per env step of a measured brax SAC
+# run on cheetah_vel: behaviour.algo=sac, 40 envs, 4 gradient updates per step, 600k env steps),
+# 2x256 nets, learnt entropy towards -|A| (brax SAC's default),
 # 1k random warm-up steps per task; with quality="replay" each task's stream is its data.
 # 24k env steps per task: on cheetah_vel the last snapshot returns -41.1 (random -325.7) in
 # 1246 s on the loaded 2-core CPU (benchmarks/results/issue35); UNICORN Table 7's buffers hold
@@ -146,7 +147,7 @@ _VARIANTS = {
     "tiny_cheetah_vel": ("cheetah_vel", _TINY_MJX, (0, 1, 0, 1)),
     "tiny_hopper_param": ("hopper_param", _TINY_MJX, (0, 1, 0, 1)),
 }
-# CPU profile (``<env>@cpu``; issue 17, ``make paper PROFILE=cpu``): the papers' recipe (one SAC
+# CPU profile (``<env>@cpu``; ``make paper PROFILE=cpu``): the papers' recipe (one SAC
 # agent per task, 10 snapshots of its training, mixed-quality rollouts) at a size 2 CPU cores
 # build in minutes. Reduced against the paper-scale variants above:
 #   per-task SAC   2x64 nets, batch 128, 4 envs x 2 updates per iteration (0.5 updates per env
@@ -164,7 +165,7 @@ for _env, _size in (("cheetah_vel", 10_000), ("cheetah_dir", 10_000), ("ant_dir"
                     ("hopper_param", 10_000), ("walker_param", 10_000)):
   _VARIANTS[f"{_env}@cpu"] = (_env, _CPU_BEHAVIOUR, (_size, 0, 0, 10))
 
-# The fast recipe as a data profile (``<env>@fast``; issue 28, ``make paper RECIPE=fast``): the
+# The fast recipe as a data profile (``<env>@fast``; ``make paper RECIPE=fast``): the
 # shared task-conditioned SAC above (``_SAC_SHARED``, 24k env steps per task), its whole replay
 # buffer as the data (``quality="replay"``), 10 snapshots for the OOD protocol and the anchors.
 FAST_ALGO = "sac_shared"
@@ -417,7 +418,7 @@ def get_config(variant: str = "point_robot"):
                       FAST_ALGO if variant.endswith("@fast") else
                       OFFICIAL_ALGO if variant.endswith("@official") else "ppo")
   # How the snapshots act for the normalisation anchors: as the evaluation protocols act
-  # (jcomrl.data.pipeline.ANCHOR_POLICIES; "stochastic" was jcomrl's anchor before issue 28).
+  # (jcomrl.data.pipeline.ANCHOR_POLICIES; "stochastic" was jcomrl's earlier anchor).
   c.anchor_policy = "deterministic"
   c.behaviour.num_snapshots = beh["num_snapshots"]
   c.behaviour.ppo = config_dict.ConfigDict(beh["ppo"])

@@ -83,7 +83,7 @@ class LearnerConfig:
   # The tasks the pretrain stage draws from: "all" (every task row of the dataset, train and
   # held-out: CORRO fits its CVAE on every task directory, PKU-RL/CORRO
   # train_generative_model.py:89-92 with relabel_model_config/args_*.py --data-dir) or "train"
-  # (the training tasks only, jcomrl before issue 28).
+  # (the training tasks only, jcomrl's behaviour before the CVAE pool was aligned with CORRO).
   pretrain_tasks: str = "all"
   # Offline-RL backbone.
   backbone: str = "brac"

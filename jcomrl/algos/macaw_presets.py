@@ -5,7 +5,7 @@
 sizes) and :class:`~jcomrl.algos.config.HParams`; ``experiments/configs/macaw.py`` wraps it.
 Sources: ``eric-mitchell/macaw`` at 3dfd4f9 (``src/macaw.py``, ``src/nn.py``, ``src/args.py``,
 ``src/utils.py``, ``config/alg/standard.json``, the file ``scripts/macaw_vel.sh`` runs), and
-``../shared/reference/comrl-algorithms.md`` §2.5.
+the MACAW paper (Mitchell et al., ICML 2021).
 
 | setting | ours | official | source | why, if different |
 |---|---|---|---|---|

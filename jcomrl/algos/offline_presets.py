@@ -49,9 +49,10 @@ OFFLINE_PRESETS: dict[str, tuple[dict, dict]] = {
 }
 OFFLINE_NUM_STEPS = 1_000_000
 
-# The CPU profile (2 cores; sized for issue 18's 90-minute table of 3 datasets x 5 methods x 3
-# seeds): 2 x 64 networks, 1e4 updates, K = 4 partition samples for CQL (12 proposals per state)
-# and MISA, MISA's partition gradient by importance weights of its K samples instead of HMC.
+# The CPU profile (2 cores; sized for a 90-minute table of 3 datasets x 5 methods x 3 seeds,
+# benchmarks/results/offline_cpu): 2 x 64 networks, 1e4 updates, K = 4 partition samples for
+# CQL (12 proposals per state) and MISA, MISA's partition gradient by importance weights of its
+# K samples instead of HMC.
 # Measured with benchmarks.offline_throughput --profile=cpu --seeds=3 (2 x 64, K = 10, load 2-4):
 # ms per update per seed bc 1.5, td3bc 5.5, iql 5.8, cql 77, misa HMC 114, misa importance 62,
 # misa without the partition term 40 -- the critic on N x K sampled actions dominates CQL and

@@ -5,7 +5,10 @@ overrides for :class:`~jcomrl.algos.config.LearnerConfig` (without the env's siz
 from the dataset) and :class:`~jcomrl.algos.config.HParams`. The experiment configs
 (``experiments/configs/<preset>.py:<env>``) are thin wrappers around it.
 
-Sources (``../shared/reference/comrl-algorithms.md`` §1-2, §6.4, §8):
+Sources: the official repositories (FOCAL-ICLR/FOCAL-ICLR @cc2f1fd, MoreanP/CSRO @7db1efd,
+PKU-RL/CORRO @210ad40, betray12138/UNICORN @d8853cd, Rondorf/BOReL @cf0816f, mxu34/prompt-dt
+@5f665e5) and the papers (UNICORN's settings: its Table 7); file and line per setting in
+:data:`PROVENANCE`:
 
 * ``focal`` — FOCAL's official configs: encoder 3x200 -> latent 20 (tanh, mean), context of
   ``embedding_batch_size`` random transitions, twin-Q SAC 3x256 + BRAC with the auto-tuned weight
@@ -107,11 +110,12 @@ DT_REPRESENTATION = {"prompt_dt": "prompt", "unicorn_ss_dt": "unicorn_ss",
 ALL_PRESETS = PRESETS + DT_PRESETS
 # Presets whose official codes build their MLPs with rlkit's torchkit (hidden U(+-1/sqrt(out)),
 # bias 0.1, heads U(+-3e-3) / U(+-1e-3)): FOCAL-ICLR rlkit/torch/networks.py:22-58, CSRO's rlkit
-# copy, CORRO / UNICORN torchkit/networks.py:17-62. Issue 35: with flax's default init our
+# copy, CORRO / UNICORN torchkit/networks.py:17-62. Side by side with the official UNICORN code
+# (benchmarks/results/issue35): with flax's default init our
 # UNICORN-SS critic loss ran ~2x the official code's over the first 10k updates on the same
-# data and sizes, and the policy entropy ~20 nats lower; with this init both track it
-# (benchmarks/results/issue35). BOReL builds on varibad's networks (torch nn.Linear defaults):
-# it keeps flax's default. ``--config.learner.net_init=lecun_normal`` restores the old init.
+# data and sizes, and the policy entropy ~20 nats lower; with this init both track it. BOReL
+# builds on varibad's networks (torch nn.Linear defaults): it keeps flax's default.
+# ``--config.learner.net_init=lecun_normal`` restores the old init.
 RLKIT_INIT_PRESETS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "supervised",
                       "oracle")
 # Returns-to-go scale and evaluation target return: Prompt-DT prompt_dt/prompt_utils.py:24-50
@@ -344,7 +348,7 @@ def _dt(name: str, env: str, source: str) -> dict:
 
 SOURCES = ("code", "paper")
 
-# Scale profiles. "paper" = the official sizes above. "cpu" (issue 17, ``make paper PROFILE=cpu``)
+# Scale profiles. "paper" = the official sizes above. "cpu" (``make paper PROFILE=cpu``)
 # = the same presets, code paths, protocols and layer counts at a size a 2-core CPU trains in
 # minutes; every reduced setting, next to the paper's:
 #   hidden layer widths (RL, dual critic, encoder, aux nets)  min(width, 64)
@@ -358,17 +362,19 @@ SOURCES = ("code", "paper")
 #                      steps per task and update <- 16 (Prompt-DT pdt_main.py:262), warm-up
 #                      num_steps / 5 <- 10k of 50k; layers, heads, K and the prompt are kept.
 #                      Prompt-DT's size (16 segments, width 128) took ~2 s per point-robot
-#                      update on the loaded 2-core CPU (issue 19); the GPT's cost is linear in
-#                      the segments, so 4 segments cut it ~4x at a given width.
+#                      update on the loaded 2-core CPU (the all-presets point-robot table);
+#                      the GPT's cost is linear in the segments, so 4 segments cut it ~4x at
+#                      a given width.
 # Context sizes, latent sizes, learning rates, loss weights and schedules are the paper profile's.
 PROFILES = ("paper", "cpu")
 CPU_WIDTH = 64
 CPU_RL_BATCH = 128
 CPU_META_BATCH = 8
-# 30k updates (issue 28's learning-curve study, benchmarks/results/issue35: on cheetah_vel
+# 30k updates (the learning-curve study in benchmarks/results/issue35: on cheetah_vel
 # replay data UNICORN-SS's IID return climbs until ~20k updates, -309 at 6k, -82 at 18k, -66 at
-# 30k, and FOCAL's until ~24k; at the 6k of issue 17 neither uses its code). The study ran on
-# cheetah_vel only; the other envs but ant-dir take the same budget until theirs is measured.
+# 30k, and FOCAL's until ~24k; at the CPU profile's first budget of 6k neither uses its code).
+# The study ran on cheetah_vel only; the other envs but ant-dir take the same budget until
+# theirs is measured.
 CPU_NUM_STEPS = 30_000
 # Ant-Dir: every preset but CORRO trains FOCALSAC's dual critic 3 steps per update (UNICORN
 # focalsac.py), ~3x the cost of an update on the other envs, so the CPU profile halves its schedule.

@@ -1,4 +1,4 @@
-"""Single-task, D4RL-style dataset families: five qualities from ONE behaviour run (issue 18).
+"""Single-task, D4RL-style dataset families: five qualities from ONE behaviour run.
 
 A *family* is the D4RL quality ladder of one env task (Fu et al. 2020, D4RL §5 gym locomotion),
 made from a single per-task SAC run (:mod:`jcomrl.data.per_task_sac` with one task) and written as

@@ -1,7 +1,7 @@
 """Per-task behaviour agents: one independent SAC agent per task, all trained in one program.
 
 FOCAL, CSRO, CORRO and UNICORN collect their offline data with one SAC agent *per task* and roll
-out its checkpoints (reference ``comrl-algorithms.md`` §4; CORRO/UNICORN
+out its checkpoints (FOCAL and CSRO ``policy_train.py``; CORRO/UNICORN
 ``train_data_collection.py`` with ``data_collection_config/args_<env>.py``, one run per task
 seed). ``train_sac_per_task`` does the same for all ``T`` tasks at once: the task axis is a
 ``vmap`` axis over the agents' parameters, optimiser states and replay buffers, and the

@@ -326,7 +326,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
       the resume key: both backends simulate the same MDPs.
     anchor_policy: how the snapshots act when their returns are measured for the normalisation
       anchors: ``"deterministic"`` (default; the mean action, as every evaluation protocol of
-      ``jcomrl.eval.protocols`` acts) or ``"stochastic"`` (jcomrl before issue 28: sampled
+      ``jcomrl.eval.protocols`` acts) or ``"stochastic"`` (jcomrl's earlier anchors: sampled
       actions, so an anchor and the score it normalises were measured differently). The other
       mode's per-snapshot means are kept in the meta too.
     provenance: extra entries for ``meta["creation"]`` (e.g. the source commit).
@@ -462,7 +462,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
                                                                  policies.num_snapshots)),
                               "policy": anchor_policy,
                               f"mean_return_{other}": by_mode[other].mean(axis=1).tolist()},
-      # Normalisation anchors (issue 28): 0 = the random (first, untrained) snapshot, 100 = the
+      # Normalisation anchors: 0 = the random (first, untrained) snapshot, 100 = the
       # best snapshot (highest mean over all tasks; not blindly the last, which a late collapse
       # would make a weak anchor); mean episode return over all tasks with the snapshots acting
       # as ``anchor_policy`` says, counted as evaluation counts (rewards up to the first done,

@@ -144,7 +144,8 @@ def make_split(kind: str, num_tasks: int, num_test: int) -> dict[str, list[int]]
 
 # rand_param_envs' four randomised quantities, and the FOCAL / CSRO lineage variants that the
 # hopper and walker families share (same ranges, splits, seeds, observation clipping and
-# termination; reference/comrl-algorithms.md §3.1 and §3.3).
+# termination; FOCAL / CSRO ``rlkit/envs/*`` and dennisl88/rand_param_envs ``base.py``
+# ``RandomEnv.sample_tasks``).
 ALL_RAND_PARAMS = ("body_mass", "body_inertia", "dof_damping", "geom_friction")
 RAND_PARAM_LINEAGE_VARIANTS: dict[str, dict] = {
     "focal": {

@@ -1,4 +1,6 @@
-"""Adaptation protocols on held-out tasks (reference: comrl-algorithms.md §2.2 and §5).
+"""Adaptation protocols on held-out tasks, as the official codes evaluate (FOCAL
+``rl_algorithm.py`` ``collect_paths``; CORRO / UNICORN ``train_offline_FOCAL.py`` ``evaluate``;
+CSRO's online exploration; UNICORN paper §3.3 for the OOD contexts).
 
 Every protocol is one jitted function vmapped over seeds x test tasks x episodes (or context
 sources) on device; params carry a leading seed axis ``[S]``; datasets, contexts and task tables

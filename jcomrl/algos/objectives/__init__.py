@@ -1,7 +1,7 @@
 """Representation objectives as registered modules (one file each; see :mod:`.base`).
 
-UNICORN's view (DESIGN.md §4): the COMRL methods differ only in which bound on I(Z; M) their
-encoder optimises.
+UNICORN's view (docs/DESIGN.md, "The pipeline"): the COMRL methods differ only in which bound
+on I(Z; M) their encoder optimises.
 
 | objective        | loss                                                     | bound                     |
 |------------------|----------------------------------------------------------|---------------------------|
