@@ -20,7 +20,7 @@ ALGO ?= focal
 # Extra flags for train / evaluate, e.g. ARGS="--config.num_steps=2000 --config.num_seeds=4".
 ARGS ?=
 
-.PHONY: install run test data train evaluate bench lint clean
+.PHONY: install run test data train evaluate lint clean
 
 install: $(STAMP)
 

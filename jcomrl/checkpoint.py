@@ -24,7 +24,7 @@ from jcomrl import distributed
 # states only for trained groups, Adam without optax's inject_hyperparams wrapper). Format 1 is
 # refused with a message naming it: its train-state tree cannot be mapped onto format 2.
 FORMAT_VERSION = 2
-_FORMAT_NOTES = {1: "jcomrl before the plug-in learner (issue 16); retrain in a new workdir or "
+_FORMAT_NOTES = {1: "jcomrl before the plug-in learner (format 1); retrain in a new workdir or "
                     "evaluate it with a checkout older than the format change"}
 
 

@@ -358,7 +358,7 @@ def official_recipe_markdown() -> str:
     rows.append("| " + " | ".join((setting, str(ours), official, source, why)) + " |")
   return "\n".join(rows)
 
-# FOCAL's 2-task setting (``<env>@focal2``; issue 28, jcomrl.algos.presets TASK_SETTINGS): the
+# FOCAL's 2-task setting (``<env>@focal2``; jcomrl.algos.presets TASK_SETTINGS): the
 # forward/backward tasks of FOCAL's cheetah-dir / ant-dir configs (FOCAL-ICLR cc2f1fd
 # configs/cheetah-dir.json:3-7, ant-dir.json:3-9: 2 tasks, train = test = both), i.e. the env's
 # "focal" variant (``env_overrides.variant``; jcomrl.envs HalfCheetahDir / AntDir VARIANTS). The

@@ -592,7 +592,7 @@ PROVENANCE = (
     ("focal meta-batch on 40 tasks", "4 tasks drawn with replacement (the 2-task config's 4, "
      "kept)", "4 of the 2 tasks; no 40-task config",
      "cheetah-dir.json:10; ant-dir.json:11; rl_algorithm.py:440",
-     "kept so that the suite's FOCAL results stay comparable (the change is issue 28's call; "
+     "kept so that the suite's FOCAL results stay comparable (changing it is left to a study of the 40-task tables; "
      "--config.learner.meta_batch_size=16 is UNICORN's). It was sized for 2 tasks, where 4 "
      "draws always repeat a task; from 20 training tasks 4 draws with replacement repeat one "
      "(a positive pair of the metric loss) in 1 - 20*19*18*17/20^4 = 27% of updates only (8: "
@@ -672,7 +672,7 @@ PROVENANCE = (
     ("csro q_psi weight / NLL form", "10 / with 1/2", "same", "cheetah-vel.json:43; sac.py:303",
      ""),
     ("csro q_psi update order", "CLUB uses q_psi before its update", "q_psi updated first",
-     "CSRO sac.py", "not yet an option (noticed in the issue-13 review)"),
+     "CSRO sac.py", "not yet an option (noticed in a review of CSRO's sac.py)"),
     ("csro online schedule", "z = 0 until num_exp_traj_eval episodes, z inferred after each "
      "evaluation episode, half random steps (online_schedule='csro')", "same",
      "CSRO rl_algorithm.py:505-514,528-534,569-570; util.py:346-354", ""),
@@ -692,7 +692,7 @@ PROVENANCE = (
     ("corro CVAE budget", "ceil(100 N / (16 x 256)) updates (100 passes)", "100 epochs at batch 128",
      "relabel_model_config/args_*.py:13-15", "same data passes in jcomrl's batch; 32x fewer updates"),
     ("corro CVAE data", "every task row, train and held-out (pretrain_tasks='all'; 'train' = "
-     "jcomrl before issue 28)", "same: every task directory of --data-dir",
+     "jcomrl's earlier default)", "same: every task directory of --data-dir",
      "CORRO train_generative_model.py:89-92; relabel_model_config/args_cheetah_vel.py:28; "
      "UNICORN d8853cd utils/offline_utils.py:159-169 (load_dataset lists every task dir)", ""),
     ("corro positives", "any transition of the anchor's task (corro_positives='task')", "same",
