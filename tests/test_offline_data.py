@@ -19,7 +19,7 @@ import pytest
 from experiments import collect as collect_cli
 from experiments.configs import offline_data as offline_config
 from jcomrl import envs
-from jcomrl.data import collect, offline, per_task_sac, pipeline
+from jcomrl.data import collect, offline, per_task_sac, pipeline, resumable
 from jcomrl.data.dataset import (DatasetError, OfflineDataset, check_normalisation, load_dataset,
                                  save_dataset)
 from jcomrl.data.sampler import sample_meta_batch, sample_trajectory
@@ -248,6 +248,77 @@ def test_anchors_and_the_expert_data_follow_the_best_snapshot_of_the_anchor_mode
   assert sorted(os.listdir(tmp_path / "none")) == ["t.partial"]
   assert "chunks" not in os.listdir(tmp_path / "none" / "t.partial") or not os.listdir(
       tmp_path / "none" / "t.partial" / "chunks")
+
+
+class Killed(Exception):
+  pass
+
+
+def test_the_family_trains_resumably_in_its_work_directory(family, tmp_path, monkeypatch):
+  """The behaviour trainer gets ``<root>/<name>.partial/behaviour_ckpt`` as its checkpoint dir;
+  a committed checkpoint there (env step 600) is announced as resumed, and the dir is deleted
+  once the snapshots are saved. (The trainer's resume itself: test_behaviour_resume.py; the
+  real thing end to end: test_a_killed_family_resumes_its_behaviour_training.)"""
+  c = family["config"]
+  ckpt = os.path.join(str(tmp_path), "t.partial", pipeline.BEHAVIOUR_CHECKPOINT_DIR)
+  os.makedirs(ckpt)
+  np.savez(os.path.join(ckpt, resumable.STATE_FILE), **{"state.steps": np.asarray(600)})
+  calls = []
+
+  def trainer(env, tasks, **kw):
+    calls.append(kw.get("checkpoint_dir"))
+    return family["policies"], family["replay"]
+
+  monkeypatch.setattr(offline.per_task_sac, "train_sac_per_task", trainer)
+  monkeypatch.setattr(offline.collect, "snapshot_returns",
+                      lambda *a, **k: np.asarray([1.0, 20.0, 50.0, 70.0])[:, None])
+  lines = []
+  offline.generate_family(str(tmp_path), "t", c.env, c.env_overrides.to_dict(),
+                          qualities="medium_replay", transitions=c.transitions,
+                          behaviour_kwargs=collect_cli.behaviour_kwargs(c), message=lines.append)
+  assert calls == [os.path.abspath(ckpt)]
+  assert f"resuming sac_per_task behaviour training from env step 600 per task ({calls[0]})" \
+      in lines
+  assert not os.path.exists(ckpt)
+  assert sorted(os.listdir(os.path.dirname(ckpt))) == ["behaviour", "chunks", "replay.npz",
+                                                       "returns.json", "work.json"]
+
+
+@pytest.mark.slow  # trains the tiny family again: two compilations of its C-physics trainer (~60 s)
+def test_a_killed_family_resumes_its_behaviour_training(family, tmp_path):
+  """Killed after the first snapshot interval's checkpoint (its progress line), the family's
+  training resumes from env step 600 in ``<out>/tiny.partial/behaviour_ckpt`` and ends with the
+  uninterrupted run's snapshots and replay: its ``medium_replay`` is the session family's."""
+  c = family["config"].copy_and_resolve_references()
+  c.out, c.qualities = str(tmp_path), "medium_replay"
+  ckpt = os.path.join(c.out, "tiny.partial", pipeline.BEHAVIOUR_CHECKPOINT_DIR)
+
+  def die(line):
+    if line.startswith("behaviour step 600/"):
+      raise Killed
+
+  with pytest.raises(Killed):
+    collect_cli.generate(c, progress=die)
+  assert resumable.resume_step(ckpt) == 600
+  lines = []
+  out = collect_cli.generate(c, progress=lines.append)
+  assert any(s.startswith(f"resuming sac_per_task behaviour training from env step 600 per task "
+                          f"({os.path.abspath(ckpt)})") for s in lines), lines
+  assert not any(s.startswith("behaviour step 600/") for s in lines)  # not trained again
+  assert any(s.startswith("behaviour step 1,800/") for s in lines)
+  # the checkpoint is gone once the snapshots are saved (the work dir stays for the others)
+  assert not os.path.exists(ckpt)
+  assert os.path.isdir(os.path.join(c.out, "tiny.partial", pipeline.BEHAVIOUR_DIR))
+  ds, meta = out["medium_replay"]
+  ref, ref_meta = family["data"]["medium_replay"]
+  assert meta["offline"]["snapshot_returns"] == ref_meta["offline"]["snapshot_returns"]
+  assert meta["normalisation"] == ref_meta["normalisation"]
+  for name, x in _arrays(ref).items():
+    np.testing.assert_array_equal(_arrays(ds)[name], x, err_msg=name)
+  saved = pipeline.load_behaviour(offline.dataset_dir(c.out, "tiny", "medium_replay"),
+                                  family["env"])
+  jax.tree.map(np.testing.assert_array_equal, saved.params,
+               jax.tree.map(np.asarray, family["policies"].params))
 
 
 def test_one_task_datasets_load_and_sample(family):

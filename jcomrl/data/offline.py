@@ -45,10 +45,12 @@ The env must leave exactly one benchmark task (``num_tasks=1`` / a zero-width pa
 through its overrides), so the dataset's task row 0 is the env's task row 0, as evaluation
 assumes; the split is then ``{"train": [0], "test": [0]}`` (the "same" split).
 
-Resumable: the work directory ``<root>/<name>.partial/`` keeps the behaviour snapshots, the
-replay buffer, the snapshot returns and the finished collection chunks (``pipeline._WorkDir``
-semantics: other behaviour settings are refused). A family dataset that already exists with
-the same run key is kept; the work directory is removed once all five exist.
+Resumable: the work directory ``<root>/<name>.partial/`` keeps the behaviour run's checkpoint
+while it trains (``behaviour_ckpt/``, ``jcomrl.data.resumable``: a killed run resumes from its
+last checkpoint to the agents an uninterrupted run trains, bit for bit), then the behaviour
+snapshots, the replay buffer, the snapshot returns and the finished collection chunks
+(``pipeline._WorkDir`` semantics: other behaviour settings are refused). A family dataset that
+already exists with the same run key is kept; the work directory is removed once all five exist.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ import jax
 import numpy as np
 
 from jcomrl import atomic, envs
-from jcomrl.data import collect, per_task_sac, pipeline
+from jcomrl.data import collect, per_task_sac, pipeline, resumable
 from jcomrl.data.dataset import DatasetError, OfflineDataset, load_dataset, read_meta, save_dataset
 from jcomrl.envs.base import TaskEnv
 from jcomrl.types import Transition
@@ -261,7 +263,8 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
       as the single-task evaluation protocol acts) or ``"stochastic"`` (sampled actions, as
       the dataset rollouts act). Part of the run key.
     overwrite: replace family datasets of another run (same-run ones are kept either way).
-    resume: keep the work directory ``<root>/<name>.partial`` while unfinished.
+    resume: keep the work directory ``<root>/<name>.partial`` while unfinished; a killed
+      behaviour training resumes from its last checkpoint there.
     message: progress lines.
   Returns:
     ``{quality: load_dataset(dir)}`` for the requested qualities.
@@ -332,7 +335,16 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
       policies = pipeline.load_behaviour(work.path, env)
       say(f"resuming: reusing {policies.num_snapshots} behaviour snapshots (steps "
           f"{policies.steps.tolist()}) and the replay buffer from {work.path}")
+      # a run killed between saving its snapshots and deleting its checkpoint
+      shutil.rmtree(work.behaviour_checkpoint_path, ignore_errors=True)
   if policies is None:
+    extra = {}
+    if work is not None:  # resumable training: a killed run continues from its last checkpoint
+      extra["checkpoint_dir"] = work.behaviour_checkpoint_path
+      step = resumable.resume_step(extra["checkpoint_dir"])
+      if step is not None:
+        say(f"resuming {algo} behaviour training from env step {step:,} per task "
+            f"({extra['checkpoint_dir']})")
     say(f"training {algo} on the single task of {env_name} ({kw['num_timesteps']:,} env steps, "
         f"{num_snapshots} snapshots) ...")
 
@@ -343,11 +355,12 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
 
     policies, replay = per_task_sac.train_sac_per_task(
         env, tasks, seed=int(seed), num_snapshots=num_snapshots, progress_fn=show,
-        keep_replay=True, **kw)
+        keep_replay=True, **kw, **extra)
     if work is not None:
       replays.save(replay)  # before the snapshots: their presence marks a finished run
       shutil.rmtree(work.behaviour_path, ignore_errors=True)  # snapshots without a replay
       work.save_behaviour(policies)
+      shutil.rmtree(work.behaviour_checkpoint_path, ignore_errors=True)
   by_mode = _snapshot_returns(env, policies, tasks, seed, return_episodes, work, say)
   returns = by_mode[anchor_policy]
   other = [m for m in pipeline.ANCHOR_POLICIES if m != anchor_policy][0]
