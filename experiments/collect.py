@@ -100,8 +100,8 @@ def generate_family(c, progress=print):
       c.out, c.name, c.env, c.env_overrides.to_dict(), qualities=c.qualities, seed=c.seed,
       behaviour_kwargs=kw, transitions=c.transitions, chunk_episodes=c.chunk_episodes,
       return_episodes=c.return_episodes, medium_fraction=c.medium_fraction,
-      physics=c.get("physics", "auto"), overwrite=c.overwrite, resume=c.resume,
-      message=progress)
+      physics=c.get("physics", "auto"), anchor_policy=c.get("anchor_policy", "deterministic"),
+      overwrite=c.overwrite, resume=c.resume, message=progress)
   for q, (data, meta) in out.items():
     progress(f"{offline.dataset_dir(c.out, c.name, q)}: {data.num_transitions:,} transitions, "
              f"normalisation {meta['normalisation']}")

@@ -4,6 +4,7 @@ counts of an uninterrupted run, bit for bit (C-MuJoCo env states included); a da
 directory resumes a killed behaviour phase to the same dataset; a checkpoint made with other
 settings is refused, untouched."""
 
+import json
 import os
 import signal
 import subprocess
@@ -291,22 +292,43 @@ def test_a_sigkilled_collection_resumes_its_behaviour_training(tmp_path):
   assert meta_a["normalisation"] == meta_b["normalisation"]
 
 
+@pytest.mark.parametrize("algo", sorted(TRAINERS))
 def test_a_run_with_intervals_after_warmup_resumes_inside_the_long_first_interval(
-    point_env, tasks, tmp_path, monkeypatch):
+    algo, point_env, tasks, tmp_path, monkeypatch):
   # The official recipe's schedule: the 20-iteration warm-up (40 env steps), then 3 intervals of
   # floor(200 env steps / 2 envs / 3) = 33 iterations; the first interval is 20 + 33 = 53 long.
+  # The shared agent (the fast recipe) schedules it as the per-task agents do.
+  train = TRAINERS[algo]
   kw = dict(SMALL, intervals_after_warmup=True)
-  ref, ref_replay = per_task_sac.train_sac_per_task(point_env, tasks, keep_replay=True, **kw)
+  ref, ref_replay = train(point_env, tasks, keep_replay=True, **kw)
   assert ref.steps.tolist() == [0, 106, 172, 238]
+  assert ref_replay.num_steps == 238  # 40 warm-up + 3 x 33 iterations x 2 envs, nothing more
   ckpt = str(tmp_path / "ckpt")
   saved = die_after_save(monkeypatch, 3)  # calls of 15, 15, 15 iterations inside interval 1
   with pytest.raises(Killed):
-    per_task_sac.train_sac_per_task(point_env, tasks, keep_replay=True, checkpoint_dir=ckpt,
-                                    **CKPT, **kw)
+    train(point_env, tasks, keep_replay=True, checkpoint_dir=ckpt, **CKPT, **kw)
   monkeypatch.undo()
   assert saved == [30, 60, 90]
-  policies, replay = per_task_sac.train_sac_per_task(point_env, tasks, keep_replay=True,
-                                                     checkpoint_dir=ckpt, **CKPT, **kw)
+  # The schedule is part of the checkpoint's key: the other one is refused.
+  with pytest.raises(CheckpointError, match="intervals_after_warmup"):
+    train(point_env, tasks, checkpoint_dir=ckpt, **CKPT, **SMALL)
+  policies, replay = train(point_env, tasks, keep_replay=True, checkpoint_dir=ckpt, **CKPT, **kw)
   assert policies.steps.tolist() == [0, 106, 172, 238]
   assert_same(policies.params, ref.params)
   assert_same(replay.transitions, ref_replay.transitions)
+
+
+def test_the_shared_agents_checkpoint_key_is_unchanged_without_intervals_after_warmup(
+    point_env, tasks, tmp_path):
+  """A shared run's checkpoint key gains ``intervals_after_warmup`` only when it is set, so a
+  checkpoint written before the option existed still resumes."""
+  kw = dict(SMALL, num_timesteps=80, num_snapshots=2)
+  for name, extra in (("plain", {}), ("after", {"intervals_after_warmup": True})):
+    shared_sac.train_sac_shared(point_env, tasks, checkpoint_dir=str(tmp_path / name), **kw,
+                                **extra)
+  with open(tmp_path / "plain" / resumable.SETTINGS_FILE) as f:
+    plain = json.load(f)
+  with open(tmp_path / "after" / resumable.SETTINGS_FILE) as f:
+    after = json.load(f)
+  assert "intervals_after_warmup" not in plain
+  assert after == dict(plain, intervals_after_warmup=1)

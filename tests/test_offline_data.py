@@ -19,7 +19,7 @@ import pytest
 from experiments import collect as collect_cli
 from experiments.configs import offline_data as offline_config
 from jcomrl import envs
-from jcomrl.data import collect, offline, per_task_sac, pipeline
+from jcomrl.data import collect, offline, per_task_sac, pipeline, resumable
 from jcomrl.data.dataset import (DatasetError, OfflineDataset, check_normalisation, load_dataset,
                                  save_dataset)
 from jcomrl.data.sampler import sample_meta_batch, sample_trajectory
@@ -82,9 +82,10 @@ def test_five_datasets_with_their_sizes(family):
   assert len(keys) == 1
   assert policies.steps.tolist() == [0, 600, 1200, 1800]
   # The rollout datasets come from the snapshots they are named after.
-  k = policies.num_snapshots
+  expert = meta["normalisation"]["best_snapshot"]
+  assert meta["offline"]["expert_snapshot"] == expert
   assert set(np.unique(data["random"][0].checkpoint_id)) == {0}
-  assert set(np.unique(data["expert"][0].checkpoint_id)) == {k - 1}
+  assert set(np.unique(data["expert"][0].checkpoint_id)) == {expert}
   assert set(np.unique(data["medium"][0].checkpoint_id)) == {meta["offline"]["medium_snapshot"]}
   # The first call kept the behaviour run for the other qualities; the second reused it (the
   # spy refuses a second training), kept medium_replay, and removed the work directory.
@@ -133,24 +134,36 @@ def test_medium_is_the_snapshot_closest_to_a_third_of_the_expert(family):
   off = metas[0]["offline"]
   returns = np.asarray(off["snapshot_returns"])
   assert all(m["offline"]["snapshot_returns"] == off["snapshot_returns"] for m in metas)
-  target = returns[-1] / 3.0
+  best = off["expert_snapshot"]
+  target = returns[best] / 3.0
   assert off["medium_target"] == pytest.approx(target)
-  inner = np.arange(1, len(returns) - 1)
-  assert off["medium_snapshot"] == int(inner[np.argmin(np.abs(returns[inner] - target))])
+  others = np.asarray([k for k in range(1, len(returns)) if k != best])
+  assert off["medium_snapshot"] == int(others[np.argmin(np.abs(returns[others] - target))])
   assert off["medium_return"] == returns[off["medium_snapshot"]]
-  # The rule itself, on made-up returns (ties: the first; ends never chosen).
+  # The rule itself, on made-up returns: the target is a fraction of the best snapshot's
+  # return; candidates are all but the untrained and the best snapshot; ties: the first.
   assert offline.medium_snapshot(np.array([0.0, 10.0, 31.0, 40.0, 90.0])) == (2, 30.0)
-  assert offline.medium_snapshot(np.array([50.0, 1.0, 1.0, 3.0]))[0] == 1
-  assert offline.medium_snapshot(np.array([0.0, 0.0, 99.0]), 0.5)[0] == 1
+  assert offline.medium_snapshot(np.array([0.0, 10.0, 31.0, 31.0, 90.0])) == (2, 30.0)
+  # best in the middle (90 at 2): target 30; 20 (off by 10) loses to the final 33 (off by 3)
+  assert offline.medium_snapshot(np.array([0.0, 20.0, 90.0, 33.0])) == (3, 30.0)
+  # best = untrained (50): target 50/3; of 1, 1, 3 the last is nearest
+  assert offline.medium_snapshot(np.array([50.0, 1.0, 1.0, 3.0]))[0] == 3
+  assert offline.medium_snapshot(np.array([0.0, 0.0, 99.0]), 0.5) == (1, 49.5)
+  # an explicit expert (the anchor's choice) wins over the argmax
+  assert offline.medium_snapshot(np.array([0.0, 30.0, 60.0, 90.0]), expert=2) == (1, 20.0)
 
 
-def test_anchors_are_stored_and_score_the_anchor_policies_0_and_100(family):
+def test_anchors_are_the_untrained_and_best_snapshots_in_the_recorded_mode(family):
+  """0 = the untrained snapshot, 100 = the best one (the last one's return beside it), measured
+  in the config's ``anchor_policy``, recorded in ``normalisation.policy``; the other mode's
+  returns are kept. The tiny family anchors stochastically (see ``offline_data.get_config``);
+  every other variant as the single-task evaluation acts, deterministically
+  (``suite.iid_results``' episodes)."""
   c = family["config"]
+  assert c.anchor_policy == "stochastic"
+  assert {offline_config.get_config(v).anchor_policy for v in offline_config.variants()
+          if not v.startswith("tiny")} == {"deterministic"}
   metas = {q: m for q, (_, m) in family["data"].items()}
-  returns = metas["random"]["offline"]["snapshot_returns"]
-  for q, m in metas.items():
-    norm = check_normalisation(q, m)
-    assert norm == {"random": returns[0], "expert": returns[-1]}
   # The snapshots saved with every dataset are the trained ones ...
   env, trained = family["env"], family["policies"]
   for q in offline.QUALITIES:
@@ -158,14 +171,154 @@ def test_anchors_are_stored_and_score_the_anchor_policies_0_and_100(family):
     assert saved.steps.tolist() == trained.steps.tolist()
     jax.tree.map(np.testing.assert_array_equal, saved.params,
                  jax.tree.map(np.asarray, trained.params))
-  # ... and evaluating them as the anchors were evaluated scores the first 0 and the last 100
-  # (the trainer's env and policy: the compiled evaluation rollout is reused).
+  # ... evaluated here again, both ways, with the family's evaluation key (the trainer's env
+  # and policy: the compiled evaluation rollout is reused).
   key = jax.random.fold_in(jax.random.key(c.seed), 2)
-  again = collect.snapshot_returns(env, trained, env.all_benchmark_tasks(), key,
-                                   c.return_episodes)[:, 0]
-  scores = suite.normalise(again[[0, -1]], metas["expert"]["normalisation"])
+  tasks = env.all_benchmark_tasks()
+  det, sto = (np.asarray(collect.snapshot_returns(env, trained, tasks, key, c.return_episodes,
+                                                  deterministic=d)[:, 0], np.float64)
+              for d in (True, False))
+  best = int(np.argmax(sto))
+  want = {"random": sto[0], "expert": sto[best], "best_snapshot": best, "last": sto[-1],
+          "policy": "stochastic"}
+  for q, m in metas.items():
+    check_normalisation(q, m)
+    assert m["normalisation"].keys() == want.keys(), q
+    for k, v in want.items():
+      assert m["normalisation"][k] == (v if isinstance(v, str) else
+                                       pytest.approx(v, rel=1e-6, abs=1e-6)), (q, k)
+    np.testing.assert_allclose(m["offline"]["snapshot_returns"], sto, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(m["offline"]["snapshot_returns_deterministic"], det, rtol=1e-6,
+                               atol=1e-6)
+    np.testing.assert_allclose(m["behaviour_snapshots"]["mean_return_deterministic"], det,
+                               rtol=1e-6, atol=1e-6)
+    assert m["offline"]["policy"] == m["behaviour_snapshots"]["policy"] == "stochastic"
+    assert m["offline"]["expert_snapshot"] == best
+  assert not np.allclose(det, sto)  # the two modes differ: which one is used matters
+  # Scored as the anchors were measured, the untrained and the best snapshot are 0 and 100.
+  scores = suite.normalise(sto[[0, best]], metas["expert"]["normalisation"])
   np.testing.assert_allclose(scores, [0.0, 100.0], atol=1e-3)
-  assert returns[-1] != returns[0]
+  assert sto[best] != sto[0]
+
+
+def test_anchors_and_the_expert_data_follow_the_best_snapshot_of_the_anchor_mode(
+    family, tmp_path, monkeypatch):
+  """Made-up snapshot returns (the trainer replaced by the fixture's run): deterministic 5, 40,
+  90, 60 and stochastic 1, 20, 50, 70. Deterministic anchors: 5 / 90 (snapshot 2, not the last),
+  medium = snapshot 1 (40 nearest 90 / 3 = 30; 60 is off by 30); the expert dataset rolls
+  snapshot 2. Stochastic anchors: 1 / 70 (snapshot 3), medium 1 (20 nearest 70 / 3)."""
+  c = family["config"]
+  fake = {True: [5.0, 40.0, 90.0, 60.0], False: [1.0, 20.0, 50.0, 70.0]}
+  monkeypatch.setattr(offline.collect, "snapshot_returns",
+                      lambda env, pol, tasks, key, episodes, deterministic=False:
+                      np.asarray(fake[bool(deterministic)])[:, None])
+  monkeypatch.setattr(offline.per_task_sac, "train_sac_per_task",
+                      lambda *a, **k: (family["policies"], family["replay"]))
+  kw = dict(behaviour_kwargs=collect_cli.behaviour_kwargs(c), transitions=c.transitions,
+            return_episodes=c.return_episodes)
+  out = offline.generate_family(str(tmp_path / "det"), "t", c.env, c.env_overrides.to_dict(),
+                                qualities="expert", **kw)
+  ds, meta = out["expert"]
+  assert meta["normalisation"] == {"random": 5.0, "expert": 90.0, "best_snapshot": 2,
+                                   "last": 60.0, "policy": "deterministic"}
+  assert (meta["offline"]["expert_snapshot"], meta["offline"]["medium_snapshot"]) == (2, 1)
+  assert meta["offline"]["medium_target"] == pytest.approx(30.0)
+  assert meta["offline"]["snapshot_returns_stochastic"] == fake[False]
+  assert set(np.unique(ds.checkpoint_id)) == {2}
+  assert meta["offline"]["run"]["collection"]["anchor_policy"] == "deterministic"
+  out = offline.generate_family(str(tmp_path / "sto"), "t", c.env, c.env_overrides.to_dict(),
+                                qualities="medium_replay", anchor_policy="stochastic", **kw)
+  meta = out["medium_replay"][1]
+  assert meta["normalisation"] == {"random": 1.0, "expert": 70.0, "best_snapshot": 3,
+                                   "last": 70.0, "policy": "stochastic"}
+  assert (meta["offline"]["expert_snapshot"], meta["offline"]["medium_snapshot"]) == (3, 1)
+  assert meta["offline"]["snapshot_returns_deterministic"] == fake[True]
+  assert out["medium_replay"][0].num_transitions == int(family["policies"].steps[1])
+  with pytest.raises(offline.ConfigError, match="anchor_policy='mean'"):
+    offline.generate_family(str(tmp_path / "bad"), "t", c.env, c.env_overrides.to_dict(),
+                            anchor_policy="mean", **kw)
+  # The untrained snapshot the best (a hopper standing on its near-constant mean action): no
+  # expert anchor, refused before any collection, the behaviour run kept for another try.
+  fake[True] = [98.0, 74.0, 42.0, 98.0]
+  with pytest.raises(DatasetError, match=r"no trained snapshot of family 't' beats the untrained "
+                                         r"one with anchor_policy='deterministic' \(snapshot "
+                                         r"returns \[98.0, 74.0, 42.0, 98.0\]\)"):
+    offline.generate_family(str(tmp_path / "none"), "t", c.env, c.env_overrides.to_dict(),
+                            **kw)
+  assert sorted(os.listdir(tmp_path / "none")) == ["t.partial"]
+  assert "chunks" not in os.listdir(tmp_path / "none" / "t.partial") or not os.listdir(
+      tmp_path / "none" / "t.partial" / "chunks")
+
+
+class Killed(Exception):
+  pass
+
+
+def test_the_family_trains_resumably_in_its_work_directory(family, tmp_path, monkeypatch):
+  """The behaviour trainer gets ``<root>/<name>.partial/behaviour_ckpt`` as its checkpoint dir;
+  a committed checkpoint there (env step 600) is announced as resumed, and the dir is deleted
+  once the snapshots are saved. (The trainer's resume itself: test_behaviour_resume.py; the
+  real thing end to end: test_a_killed_family_resumes_its_behaviour_training.)"""
+  c = family["config"]
+  ckpt = os.path.join(str(tmp_path), "t.partial", pipeline.BEHAVIOUR_CHECKPOINT_DIR)
+  os.makedirs(ckpt)
+  np.savez(os.path.join(ckpt, resumable.STATE_FILE), **{"state.steps": np.asarray(600)})
+  calls = []
+
+  def trainer(env, tasks, **kw):
+    calls.append(kw.get("checkpoint_dir"))
+    return family["policies"], family["replay"]
+
+  monkeypatch.setattr(offline.per_task_sac, "train_sac_per_task", trainer)
+  monkeypatch.setattr(offline.collect, "snapshot_returns",
+                      lambda *a, **k: np.asarray([1.0, 20.0, 50.0, 70.0])[:, None])
+  lines = []
+  offline.generate_family(str(tmp_path), "t", c.env, c.env_overrides.to_dict(),
+                          qualities="medium_replay", transitions=c.transitions,
+                          behaviour_kwargs=collect_cli.behaviour_kwargs(c), message=lines.append)
+  assert calls == [os.path.abspath(ckpt)]
+  assert f"resuming sac_per_task behaviour training from env step 600 per task ({calls[0]})" \
+      in lines
+  assert not os.path.exists(ckpt)
+  assert sorted(os.listdir(os.path.dirname(ckpt))) == ["behaviour", "chunks", "replay.npz",
+                                                       "returns.json", "work.json"]
+
+
+@pytest.mark.slow  # trains the tiny family again: two compilations of its C-physics trainer (~60 s)
+def test_a_killed_family_resumes_its_behaviour_training(family, tmp_path):
+  """Killed after the first snapshot interval's checkpoint (its progress line), the family's
+  training resumes from env step 600 in ``<out>/tiny.partial/behaviour_ckpt`` and ends with the
+  uninterrupted run's snapshots and replay: its ``medium_replay`` is the session family's."""
+  c = family["config"].copy_and_resolve_references()
+  c.out, c.qualities = str(tmp_path), "medium_replay"
+  ckpt = os.path.join(c.out, "tiny.partial", pipeline.BEHAVIOUR_CHECKPOINT_DIR)
+
+  def die(line):
+    if line.startswith("behaviour step 600/"):
+      raise Killed
+
+  with pytest.raises(Killed):
+    collect_cli.generate(c, progress=die)
+  assert resumable.resume_step(ckpt) == 600
+  lines = []
+  out = collect_cli.generate(c, progress=lines.append)
+  assert any(s.startswith(f"resuming sac_per_task behaviour training from env step 600 per task "
+                          f"({os.path.abspath(ckpt)})") for s in lines), lines
+  assert not any(s.startswith("behaviour step 600/") for s in lines)  # not trained again
+  assert any(s.startswith("behaviour step 1,800/") for s in lines)
+  # the checkpoint is gone once the snapshots are saved (the work dir stays for the others)
+  assert not os.path.exists(ckpt)
+  assert os.path.isdir(os.path.join(c.out, "tiny.partial", pipeline.BEHAVIOUR_DIR))
+  ds, meta = out["medium_replay"]
+  ref, ref_meta = family["data"]["medium_replay"]
+  assert meta["offline"]["snapshot_returns"] == ref_meta["offline"]["snapshot_returns"]
+  assert meta["normalisation"] == ref_meta["normalisation"]
+  for name, x in _arrays(ref).items():
+    np.testing.assert_array_equal(_arrays(ds)[name], x, err_msg=name)
+  saved = pipeline.load_behaviour(offline.dataset_dir(c.out, "tiny", "medium_replay"),
+                                  family["env"])
+  jax.tree.map(np.testing.assert_array_equal, saved.params,
+               jax.tree.map(np.asarray, family["policies"].params))
 
 
 def test_one_task_datasets_load_and_sample(family):

@@ -10,32 +10,47 @@ five one-task ``OfflineDataset`` directories (a single-task dataset is a one-tas
 ``medium``
     rollouts of the snapshot whose evaluated return is closest to ``medium_fraction`` (1/3) of
     the expert snapshot's (D4RL: a policy early-stopped at about a third of the expert).
-    Candidates are the intermediate snapshots ``1 .. K-2``; the first wins a tie.
+    Candidates are every snapshot but the untrained one and the expert one; the first wins a tie.
 ``medium_replay``
     every transition the SAC run stored in its replay buffer until the medium snapshot was
     taken (uniform warm-up steps included), in the order stored (see ``replay_dataset``).
 ``expert``
-    rollouts of the final snapshot.
+    rollouts of the BEST snapshot (the highest evaluated return; the 100 anchor). D4RL's expert
+    is its fully trained policy, i.e. our final snapshot; we take the best one instead so that
+    the expert data come from the very policy that scores 100, and a late collapse of the run
+    cannot make a weak "expert" (at the CPU profile the final snapshot was not always the best).
+    The final snapshot's return is kept beside it (``meta["normalisation"]["last"]``).
 ``medium_expert``
     ``medium`` followed by ``expert`` (concatenated along the transition axis).
 
 Rollouts are the collection code's (``collect.collect_segments``: fixed ``episode_length``
-segments, explicit resets after a fall, stochastic actions). The normalisation anchors are
-the mean stochastic return of the untrained (0) and final (100) snapshots over
-``return_episodes`` episodes (``collect.snapshot_returns``, counted as evaluation counts); the
-medium snapshot is chosen from the same evaluation of every snapshot. Every dataset of a
-family carries the same anchors in ``meta["normalisation"]`` (read by
-``dataset.check_normalisation``), the behaviour snapshots (``behaviour/``) and, in
-``meta["offline"]``, the run key, every snapshot's return and the medium choice.
+segments, explicit resets after a fall, stochastic actions). Every snapshot is evaluated over
+``return_episodes`` episodes (``collect.snapshot_returns``, counted as evaluation counts) twice,
+acting deterministically (the mean action) and stochastically. The normalisation anchors
+(``pipeline.anchors``, as the meta-RL datasets define them) are 0 = the untrained snapshot and
+100 = the best snapshot, both with the snapshots acting as ``anchor_policy`` says: by default
+``"deterministic"``, as the single-task evaluation protocol acts (``jcomrl.eval.suite``'s ``iid``
+runs deterministic episodes of the learner), so an anchor and the score it normalises are
+measured the same way; the mode is recorded in ``meta["normalisation"]["policy"]``. The expert
+(best) and medium snapshots are chosen from the same returns; the other mode's returns are kept
+in the meta. Families written before this (no ``policy`` in their ``normalisation``) anchored on
+the mean STOCHASTIC return of the untrained and FINAL snapshots and took ``expert`` from the
+final snapshot; they still load, and a rerun no longer counts them as its own (their run key
+lacks the anchor settings: ``overwrite=True`` replaces them, reusing a kept work directory's
+behaviour run). Every dataset of a family carries the same anchors in ``meta["normalisation"]``
+(read by ``dataset.check_normalisation``), the behaviour snapshots (``behaviour/``) and, in
+``meta["offline"]``, the run key, every snapshot's return and the medium and expert choice.
 
 The env must leave exactly one benchmark task (``num_tasks=1`` / a zero-width parameter range
 through its overrides), so the dataset's task row 0 is the env's task row 0, as evaluation
 assumes; the split is then ``{"train": [0], "test": [0]}`` (the "same" split).
 
-Resumable: the work directory ``<root>/<name>.partial/`` keeps the behaviour snapshots, the
-replay buffer, the snapshot returns and the finished collection chunks (``pipeline._WorkDir``
-semantics: other behaviour settings are refused). A family dataset that already exists with
-the same run key is kept; the work directory is removed once all five exist.
+Resumable: the work directory ``<root>/<name>.partial/`` keeps the behaviour run's checkpoint
+while it trains (``behaviour_ckpt/``, ``jcomrl.data.resumable``: a killed run resumes from its
+last checkpoint to the agents an uninterrupted run trains, bit for bit), then the behaviour
+snapshots, the replay buffer, the snapshot returns and the finished collection chunks
+(``pipeline._WorkDir`` semantics: other behaviour settings are refused). A family dataset that
+already exists with the same run key is kept; the work directory is removed once all five exist.
 """
 
 from __future__ import annotations
@@ -51,7 +66,7 @@ import jax
 import numpy as np
 
 from jcomrl import atomic, envs
-from jcomrl.data import collect, per_task_sac, pipeline
+from jcomrl.data import collect, per_task_sac, pipeline, resumable
 from jcomrl.data.dataset import DatasetError, OfflineDataset, load_dataset, read_meta, save_dataset
 from jcomrl.envs.base import TaskEnv
 from jcomrl.types import Transition
@@ -81,14 +96,20 @@ def dataset_dir(root: str, name: str, quality: str) -> str:
   return os.path.join(root, f"{name}-{quality}")
 
 
-def medium_snapshot(returns: np.ndarray, fraction: float = 1.0 / 3.0) -> tuple[int, float]:
-  """``(snapshot index, target)``: the intermediate snapshot (``1 .. K-2``) whose return is
-  closest to ``target = fraction * returns[-1]`` (the final snapshot's return; first on ties)."""
+def medium_snapshot(returns: np.ndarray, fraction: float = 1.0 / 3.0,
+                    expert: int | None = None) -> tuple[int, float]:
+  """``(snapshot index, target)``: the snapshot whose return is closest to ``target = fraction *
+  returns[expert]`` (first on ties), among all but the untrained one (0) and the expert one.
+  ``expert`` defaults to the best snapshot (``argmax``, the first of equals: as
+  ``pipeline.anchors`` picks it)."""
   r = np.asarray(returns, np.float64)
   if r.ndim != 1 or r.shape[0] < 3:
     raise ValueError(f"need the returns of K >= 3 snapshots, got shape {r.shape}")
-  target = float(fraction) * float(r[-1])
-  candidates = np.arange(1, r.shape[0] - 1)
+  expert = int(np.argmax(r)) if expert is None else int(expert)
+  if not 0 <= expert < r.shape[0]:
+    raise ValueError(f"expert snapshot {expert} is not one of the {r.shape[0]} snapshots")
+  target = float(fraction) * float(r[expert])
+  candidates = np.asarray([k for k in range(1, r.shape[0]) if k != expert])
   return int(candidates[np.argmin(np.abs(r[candidates] - target))]), target
 
 
@@ -217,6 +238,7 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
                     behaviour_kwargs: dict[str, Any], transitions: int,
                     chunk_episodes: int = 0, return_episodes: int = 10,
                     medium_fraction: float = 1.0 / 3.0, physics: str = "auto",
+                    anchor_policy: str = "deterministic",
                     overwrite: bool = False, resume: bool = True,
                     message: Progress | None = None) -> dict[str, tuple[OfflineDataset, dict]]:
   """Writes the requested qualities of family ``name`` to ``<root>/<name>-<quality>``.
@@ -232,11 +254,17 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
       ``episode_length`` episodes; ``medium_expert`` has twice this, ``medium_replay`` what the
       run stored up to the medium snapshot).
     chunk_episodes: episodes per jitted collection call (0 = one call).
-    return_episodes: evaluation episodes per snapshot (anchors and the medium choice).
+    return_episodes: evaluation episodes per snapshot and mode (anchors, the expert and
+      medium choice).
     medium_fraction: the medium target as a fraction of the expert's return.
     physics: MuJoCo backend (``envs.make``).
+    anchor_policy: how the snapshots act when the returns that make the anchors and pick the
+      expert and medium snapshots are measured: ``"deterministic"`` (default; the mean action,
+      as the single-task evaluation protocol acts) or ``"stochastic"`` (sampled actions, as
+      the dataset rollouts act). Part of the run key.
     overwrite: replace family datasets of another run (same-run ones are kept either way).
-    resume: keep the work directory ``<root>/<name>.partial`` while unfinished.
+    resume: keep the work directory ``<root>/<name>.partial`` while unfinished; a killed
+      behaviour training resumes from its last checkpoint there.
     message: progress lines.
   Returns:
     ``{quality: load_dataset(dir)}`` for the requested qualities.
@@ -257,6 +285,9 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
     raise ConfigError(f"return_episodes must be >= 1, got {return_episodes}")
   if not 0.0 < float(medium_fraction) <= 1.0:
     raise ConfigError(f"medium_fraction must be in (0, 1], got {medium_fraction}")
+  if anchor_policy not in pipeline.ANCHOR_POLICIES:
+    raise ConfigError(f"anchor_policy={anchor_policy!r} (config key anchor_policy); expected "
+                      f"one of {pipeline.ANCHOR_POLICIES}")
   env, tasks = single_task_env(env_name, dict(env_overrides), physics)
   num_snapshots = int(kw.pop("num_snapshots", 0))
   check_schedule(env, kw, num_snapshots)
@@ -268,7 +299,10 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
   collection_cfg = {"episodes_per_snapshot": episodes, "chunk_episodes": int(chunk_episodes),
                     "return_episodes": int(return_episodes),
                     "medium_fraction": float(medium_fraction),
-                    "end_convention": env.end_convention}
+                    "end_convention": env.end_convention,
+                    # the anchor definition (absent from families written before it): 100 =
+                    # the best snapshot, which also makes the expert data
+                    "anchor_policy": anchor_policy, "expert_snapshot": "best"}
   run_key = pipeline._jsonable({"behaviour": behaviour_cfg, "collection": collection_cfg})
 
   # Which targets need writing (decided before any work, so a refusal costs nothing).
@@ -301,7 +335,16 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
       policies = pipeline.load_behaviour(work.path, env)
       say(f"resuming: reusing {policies.num_snapshots} behaviour snapshots (steps "
           f"{policies.steps.tolist()}) and the replay buffer from {work.path}")
+      # a run killed between saving its snapshots and deleting its checkpoint
+      shutil.rmtree(work.behaviour_checkpoint_path, ignore_errors=True)
   if policies is None:
+    extra = {}
+    if work is not None:  # resumable training: a killed run continues from its last checkpoint
+      extra["checkpoint_dir"] = work.behaviour_checkpoint_path
+      step = resumable.resume_step(extra["checkpoint_dir"])
+      if step is not None:
+        say(f"resuming {algo} behaviour training from env step {step:,} per task "
+            f"({extra['checkpoint_dir']})")
     say(f"training {algo} on the single task of {env_name} ({kw['num_timesteps']:,} env steps, "
         f"{num_snapshots} snapshots) ...")
 
@@ -312,20 +355,35 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
 
     policies, replay = per_task_sac.train_sac_per_task(
         env, tasks, seed=int(seed), num_snapshots=num_snapshots, progress_fn=show,
-        keep_replay=True, **kw)
+        keep_replay=True, **kw, **extra)
     if work is not None:
       replays.save(replay)  # before the snapshots: their presence marks a finished run
       shutil.rmtree(work.behaviour_path, ignore_errors=True)  # snapshots without a replay
       work.save_behaviour(policies)
-  returns = _snapshot_returns(env, policies, tasks, seed, return_episodes, work, say)
-  medium, target = medium_snapshot(returns, medium_fraction)
-  say(f"snapshot returns {np.round(returns, 2).tolist()}; medium = snapshot {medium} (step "
-      f"{int(policies.steps[medium]):,}, return {returns[medium]:.2f}, target {target:.2f})")
+      shutil.rmtree(work.behaviour_checkpoint_path, ignore_errors=True)
+  by_mode = _snapshot_returns(env, policies, tasks, seed, return_episodes, work, say)
+  returns = by_mode[anchor_policy]
+  other = [m for m in pipeline.ANCHOR_POLICIES if m != anchor_policy][0]
+  # 0 = the untrained snapshot, 100 = the best one (the last one's return beside it)
+  norm = pipeline.anchors(returns[:, None], anchor_policy)
+  expert = norm["best_snapshot"]
+  if expert == 0:  # the anchors would coincide (a zero span): no score can be normalised
+    kept = f"; the behaviour run in {work.path} is reused" if work is not None else ""
+    raise DatasetError(
+        f"no trained snapshot of family {name!r} beats the untrained one with "
+        f"anchor_policy={anchor_policy!r} (snapshot returns {np.round(returns, 2).tolist()}), "
+        f"so there is no expert anchor: train longer (behaviour num_timesteps) or use the "
+        f"other anchor_policy{kept}")
+  medium, target = medium_snapshot(returns, medium_fraction, expert)
+  say(f"snapshot returns ({anchor_policy}) {np.round(returns, 2).tolist()}; expert = snapshot "
+      f"{expert} (step {int(policies.steps[expert]):,}, return {returns[expert]:.2f}); medium = "
+      f"snapshot {medium} (step {int(policies.steps[medium]):,}, return {returns[medium]:.2f}, "
+      f"target {target:.2f})")
 
   task_params = np.asarray(jax.vmap(env.task_vector)(tasks), np.float32)
   built: dict[str, OfflineDataset] = {}
   if any(q in ROLLOUT_QUALITIES for q in todo):
-    ids = [0, medium, policies.num_snapshots - 1]
+    ids = [0, medium, expert]
     key = jax.random.fold_in(jax.random.key(int(seed)), 1)
     traj = collect.collect_segments(env, policies.select(ids), tasks, key,
                                     episodes_per_snapshot=episodes,
@@ -347,12 +405,16 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
                    "behaviour": pipeline._jsonable({"algo": algo,
                                                     "num_snapshots": num_snapshots, **kw}),
                    "behaviour_tasks": "all", "physics": getattr(env, "physics", None)},
-      # 0 = the untrained snapshot, 100 = the final one: mean stochastic return over
-      # return_episodes episodes each, counted as evaluation counts (collect.snapshot_returns).
-      "normalisation": {"random": float(returns[0]), "expert": float(returns[-1])},
+      # 0 = the untrained snapshot, 100 = the best one (``last``: the final one's), each the
+      # mean return over return_episodes episodes with the snapshots acting as anchor_policy
+      # says (``policy``), counted as evaluation counts (collect.snapshot_returns).
+      "normalisation": norm,
   }
   offline = {"run": run_key, "snapshot_steps": policies.steps.tolist(),
-             "snapshot_returns": [float(r) for r in returns],
+             "snapshot_returns": [float(r) for r in returns], "policy": anchor_policy,
+             f"snapshot_returns_{other}": [float(r) for r in by_mode[other]],
+             "expert_snapshot": expert, "expert_step": int(policies.steps[expert]),
+             "expert_return": float(returns[expert]),
              "medium_snapshot": medium, "medium_step": int(policies.steps[medium]),
              "medium_return": float(returns[medium]), "medium_target": target,
              "medium_fraction": float(medium_fraction),
@@ -367,7 +429,8 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
                 behaviour_snapshots={"algo": policies.algo, "steps": policies.steps.tolist(),
                                      "mean_return": [float(r) for r in returns],
                                      "task_returns": [[round(float(r), 3)] for r in returns],
-                                     "used": used})
+                                     "used": used, "policy": anchor_policy,
+                                     f"mean_return_{other}": [float(r) for r in by_mode[other]]})
     path = dataset_dir(root, name, q)
     save_dataset(path, data, meta, overwrite=True, extra_writer=writer)
     say(f"wrote {path}: {data.num_transitions:,} transitions ({q})")
@@ -376,18 +439,26 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
   return {q: load_dataset(dataset_dir(root, name, q)) for q in qualities}
 
 
-def _snapshot_returns(env, policies, tasks, seed, episodes, work, say) -> np.ndarray:
-  """``[K]`` mean stochastic return of every snapshot (kept in the work dir once computed)."""
+def _snapshot_returns(env, policies, tasks, seed, episodes, work, say) -> dict[str, np.ndarray]:
+  """``{mode: [K]}``: every snapshot's mean return acting ``"deterministic"``-ally and
+  ``"stochastic"``-ally (``pipeline.ANCHOR_POLICIES``; one key for both, as
+  ``pipeline.generate`` evaluates), kept in the work dir once computed. A work dir of an older
+  jcomrl holds the stochastic returns only (a list): they are measured again."""
   file = os.path.join(work.path, "returns.json") if work is not None else None
   if file and os.path.exists(file):
     with open(file) as f:
-      return np.asarray(json.load(f), np.float64)
-  say(f"evaluating {policies.num_snapshots} snapshots x {episodes} episodes ...")
+      saved = json.load(f)
+    if isinstance(saved, dict) and set(saved) == set(pipeline.ANCHOR_POLICIES):
+      return {m: np.asarray(saved[m], np.float64) for m in pipeline.ANCHOR_POLICIES}
+  say(f"evaluating {policies.num_snapshots} snapshots x {episodes} episodes, deterministic and "
+      "stochastic ...")
   key = jax.random.fold_in(jax.random.key(int(seed)), 2)
-  returns = np.asarray(collect.snapshot_returns(env, policies, tasks, key, int(episodes))[:, 0],
-                       np.float64)
+  returns = {m: np.asarray(collect.snapshot_returns(env, policies, tasks, key, int(episodes),
+                                                    deterministic=m == "deterministic")[:, 0],
+                           np.float64)
+             for m in pipeline.ANCHOR_POLICIES}
   if file:
-    atomic.write_json(file, returns.tolist())
+    atomic.write_json(file, {m: r.tolist() for m, r in returns.items()})
   return returns
 
 

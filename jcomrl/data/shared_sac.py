@@ -241,8 +241,9 @@ def train_sac_shared(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snaps
                      target_entropy: float | None = None, reward_scale: float = 1.0,
                      train_reward: str | None = None,
                      progress_fn: Callable[[int, dict], None] | None = None,
-                     keep_replay: bool = False, checkpoint_dir: str | None = None,
-                     checkpoint_seconds: float = 600.0, checkpoint_iterations: int = 1000,
+                     keep_replay: bool = False, intervals_after_warmup: bool = False,
+                     checkpoint_dir: str | None = None, checkpoint_seconds: float = 600.0,
+                     checkpoint_iterations: int = 1000,
                      ) -> BehaviourPolicies | tuple[BehaviourPolicies, Replay]:
   """Trains the shared task-conditioned agent on every task of ``tasks`` at once.
 
@@ -251,6 +252,10 @@ def train_sac_shared(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snaps
   update drawn over all tasks together, and ``seed``: one key for the agent and every env.
   Returns ``BehaviourPolicies`` (``algo="sac_shared"``, params ``{"actor": [K] ...}``) and, with
   ``keep_replay``, the ``Replay`` of every stored transition (task ``t``'s stream at ``[t]``).
+  ``intervals_after_warmup`` as ``train_sac_per_task``'s: the warm-up's iterations come first
+  and only the budget after it is split into the ``num_snapshots - 1`` intervals, so snapshot
+  ``k >= 1`` follows ``warmup_steps + k * seg * num_envs`` env steps per task (the first call
+  runs the warm-up and the first interval).
   ``checkpoint_dir``, ``checkpoint_seconds`` and ``checkpoint_iterations`` make the run
   resumable as ``train_sac_per_task``'s do (``jcomrl.data.resumable``: a run started with a
   committed checkpoint of the same settings continues from it, bit for bit; one made with other
@@ -261,8 +266,9 @@ def train_sac_shared(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snaps
                   ("updates_per_iteration", updates_per_iteration)):
     _check(name, v)
   _check("warmup_steps", warmup_steps, 0)
-  seg = schedule(num_timesteps, num_snapshots, num_envs, warmup_steps)
-  total_steps = seg * (num_snapshots - 1) * num_envs
+  seg = schedule(num_timesteps, num_snapshots, num_envs, warmup_steps, intervals_after_warmup)
+  warm_iters = warmup_steps // num_envs if intervals_after_warmup else 0
+  total_steps = (warm_iters + seg * (num_snapshots - 1)) * num_envs
   buffer_size = int(buffer_size) if buffer_size else min(int(num_timesteps), 1_000_000)
   if buffer_size < num_envs:
     raise ValueError(f"buffer_size={buffer_size} is smaller than num_envs={num_envs}")
@@ -285,7 +291,9 @@ def train_sac_shared(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snaps
         cfg, num_timesteps=num_timesteps, num_snapshots=num_snapshots, seed=seed,
         warmup_steps=warmup_steps, actor_lr=actor_lr, critic_lr=critic_lr, alpha_lr=alpha_lr,
         discount=discount, tau=tau, entropy_alpha=entropy_alpha, init_alpha=init_alpha,
-        reward_scale=reward_scale)
+        reward_scale=reward_scale,
+        # only when set: checkpoints written before the option existed stay resumable
+        **({"intervals_after_warmup": 1} if intervals_after_warmup else {}))
     ckpt = resumable.Checkpoint(checkpoint_dir, resumable.settings(ALGO, env, tasks, **values),
                                 every_seconds=checkpoint_seconds,
                                 every_iterations=checkpoint_iterations)
@@ -295,7 +303,7 @@ def train_sac_shared(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snaps
       run, tasks, hp, warmup_steps=warmup_steps, seg=seg, num_snapshots=num_snapshots,
       num_envs=num_envs, fresh=lambda: init(jax.random.key(seed), tasks, init_alpha),
       place=jax.device_put, snapshot=snap, abstract_state=abstract, snapshot_template=template,
-      progress_fn=progress_fn, checkpoint=ckpt)
+      progress_fn=progress_fn, checkpoint=ckpt, warm_iters=warm_iters)
   steps = np.asarray([s for s, _ in snapshots], np.int64)
   params = jax.tree.map(lambda *xs: np.stack(xs), *[p for _, p in snapshots])
   policies = BehaviourPolicies(params=params, steps=steps,
