@@ -24,8 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from typing import Any
 
 import jax
@@ -155,10 +153,7 @@ def save_dataset(path: str, dataset: OfflineDataset, meta: dict, *, overwrite: b
     if key not in meta:
       raise DatasetError(f"meta must contain {key!r}")
   _check_split(meta["split"], dataset.num_tasks)
-  parent = os.path.dirname(path)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
-  try:
+  with atomic.atomic_dir(path) as tmp:
     descr = {}
     for name, arr in dataset.arrays().items():
       arr = np.asarray(arr, dtype=_DTYPES.get(name, np.float32))
@@ -173,10 +168,6 @@ def save_dataset(path: str, dataset: OfflineDataset, meta: dict, *, overwrite: b
       extra_writer(tmp)
     with open(os.path.join(tmp, "meta.json"), "w") as f:
       json.dump(full, f, indent=1, sort_keys=True)
-    atomic.replace_dir(tmp, path)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
   return path
 
 

@@ -77,8 +77,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from typing import Any, Sequence
 
 import h5py
@@ -695,8 +693,7 @@ def export_minari(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
     if os.path.lexists(path) and not os.path.exists(os.path.join(path, "data", "metadata.json")):
       raise DatasetError(f"{path} exists and is not a Minari dataset; refusing to replace it")
   for t, path in enumerate(paths):
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=out_dir)
-    try:
+    with atomic.atomic_dir(path) as tmp:
       data_dir = os.path.join(tmp, "data")
       os.makedirs(data_dir)
       bounds = _episode_bounds(a, t)
@@ -732,8 +729,4 @@ def export_minari(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
                      **{k: meta[k] for k in ("env", "quality", "split", "normalisation",
                                              "env_overrides") if meta.get(k) is not None}}}
       atomic.write_json(os.path.join(data_dir, "metadata.json"), mmeta)
-      atomic.replace_dir(tmp, path)
-    except BaseException:
-      shutil.rmtree(tmp, ignore_errors=True)
-      raise
   return paths

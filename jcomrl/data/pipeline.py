@@ -28,7 +28,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -258,13 +257,9 @@ class _WorkDir:
     return os.path.join(self.path, BEHAVIOUR_CHECKPOINT_DIR)
 
   def save_behaviour(self, policies: behaviour.BehaviourPolicies) -> None:
-    tmp = tempfile.mkdtemp(prefix=".behaviour.tmp-", dir=self.path)
-    try:
+    """Writes the snapshots to ``behaviour/`` atomically (their presence marks training done)."""
+    with atomic.atomic_dir(self.behaviour_path) as tmp:
       save_behaviour(tmp, policies)
-      os.rename(tmp, self.behaviour_path)
-    except BaseException:
-      shutil.rmtree(tmp, ignore_errors=True)
-      raise
 
   def _chunk_file(self, index: int) -> str:
     return os.path.join(self.path, "chunks", f"{index:05d}.npz")
