@@ -75,8 +75,8 @@ def measure(env_name: str, variant: str, iterations: int, repeats: int,
   init, run = pts.make_trainer(env, cfg)
   # As experiments.collect trains it: the agents sharded over the host's XLA CPU devices.
   sharding = pts.task_sharding(num_tasks, devices)
-  tasks = pts._place(tasks, sharding, num_tasks)
-  state = pts._place(init(keys, tasks, 0.1), sharding, num_tasks)
+  tasks = pts.shard_over_tasks(tasks, sharding, num_tasks)
+  state = pts.shard_over_tasks(init(keys, tasks, 0.1), sharding, num_tasks)
   warm = jnp.asarray(warmup, jnp.int32)
   t0 = time.perf_counter()
   state, _ = run(state, tasks, hp, warm, jnp.asarray(-(-warmup // num_envs), jnp.int32))

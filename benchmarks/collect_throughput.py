@@ -102,14 +102,14 @@ def bench_collection(env, episodes: int, snapshots: int, repeats: int) -> dict:
   tasks = env.all_benchmark_tasks()
   num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
   fn = collect.make_rollout_fn(env, make_policy)
-  keys = collect._segment_keys(jax.random.key(0), num_tasks, snapshots, episodes)
+  keys = collect.segment_keys(jax.random.key(0), num_tasks, snapshots, episodes)
   t0 = time.perf_counter()
   compiled = fn.lower(params, tasks, keys).compile()
   compile_s = time.perf_counter() - t0
   jax.block_until_ready(compiled(params, tasks, keys))
   times = []
   for i in range(repeats):
-    k = collect._segment_keys(jax.random.key(i + 1), num_tasks, snapshots, episodes)
+    k = collect.segment_keys(jax.random.key(i + 1), num_tasks, snapshots, episodes)
     t0 = time.perf_counter()
     jax.block_until_ready(compiled(params, tasks, k).reward)
     times.append(time.perf_counter() - t0)

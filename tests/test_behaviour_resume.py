@@ -231,7 +231,7 @@ def test_the_pipeline_resumes_a_killed_behaviour_phase(tmp_path):
   assert resumable.resume_step(ckpt) == 80
   assert not os.path.exists(os.path.join(work, pipeline.BEHAVIOUR_DIR))
   # The killed process's training time so far (to its first interval's end) is on disk.
-  before = pipeline._read_seconds(work)
+  before = pipeline.read_behaviour_seconds(work)
   assert before is not None and before > 0
   messages = []
   data, policies, meta = pipeline.generate("point_robot", {}, work_dir=work,

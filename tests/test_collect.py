@@ -266,7 +266,7 @@ def test_batched_rollout_equals_per_episode_reference():
   env = _TerminatingPointRobot()
   pol = scripted_policies(3)
   tasks = env.all_benchmark_tasks()
-  keys = collect._segment_keys(jax.random.key(1), 40, 3, 2)
+  keys = collect.segment_keys(jax.random.key(1), 40, 3, 2)
   one = collect.make_segment_rollout(env, pol.make_policy)
   ref = jax.jit(jax.vmap(jax.vmap(jax.vmap(one, (None, None, 0)), (0, None, 0)),
                          (None, 0, 0)))(pol.params, tasks, keys)
@@ -283,8 +283,8 @@ def test_batched_rollout_episode_does_not_depend_on_batch_layout():
   env = _TerminatingPointRobot()
   pol = scripted_policies(3)
   tasks = env.all_benchmark_tasks()
-  k1 = collect._segment_keys(jax.random.key(1), 40, 3, 1)
-  k2 = jnp.concatenate([k1, collect._segment_keys(jax.random.key(2), 40, 3, 1)], axis=2)
+  k1 = collect.segment_keys(jax.random.key(1), 40, 3, 1)
+  k2 = jnp.concatenate([k1, collect.segment_keys(jax.random.key(2), 40, 3, 1)], axis=2)
   fn = collect.make_rollout_fn(env, pol.make_policy)
   one, two = fn(pol.params, tasks, k1), fn(pol.params, tasks, k2)
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b[:, :, :1]), one, two)
@@ -298,7 +298,7 @@ def test_first_episode_returns_stop_at_termination():
                     next_obs=jnp.zeros((2, 5, 1)), terminal=term, timeout=tout)
   np.testing.assert_allclose(collect.first_episode_returns(traj), [2.0, 5.0])
   eps = collect.episode_returns(np.asarray(r), np.asarray(term), np.asarray(tout),
-                                collect._episode_ids(np.asarray(term), np.asarray(tout)),
+                                collect.episode_ids(np.asarray(term), np.asarray(tout)),
                                 np.zeros((2, 5), np.int32), segment_length=5)
   # Row 0: a 2-step terminated episode is complete; the 3-step remainder cut by the segment
   # end is partial and dropped. Row 1: one full-length episode.

@@ -201,7 +201,7 @@ def test_episode_end_conventions(convention, stored_terminal, stored_timeout, ev
   # A stored episode ending in a fall inside its segment is complete under both conventions
   # (under "no_terminal" a fall at the segment's last step cannot be told from the cut).
   flat = lambda x: np.asarray(x)[None]
-  ids = collect._episode_ids(flat(seg.terminal), flat(seg.timeout))
+  ids = collect.episode_ids(flat(seg.terminal), flat(seg.timeout))
   eps = collect.episode_returns(flat(seg.reward), flat(seg.terminal), flat(seg.timeout), ids,
                                 np.zeros((1, 6), np.int32), segment_length=6)
   np.testing.assert_array_equal(eps[0][1], [3.0, 3.0] if convention == "true_terminal"

@@ -213,7 +213,9 @@ def make_rollout_fn(env: TaskEnv, make_policy: Callable, deterministic: bool = F
   return fn
 
 
-def _segment_keys(key: jax.Array, num_tasks: int, num_snapshots: int, episodes: int):
+def segment_keys(key: jax.Array, num_tasks: int, num_snapshots: int, episodes: int):
+  """The rollout keys ``[T, K, E]`` of ``rollout_segments``: ``split(key, T * K * E)`` reshaped,
+  so a collection chunk's episodes are reproducible from its key."""
   keys = jax.random.split(key, num_tasks * num_snapshots * episodes)
   return keys.reshape((num_tasks, num_snapshots, episodes) + keys.shape[1:])
 
@@ -224,11 +226,13 @@ def rollout_segments(env: TaskEnv, policies: BehaviourPolicies, tasks: Task, key
   """Rolls every snapshot in every task; returns leading axes ``[T, K, E, episode_length]``."""
   fn = make_rollout_fn(env, policies.make_policy, deterministic, reset_after_done)
   num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
-  keys = _segment_keys(key, num_tasks, policies.num_snapshots, episodes_per_snapshot)
+  keys = segment_keys(key, num_tasks, policies.num_snapshots, episodes_per_snapshot)
   return fn(policies.params, tasks, keys)
 
 
-def _episode_ids(terminal: np.ndarray, timeout: np.ndarray) -> np.ndarray:
+def episode_ids(terminal: np.ndarray, timeout: np.ndarray) -> np.ndarray:
+  """``episode_id [T, N]`` of stored transitions: per task row, 0 for the first episode and one
+  more after every step flagged ``terminal`` or ``timeout``."""
   ends = np.maximum(terminal, timeout) > 0  # [T, N]
   ids = np.zeros(ends.shape, np.int32)
   ids[:, 1:] = np.cumsum(ends[:, :-1], axis=1)
@@ -288,7 +292,7 @@ def collect_segments(env: TaskEnv, policies: BehaviourPolicies, tasks: Task, key
     if arrays is None:
       fn = fn or make_rollout_fn(env, policies.make_policy)
       chunk_key = key if num_chunks == 1 else jax.random.fold_in(key, i)
-      traj = fn(policies.params, tasks, _segment_keys(chunk_key, num_tasks, k, size))
+      traj = fn(policies.params, tasks, segment_keys(chunk_key, num_tasks, k, size))
       arrays = {f: np.asarray(v) for f, v in zip(_FIELDS, _fields(traj))}
       if cache is not None:
         cache.put(i, arrays)
@@ -341,7 +345,7 @@ def build_dataset(env: TaskEnv, policies: BehaviourPolicies, tasks: Task, key: j
   ckpt = np.broadcast_to(np.asarray(ids, np.int32)[None, :, None, None], (t, k, e, h))
   task_params = np.asarray(jax.vmap(env.task_vector)(tasks), np.float32)
   return OfflineDataset(transitions=flat, checkpoint_id=ckpt.reshape(t, -1).copy(),
-                        episode_id=_episode_ids(flat.terminal, flat.timeout),
+                        episode_id=episode_ids(flat.terminal, flat.timeout),
                         task_params=task_params, segment_length=h)
 
 

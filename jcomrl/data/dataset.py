@@ -122,7 +122,9 @@ class OfflineDataset:
     return jax.tree.map(jnp.asarray, self)
 
 
-def _sha256(path: str) -> str:
+def sha256_file(path: str) -> str:
+  """The SHA-256 hex digest of the file at ``path`` (read in 4 MiB blocks): the per-array
+  checksums of ``meta.json`` and the source digests of imported files."""
   h = hashlib.sha256()
   with open(path, "rb") as f:
     for block in iter(lambda: f.read(1 << 22), b""):
@@ -159,7 +161,7 @@ def save_dataset(path: str, dataset: OfflineDataset, meta: dict, *, overwrite: b
       arr = np.asarray(arr, dtype=_DTYPES.get(name, np.float32))
       file = os.path.join(tmp, f"{name}.npy")
       np.save(file, arr)
-      descr[name] = {"shape": list(arr.shape), "dtype": str(arr.dtype), "sha256": _sha256(file)}
+      descr[name] = {"shape": list(arr.shape), "dtype": str(arr.dtype), "sha256": sha256_file(file)}
     full = dict(meta)
     full.update(schema_version=SCHEMA_VERSION, segment_length=dataset.segment_length,
                 num_tasks=dataset.num_tasks, transitions_per_task=dataset.num_transitions,
@@ -240,7 +242,7 @@ def load_dataset(path: str, *, verify_checksums: bool = True, mmap: bool = True,
     if list(arr.shape) != list(want["shape"]) or str(arr.dtype) != want["dtype"]:
       raise DatasetError(f"{path}: {name}.npy has shape {list(arr.shape)} dtype {arr.dtype}; "
                          f"meta.json says shape {want['shape']} dtype {want['dtype']}")
-    if verify_checksums and _sha256(file) != want["sha256"]:
+    if verify_checksums and sha256_file(file) != want["sha256"]:
       raise DatasetError(f"{path}: checksum mismatch for {name}.npy (file modified or corrupt)")
     _check_values(path, name, arr)
     arrays[name] = arr

@@ -83,7 +83,7 @@ import h5py
 import numpy as np
 
 from jcomrl import atomic
-from jcomrl.data.dataset import (DatasetError, OfflineDataset, _sha256,
+from jcomrl.data.dataset import (DatasetError, OfflineDataset, sha256_file,
                                  load_dataset)
 
 D4RL_LAYOUT = ("d4rl-hdf5 (observations, actions, rewards, terminals, timeouts"
@@ -263,7 +263,7 @@ def _read_d4rl_file(path: str) -> dict:
                                if isinstance(obj, h5py.Dataset) else None)
     attrs = _jcomrl_attrs(f.attrs)
 
-  info = {"name": os.path.basename(path), "sha256": _sha256(path), "rows": int(n),
+  info = {"name": os.path.basename(path), "sha256": sha256_file(path), "rows": int(n),
           "next_observations": "file" if nxt is not None else "rebuilt",
           "cast_to_float32": casts, "dropped_infos": dropped, "metadata_keys": metadata_keys}
   episode_id = (_as_ids(path, "infos/episode_id", own["episode_id"], n)
@@ -626,7 +626,7 @@ def _read_minari(data_dir: str) -> dict:
   if isinstance(own_meta, dict):
     attrs = dict(own_meta)
   info = {"name": os.path.basename(where.rstrip(os.sep)), "dataset_id": mmeta.get("dataset_id"),
-          "minari_version": mmeta.get("minari_version"), "sha256": _sha256(main),
+          "minari_version": mmeta.get("minari_version"), "sha256": sha256_file(main),
           "episodes": total, "transitions": int(arrays["reward"].shape[0]),
           "cast_to_float32": casts, "dropped_infos": sorted(dropped)}
   return {"arrays": arrays, "task_row": task_rows[0], "info": info, "attrs": attrs}

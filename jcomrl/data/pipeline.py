@@ -52,6 +52,7 @@ BEHAVIOUR_TASKS = ("all", "train")
 # the buffers'), not rollouts of snapshots. Only trainers that keep a per-task buffer make one.
 REPLAY = "replay"
 REPLAY_ALGOS = ("sac_per_task", "sac_shared")
+REPLAY_FILE = "replay.npz"  # the replay buffer in a work directory (``save_replay``)
 # Trainers that checkpoint their whole state (``jcomrl.data.resumable``): in a work directory a
 # killed behaviour run resumes where its last checkpoint left it. (brax's "sac" keeps only its
 # snapshots and retrains from the start.)
@@ -211,23 +212,32 @@ def replay_dataset(env: TaskEnv, replay, task_params: np.ndarray,
   t = int(flat.reward.shape[0])
   ckpt = np.broadcast_to(np.tile(interval, e)[None], (t, e * length)).astype(np.int32).copy()
   return OfflineDataset(transitions=flat, checkpoint_id=ckpt,
-                        episode_id=collect._episode_ids(np.asarray(flat.terminal), timeout),
+                        episode_id=collect.episode_ids(np.asarray(flat.terminal), timeout),
                         task_params=np.asarray(task_params, np.float32), segment_length=h)
 
 
-def _jsonable(x):
+def jsonable(x):
+  """``x`` as it reads back from JSON (tuples as lists, anything else not JSON-native as its
+  ``str``): the form settings are compared and stored in."""
   return json.loads(json.dumps(x, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
 
 
-class _WorkDir:
-  """The ``<path>.partial`` directory of one resumable ``generate_and_save`` call."""
+class WorkDir:
+  """The ``<path>.partial`` directory of one resumable ``generate_and_save`` (or
+  ``offline.generate_family``) call.
+
+  Created with the behaviour and collection settings it belongs to (``work.json``): other
+  behaviour settings are refused (``DatasetError`` naming the differing keys), other collection
+  settings discard the saved chunks. It is the ``collect.ChunkCache`` of the collection
+  (``get`` / ``put`` of finished chunks) and holds the behaviour snapshots once trained.
+  """
 
   def __init__(self, path: str, behaviour_cfg: dict, collection_cfg: dict, progress: Progress):
     self.path = path
     self.progress = progress
     info_file = os.path.join(path, "work.json")
-    want = {"version": WORK_VERSION, "behaviour": _jsonable(behaviour_cfg),
-            "collection": _jsonable(collection_cfg)}
+    want = {"version": WORK_VERSION, "behaviour": jsonable(behaviour_cfg),
+            "collection": jsonable(collection_cfg)}
     if os.path.exists(info_file):
       try:
         with open(info_file) as f:
@@ -364,18 +374,18 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
   # resume key, so chunks collected under another convention are never reused.
   collection_cfg = {"quality": quality, "episodes_per_snapshot": episodes,
                     "chunk_episodes": chunk_episodes, "end_convention": env.end_convention}
-  work = _WorkDir(work_dir, behaviour_cfg, collection_cfg, say) if work_dir else None
+  work = WorkDir(work_dir, behaviour_cfg, collection_cfg, say) if work_dir else None
 
   policies = replay = behaviour_seconds = None
-  replay_file = os.path.join(work.path, "replay.npz") if work is not None else None
+  replay_file = os.path.join(work.path, REPLAY_FILE) if work is not None else None
   if work is not None and os.path.isdir(work.behaviour_path) and (
       not replay_mode or os.path.exists(replay_file)):
     policies = load_behaviour(work.path, env)
     if replay_mode:
-      replay = _load_replay(replay_file)
+      replay = load_replay(replay_file)
     say(f"resuming: reusing {policies.num_snapshots} {policies.algo} behaviour snapshots "
         f"(steps {policies.steps.tolist()}) from {work.behaviour_path}")
-    behaviour_seconds = _read_seconds(work.path)  # what the processes that trained them took
+    behaviour_seconds = read_behaviour_seconds(work.path)  # what the processes that trained them took
     # a run killed between saving its snapshots and deleting its checkpoint
     shutil.rmtree(work.behaviour_checkpoint_path, ignore_errors=True)
   if policies is None:
@@ -388,7 +398,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
       extra["checkpoint_dir"] = work.behaviour_checkpoint_path
       step = resumable.resume_step(extra["checkpoint_dir"])
       if step is not None:
-        prior_s = _read_seconds(work.path) or 0.0
+        prior_s = read_behaviour_seconds(work.path) or 0.0
         say(f"resuming {algo} behaviour training from env step {step:,} per task "
             f"({extra['checkpoint_dir']}; {prior_s / 60:.1f} min of training before)")
     say(f"training {algo} behaviour policies on {num_beh} tasks ({behaviour_tasks}) ...")
@@ -398,7 +408,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
     beh_progress = progress
     if work is not None:
       def beh_progress(step, metrics):  # the wall time so far survives a kill (at interval ends)
-        _write_seconds(work.path, prior_s + time.time() - t_beh)
+        write_behaviour_seconds(work.path, prior_s + time.time() - t_beh)
         if progress is not None:
           progress(step, metrics)
     out = behaviour.train_behaviour(algo, env, beh_tasks, seed=seed, progress_fn=beh_progress,
@@ -406,10 +416,10 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
     policies, replay = out if replay_mode else (out, None)
     behaviour_seconds = prior_s + time.time() - t_beh
     if work is not None:
-      _write_seconds(work.path, behaviour_seconds)
+      write_behaviour_seconds(work.path, behaviour_seconds)
     if work is not None:
       if replay_mode:  # first the buffer, then the snapshots that mark the phase as done
-        _save_replay(replay_file, replay)
+        save_replay(replay_file, replay)
       work.save_behaviour(policies)
       if "checkpoint_dir" in extra:
         shutil.rmtree(extra["checkpoint_dir"], ignore_errors=True)
@@ -441,7 +451,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
       "creation": {"seed": seed, "episodes_per_snapshot": episodes,
                    "transitions_per_task": transitions_per_task,
                    "chunk_episodes": chunk_episodes, "return_episodes": return_episodes,
-                   "behaviour": _jsonable({"algo": algo, **kw}),
+                   "behaviour": jsonable({"algo": algo, **kw}),
                    "behaviour_tasks": behaviour_tasks,
                    "physics": getattr(env, "physics", None),
                    "behaviour_seconds": (None if behaviour_seconds is None
@@ -465,7 +475,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
       "normalisation": anchors(returns, anchor_policy),
   }
   if provenance:
-    meta["creation"].update(_jsonable(provenance))
+    meta["creation"].update(jsonable(provenance))
   return data, policies, meta
 
 
@@ -481,7 +491,7 @@ def anchors(returns: np.ndarray, policy: str) -> dict:
 BEHAVIOUR_SECONDS_FILE = "behaviour_seconds.json"
 
 
-def _read_seconds(work_path: str) -> float | None:
+def read_behaviour_seconds(work_path: str) -> float | None:
   """Behaviour-training wall seconds recorded in a work directory (summed over the processes a
   killed run was resumed in, up to the last snapshot interval each finished), or None."""
   try:
@@ -491,19 +501,24 @@ def _read_seconds(work_path: str) -> float | None:
     return None
 
 
-def _write_seconds(work_path: str, seconds: float) -> None:
+def write_behaviour_seconds(work_path: str, seconds: float) -> None:
+  """Records the behaviour-training wall seconds so far in a work directory (atomically)."""
   _atomic_write_json(os.path.join(work_path, BEHAVIOUR_SECONDS_FILE),
                      {"seconds": round(float(seconds), 1)})
 
 
-def _save_replay(path: str, replay) -> None:
+def save_replay(path: str, replay) -> None:
+  """Writes a behaviour run's ``per_task_sac.Replay`` to ``path`` (``.npz``, atomically): the
+  ``Transition`` fields and ``num_envs``."""
   t = replay.transitions
   arrays = {f.name: np.asarray(getattr(t, f.name)) for f in dataclasses.fields(t)}
   with atomic.atomic_file(path, "wb", suffix=".npz") as f:
     np.savez(f, num_envs=np.asarray(replay.num_envs), **arrays)
 
 
-def _load_replay(path: str):
+def load_replay(path: str):
+  """The ``per_task_sac.Replay`` that ``save_replay`` wrote to ``path`` (``DatasetError`` if it is
+  unreadable)."""
   from jcomrl.data.per_task_sac import Replay
   from jcomrl.types import Transition
 
