@@ -66,6 +66,7 @@ from experiments.configs import data as data_config
 from jcomrl import atomic, envs
 from jcomrl.data import behaviour, collect, pipeline
 from jcomrl.envs.c_physics import default_threads
+from jcomrl.rollout import make_rollout_fn
 
 ENV_NAMES = ["point_robot", "sparse_point_robot", "cheetah_vel", "cheetah_dir", "ant_dir",
              "hopper_param", "walker_param"]
@@ -101,7 +102,7 @@ def bench_collection(env, episodes: int, snapshots: int, repeats: int) -> dict:
   params = jax.tree.map(lambda x: np.stack([np.asarray(x)] * snapshots), template)
   tasks = env.all_benchmark_tasks()
   num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
-  fn = collect.make_rollout_fn(env, make_policy)
+  fn = make_rollout_fn(env, make_policy)
   keys = collect.segment_keys(jax.random.key(0), num_tasks, snapshots, episodes)
   t0 = time.perf_counter()
   compiled = fn.lower(params, tasks, keys).compile()

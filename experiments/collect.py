@@ -113,7 +113,8 @@ def generate(c, progress=print):
   """Builds (or resumes) the dataset of config ``c``; returns ``(dataset, meta)`` (a family
   config: ``{quality: (dataset, meta)}``, see ``generate_family``)."""
   from jcomrl import envs
-  from jcomrl.data import collect, pipeline
+  from jcomrl.data import pipeline
+  from jcomrl.data.dataset import dataset_summary
 
   if "qualities" in c:
     return generate_family(c, progress)
@@ -160,7 +161,7 @@ def generate(c, progress=print):
                   "cpu": cli.cpu_model()},
       progress=show,
       message=say)
-  summary = {k: round(v, 2) for k, v in collect.dataset_summary(data).items()}
+  summary = {k: round(v, 2) for k, v in dataset_summary(data).items()}
   progress(f"wrote {out}: {data.num_tasks} tasks x {data.num_transitions} transitions in "
            f"{time.time() - t0:.0f}s; mean segment return per snapshot {summary}; "
            f"normalisation {meta['normalisation']}")

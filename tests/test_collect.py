@@ -21,8 +21,10 @@ from experiments import inspect_data
 from experiments.configs import data as data_config
 from jcomrl import envs
 from jcomrl.data import behaviour, collect, pipeline
-from jcomrl.data.dataset import DatasetError, load_dataset
+from jcomrl.data.dataset import (DatasetError, dataset_summary, episode_ids, episode_returns,
+                                 load_dataset)
 from jcomrl.envs.point_robot import PointRobot
+from jcomrl.rollout import first_episode_returns, make_rollout_fn, make_segment_rollout
 from jcomrl.types import Transition
 
 
@@ -51,7 +53,7 @@ def _first_last_returns(env, policies, episodes=16):
   """``[2, T]`` mean stochastic episode return of the first and last snapshot in all tasks."""
   sel = policies.select([0, policies.num_snapshots - 1])
   traj = collect.rollout_segments(env, sel, env.all_benchmark_tasks(), jax.random.key(3), episodes)
-  return np.asarray(collect.first_episode_returns(traj).mean(-1)).T
+  return np.asarray(first_episode_returns(traj).mean(-1)).T
 
 
 @pytest.fixture(scope="module")
@@ -267,10 +269,10 @@ def test_batched_rollout_equals_per_episode_reference():
   pol = scripted_policies(3)
   tasks = env.all_benchmark_tasks()
   keys = collect.segment_keys(jax.random.key(1), 40, 3, 2)
-  one = collect.make_segment_rollout(env, pol.make_policy)
+  one = make_segment_rollout(env, pol.make_policy)
   ref = jax.jit(jax.vmap(jax.vmap(jax.vmap(one, (None, None, 0)), (0, None, 0)),
                          (None, 0, 0)))(pol.params, tasks, keys)
-  new = collect.make_rollout_fn(env, pol.make_policy)(pol.params, tasks, keys)
+  new = make_rollout_fn(env, pol.make_policy)(pol.params, tasks, keys)
   for field in ("obs", "action", "next_obs", "terminal", "timeout"):
     np.testing.assert_array_equal(getattr(new, field), getattr(ref, field), err_msg=field)
   np.testing.assert_allclose(new.reward, ref.reward, rtol=1e-6, atol=1e-6)
@@ -285,7 +287,7 @@ def test_batched_rollout_episode_does_not_depend_on_batch_layout():
   tasks = env.all_benchmark_tasks()
   k1 = collect.segment_keys(jax.random.key(1), 40, 3, 1)
   k2 = jnp.concatenate([k1, collect.segment_keys(jax.random.key(2), 40, 3, 1)], axis=2)
-  fn = collect.make_rollout_fn(env, pol.make_policy)
+  fn = make_rollout_fn(env, pol.make_policy)
   one, two = fn(pol.params, tasks, k1), fn(pol.params, tasks, k2)
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b[:, :, :1]), one, two)
 
@@ -296,9 +298,9 @@ def test_first_episode_returns_stop_at_termination():
   tout = jnp.array([[0, 0, 0, 0, 1], [0, 0, 0, 0, 1]], jnp.float32)
   traj = Transition(obs=jnp.zeros((2, 5, 1)), action=jnp.zeros((2, 5, 1)), reward=r,
                     next_obs=jnp.zeros((2, 5, 1)), terminal=term, timeout=tout)
-  np.testing.assert_allclose(collect.first_episode_returns(traj), [2.0, 5.0])
-  eps = collect.episode_returns(np.asarray(r), np.asarray(term), np.asarray(tout),
-                                collect.episode_ids(np.asarray(term), np.asarray(tout)),
+  np.testing.assert_allclose(first_episode_returns(traj), [2.0, 5.0])
+  eps = episode_returns(np.asarray(r), np.asarray(term), np.asarray(tout),
+                                episode_ids(np.asarray(term), np.asarray(tout)),
                                 np.zeros((2, 5), np.int32), segment_length=5)
   # Row 0: a 2-step terminated episode is complete; the 3-step remainder cut by the segment
   # end is partial and dropped. Row 1: one full-length episode.
@@ -350,7 +352,7 @@ def test_inspect_data_reports_and_plots(synthetic_dir, tmp_path):
   assert "ckpt" in text and "normalisation anchors: random -20.00" in text
   assert " 2* " in text  # test task 2 is marked
   data, _ = load_dataset(synthetic_dir)
-  seg = collect.dataset_summary(data)  # no termination: segment return = episode return
+  seg = dataset_summary(data)  # no termination: segment return = episode return
   np.testing.assert_allclose(np.nanmean(table["mean"], axis=0), [seg[k] for k in (0, 1, 2)],
                              rtol=1e-5)
 

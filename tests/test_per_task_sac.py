@@ -10,6 +10,7 @@ import pytest
 from jcomrl.algos.config import HParams
 from jcomrl.data import behaviour, collect, per_task_sac, pipeline
 from jcomrl.eval import protocols
+from jcomrl.rollout import first_episode_returns
 
 # Four goals spread over the half circle (angles 0, pi/3, 2 pi/3, pi of the 40 benchmark tasks).
 TASK_IDS = np.array([0, 13, 26, 39])
@@ -85,7 +86,7 @@ def test_every_agent_beats_its_untrained_snapshot_and_specialises(point_env, tas
   # Deterministic returns [T, K] through the collection rollout (agent picked by task vector).
   traj = collect.rollout_segments(point_env, trained, tasks, jax.random.key(1), 1,
                                   deterministic=True)
-  r = np.asarray(collect.first_episode_returns(traj)[:, :, 0])
+  r = np.asarray(first_episode_returns(traj)[:, :, 0])
   gain = r[:, -1] - r[:, 0]
   assert gain.min() > 5.0, f"final snapshot not better than untrained: {r}"
   # Control: task t rolled with the final agent of the task at the other end of the list
@@ -93,7 +94,7 @@ def test_every_agent_beats_its_untrained_snapshot_and_specialises(point_env, tas
   vecs = np.asarray(jax.vmap(point_env.task_vector)(tasks))
   other = protocols.behaviour_contexts(point_env, trained, tasks, vecs[::-1][:, None], [2],
                                        jax.random.key(2), deterministic=True)
-  r_other = np.asarray(collect.first_episode_returns(other)[:, 0])
+  r_other = np.asarray(first_episode_returns(other)[:, 0])
   drop = r[:, -1] - r_other
   assert drop.min() > 5.0, f"own agent {r[:, -1]} vs another task's agent {r_other}"
 

@@ -232,7 +232,7 @@ MUTATIONS: list[M] = [
       "& (qpos[1] > 0.7) & (jnp.abs(qpos[2]) < 2.0))",
       ("tests/test_envs_mjx.py", "tests/test_envs_c.py", "tests/test_offline_data.py"),
       "FOCAL hopper's healthy torso angle 2 instead of 0.2"),
-    M("collect_last_timeout", "jcomrl/data/collect.py",
+    M("collect_last_timeout", "jcomrl/rollout.py",
       "return traj.replace(timeout=traj.timeout.at[-1].max(last_open))", "return traj",
       ("tests/test_collect.py", "tests/test_offline_data.py"),
       "an unterminated segment's last step not marked timeout"),

@@ -311,3 +311,50 @@ def _check_values(path: str, name: str, arr: np.ndarray) -> None:
     first = np.unravel_index(int(np.argmin(ok.reshape(-1))), a.shape)
     raise DatasetError(f"{path}: {name}.npy holds {int(a.size - ok.sum())} {what}, the first "
                        f"at index {tuple(int(i) for i in first)}; regenerate the dataset")
+
+
+# ---------------------------------------------------------------- reading stored episodes
+
+
+def episode_ids(terminal: np.ndarray, timeout: np.ndarray) -> np.ndarray:
+  """``episode_id [T, N]`` of stored transitions: per task row, 0 for the first episode and one
+  more after every step flagged ``terminal`` or ``timeout``."""
+  ends = np.maximum(terminal, timeout) > 0  # [T, N]
+  ids = np.zeros(ends.shape, np.int32)
+  ids[:, 1:] = np.cumsum(ends[:, :-1], axis=1)
+  return ids
+
+
+def episode_returns(reward: np.ndarray, terminal: np.ndarray, timeout: np.ndarray,
+                    episode_id: np.ndarray, checkpoint_id: np.ndarray,
+                    segment_length: int) -> list[tuple[np.ndarray, np.ndarray]]:
+  """Per task row: ``(checkpoint id, return)`` of every *complete* episode in stored data.
+
+  An episode is complete when it ended by a true termination, lasted the whole time limit
+  (``segment_length`` steps), or ended early inside its segment (a fall stored as a timeout
+  under the ``"no_terminal"`` convention). An episode that began after an early end and was
+  cut by the end of its segment is partial and left out. Host-side; reads memory-mapped
+  arrays one task row at a time.
+  """
+  out = []
+  for t in range(reward.shape[0]):
+    ids = np.asarray(episode_id[t])
+    n = int(ids[-1]) + 1
+    ret = np.bincount(ids, weights=np.asarray(reward[t], np.float64), minlength=n)
+    length = np.bincount(ids, minlength=n)
+    last = np.cumsum(length) - 1
+    first = last - length + 1
+    # An early end inside a segment stored as a timeout ("no_terminal" convention) is complete
+    # too; a timeout at a segment's last step may be the cut, so only a full length counts there.
+    early_end = (np.asarray(timeout[t])[last] > 0) & ((last + 1) % segment_length != 0)
+    complete = (np.asarray(terminal[t])[last] > 0) | (length >= segment_length) | early_end
+    out.append((np.asarray(checkpoint_id[t])[first][complete], ret[complete]))
+  return out
+
+
+def dataset_summary(dataset: OfflineDataset) -> dict[str, Any]:
+  """Per-checkpoint mean segment return over all tasks (host-side report)."""
+  r = np.asarray(dataset.transitions.reward)
+  seg = r.reshape(r.shape[0], -1, dataset.segment_length).sum(-1)
+  ck = np.asarray(dataset.checkpoint_id)[:, ::dataset.segment_length]
+  return {int(c): float(seg[ck == c].mean()) for c in np.unique(ck)}

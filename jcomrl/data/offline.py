@@ -52,7 +52,8 @@ import numpy as np
 
 from jcomrl import atomic, envs
 from jcomrl.data import collect, per_task_sac, pipeline
-from jcomrl.data.dataset import DatasetError, OfflineDataset, load_dataset, read_meta, save_dataset
+from jcomrl.data.dataset import (DatasetError, OfflineDataset, episode_ids, load_dataset, read_meta,
+                                 save_dataset)
 from jcomrl.envs.base import TaskEnv
 from jcomrl.types import Transition
 
@@ -120,7 +121,7 @@ def replay_dataset(replay: per_task_sac.Replay, steps: int, snapshot_steps: Sequ
   ckpt = np.searchsorted(np.asarray(snapshot_steps), step_of, side="right") - 1
   ckpt = np.broadcast_to(ckpt.astype(np.int32), (t, e * length)).copy()
   return OfflineDataset(transitions=flat, checkpoint_id=ckpt,
-                        episode_id=collect.episode_ids(flat.terminal, flat.timeout),
+                        episode_id=episode_ids(flat.terminal, flat.timeout),
                         task_params=np.asarray(task_params, np.float32),
                         segment_length=int(segment_length))
 
@@ -132,7 +133,7 @@ def _rollout_dataset(traj: Transition, index: int, snapshot_id: int,
   t, e, h = one.reward.shape
   flat = jax.tree.map(lambda x: x.reshape((t, e * h) + x.shape[3:]), one)
   return OfflineDataset(transitions=flat, checkpoint_id=np.full((t, e * h), snapshot_id, np.int32),
-                        episode_id=collect.episode_ids(flat.terminal, flat.timeout),
+                        episode_id=episode_ids(flat.terminal, flat.timeout),
                         task_params=np.asarray(task_params, np.float32), segment_length=h)
 
 
@@ -145,7 +146,7 @@ def concatenate(first: OfflineDataset, second: OfflineDataset) -> OfflineDataset
   tr = jax.tree.map(cat, first.transitions, second.transitions)
   return OfflineDataset(transitions=tr,
                         checkpoint_id=cat(first.checkpoint_id, second.checkpoint_id),
-                        episode_id=collect.episode_ids(np.asarray(tr.terminal),
+                        episode_id=episode_ids(np.asarray(tr.terminal),
                                                         np.asarray(tr.timeout)),
                         task_params=np.asarray(first.task_params),
                         segment_length=first.segment_length)

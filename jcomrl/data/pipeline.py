@@ -37,7 +37,8 @@ import numpy as np
 
 from jcomrl import atomic, envs
 from jcomrl.data import behaviour, collect, resumable
-from jcomrl.data.dataset import DatasetError, OfflineDataset, load_dataset, save_dataset
+from jcomrl.data.dataset import (DatasetError, OfflineDataset, episode_ids, load_dataset,
+                                 save_dataset)
 from jcomrl.envs.base import TaskEnv
 
 BEHAVIOUR_DIR = "behaviour"
@@ -212,7 +213,7 @@ def replay_dataset(env: TaskEnv, replay, task_params: np.ndarray,
   t = int(flat.reward.shape[0])
   ckpt = np.broadcast_to(np.tile(interval, e)[None], (t, e * length)).astype(np.int32).copy()
   return OfflineDataset(transitions=flat, checkpoint_id=ckpt,
-                        episode_id=collect.episode_ids(np.asarray(flat.terminal), timeout),
+                        episode_id=episode_ids(np.asarray(flat.terminal), timeout),
                         task_params=np.asarray(task_params, np.float32), segment_length=h)
 
 
