@@ -2,7 +2,7 @@
 (the target: the official recipe's data in <= 2 h for cheetah_vel, <= 1 h for ant_dir on 2 cores).
 
 ``python -m benchmarks.behaviour_throughput --env=cheetah_vel [--variant=official]`` builds the
-trainer of ``experiments/configs/data.py:<env>@<variant>`` (``jcomrl.data.per_task_sac``: the 40
+trainer of ``experiments/configs/data.py:<env>@<variant>`` (``jcomrl.datagen.per_task_sac``: the 40
 agents vmapped, their envs stepped as one batch), fills the replay buffers past the warm-up, and
 times, each the best of ``--repeats`` compiled calls:
 
@@ -46,7 +46,7 @@ def measure(env_name: str, variant: str, iterations: int, repeats: int,
   from experiments.configs import data as data_config
   from jcomrl import envs
   from jcomrl.algos.config import HParams
-  from jcomrl.data import per_task_sac as pts
+  from jcomrl.datagen import per_task_sac as pts
   from jcomrl.nets.mlp import check_init
 
   c = data_config.get_config(f"{env_name}@{variant}")

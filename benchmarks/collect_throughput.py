@@ -4,10 +4,10 @@ For every env, and for the MuJoCo envs under every physics backend of ``--physic
 ``c`` and ``mjx`` side by side in one run; ``c_over_mjx`` in each ``c`` row is the ratio of the
 two collection rates and training rates):
   * **collection**: the jitted ``[tasks x snapshots x episodes]`` rollout of
-    ``jcomrl.data.collect`` (stochastic task-conditioned brax policy, explicit resets) over all 40
+    ``jcomrl.datagen.collect`` (stochastic task-conditioned brax policy, explicit resets) over all 40
     benchmark tasks; compile (lower + compile) is timed apart from the run; the run time is the
     median of ``--repeats`` calls after a warm-up call.
-  * **behaviour training**: brax PPO (``jcomrl.data.behaviour.train_ppo``) for a few short
+  * **behaviour training**: brax PPO (``jcomrl.datagen.behaviour.train_ppo``) for a few short
     epochs; the figure is brax's own ``training/sps`` of the *last* epoch (the first one includes
     compilation); brax's evaluation rollouts are off. ``--sac_envs`` adds brax SAC for some envs.
   * **full-config estimate**: the time the env's full data config (``experiments/configs/data.py``)
@@ -64,7 +64,7 @@ import numpy as np
 
 from experiments.configs import data as data_config
 from jcomrl import atomic, envs
-from jcomrl.data import behaviour, collect, pipeline
+from jcomrl.datagen import behaviour, collect, pipeline
 from jcomrl.envs.c_physics import default_threads
 from jcomrl.rollout import make_rollout_fn
 

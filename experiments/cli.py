@@ -50,7 +50,7 @@ _USER_ERRORS = {
     "experiments.cli.UsageError": 2,
     "jcomrl.data.dataset.DatasetError": 2,
     "jcomrl.checkpoint.CheckpointError": 2,
-    "jcomrl.data.pipeline.ConfigError": 2,
+    "jcomrl.datagen.pipeline.ConfigError": 2,
     "experiments.cli.RunFailed": 1,
     "jcomrl.algos.trainer.NonFiniteLossError": 1,
 }

@@ -7,7 +7,7 @@ the same config (behaviour snapshots are reused, an unfinished ``sac_per_task`` 
 behaviour training continues from its last checkpoint, finished collection chunks are skipped).
 
 A single-task family config (``experiments/configs/offline_data.py``, it has ``qualities``)
-writes its qualities from one behaviour run (``jcomrl.data.offline``)::
+writes its qualities from one behaviour run (``jcomrl.datagen.offline``)::
 
     python -m experiments.collect --config=experiments/configs/offline_data.py:hopper@cpu
 """
@@ -56,10 +56,10 @@ def set_cpu_devices(c, requested: int | None) -> int:
 
 def behaviour_kwargs(c) -> dict:
   """``{"algo", "num_snapshots", **behaviour.<algo>}`` of a data config (``ConfigError`` if bad)."""
-  from jcomrl.data import pipeline
+  from jcomrl.datagen import pipeline
 
   algo = c.behaviour.algo
-  from jcomrl.data import behaviour
+  from jcomrl.datagen import behaviour
 
   if algo not in behaviour.ALGOS or algo not in c.behaviour:
     raise pipeline.ConfigError(f"unknown behaviour algo {algo!r} (config key behaviour.algo); "
@@ -92,7 +92,7 @@ def default_out(c) -> str:
 def generate_family(c, progress=print):
   """Builds (or resumes) the single-task family of an ``offline_data.py`` config ``c``;
   returns ``{quality: (dataset, meta)}``."""
-  from jcomrl.data import offline
+  from jcomrl.datagen import offline
 
   t0 = time.time()
   kw = behaviour_kwargs(c)
@@ -113,8 +113,8 @@ def generate(c, progress=print):
   """Builds (or resumes) the dataset of config ``c``; returns ``(dataset, meta)`` (a family
   config: ``{quality: (dataset, meta)}``, see ``generate_family``)."""
   from jcomrl import envs
-  from jcomrl.data import pipeline
   from jcomrl.data.dataset import dataset_summary
+  from jcomrl.datagen import pipeline
 
   if "qualities" in c:
     return generate_family(c, progress)

@@ -1,4 +1,4 @@
-"""Resumable behaviour training (jcomrl.data.resumable): a per-task or shared SAC run killed at any
+"""Resumable behaviour training (jcomrl.datagen.resumable): a per-task or shared SAC run killed at any
 point and started again with the same settings ends with the snapshots, replay buffers and step
 counts of an uninterrupted run, bit for bit (C-MuJoCo env states included); a dataset work
 directory resumes a killed behaviour phase to the same dataset; a checkpoint made with other
@@ -15,7 +15,7 @@ import pytest
 
 from jcomrl import envs
 from jcomrl.checkpoint import CheckpointError
-from jcomrl.data import per_task_sac, pipeline, resumable, shared_sac
+from jcomrl.datagen import per_task_sac, pipeline, resumable, shared_sac
 from jcomrl.data.dataset import load_dataset
 from sync_child import SyncChild
 

@@ -20,9 +20,9 @@ from experiments import collect as collect_cli
 from experiments import inspect_data
 from experiments.configs import data as data_config
 from jcomrl import envs
-from jcomrl.data import behaviour, collect, pipeline
 from jcomrl.data.dataset import (DatasetError, dataset_summary, episode_ids, episode_returns,
                                  load_dataset)
+from jcomrl.datagen import behaviour, collect, pipeline
 from jcomrl.envs.point_robot import PointRobot
 from jcomrl.rollout import first_episode_returns, make_rollout_fn, make_segment_rollout
 from jcomrl.types import Transition

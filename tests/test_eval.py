@@ -18,7 +18,7 @@ from experiments.configs import data as data_config
 from jcomrl.algos.config import LearnerConfig
 from jcomrl.algos.learner import make_learner, seed_keys
 from jcomrl.data.dataset import load_dataset
-from jcomrl.data.pipeline import load_behaviour
+from jcomrl.datagen.pipeline import load_behaviour
 from jcomrl.eval import diagnostics, suite
 from jcomrl.eval import protocols as P
 from jcomrl.rollout import make_segment_rollout

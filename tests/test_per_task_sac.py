@@ -1,4 +1,4 @@
-"""Per-task SAC behaviour agents (jcomrl.data.per_task_sac, issue 17): vmapped training equals a
+"""Per-task SAC behaviour agents (jcomrl.datagen.per_task_sac, issue 17): vmapped training equals a
 per-task loop, every agent learns its own task and only its own, and the snapshots feed the
 existing collection, evaluation and save/load code."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jcomrl.algos.config import HParams
-from jcomrl.data import behaviour, collect, per_task_sac, pipeline
+from jcomrl.datagen import behaviour, collect, per_task_sac, pipeline
 from jcomrl.eval import protocols
 from jcomrl.rollout import first_episode_returns
 
@@ -223,7 +223,7 @@ _DEVICES_SCRIPT = """
 import jax, numpy as np
 jax.config.update("jax_num_cpu_devices", 2)
 from jcomrl import envs
-from jcomrl.data import per_task_sac
+from jcomrl.datagen import per_task_sac
 env = envs.make("point_robot")
 tasks = jax.tree.map(lambda x: x[np.array([0, 13, 26, 39])], env.all_benchmark_tasks())
 kw = dict(num_timesteps=400, num_snapshots=2, seed=0, num_envs=4, batch_size=32,

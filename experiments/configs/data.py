@@ -29,9 +29,9 @@ Layout::
                             the evaluation protocols act) | "stochastic"
     behaviour.algo          "ppo" | "sac": one task-conditioned brax network for every task;
                             "sac_per_task": one independent SAC agent per task, all trained in
-                            one program (the papers' recipe, jcomrl.data.per_task_sac);
+                            one program (the papers' recipe, jcomrl.datagen.per_task_sac);
                             "sac_shared": one task-conditioned SAC agent of jcomrl's own
-                            stepping every task's envs (the fast recipe, jcomrl.data.shared_sac)
+                            stepping every task's envs (the fast recipe, jcomrl.datagen.shared_sac)
     quality                 a snapshot mix ("mixed", "expert", ...) or "replay": the behaviour
                             run's whole replay buffer (sac_per_task / sac_shared only)
     behaviour.ppo / .sac / .sac_per_task   that trainer's kwargs (num_timesteps, num_envs, ...)
@@ -94,7 +94,7 @@ _SAC_PER_TASK_POINT = dict(_SAC_PER_TASK, num_timesteps=8_000, warmup_steps=1_00
                            discount=0.9)
 
 
-# The fast recipe (jcomrl.data.shared_sac, a documented deviation from the papers' per-task
+# The fast recipe (jcomrl.datagen.shared_sac, a documented deviation from the papers' per-task
 # agents): ONE task-conditioned SAC agent steps one env per task (40 envs), 4 updates of 256
 # transitions drawn over all tasks per iteration (the updates per env step of a measured brax SAC
 # run on cheetah_vel: behaviour.algo=sac, 40 envs, 4 gradient updates per step, 600k env steps),
@@ -418,7 +418,7 @@ def get_config(variant: str = "point_robot"):
                       FAST_ALGO if variant.endswith("@fast") else
                       OFFICIAL_ALGO if variant.endswith("@official") else "ppo")
   # How the snapshots act for the normalisation anchors: as the evaluation protocols act
-  # (jcomrl.data.pipeline.ANCHOR_POLICIES; "stochastic" was jcomrl's earlier anchor).
+  # (jcomrl.datagen.pipeline.ANCHOR_POLICIES; "stochastic" was jcomrl's earlier anchor).
   c.anchor_policy = "deterministic"
   c.behaviour.num_snapshots = beh["num_snapshots"]
   c.behaviour.ppo = config_dict.ConfigDict(beh["ppo"])

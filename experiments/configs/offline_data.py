@@ -1,7 +1,7 @@
 """Single-task D4RL-style dataset configs: ``--config=experiments/configs/offline_data.py:<variant>``.
 
 One behaviour run (per-task SAC with one task) per env makes all five qualities
-(``jcomrl.data.offline``): ``random``, ``medium``, ``medium_replay``, ``expert``,
+(``jcomrl.datagen.offline``): ``random``, ``medium``, ``medium_replay``, ``expert``,
 ``medium_expert``, written to ``<out>/<name>-<quality>`` (default ``data/offline``)::
 
     python -m experiments.collect --config=experiments/configs/offline_data.py:hopper@cpu
@@ -31,7 +31,7 @@ Layout::
     medium_fraction        medium = the snapshot closest to this fraction of the expert's return
     behaviour.algo         "sac_per_task" (the only one with a replay buffer to keep)
     behaviour.num_snapshots  K snapshots (untrained first, final last; medium from 1..K-2)
-    behaviour.sac_per_task   jcomrl.data.per_task_sac.train_sac_per_task kwargs; every snapshot
+    behaviour.sac_per_task   jcomrl.datagen.per_task_sac.train_sac_per_task kwargs; every snapshot
                            interval must be whole episodes per env (a clear error says which
                            num_timesteps fit)
 """

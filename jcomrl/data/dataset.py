@@ -12,7 +12,8 @@ On disk a dataset is a directory::
                        creation config, behaviour snapshots, and for every array its
                        shape, dtype and sha256
     <field>.npy        one memory-mappable array per field (obs, action, ...)
-    behaviour/         optional: the behaviour-policy snapshots (see ``data.store``)
+    behaviour/         optional: the behaviour-policy snapshots (``jcomrl.datagen.pipeline``
+                       writes and reads them)
 
 ``save_dataset`` writes into a temporary sibling directory and renames it into place, so an
 interrupted save never leaves a half-written dataset and never destroys the previous one.

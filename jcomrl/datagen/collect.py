@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jcomrl.data.behaviour import BehaviourPolicies
 from jcomrl.data.dataset import OfflineDataset, episode_ids
+from jcomrl.datagen.behaviour import BehaviourPolicies
 from jcomrl.envs.base import Task, TaskEnv
 from jcomrl.rollout import first_episode_returns, make_rollout_fn
 from jcomrl.types import Transition

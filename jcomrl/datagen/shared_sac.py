@@ -1,6 +1,6 @@
 """The fast data recipe: ONE task-conditioned SAC agent that steps every task's envs together.
 
-The papers' recipe (:mod:`jcomrl.data.per_task_sac`) trains one SAC agent per task and keeps
+The papers' recipe (:mod:`jcomrl.datagen.per_task_sac`) trains one SAC agent per task and keeps
 each agent's whole replay buffer as that task's data (CORRO ``data_collection_config`` /
 ``learner.py``, reused by UNICORN). Its cost is ``T`` independent agents' updates per env step.
 This recipe trains a single agent instead, whose actor and critics read the observation with the
@@ -34,9 +34,9 @@ import numpy as np
 from flax import struct
 
 from jcomrl.algos.config import HParams
-from jcomrl.data import resumable
-from jcomrl.data.behaviour import BehaviourPolicies
-from jcomrl.data.per_task_sac import (
+from jcomrl.datagen import resumable
+from jcomrl.datagen.behaviour import BehaviourPolicies
+from jcomrl.datagen.per_task_sac import (
   Agent,
   PerTaskSACConfig,
   Replay,
@@ -252,7 +252,7 @@ def train_sac_shared(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snaps
   Returns ``BehaviourPolicies`` (``algo="sac_shared"``, params ``{"actor": [K] ...}``) and, with
   ``keep_replay``, the ``Replay`` of every stored transition (task ``t``'s stream at ``[t]``).
   ``checkpoint_dir``, ``checkpoint_seconds`` and ``checkpoint_iterations`` make the run
-  resumable as ``train_sac_per_task``'s do (``jcomrl.data.resumable``: a run started with a
+  resumable as ``train_sac_per_task``'s do (``jcomrl.datagen.resumable``: a run started with a
   committed checkpoint of the same settings continues from it, bit for bit; one made with other
   settings is a ``jcomrl.checkpoint.CheckpointError``).
   """

@@ -11,10 +11,10 @@ Two brax trainers are wrapped, selected by name through ``train_behaviour(algo, 
 ``"sac"`` (``brax.training.agents.sac``; snapshots from its per-evaluation orbax checkpoints,
 read back after training). Neither algorithm is re-implemented here.
 
-``"sac_per_task"`` (``jcomrl.data.per_task_sac``) is the papers' recipe instead: one independent
+``"sac_per_task"`` (``jcomrl.datagen.per_task_sac``) is the papers' recipe instead: one independent
 SAC agent per task (jcomrl's own SAC losses), all tasks trained in one program; its snapshot
 policy reads the same ``obs + task_vector`` input and acts with that task's agent.
-``"sac_shared"`` (``jcomrl.data.shared_sac``) is the fast recipe: one task-conditioned SAC agent
+``"sac_shared"`` (``jcomrl.datagen.shared_sac``) is the fast recipe: one task-conditioned SAC agent
 (jcomrl's own losses) stepping every task's envs, each task's stream kept apart.
 """
 
@@ -180,14 +180,14 @@ def policy_template(env: TaskEnv, algo: str, hidden_sizes: tuple[int, ...],
     if normalize_observations:
       raise ValueError("behaviour algo 'sac_per_task' has no observation normaliser; use "
                        "normalize_observations=False")
-    from jcomrl.data import per_task_sac  # imports this module: resolved at call time
+    from jcomrl.datagen import per_task_sac  # imports this module: resolved at call time
 
     return per_task_sac.policy_template(env, hidden, num_tasks)
   if algo == "sac_shared":
     if normalize_observations:
       raise ValueError("behaviour algo 'sac_shared' has no observation normaliser; use "
                        "normalize_observations=False")
-    from jcomrl.data import shared_sac  # imports this module: resolved at call time
+    from jcomrl.datagen import shared_sac  # imports this module: resolved at call time
 
     return shared_sac.policy_template(env, hidden)
   norm = bool(normalize_observations)
@@ -340,11 +340,11 @@ def train_behaviour(algo: str, env: TaskEnv, tasks: Task, **kwargs) -> Behaviour
   (looked up at call time)."""
   check_algo(algo)
   if algo == "sac_per_task":
-    from jcomrl.data import per_task_sac  # imports this module: resolved at call time
+    from jcomrl.datagen import per_task_sac  # imports this module: resolved at call time
 
     return per_task_sac.train_sac_per_task(env, tasks, **kwargs)
   if algo == "sac_shared":
-    from jcomrl.data import shared_sac  # imports this module: resolved at call time
+    from jcomrl.datagen import shared_sac  # imports this module: resolved at call time
 
     return shared_sac.train_sac_shared(env, tasks, **kwargs)
   trainer = train_ppo if algo == "ppo" else train_sac

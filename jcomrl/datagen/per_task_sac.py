@@ -77,8 +77,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jcomrl.algos import backbones
 from jcomrl.algos.config import HParams
-from jcomrl.data import resumable
-from jcomrl.data.behaviour import BehaviourPolicies
+from jcomrl.datagen import resumable
+from jcomrl.datagen.behaviour import BehaviourPolicies
 from jcomrl.envs.base import EnvState, Task, TaskEnv
 from jcomrl.nets.actor_critic import DoubleCritic, TanhGaussianPolicy, tanh_gaussian_sample
 from jcomrl.nets.mlp import check_init
@@ -240,7 +240,7 @@ def make_sac_step(policy, critic, cfg: PerTaskSACConfig, target_entropy: float):
   """``step(agent, batch, k_critic, k_actor, hp) -> (agent, metrics)``: one SAC update of an
   agent on a batch (task code of size 0), in the order of UNICORN's ``algorithms/sac.py:83-142``:
   critic, Polyak target, the actor on the updated critic, then the temperature when learnt. The
-  per-task agents and the shared agent (``jcomrl.data.shared_sac``) both step with it."""
+  per-task agents and the shared agent (``jcomrl.datagen.shared_sac``) both step with it."""
   opt = adam()
   z = no_code()
 
@@ -567,7 +567,7 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
       budget, warm-up included.
     init_scheme: the networks' init, ``"lecun_normal"`` (flax's, default) or ``"rlkit"``
       (CORRO/UNICORN's torchkit: fan-in uniform hidden layers, biases 0.1, small uniform heads).
-    checkpoint_dir: makes the run resumable (``jcomrl.data.resumable``): the whole train state,
+    checkpoint_dir: makes the run resumable (``jcomrl.datagen.resumable``): the whole train state,
       replay buffers and snapshots so far are written there at the end of every snapshot
       interval and, inside one, after a compiled call of at most ``checkpoint_iterations``
       iterations that ends ``checkpoint_seconds`` or more after the last write; a run started

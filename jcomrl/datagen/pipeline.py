@@ -8,7 +8,7 @@ evaluation can roll *other* tasks' behaviour policies in a test task (UNICORN's 
 
     work.json        the behaviour and collection settings this work dir belongs to
     behaviour_ckpt/  while ``sac_per_task`` / ``sac_shared`` train: their last checkpoint
-                     (``jcomrl.data.resumable``), deleted once the snapshots are saved
+                     (``jcomrl.datagen.resumable``), deleted once the snapshots are saved
     behaviour/       the trained snapshots (written atomically as soon as training ends)
     replay.npz       quality="replay": the behaviour run's replay buffer (before behaviour/)
     chunks/*.npz     finished collection chunks (each written atomically)
@@ -36,9 +36,9 @@ import jax
 import numpy as np
 
 from jcomrl import atomic, envs
-from jcomrl.data import behaviour, collect, resumable
 from jcomrl.data.dataset import (DatasetError, OfflineDataset, episode_ids, load_dataset,
                                  save_dataset)
+from jcomrl.datagen import behaviour, collect, resumable
 from jcomrl.envs.base import TaskEnv
 
 BEHAVIOUR_DIR = "behaviour"
@@ -54,7 +54,7 @@ BEHAVIOUR_TASKS = ("all", "train")
 REPLAY = "replay"
 REPLAY_ALGOS = ("sac_per_task", "sac_shared")
 REPLAY_FILE = "replay.npz"  # the replay buffer in a work directory (``save_replay``)
-# Trainers that checkpoint their whole state (``jcomrl.data.resumable``): in a work directory a
+# Trainers that checkpoint their whole state (``jcomrl.datagen.resumable``): in a work directory a
 # killed behaviour run resumes where its last checkpoint left it. (brax's "sac" keeps only its
 # snapshots and retrains from the start.)
 RESUMABLE_ALGOS = ("sac_per_task", "sac_shared")
@@ -520,7 +520,7 @@ def save_replay(path: str, replay) -> None:
 def load_replay(path: str):
   """The ``per_task_sac.Replay`` that ``save_replay`` wrote to ``path`` (``DatasetError`` if it is
   unreadable)."""
-  from jcomrl.data.per_task_sac import Replay
+  from jcomrl.datagen.per_task_sac import Replay
   from jcomrl.types import Transition
 
   try:

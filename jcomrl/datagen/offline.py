@@ -1,7 +1,7 @@
 """Single-task, D4RL-style dataset families: five qualities from ONE behaviour run.
 
 A *family* is the D4RL quality ladder of one env task (Fu et al. 2020, D4RL §5 gym locomotion),
-made from a single per-task SAC run (:mod:`jcomrl.data.per_task_sac` with one task) and written as
+made from a single per-task SAC run (:mod:`jcomrl.datagen.per_task_sac` with one task) and written as
 five one-task ``OfflineDataset`` directories (a single-task dataset is a one-task dataset):
 
 ``random``
@@ -51,9 +51,9 @@ import jax
 import numpy as np
 
 from jcomrl import atomic, envs
-from jcomrl.data import collect, per_task_sac, pipeline
 from jcomrl.data.dataset import (DatasetError, OfflineDataset, episode_ids, load_dataset, read_meta,
                                  save_dataset)
+from jcomrl.datagen import collect, per_task_sac, pipeline
 from jcomrl.envs.base import TaskEnv
 from jcomrl.types import Transition
 
