@@ -10,7 +10,7 @@ import pytest
 from jcomrl import envs
 from jcomrl.data.dataset import save_dataset
 from jcomrl.datagen import collect
-from jcomrl.datagen.behaviour import BehaviourPolicies
+from jcomrl.datagen.policies import BehaviourPolicies
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -23,6 +23,7 @@ from jcomrl import envs
 from jcomrl.data.dataset import (DatasetError, dataset_summary, episode_ids, episode_returns,
                                  load_dataset)
 from jcomrl.datagen import behaviour, collect, pipeline
+from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.envs.point_robot import PointRobot
 from jcomrl.rollout import first_episode_returns, make_rollout_fn, make_segment_rollout
 from jcomrl.types import Transition
@@ -103,7 +104,7 @@ def test_behaviour_round_trip_both_algos(tmp_path, point_env):
   for algo in ("ppo", "sac"):  # brax layouts; sac_per_task: tests/test_per_task_sac.py
     make, template = behaviour.policy_template(point_env, algo, hidden, True)
     params = jax.tree.map(lambda x: np.stack([np.asarray(x)] * 2), template)
-    pol = behaviour.BehaviourPolicies(params=params, steps=np.array([0, 5]), make_policy=make,
+    pol = BehaviourPolicies(params=params, steps=np.array([0, 5]), make_policy=make,
                                       hidden_sizes=hidden, algo=algo, normalize_observations=True)
     pipeline.save_behaviour(str(tmp_path / algo / pipeline.BEHAVIOUR_DIR), pol)
     back = pipeline.load_behaviour(str(tmp_path / algo), point_env)
@@ -402,7 +403,7 @@ def _speed_policies(speeds):
       return jax.random.uniform(key, (2,), minval=-1.0, maxval=1.0), {}
     return policy
 
-  return behaviour.BehaviourPolicies(params={"v": jnp.asarray(speeds, jnp.float32)},
+  return BehaviourPolicies(params={"v": jnp.asarray(speeds, jnp.float32)},
                                      steps=np.arange(len(speeds)), make_policy=make_policy,
                                      hidden_sizes=())
 

@@ -20,7 +20,7 @@ from jcomrl.algos.config import LearnerConfig
 from jcomrl.algos.learner import make_learner, seed_keys
 from jcomrl.data.dataset import episode_ids, episode_returns
 from jcomrl.datagen import collect
-from jcomrl.datagen.behaviour import BehaviourPolicies
+from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.envs.base import EnvState, TaskEnv
 from jcomrl.eval import protocols as P
 from jcomrl.eval import rollout, suite

@@ -9,6 +9,7 @@ import pytest
 
 from jcomrl.algos.config import HParams
 from jcomrl.datagen import behaviour, collect, per_task_sac, pipeline
+from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.eval import protocols
 from jcomrl.rollout import first_episode_returns
 
@@ -118,7 +119,7 @@ def test_snapshots_build_a_dataset_and_round_trip(point_env, tasks, trained, tmp
   full["task_vectors"] = np.asarray(jax.vmap(point_env.task_vector)(
       point_env.all_benchmark_tasks()))
   stacked = jax.tree.map(lambda x: np.stack([np.asarray(x)] * 2), full)
-  pol = behaviour.BehaviourPolicies(params=stacked, steps=np.array([0, 9]), make_policy=make,
+  pol = BehaviourPolicies(params=stacked, steps=np.array([0, 9]), make_policy=make,
                                     hidden_sizes=(8,), algo="sac_per_task")
   pipeline.save_behaviour(str(tmp_path / "full" / pipeline.BEHAVIOUR_DIR), pol)
   back = pipeline.load_behaviour(str(tmp_path / "full"), point_env)

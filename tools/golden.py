@@ -35,7 +35,7 @@ from jcomrl import envs
 from jcomrl.algos.offline_presets import OFFLINE_PRESETS as _OFF
 from jcomrl.data.dataset import save_dataset
 from jcomrl.datagen import collect
-from jcomrl.datagen.behaviour import BehaviourPolicies
+from jcomrl.datagen.policies import BehaviourPolicies
 
 CONTEXT = {"focal": focal, "corro": corro, "csro": csro, "unicorn_ss": unicorn_ss,
            "unicorn_sup": unicorn_sup, "supervised": supervised, "oracle": oracle,

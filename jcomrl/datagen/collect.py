@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jcomrl.data.dataset import OfflineDataset, episode_ids
-from jcomrl.datagen.behaviour import BehaviourPolicies
+from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.envs.base import Task, TaskEnv
 from jcomrl.rollout import first_episode_returns, make_rollout_fn
 from jcomrl.types import Transition

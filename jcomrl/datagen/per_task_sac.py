@@ -78,7 +78,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jcomrl.algos import backbones
 from jcomrl.algos.config import HParams
 from jcomrl.datagen import resumable
-from jcomrl.datagen.behaviour import BehaviourPolicies
+from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.envs.base import EnvState, Task, TaskEnv
 from jcomrl.nets.actor_critic import DoubleCritic, TanhGaussianPolicy, tanh_gaussian_sample
 from jcomrl.nets.mlp import check_init

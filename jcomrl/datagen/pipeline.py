@@ -39,7 +39,10 @@ from jcomrl import atomic, envs
 from jcomrl.data.dataset import (DatasetError, OfflineDataset, episode_ids, load_dataset,
                                  save_dataset)
 from jcomrl.datagen import behaviour, collect, resumable
+from jcomrl.datagen.per_task_sac import Replay
+from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.envs.base import TaskEnv
+from jcomrl.types import Transition
 
 BEHAVIOUR_DIR = "behaviour"
 BEHAVIOUR_CHECKPOINT_DIR = "behaviour_ckpt"
@@ -72,7 +75,7 @@ def _path_key(path) -> str:
   return jax.tree_util.keystr(path)
 
 
-def save_behaviour(directory: str, policies: behaviour.BehaviourPolicies,
+def save_behaviour(directory: str, policies: BehaviourPolicies,
                    algo: str | None = None) -> None:
   """Writes ``snapshots.npz`` + ``behaviour.json`` into ``directory`` (created if needed).
 
@@ -92,7 +95,7 @@ def save_behaviour(directory: str, policies: behaviour.BehaviourPolicies,
                "steps": np.asarray(policies.steps).tolist()}, f, indent=1)
 
 
-def load_behaviour(dataset_dir: str, env: TaskEnv) -> behaviour.BehaviourPolicies:
+def load_behaviour(dataset_dir: str, env: TaskEnv) -> BehaviourPolicies:
   """Restores the behaviour snapshots saved with a dataset (``DatasetError`` if absent/bad)."""
   directory = os.path.join(dataset_dir, BEHAVIOUR_DIR)
   try:
@@ -123,7 +126,7 @@ def load_behaviour(dataset_dir: str, env: TaskEnv) -> behaviour.BehaviourPolicie
                          f"shape for env {env.name!r} ({algo}, hidden sizes {hidden})")
     leaves.append(arrays[key])
   params = jax.tree_util.tree_unflatten(treedef, leaves)
-  return behaviour.BehaviourPolicies(params=params, steps=np.asarray(info["steps"]),
+  return BehaviourPolicies(params=params, steps=np.asarray(info["steps"]),
                                      make_policy=make_policy, hidden_sizes=hidden, algo=algo,
                                      normalize_observations=normalize)
 
@@ -267,7 +270,7 @@ class WorkDir:
   def behaviour_checkpoint_path(self) -> str:
     return os.path.join(self.path, BEHAVIOUR_CHECKPOINT_DIR)
 
-  def save_behaviour(self, policies: behaviour.BehaviourPolicies) -> None:
+  def save_behaviour(self, policies: BehaviourPolicies) -> None:
     """Writes the snapshots to ``behaviour/`` atomically (their presence marks training done)."""
     with atomic.atomic_dir(self.behaviour_path) as tmp:
       save_behaviour(tmp, policies)
@@ -308,7 +311,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
              progress=None, message: Progress | None = None, work_dir: str | None = None,
              behaviour_tasks: str = "all", physics: str = "auto",
              anchor_policy: str = "deterministic", provenance: dict | None = None,
-             ) -> tuple[OfflineDataset, behaviour.BehaviourPolicies, dict]:
+             ) -> tuple[OfflineDataset, BehaviourPolicies, dict]:
   """Trains behaviour policies and collects every benchmark task.
 
   Args:
@@ -520,9 +523,6 @@ def save_replay(path: str, replay) -> None:
 def load_replay(path: str):
   """The ``per_task_sac.Replay`` that ``save_replay`` wrote to ``path`` (``DatasetError`` if it is
   unreadable)."""
-  from jcomrl.datagen.per_task_sac import Replay
-  from jcomrl.types import Transition
-
   try:
     with np.load(path) as z:
       arrays = {k: z[k] for k in z.files}

@@ -35,7 +35,6 @@ from flax import struct
 
 from jcomrl.algos.config import HParams
 from jcomrl.datagen import resumable
-from jcomrl.datagen.behaviour import BehaviourPolicies
 from jcomrl.datagen.per_task_sac import (
   Agent,
   PerTaskSACConfig,
@@ -48,6 +47,7 @@ from jcomrl.datagen.per_task_sac import (
   schedule,
   where_done,
 )
+from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.envs.base import EnvState, Task, TaskEnv
 from jcomrl.nets.actor_critic import DoubleCritic, TanhGaussianPolicy, tanh_gaussian_sample
 from jcomrl.types import Transition
