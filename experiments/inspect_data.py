@@ -38,7 +38,7 @@ def return_table(path: str, verify_checksums: bool = True) -> dict:
   data, meta = load_dataset(path, verify_checksums=verify_checksums)
   t = data.transitions
   per_task = episode_returns(t.reward, t.terminal, t.timeout, data.episode_id,
-                                     data.checkpoint_id, data.segment_length)
+                             data.checkpoint_id, data.segment_length)
   ckpts = np.unique(np.concatenate([c for c, _ in per_task]))
   mean = np.full((data.num_tasks, ckpts.size), np.nan)
   std = np.full_like(mean, np.nan)

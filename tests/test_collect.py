@@ -301,8 +301,8 @@ def test_first_episode_returns_stop_at_termination():
                     next_obs=jnp.zeros((2, 5, 1)), terminal=term, timeout=tout)
   np.testing.assert_allclose(first_episode_returns(traj), [2.0, 5.0])
   eps = episode_returns(np.asarray(r), np.asarray(term), np.asarray(tout),
-                                episode_ids(np.asarray(term), np.asarray(tout)),
-                                np.zeros((2, 5), np.int32), segment_length=5)
+                        episode_ids(np.asarray(term), np.asarray(tout)),
+                        np.zeros((2, 5), np.int32), segment_length=5)
   # Row 0: a 2-step terminated episode is complete; the 3-step remainder cut by the segment
   # end is partial and dropped. Row 1: one full-length episode.
   np.testing.assert_allclose(eps[0][1], [2.0])

@@ -205,7 +205,7 @@ def test_episode_end_conventions(convention, stored_terminal, stored_timeout, ev
   flat = lambda x: np.asarray(x)[None]
   ids = episode_ids(flat(seg.terminal), flat(seg.timeout))
   eps = episode_returns(flat(seg.reward), flat(seg.terminal), flat(seg.timeout), ids,
-                                np.zeros((1, 6), np.int32), segment_length=6)
+                        np.zeros((1, 6), np.int32), segment_length=6)
   np.testing.assert_array_equal(eps[0][1], [3.0, 3.0] if convention == "true_terminal"
                                 else [3.0])
 

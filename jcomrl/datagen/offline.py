@@ -146,8 +146,7 @@ def concatenate(first: OfflineDataset, second: OfflineDataset) -> OfflineDataset
   tr = jax.tree.map(cat, first.transitions, second.transitions)
   return OfflineDataset(transitions=tr,
                         checkpoint_id=cat(first.checkpoint_id, second.checkpoint_id),
-                        episode_id=episode_ids(np.asarray(tr.terminal),
-                                                        np.asarray(tr.timeout)),
+                        episode_id=episode_ids(np.asarray(tr.terminal), np.asarray(tr.timeout)),
                         task_params=np.asarray(first.task_params),
                         segment_length=first.segment_length)
 
