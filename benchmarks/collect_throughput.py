@@ -10,7 +10,7 @@ two collection rates and training rates):
   * **behaviour training**: brax PPO (``jcomrl.datagen.behaviour.train_ppo``) for a few short
     epochs; the figure is brax's own ``training/sps`` of the *last* epoch (the first one includes
     compilation); brax's evaluation rollouts are off. ``--sac_envs`` adds brax SAC for some envs.
-  * **full-config estimate**: the time the env's full data config (``experiments/configs/data.py``)
+  * **full-config estimate**: the time the env's full data config (``jcomrl.datagen.recipes``)
     would take at these rates (behaviour steps / training rate + transitions / collection rate),
     compilation excluded. On a CPU this is an extrapolation, not a measurement.
 
@@ -62,9 +62,8 @@ import time
 import jax
 import numpy as np
 
-from experiments.configs import data as data_config
 from jcomrl import atomic, envs
-from jcomrl.datagen import behaviour, collect, pipeline
+from jcomrl.datagen import behaviour, collect, pipeline, recipes
 from jcomrl.envs.c_physics import default_threads
 from jcomrl.rollout import make_rollout_fn
 
@@ -145,7 +144,7 @@ def bench_training(env, algo: str, args) -> dict:
 
 
 def full_config_estimate(name: str, collect_rate: float, train_rate: float | None) -> dict:
-  c = data_config.get_config(name)  # sizes only: the backend does not change them
+  c = recipes.get_config(name)  # sizes only: the backend does not change them
   env = envs.make(c.env)
   algo = c.behaviour.algo
   steps = int(c.behaviour[algo].num_timesteps)
@@ -200,7 +199,7 @@ def behaviour_returns(name: str, args) -> dict:
   t0 = time.perf_counter()
   algo = "ppo"
   if name in ("point_robot", "sparse_point_robot"):
-    c = data_config.get_config(name)
+    c = recipes.get_config(name)
     kw = dict(c.behaviour.ppo.to_dict(), num_snapshots=c.behaviour.num_snapshots)
     budget = f"full '{name}' data config (brax PPO, {kw['num_timesteps']:,} env steps)"
   elif args.returns_algo == "sac":
