@@ -4,8 +4,8 @@ For every env, and for the MuJoCo envs under every physics backend of ``--physic
 ``c`` and ``mjx`` side by side in one run; ``c_over_mjx`` in each ``c`` row is the ratio of the
 two collection rates and training rates):
   * **collection**: the jitted ``[tasks x snapshots x episodes]`` rollout of
-    ``jcomrl.datagen.collect`` (stochastic task-conditioned brax policy, explicit resets) over all 40
-    benchmark tasks; compile (lower + compile) is timed apart from the run; the run time is the
+    ``jcomrl.datagen.collect`` (stochastic task-conditioned brax policy, explicit resets) over all
+    40 benchmark tasks; compile (lower + compile) is timed apart from the run; the run time is the
     median of ``--repeats`` calls after a warm-up call.
   * **behaviour training**: brax PPO (``jcomrl.datagen.behaviour.train_ppo``) for a few short
     epochs; the figure is brax's own ``training/sps`` of the *last* epoch (the first one includes

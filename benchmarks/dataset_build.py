@@ -91,7 +91,8 @@ def main(argv=None):
   path = os.path.join(args.results_dir, f"dataset_build_{tag}.json")
   rows = {r["env"]: r for r in _load(path)["results"]}
   note = ("full default data configs built by jcomrl.datagen.recipes.generate (make data); "
-          "wall_s sums every attempt of a resumed build (compile time included); attempts counts them")
+          "wall_s sums every attempt of a resumed build (compile time included); attempts counts "
+          "them")
   save_all = lambda: _write(path, {"meta": _meta(kind, note, load0),
                                    "results": list(rows.values())})
   for variant in args.envs.split(","):

@@ -1,5 +1,5 @@
-"""Resumable behaviour training (jcomrl.datagen.resumable): a per-task or shared SAC run killed at any
-point and started again with the same settings ends with the snapshots, replay buffers and step
+"""Resumable behaviour training (jcomrl.datagen.resumable): a per-task or shared SAC run killed at
+any point and started again with the same settings ends with the snapshots, replay buffers and step
 counts of an uninterrupted run, bit for bit (C-MuJoCo env states included); a dataset work
 directory resumes a killed behaviour phase to the same dataset; a checkpoint made with other
 settings is refused, untouched."""

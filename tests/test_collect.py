@@ -105,7 +105,7 @@ def test_behaviour_round_trip_both_algos(tmp_path, point_env):
     make, template = behaviour.policy_template(point_env, algo, hidden, True)
     params = jax.tree.map(lambda x: np.stack([np.asarray(x)] * 2), template)
     pol = BehaviourPolicies(params=params, steps=np.array([0, 5]), make_policy=make,
-                                      hidden_sizes=hidden, algo=algo, normalize_observations=True)
+                            hidden_sizes=hidden, algo=algo, normalize_observations=True)
     pipeline.save_behaviour(str(tmp_path / algo / pipeline.BEHAVIOUR_DIR), pol)
     back = pipeline.load_behaviour(str(tmp_path / algo), point_env)
     assert back.algo == algo and back.steps.tolist() == [0, 5] and back.normalize_observations
@@ -404,8 +404,8 @@ def _speed_policies(speeds):
     return policy
 
   return BehaviourPolicies(params={"v": jnp.asarray(speeds, jnp.float32)},
-                                     steps=np.arange(len(speeds)), make_policy=make_policy,
-                                     hidden_sizes=())
+                           steps=np.arange(len(speeds)), make_policy=make_policy,
+                           hidden_sizes=())
 
 
 def _straight_line_return(v, steps=20, max_step=0.1):

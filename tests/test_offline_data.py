@@ -1,5 +1,5 @@
-"""Single-task D4RL-style dataset families (issue 18, ``jcomrl.datagen.offline``): five qualities from
-one per-task SAC run, their sizes and provenance, the anchors, and the single-task envs.
+"""Single-task D4RL-style dataset families (issue 18, ``jcomrl.datagen.offline``): five qualities
+from one per-task SAC run, their sizes and provenance, the anchors, and the single-task envs.
 
 One tiny family (``offline_data.py:tiny``: hopper, 100-step episodes, 1,800 env steps) is built
 once per session; the trainer is wrapped so the test can compare with what it recorded.

@@ -120,7 +120,7 @@ def test_snapshots_build_a_dataset_and_round_trip(point_env, tasks, trained, tmp
       point_env.all_benchmark_tasks()))
   stacked = jax.tree.map(lambda x: np.stack([np.asarray(x)] * 2), full)
   pol = BehaviourPolicies(params=stacked, steps=np.array([0, 9]), make_policy=make,
-                                    hidden_sizes=(8,), algo="sac_per_task")
+                          hidden_sizes=(8,), algo="sac_per_task")
   pipeline.save_behaviour(str(tmp_path / "full" / pipeline.BEHAVIOUR_DIR), pol)
   back = pipeline.load_behaviour(str(tmp_path / "full"), point_env)
   assert back.algo == "sac_per_task" and back.steps.tolist() == [0, 9]

@@ -1,8 +1,8 @@
 """Single-task, D4RL-style dataset families: five qualities from ONE behaviour run.
 
 A *family* is the D4RL quality ladder of one env task (Fu et al. 2020, D4RL §5 gym locomotion),
-made from a single per-task SAC run (:mod:`jcomrl.datagen.per_task_sac` with one task) and written as
-five one-task ``OfflineDataset`` directories (a single-task dataset is a one-task dataset):
+made from a single per-task SAC run (:mod:`jcomrl.datagen.per_task_sac` with one task) and written
+as five one-task ``OfflineDataset`` directories (a single-task dataset is a one-task dataset):
 
 ``random``
     rollouts of the untrained snapshot: the randomly initialised SAC actor, stochastic actions
@@ -295,7 +295,8 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
         env, tasks, seed=int(seed), num_snapshots=num_snapshots, progress_fn=show,
         keep_replay=True, **kw)
     if work is not None:
-      pipeline.save_replay(replay_file, replay)  # before the snapshots: their presence marks a finished run
+      # before the snapshots: their presence marks a finished run
+      pipeline.save_replay(replay_file, replay)
       shutil.rmtree(work.behaviour_path, ignore_errors=True)  # snapshots without a replay
       work.save_behaviour(policies)
   returns = _snapshot_returns(env, policies, tasks, seed, return_episodes, work, say)

@@ -127,8 +127,8 @@ def load_behaviour(dataset_dir: str, env: TaskEnv) -> BehaviourPolicies:
     leaves.append(arrays[key])
   params = jax.tree_util.tree_unflatten(treedef, leaves)
   return BehaviourPolicies(params=params, steps=np.asarray(info["steps"]),
-                                     make_policy=make_policy, hidden_sizes=hidden, algo=algo,
-                                     normalize_observations=normalize)
+                           make_policy=make_policy, hidden_sizes=hidden, algo=algo,
+                           normalize_observations=normalize)
 
 
 def split_behaviour_kwargs(behaviour_kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -389,7 +389,8 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
       replay = load_replay(replay_file)
     say(f"resuming: reusing {policies.num_snapshots} {policies.algo} behaviour snapshots "
         f"(steps {policies.steps.tolist()}) from {work.behaviour_path}")
-    behaviour_seconds = read_behaviour_seconds(work.path)  # what the processes that trained them took
+    # what the processes that trained them took
+    behaviour_seconds = read_behaviour_seconds(work.path)
     # a run killed between saving its snapshots and deleting its checkpoint
     shutil.rmtree(work.behaviour_checkpoint_path, ignore_errors=True)
   if policies is None:

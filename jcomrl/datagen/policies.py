@@ -24,8 +24,8 @@ class BehaviourPolicies:
     make_policy: ``make_policy(params, deterministic) -> policy(obs, key) -> (action, extras)``
       for *one* snapshot's params (vmap it over the snapshot axis).
     hidden_sizes: the policy network's hidden layer sizes (to rebuild it after a restore).
-    algo: the trainer that produced the snapshots (one of ``behaviour.ALGOS``); it decides the network
-      layout used to restore them.
+    algo: the trainer that produced the snapshots (one of ``behaviour.ALGOS``); it decides the
+      network layout used to restore them.
     normalize_observations: whether the policy applies its running observation normaliser
       (brax's ``normalize_observations``); a restored ``make_policy`` must do the same.
   """
