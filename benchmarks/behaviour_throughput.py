@@ -2,7 +2,8 @@
 (the target: the official recipe's data in <= 2 h for cheetah_vel, <= 1 h for ant_dir on 2 cores).
 
 ``python -m benchmarks.behaviour_throughput --env=cheetah_vel [--variant=official]`` builds the
-trainer of ``experiments/configs/data.py:<env>@<variant>`` (``jcomrl.data.per_task_sac``: the 40
+trainer of the data recipe ``<env>@<variant>`` (``jcomrl.datagen.recipes``, the configs of
+``experiments/configs/data.py``; ``jcomrl.datagen.per_task_sac``: the 40
 agents vmapped, their envs stepped as one batch), fills the replay buffers past the warm-up, and
 times, each the best of ``--repeats`` compiled calls:
 
@@ -41,16 +42,15 @@ def _best(fn, repeats: int) -> float:
 
 def measure(env_name: str, variant: str, iterations: int, repeats: int,
             devices: int | None = None) -> dict:
-  from experiments import cli
-  from experiments import collect as collect_cli
-  from experiments.configs import data as data_config
   from jcomrl import envs
   from jcomrl.algos.config import HParams
-  from jcomrl.data import per_task_sac as pts
+  from jcomrl.datagen import per_task_sac as pts
+  from jcomrl.datagen import recipes
   from jcomrl.nets.mlp import check_init
+  from jcomrl.provenance import cpu_model, source_commit
 
-  c = data_config.get_config(f"{env_name}@{variant}")
-  kw = collect_cli.behaviour_kwargs(c)
+  c = recipes.get_config(f"{env_name}@{variant}")
+  kw = recipes.behaviour_kwargs(c)
   if kw["algo"] != "sac_per_task":
     raise SystemExit(f"{env_name}@{variant} trains {kw['algo']}; this benchmark times "
                      "sac_per_task recipes")
@@ -75,8 +75,8 @@ def measure(env_name: str, variant: str, iterations: int, repeats: int,
   init, run = pts.make_trainer(env, cfg)
   # As experiments.collect trains it: the agents sharded over the host's XLA CPU devices.
   sharding = pts.task_sharding(num_tasks, devices)
-  tasks = pts._place(tasks, sharding, num_tasks)
-  state = pts._place(init(keys, tasks, 0.1), sharding, num_tasks)
+  tasks = pts.shard_over_tasks(tasks, sharding, num_tasks)
+  state = pts.shard_over_tasks(init(keys, tasks, 0.1), sharding, num_tasks)
   warm = jnp.asarray(warmup, jnp.int32)
   t0 = time.perf_counter()
   state, _ = run(state, tasks, hp, warm, jnp.asarray(-(-warmup // num_envs), jnp.int32))
@@ -124,7 +124,7 @@ def measure(env_name: str, variant: str, iterations: int, repeats: int,
       "projected_training_h": train_iters * it_s / 3600 + warm_s / 3600,
       "projected_h_at_gemm_peak": train_iters * (flops / (peak["gemm_peak_gflops"] * 1e9))
       / 3600,
-      "cpu": cli.cpu_model(), "jcomrl_commit": cli.source_commit(),
+      "cpu": cpu_model(), "jcomrl_commit": source_commit(),
       "load_avg_at_end": os.getloadavg(), "jax": jax.__version__,
       "date": time.strftime("%Y-%m-%d %H:%M:%S"),
   }
@@ -141,9 +141,9 @@ def main():
                   help="XLA CPU devices the agents are sharded over (default: as "
                        "experiments.collect, the cores this process may use)")
   args = ap.parse_args()
-  from experiments import collect as collect_cli
+  from jcomrl.datagen import recipes
 
-  args.devices = collect_cli.set_cpu_devices({"behaviour": {"algo": "sac_per_task"}},
+  args.devices = recipes.set_cpu_devices({"behaviour": {"algo": "sac_per_task"}},
                                              args.devices)
   load0 = os.getloadavg()
   r = measure(args.env, args.variant, args.iterations, args.repeats, args.devices)

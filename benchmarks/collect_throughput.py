@@ -4,13 +4,13 @@ For every env, and for the MuJoCo envs under every physics backend of ``--physic
 ``c`` and ``mjx`` side by side in one run; ``c_over_mjx`` in each ``c`` row is the ratio of the
 two collection rates and training rates):
   * **collection**: the jitted ``[tasks x snapshots x episodes]`` rollout of
-    ``jcomrl.data.collect`` (stochastic task-conditioned brax policy, explicit resets) over all 40
-    benchmark tasks; compile (lower + compile) is timed apart from the run; the run time is the
+    ``jcomrl.datagen.collect`` (stochastic task-conditioned brax policy, explicit resets) over all
+    40 benchmark tasks; compile (lower + compile) is timed apart from the run; the run time is the
     median of ``--repeats`` calls after a warm-up call.
-  * **behaviour training**: brax PPO (``jcomrl.data.behaviour.train_ppo``) for a few short
+  * **behaviour training**: brax PPO (``jcomrl.datagen.behaviour.train_ppo``) for a few short
     epochs; the figure is brax's own ``training/sps`` of the *last* epoch (the first one includes
     compilation); brax's evaluation rollouts are off. ``--sac_envs`` adds brax SAC for some envs.
-  * **full-config estimate**: the time the env's full data config (``experiments/configs/data.py``)
+  * **full-config estimate**: the time the env's full data config (``jcomrl.datagen.recipes``)
     would take at these rates (behaviour steps / training rate + transitions / collection rate),
     compilation excluded. On a CPU this is an extrapolation, not a measurement.
 
@@ -62,10 +62,10 @@ import time
 import jax
 import numpy as np
 
-from experiments.configs import data as data_config
 from jcomrl import atomic, envs
-from jcomrl.data import behaviour, collect, pipeline
+from jcomrl.datagen import behaviour, collect, pipeline, recipes
 from jcomrl.envs.c_physics import default_threads
+from jcomrl.rollout import make_rollout_fn
 
 ENV_NAMES = ["point_robot", "sparse_point_robot", "cheetah_vel", "cheetah_dir", "ant_dir",
              "hopper_param", "walker_param"]
@@ -101,15 +101,15 @@ def bench_collection(env, episodes: int, snapshots: int, repeats: int) -> dict:
   params = jax.tree.map(lambda x: np.stack([np.asarray(x)] * snapshots), template)
   tasks = env.all_benchmark_tasks()
   num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
-  fn = collect.make_rollout_fn(env, make_policy)
-  keys = collect._segment_keys(jax.random.key(0), num_tasks, snapshots, episodes)
+  fn = make_rollout_fn(env, make_policy)
+  keys = collect.segment_keys(jax.random.key(0), num_tasks, snapshots, episodes)
   t0 = time.perf_counter()
   compiled = fn.lower(params, tasks, keys).compile()
   compile_s = time.perf_counter() - t0
   jax.block_until_ready(compiled(params, tasks, keys))
   times = []
   for i in range(repeats):
-    k = collect._segment_keys(jax.random.key(i + 1), num_tasks, snapshots, episodes)
+    k = collect.segment_keys(jax.random.key(i + 1), num_tasks, snapshots, episodes)
     t0 = time.perf_counter()
     jax.block_until_ready(compiled(params, tasks, k).reward)
     times.append(time.perf_counter() - t0)
@@ -144,7 +144,7 @@ def bench_training(env, algo: str, args) -> dict:
 
 
 def full_config_estimate(name: str, collect_rate: float, train_rate: float | None) -> dict:
-  c = data_config.get_config(name)  # sizes only: the backend does not change them
+  c = recipes.get_config(name)  # sizes only: the backend does not change them
   env = envs.make(c.env)
   algo = c.behaviour.algo
   steps = int(c.behaviour[algo].num_timesteps)
@@ -199,7 +199,7 @@ def behaviour_returns(name: str, args) -> dict:
   t0 = time.perf_counter()
   algo = "ppo"
   if name in ("point_robot", "sparse_point_robot"):
-    c = data_config.get_config(name)
+    c = recipes.get_config(name)
     kw = dict(c.behaviour.ppo.to_dict(), num_snapshots=c.behaviour.num_snapshots)
     budget = f"full '{name}' data config (brax PPO, {kw['num_timesteps']:,} env steps)"
   elif args.returns_algo == "sac":

@@ -171,7 +171,7 @@ def main():
     load = os.getloadavg()
   except OSError:
     load = None
-  from experiments.cli import cpu_model
+  from jcomrl.provenance import cpu_model
 
   cpu = cpu_model()
   out = {"title": a.title, "cpu": cpu, "machine": platform.machine(),

@@ -1,6 +1,6 @@
 """Wall time to build each env's full default dataset, and its behaviour expert/random returns.
 
-Runs ``experiments.collect.generate`` (the same code as ``make data``) on the full data config
+Runs ``jcomrl.datagen.recipes.generate`` (the code ``make data`` runs) on the full data recipe
 of every env in ``--envs`` (``experiments/configs/data.py:<env>``, UNICORN Table 7 sizes) and
 records, per env: the wall time split into behaviour training and collection (+ anchors), the
 dataset size, and the normalisation anchors (mean return of the random and the expert behaviour
@@ -27,8 +27,7 @@ import os
 import time
 
 from benchmarks.collect_throughput import RESULTS, _device, _meta, _write
-from experiments import collect as collect_cli
-from experiments.configs import data as data_config
+from jcomrl.datagen import recipes
 
 MUJOCO = "cheetah_vel,cheetah_dir,ant_dir,hopper_param,walker_param"
 
@@ -46,7 +45,7 @@ def build(variant: str, data_root: str, earlier_s: float, save, rebuild: bool = 
   ``save(row)`` is called at every progress line with the row so far (``finished`` False), so a
   build killed mid-way leaves its seconds behind for the resumed attempt to add.
   """
-  c = data_config.get_config(variant)
+  c = recipes.get_config(variant)
   c.out = os.path.join(data_root, variant)
   c.overwrite = rebuild
   beh = c.behaviour[c.behaviour.algo]
@@ -63,7 +62,8 @@ def build(variant: str, data_root: str, earlier_s: float, save, rebuild: bool = 
     save(row)
     print(f"[{variant}] {line}", flush=True)
 
-  data, meta = collect_cli.generate(c, progress=progress)
+  data, meta = recipes.generate(
+      c, progress=lambda step, metrics: progress(f"behaviour step {step:,}"), message=progress)
   this = time.perf_counter() - t0
   behaviour_s = marks.get("behaviour_done", t0 + this) - t0
   norm = meta["normalisation"]
@@ -90,8 +90,9 @@ def main(argv=None):
   load0 = os.getloadavg()
   path = os.path.join(args.results_dir, f"dataset_build_{tag}.json")
   rows = {r["env"]: r for r in _load(path)["results"]}
-  note = ("full default data configs built by experiments.collect.generate (make data); wall_s "
-          "sums every attempt of a resumed build (compile time included); attempts counts them")
+  note = ("full default data configs built by jcomrl.datagen.recipes.generate (make data); "
+          "wall_s sums every attempt of a resumed build (compile time included); attempts counts "
+          "them")
   save_all = lambda: _write(path, {"meta": _meta(kind, note, load0),
                                    "results": list(rows.values())})
   for variant in args.envs.split(","):

@@ -169,10 +169,10 @@ def main():
   import jax
   import jax.numpy as jnp
 
-  from experiments import cli
   from jcomrl import envs
   from jcomrl.data.dataset import load_dataset
   from jcomrl.data.official_layout import export_unicorn
+  from jcomrl.provenance import cpu_model, source_commit
 
   dataset, meta = load_dataset(a.dataset)
   env_name = meta["env"]
@@ -275,8 +275,8 @@ def main():
             "env": env_name, "sizes": a.sizes, "seed": a.seed, "agent": type(learner.agent).__name__,
             "args": {k: (v if isinstance(v, (int, float, str, bool, list, type(None))) else str(v))
                      for k, v in vars(args).items()},
-            "jcomrl_commit": cli.source_commit(),
-            "cpu": cli.cpu_model(), "normalisation": norm}
+            "jcomrl_commit": source_commit(),
+            "cpu": cpu_model(), "normalisation": norm}
   key = jax.random.key(a.seed)
   iters_per_eval = max(1, a.eval_every // int(args.rl_updates_per_iter))
   t0 = time.time()

@@ -17,11 +17,12 @@ import difflib
 import fcntl
 import importlib.util
 import os
-import subprocess
 import sys
 import time
 
 from absl import app, flags, logging
+
+from jcomrl.provenance import cpu_model, source_commit  # noqa: F401  (experiments.cli's names)
 
 FLAGS = flags.FLAGS
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -50,7 +51,7 @@ _USER_ERRORS = {
     "experiments.cli.UsageError": 2,
     "jcomrl.data.dataset.DatasetError": 2,
     "jcomrl.checkpoint.CheckpointError": 2,
-    "jcomrl.data.pipeline.ConfigError": 2,
+    "jcomrl.datagen.pipeline.ConfigError": 2,
     "experiments.cli.RunFailed": 1,
     "jcomrl.algos.trainer.NonFiniteLossError": 1,
 }
@@ -384,33 +385,6 @@ class RunLock:
 
 
 # ---------------------------------------------------------------------------- progress
-
-
-def source_commit() -> str | None:
-  """The jcomrl source commit (``git rev-parse HEAD`` of the checkout this package runs from,
-  with ``+dirty`` when tracked files differ from it), or ``None`` outside a git checkout (an
-  installed wheel). Results record it so every table names the code that made it."""
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  try:
-    head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True,
-                          text=True, timeout=10, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-  except (OSError, subprocess.SubprocessError):
-    return None
-  return head + ("+dirty" if dirty else "") if head else None
-
-
-def cpu_model() -> str | None:
-  """The CPU model (``/proc/cpuinfo``'s first ``model name``), or ``None`` where unreadable."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return None
 
 
 def format_seconds(s: float) -> str:

@@ -7,7 +7,7 @@ the same config (behaviour snapshots are reused, an unfinished ``sac_per_task`` 
 behaviour training continues from its last checkpoint, finished collection chunks are skipped).
 
 A single-task family config (``experiments/configs/offline_data.py``, it has ``qualities``)
-writes its qualities from one behaviour run (``jcomrl.data.offline``)::
+writes its qualities from one behaviour run (``jcomrl.datagen.offline``)::
 
     python -m experiments.collect --config=experiments/configs/offline_data.py:hopper@cpu
 """
@@ -21,6 +21,7 @@ import numpy as np
 from ml_collections import config_flags
 
 from experiments import cli
+from jcomrl.datagen.recipes import behaviour_kwargs, default_out, set_cpu_devices  # noqa: F401
 
 DEFAULT_CONFIG = os.path.join(cli.CONFIG_DIR, "data.py") + ":point_robot"
 
@@ -36,37 +37,6 @@ def define_flags() -> None:
       "cpu_devices", None, "XLA CPU devices to split the host into; per-task SAC agents "
       "(behaviour.algo=sac_per_task) train in parallel over them. Default: the cores this "
       "process may use when behaviour.algo=sac_per_task, else 1", lower_bound=1)
-
-
-def set_cpu_devices(c, requested: int | None) -> int:
-  """Splits the host CPU into XLA devices before JAX starts its backends (per-task SAC shards
-  its agents over them: on a quiet 2-core CPU, 40 cheetah-vel agents trained in 42 s instead of
-  63 s with 2 devices). Returns the device count set (1: left alone)."""
-  import jax
-
-  from jcomrl.envs.c_physics import default_threads
-
-  n = requested
-  if n is None:
-    n = default_threads() if c.get("behaviour", {}).get("algo") == "sac_per_task" else 1
-  if n > 1:
-    jax.config.update("jax_num_cpu_devices", int(n))
-  return int(n)
-
-
-def behaviour_kwargs(c) -> dict:
-  """``{"algo", "num_snapshots", **behaviour.<algo>}`` of a data config (``ConfigError`` if bad)."""
-  from jcomrl.data import pipeline
-
-  algo = c.behaviour.algo
-  from jcomrl.data import behaviour
-
-  if algo not in behaviour.ALGOS or algo not in c.behaviour:
-    raise pipeline.ConfigError(f"unknown behaviour algo {algo!r} (config key behaviour.algo); "
-                               f"expected one of {behaviour.ALGOS} with settings in "
-                               "behaviour.<algo>")
-  return {"algo": algo, "num_snapshots": c.behaviour.num_snapshots,
-          **c.behaviour[algo].to_dict()}
 
 
 def resumed_step(message: str) -> int | None:
@@ -85,14 +55,10 @@ def behaviour_eta(spent: float, step: int, start_step: int, total: int | None) -
   return spent / done * (total - step)
 
 
-def default_out(c) -> str:
-  return c.out or f"data/{c.get('variant', c.env)}_{c.quality}"
-
-
 def generate_family(c, progress=print):
   """Builds (or resumes) the single-task family of an ``offline_data.py`` config ``c``;
   returns ``{quality: (dataset, meta)}``."""
-  from jcomrl.data import offline
+  from jcomrl.datagen import offline
 
   t0 = time.time()
   kw = behaviour_kwargs(c)
@@ -112,16 +78,14 @@ def generate_family(c, progress=print):
 def generate(c, progress=print):
   """Builds (or resumes) the dataset of config ``c``; returns ``(dataset, meta)`` (a family
   config: ``{quality: (dataset, meta)}``, see ``generate_family``)."""
-  from jcomrl import envs
-  from jcomrl.data import collect, pipeline
+  from jcomrl.data.dataset import dataset_summary
+  from jcomrl.datagen import recipes
 
   if "qualities" in c:
     return generate_family(c, progress)
   t0 = time.time()
   out = default_out(c)
-  if c.env not in envs.registered():
-    raise pipeline.ConfigError(f"unknown env {c.env!r} (config key env); expected one of "
-                               f"{', '.join(envs.registered())}")
+  recipes.check_env(c)
   kw = behaviour_kwargs(c)
   total = kw.get("num_timesteps")
   start = {"step": 0}  # the env step this process starts training from (a resumed run's > 0)
@@ -147,20 +111,8 @@ def generate(c, progress=print):
     where = f"{cli.bar(step, total)} " if total else ""
     progress(f"behaviour step {step:,} {where}({cli.format_seconds(spent)}{eta}): {tail}")
 
-  data, meta = pipeline.generate_and_save(
-      out, c.env, dict(c.env_overrides), overwrite=c.overwrite, resume=c.resume,
-      quality=c.quality, seed=c.seed, behaviour_kwargs=kw,
-      episodes_per_snapshot=c.episodes_per_snapshot, transitions_per_task=c.transitions_per_task,
-      chunk_episodes=c.chunk_episodes, return_episodes=c.return_episodes,
-      behaviour_tasks=c.get("behaviour_tasks", "all"), physics=c.get("physics", "auto"),
-      anchor_policy=c.get("anchor_policy", "deterministic"),
-      provenance={"jcomrl_commit": cli.source_commit(),
-                  "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-                  "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
-                  "cpu": cli.cpu_model()},
-      progress=show,
-      message=say)
-  summary = {k: round(v, 2) for k, v in collect.dataset_summary(data).items()}
+  data, meta = recipes.generate(c, progress=show, message=say)
+  summary = {k: round(v, 2) for k, v in dataset_summary(data).items()}
   progress(f"wrote {out}: {data.num_tasks} tasks x {data.num_transitions} transitions in "
            f"{time.time() - t0:.0f}s; mean segment return per snapshot {summary}; "
            f"normalisation {meta['normalisation']}")

@@ -453,7 +453,7 @@ def _evaluate_protocols(workdir, protocols, step, progress, on_result) -> dict:
   device_data = data.to_device()
   behaviour = None
   if {"ood", "task_ood"} & set(protocols):
-    from jcomrl.data.pipeline import load_behaviour
+    from jcomrl.datagen.pipeline import load_behaviour
 
     try:
       behaviour = load_behaviour(cfg["dataset"], env)

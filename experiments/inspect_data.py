@@ -4,7 +4,7 @@
 
 Reads the stored dataset (``checkpoint_id``, ``episode_id``, ``reward``, ``terminal``,
 ``timeout``), so it shows the quality mix a learner will actually see. Only complete episodes
-count (ended by termination or by the time limit; see ``jcomrl.data.collect.episode_returns``).
+count (ended by termination or by the time limit; see ``jcomrl.data.dataset.episode_returns``).
 Prints a summary per checkpoint (mean over tasks, worst and best task, episodes) and a per-task
 table, and writes a PNG with the return against the checkpoint's training step, one line per task
 (held-out tasks dashed), into the dataset directory unless ``--out`` is given.
@@ -19,8 +19,7 @@ from absl import flags
 
 from experiments import cli
 from jcomrl import atomic
-from jcomrl.data import collect
-from jcomrl.data.dataset import load_dataset
+from jcomrl.data.dataset import episode_returns, load_dataset
 
 PLOT_NAME = "returns_by_checkpoint.png"
 
@@ -38,8 +37,8 @@ def return_table(path: str, verify_checksums: bool = True) -> dict:
   """
   data, meta = load_dataset(path, verify_checksums=verify_checksums)
   t = data.transitions
-  per_task = collect.episode_returns(t.reward, t.terminal, t.timeout, data.episode_id,
-                                     data.checkpoint_id, data.segment_length)
+  per_task = episode_returns(t.reward, t.terminal, t.timeout, data.episode_id,
+                             data.checkpoint_id, data.segment_length)
   ckpts = np.unique(np.concatenate([c for c, _ in per_task]))
   mean = np.full((data.num_tasks, ckpts.size), np.nan)
   std = np.full_like(mean, np.nan)

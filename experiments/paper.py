@@ -40,7 +40,7 @@ PROTOCOLS = ("iid", "ood", "z_shuffle", "diagnostics")
 PROFILES = ("cpu", "paper")
 # Behaviour-data recipes: "per_task" = one SAC agent per task, snapshots rolled out
 # (``data.py:<env>@cpu`` / ``<env>``); "fast" = one shared task-conditioned SAC agent, its whole
-# replay buffer as the data (``data.py:<env>@fast``, jcomrl.data.shared_sac); "official" = the
+# replay buffer as the data (``data.py:<env>@fast``, jcomrl.datagen.shared_sac); "official" = the
 # papers' recipe, one SAC agent per task at CORRO's data-collection settings and its whole
 # replay buffer (``data.py:<env>@official``, OFFICIAL_RECIPE_PROVENANCE).
 RECIPES = ("per_task", "fast", "official")

@@ -1,10 +1,12 @@
 """jcomrl: context-based offline meta-reinforcement learning in JAX/Flax.
 
-Layout (see docs/DESIGN.md): ``envs`` (multi-task environments), ``data`` (behaviour policies,
-collection, dataset store and sampler, D4RL / Minari interchange), ``mi`` (mutual-information
-bounds), ``nets`` (flax modules), ``algos`` (representation objectives, RL backbones, presets,
-the learners, MACAW), ``eval`` (adaptation protocols), ``checkpoint``, ``logging``,
-``distributed`` (multi-process runs) and ``atomic`` (atomic file writes).
+Layout (see docs/DESIGN.md): ``envs`` (multi-task environments), ``data`` (the dataset store
+and sampler, D4RL / Minari interchange), ``rollout`` (the recorded env-step loop), ``mi``
+(mutual-information bounds), ``nets`` (flax modules), ``algos`` (representation objectives, RL
+backbones, presets, the learners, MACAW), ``datagen`` (behaviour policies, collection, the data
+pipeline and recipes), ``eval`` (adaptation protocols), ``checkpoint``, ``logging``,
+``distributed`` (multi-process runs), ``provenance`` (the source commit and CPU model results
+record) and ``atomic`` (atomic file and directory writes).
 """
 
 __version__ = "0.1.0"

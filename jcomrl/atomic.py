@@ -1,7 +1,8 @@
 """Atomic file writes: a reader (or a run killed half-way) sees the old file or the new one, never
 a torn one. Every file jcomrl writes (JSON results, metrics rewrites, collection chunks, plots)
 goes through :func:`atomic_file`; whole directories (datasets, behaviour snapshots, exports) are
-built in a temporary sibling directory and swapped into place with :func:`replace_dir`.
+built in a temporary sibling directory by :func:`atomic_dir` and swapped into place with
+:func:`replace_dir`.
 """
 
 from __future__ import annotations
@@ -64,3 +65,23 @@ def replace_dir(tmp_dir: str, path: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
   else:
     os.rename(tmp_dir, path)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str, *, prefix: str | None = None):
+  """Yields the path of a new, empty temporary directory beside ``path``; on a clean exit it is
+  swapped into place with :func:`replace_dir` (a previous ``path`` survives until the swap), on
+  an exception it is removed and ``path`` is untouched. Parent directories are created.
+
+  ``prefix``: the temporary directory's name prefix (default ``".<basename of path>.tmp-"``).
+  The caller decides beforehand whether an existing ``path`` may be replaced."""
+  path = os.path.abspath(path)
+  parent = os.path.dirname(path)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=prefix or f".{os.path.basename(path)}.tmp-", dir=parent)
+  try:
+    yield tmp
+    replace_dir(tmp, path)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from jcomrl import envs
-from jcomrl.data import collect
-from jcomrl.data.behaviour import BehaviourPolicies
 from jcomrl.data.dataset import save_dataset
+from jcomrl.datagen import collect
+from jcomrl.datagen.policies import BehaviourPolicies
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -7,8 +7,8 @@ The lock and kill tests synchronise on these events instead of sleeping or polli
 ``EVENT`` is ``lock`` (right after the run directory's lock is taken), ``checkpoint`` (right
 after the first checkpoint is saved, ``jcomrl.checkpoint.save`` being synchronous) or
 ``behaviour_checkpoint`` (right after a SAC behaviour trainer's first checkpoint is committed,
-``jcomrl.data.resumable.Checkpoint.save``; the step reported is its env steps per task). At the first
-such event the child writes ``<event> <pid> <step>`` and a newline to the inherited file
+``jcomrl.datagen.resumable.Checkpoint.save``; the step reported is its env steps per task). At the
+first such event the child writes ``<event> <pid> <step>`` and a newline to the inherited file
 descriptor ``READY_FD`` and then blocks reading ``HOLD_FD`` until the parent writes a byte or
 closes it (or kills the child), so the parent acts while the child is known to be at that
 point. ``MODULE`` runs as ``python -m MODULE ARGS`` would. The parent side is :class:`SyncChild`
@@ -90,7 +90,7 @@ def main() -> None:
 
     checkpoint.save = save_and_report
   elif event == "behaviour_checkpoint":
-    from jcomrl.data import resumable
+    from jcomrl.datagen import resumable
     save_behaviour = resumable.Checkpoint.save
 
     def save_behaviour_and_report(self, state, *a, **kw):

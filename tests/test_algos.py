@@ -304,7 +304,7 @@ _SHARD_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from conftest import scripted_policies
     from jcomrl import envs
-    from jcomrl.data import collect
+    from jcomrl.datagen import collect
     from jcomrl.algos.config import HParams, LearnerConfig
     from jcomrl.algos.learner import broadcast_hparams, make_learner, seed_keys
     assert len(jax.devices()) == 4, jax.devices()

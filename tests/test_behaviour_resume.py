@@ -1,5 +1,5 @@
-"""Resumable behaviour training (jcomrl.data.resumable): a per-task or shared SAC run killed at any
-point and started again with the same settings ends with the snapshots, replay buffers and step
+"""Resumable behaviour training (jcomrl.datagen.resumable): a per-task or shared SAC run killed at
+any point and started again with the same settings ends with the snapshots, replay buffers and step
 counts of an uninterrupted run, bit for bit (C-MuJoCo env states included); a dataset work
 directory resumes a killed behaviour phase to the same dataset; a checkpoint made with other
 settings is refused, untouched."""
@@ -16,7 +16,7 @@ import pytest
 
 from jcomrl import envs
 from jcomrl.checkpoint import CheckpointError
-from jcomrl.data import per_task_sac, pipeline, resumable, shared_sac
+from jcomrl.datagen import per_task_sac, pipeline, resumable, shared_sac
 from jcomrl.data.dataset import load_dataset
 from sync_child import SyncChild
 
@@ -232,7 +232,7 @@ def test_the_pipeline_resumes_a_killed_behaviour_phase(tmp_path):
   assert resumable.resume_step(ckpt) == 80
   assert not os.path.exists(os.path.join(work, pipeline.BEHAVIOUR_DIR))
   # The killed process's training time so far (to its first interval's end) is on disk.
-  before = pipeline._read_seconds(work)
+  before = pipeline.read_behaviour_seconds(work)
   assert before is not None and before > 0
   messages = []
   data, policies, meta = pipeline.generate("point_robot", {}, work_dir=work,

@@ -20,9 +20,12 @@ from experiments import collect as collect_cli
 from experiments import inspect_data
 from experiments.configs import data as data_config
 from jcomrl import envs
-from jcomrl.data import behaviour, collect, pipeline
-from jcomrl.data.dataset import DatasetError, load_dataset
+from jcomrl.data.dataset import (DatasetError, dataset_summary, episode_ids, episode_returns,
+                                 load_dataset)
+from jcomrl.datagen import behaviour, collect, pipeline
+from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.envs.point_robot import PointRobot
+from jcomrl.rollout import first_episode_returns, make_rollout_fn, make_segment_rollout
 from jcomrl.types import Transition
 
 
@@ -51,7 +54,7 @@ def _first_last_returns(env, policies, episodes=16):
   """``[2, T]`` mean stochastic episode return of the first and last snapshot in all tasks."""
   sel = policies.select([0, policies.num_snapshots - 1])
   traj = collect.rollout_segments(env, sel, env.all_benchmark_tasks(), jax.random.key(3), episodes)
-  return np.asarray(collect.first_episode_returns(traj).mean(-1)).T
+  return np.asarray(first_episode_returns(traj).mean(-1)).T
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +104,8 @@ def test_behaviour_round_trip_both_algos(tmp_path, point_env):
   for algo in ("ppo", "sac"):  # brax layouts; sac_per_task: tests/test_per_task_sac.py
     make, template = behaviour.policy_template(point_env, algo, hidden, True)
     params = jax.tree.map(lambda x: np.stack([np.asarray(x)] * 2), template)
-    pol = behaviour.BehaviourPolicies(params=params, steps=np.array([0, 5]), make_policy=make,
-                                      hidden_sizes=hidden, algo=algo, normalize_observations=True)
+    pol = BehaviourPolicies(params=params, steps=np.array([0, 5]), make_policy=make,
+                            hidden_sizes=hidden, algo=algo, normalize_observations=True)
     pipeline.save_behaviour(str(tmp_path / algo / pipeline.BEHAVIOUR_DIR), pol)
     back = pipeline.load_behaviour(str(tmp_path / algo), point_env)
     assert back.algo == algo and back.steps.tolist() == [0, 5] and back.normalize_observations
@@ -266,11 +269,11 @@ def test_batched_rollout_equals_per_episode_reference():
   env = _TerminatingPointRobot()
   pol = scripted_policies(3)
   tasks = env.all_benchmark_tasks()
-  keys = collect._segment_keys(jax.random.key(1), 40, 3, 2)
-  one = collect.make_segment_rollout(env, pol.make_policy)
+  keys = collect.segment_keys(jax.random.key(1), 40, 3, 2)
+  one = make_segment_rollout(env, pol.make_policy)
   ref = jax.jit(jax.vmap(jax.vmap(jax.vmap(one, (None, None, 0)), (0, None, 0)),
                          (None, 0, 0)))(pol.params, tasks, keys)
-  new = collect.make_rollout_fn(env, pol.make_policy)(pol.params, tasks, keys)
+  new = make_rollout_fn(env, pol.make_policy)(pol.params, tasks, keys)
   for field in ("obs", "action", "next_obs", "terminal", "timeout"):
     np.testing.assert_array_equal(getattr(new, field), getattr(ref, field), err_msg=field)
   np.testing.assert_allclose(new.reward, ref.reward, rtol=1e-6, atol=1e-6)
@@ -283,9 +286,9 @@ def test_batched_rollout_episode_does_not_depend_on_batch_layout():
   env = _TerminatingPointRobot()
   pol = scripted_policies(3)
   tasks = env.all_benchmark_tasks()
-  k1 = collect._segment_keys(jax.random.key(1), 40, 3, 1)
-  k2 = jnp.concatenate([k1, collect._segment_keys(jax.random.key(2), 40, 3, 1)], axis=2)
-  fn = collect.make_rollout_fn(env, pol.make_policy)
+  k1 = collect.segment_keys(jax.random.key(1), 40, 3, 1)
+  k2 = jnp.concatenate([k1, collect.segment_keys(jax.random.key(2), 40, 3, 1)], axis=2)
+  fn = make_rollout_fn(env, pol.make_policy)
   one, two = fn(pol.params, tasks, k1), fn(pol.params, tasks, k2)
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b[:, :, :1]), one, two)
 
@@ -296,10 +299,10 @@ def test_first_episode_returns_stop_at_termination():
   tout = jnp.array([[0, 0, 0, 0, 1], [0, 0, 0, 0, 1]], jnp.float32)
   traj = Transition(obs=jnp.zeros((2, 5, 1)), action=jnp.zeros((2, 5, 1)), reward=r,
                     next_obs=jnp.zeros((2, 5, 1)), terminal=term, timeout=tout)
-  np.testing.assert_allclose(collect.first_episode_returns(traj), [2.0, 5.0])
-  eps = collect.episode_returns(np.asarray(r), np.asarray(term), np.asarray(tout),
-                                collect._episode_ids(np.asarray(term), np.asarray(tout)),
-                                np.zeros((2, 5), np.int32), segment_length=5)
+  np.testing.assert_allclose(first_episode_returns(traj), [2.0, 5.0])
+  eps = episode_returns(np.asarray(r), np.asarray(term), np.asarray(tout),
+                        episode_ids(np.asarray(term), np.asarray(tout)),
+                        np.zeros((2, 5), np.int32), segment_length=5)
   # Row 0: a 2-step terminated episode is complete; the 3-step remainder cut by the segment
   # end is partial and dropped. Row 1: one full-length episode.
   np.testing.assert_allclose(eps[0][1], [2.0])
@@ -350,7 +353,7 @@ def test_inspect_data_reports_and_plots(synthetic_dir, tmp_path):
   assert "ckpt" in text and "normalisation anchors: random -20.00" in text
   assert " 2* " in text  # test task 2 is marked
   data, _ = load_dataset(synthetic_dir)
-  seg = collect.dataset_summary(data)  # no termination: segment return = episode return
+  seg = dataset_summary(data)  # no termination: segment return = episode return
   np.testing.assert_allclose(np.nanmean(table["mean"], axis=0), [seg[k] for k in (0, 1, 2)],
                              rtol=1e-5)
 
@@ -400,9 +403,9 @@ def _speed_policies(speeds):
       return jax.random.uniform(key, (2,), minval=-1.0, maxval=1.0), {}
     return policy
 
-  return behaviour.BehaviourPolicies(params={"v": jnp.asarray(speeds, jnp.float32)},
-                                     steps=np.arange(len(speeds)), make_policy=make_policy,
-                                     hidden_sizes=())
+  return BehaviourPolicies(params={"v": jnp.asarray(speeds, jnp.float32)},
+                           steps=np.arange(len(speeds)), make_policy=make_policy,
+                           hidden_sizes=())
 
 
 def _straight_line_return(v, steps=20, max_step=0.1):

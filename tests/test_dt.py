@@ -11,12 +11,12 @@ from jcomrl.algos import presets
 from jcomrl.algos.backbones.base import memoryless_policy
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.learner import broadcast_hparams, make_learner, seed_keys
-from jcomrl.data.collect import first_episode_returns, record_segment
 from jcomrl.data.dataset import OfflineDataset
 from jcomrl.data.sampler import episode_bookkeeping, prompt_segment, sample_segments
 from jcomrl.eval import protocols as P
 from jcomrl.eval import rollout
 from jcomrl.nets.transformer import DecisionTransformer
+from jcomrl.rollout import first_episode_returns, record_segment
 from jcomrl.types import Segment, Transition, segment_to_vector, vector_to_segment
 
 K = 6

@@ -17,11 +17,11 @@ from experiments import collect as collect_cli
 from experiments.configs import data as data_config
 from jcomrl.algos.config import LearnerConfig
 from jcomrl.algos.learner import make_learner, seed_keys
-from jcomrl.data import collect
 from jcomrl.data.dataset import load_dataset
-from jcomrl.data.pipeline import load_behaviour
+from jcomrl.datagen.pipeline import load_behaviour
 from jcomrl.eval import diagnostics, suite
 from jcomrl.eval import protocols as P
+from jcomrl.rollout import make_segment_rollout
 
 TINY = {"obs_size": 2, "action_size": 2, "task_param_size": 2, "latent_size": 4,
         "encoder_hidden": (16,), "rl_hidden": (16,), "dual_hidden": (16,), "meta_batch_size": 4,
@@ -151,7 +151,7 @@ def test_ood_contexts_come_from_other_tasks_behaviour_policies(behaviour_data, p
   np.testing.assert_allclose(ctx.action, want, rtol=1e-5, atol=1e-6)
   # The pair conditioned on the test task itself is exactly that task's own behaviour rollout
   # (the conditioning wrapper is transparent), and other tasks' pairs differ from it.
-  own_rollout = jax.jit(collect.make_segment_rollout(point_env, beh.make_policy, True))
+  own_rollout = jax.jit(make_segment_rollout(point_env, beh.make_policy, True))
   k_exp = beh.num_snapshots - 1
   snap = jax.tree.map(lambda x: x[k_exp], beh.params)
   for t, row in enumerate(rows[:3]):

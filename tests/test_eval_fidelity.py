@@ -18,11 +18,13 @@ import pytest
 
 from jcomrl.algos.config import LearnerConfig
 from jcomrl.algos.learner import make_learner, seed_keys
-from jcomrl.data import collect
-from jcomrl.data.behaviour import BehaviourPolicies
+from jcomrl.data.dataset import episode_ids, episode_returns
+from jcomrl.datagen import collect
+from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.envs.base import EnvState, TaskEnv
 from jcomrl.eval import protocols as P
 from jcomrl.eval import rollout, suite
+from jcomrl.rollout import make_segment_rollout
 
 TINY = {"obs_size": 2, "action_size": 2, "task_param_size": 2, "latent_size": 4,
         "encoder_hidden": (8,), "rl_hidden": (8,), "dual_hidden": (8,), "meta_batch_size": 2,
@@ -180,7 +182,7 @@ def test_episode_end_conventions(convention, stored_terminal, stored_timeout, ev
   env = Faller(convention)
   task = {"g": jnp.zeros(())}
   make_policy = lambda params, det: (lambda obs, key: (jnp.zeros(1), {}))
-  seg = collect.make_segment_rollout(env, make_policy)({}, task, jax.random.key(0))
+  seg = make_segment_rollout(env, make_policy)({}, task, jax.random.key(0))
   # The collection segment resets after the fall (a 2nd episode falls at its step 3 again).
   np.testing.assert_array_equal(seg.obs[:, 0], [0, 1, 2, 0, 1, 2])
   np.testing.assert_array_equal(seg.terminal, stored_terminal)
@@ -201,9 +203,9 @@ def test_episode_end_conventions(convention, stored_terminal, stored_timeout, ev
   # A stored episode ending in a fall inside its segment is complete under both conventions
   # (under "no_terminal" a fall at the segment's last step cannot be told from the cut).
   flat = lambda x: np.asarray(x)[None]
-  ids = collect._episode_ids(flat(seg.terminal), flat(seg.timeout))
-  eps = collect.episode_returns(flat(seg.reward), flat(seg.terminal), flat(seg.timeout), ids,
-                                np.zeros((1, 6), np.int32), segment_length=6)
+  ids = episode_ids(flat(seg.terminal), flat(seg.timeout))
+  eps = episode_returns(flat(seg.reward), flat(seg.terminal), flat(seg.timeout), ids,
+                        np.zeros((1, 6), np.int32), segment_length=6)
   np.testing.assert_array_equal(eps[0][1], [3.0, 3.0] if convention == "true_terminal"
                                 else [3.0])
 

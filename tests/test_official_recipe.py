@@ -12,7 +12,7 @@ import pytest
 from experiments import collect as collect_cli
 from experiments.configs import data as data_config
 from jcomrl import envs
-from jcomrl.data import per_task_sac, pipeline
+from jcomrl.datagen import per_task_sac, pipeline
 
 ENVS = ("cheetah_vel", "cheetah_dir", "ant_dir", "hopper_param", "walker_param")
 ROWS = data_config.OFFICIAL_RECIPE_PROVENANCE

@@ -1,5 +1,5 @@
-"""Single-task D4RL-style dataset families (issue 18, ``jcomrl.data.offline``): five qualities from
-one per-task SAC run, their sizes and provenance, the anchors, and the single-task envs.
+"""Single-task D4RL-style dataset families (issue 18, ``jcomrl.datagen.offline``): five qualities
+from one per-task SAC run, their sizes and provenance, the anchors, and the single-task envs.
 
 One tiny family (``offline_data.py:tiny``: hopper, 100-step episodes, 1,800 env steps) is built
 once per session; the trainer is wrapped so the test can compare with what it recorded.
@@ -19,7 +19,7 @@ import pytest
 from experiments import collect as collect_cli
 from experiments.configs import offline_data as offline_config
 from jcomrl import envs
-from jcomrl.data import collect, offline, per_task_sac, pipeline, resumable
+from jcomrl.datagen import collect, offline, per_task_sac, pipeline, resumable
 from jcomrl.data.dataset import (DatasetError, OfflineDataset, check_normalisation, load_dataset,
                                  save_dataset)
 from jcomrl.data.sampler import sample_meta_batch, sample_trajectory

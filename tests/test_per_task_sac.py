@@ -1,4 +1,4 @@
-"""Per-task SAC behaviour agents (jcomrl.data.per_task_sac, issue 17): vmapped training equals a
+"""Per-task SAC behaviour agents (jcomrl.datagen.per_task_sac, issue 17): vmapped training equals a
 per-task loop, every agent learns its own task and only its own, and the snapshots feed the
 existing collection, evaluation and save/load code."""
 
@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from jcomrl.algos.config import HParams
-from jcomrl.data import behaviour, collect, per_task_sac, pipeline
+from jcomrl.datagen import behaviour, collect, per_task_sac, pipeline
+from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.eval import protocols
+from jcomrl.rollout import first_episode_returns
 
 # Four goals spread over the half circle (angles 0, pi/3, 2 pi/3, pi of the 40 benchmark tasks).
 TASK_IDS = np.array([0, 13, 26, 39])
@@ -85,7 +87,7 @@ def test_every_agent_beats_its_untrained_snapshot_and_specialises(point_env, tas
   # Deterministic returns [T, K] through the collection rollout (agent picked by task vector).
   traj = collect.rollout_segments(point_env, trained, tasks, jax.random.key(1), 1,
                                   deterministic=True)
-  r = np.asarray(collect.first_episode_returns(traj)[:, :, 0])
+  r = np.asarray(first_episode_returns(traj)[:, :, 0])
   gain = r[:, -1] - r[:, 0]
   assert gain.min() > 5.0, f"final snapshot not better than untrained: {r}"
   # Control: task t rolled with the final agent of the task at the other end of the list
@@ -93,7 +95,7 @@ def test_every_agent_beats_its_untrained_snapshot_and_specialises(point_env, tas
   vecs = np.asarray(jax.vmap(point_env.task_vector)(tasks))
   other = protocols.behaviour_contexts(point_env, trained, tasks, vecs[::-1][:, None], [2],
                                        jax.random.key(2), deterministic=True)
-  r_other = np.asarray(collect.first_episode_returns(other)[:, 0])
+  r_other = np.asarray(first_episode_returns(other)[:, 0])
   drop = r[:, -1] - r_other
   assert drop.min() > 5.0, f"own agent {r[:, -1]} vs another task's agent {r_other}"
 
@@ -117,8 +119,8 @@ def test_snapshots_build_a_dataset_and_round_trip(point_env, tasks, trained, tmp
   full["task_vectors"] = np.asarray(jax.vmap(point_env.task_vector)(
       point_env.all_benchmark_tasks()))
   stacked = jax.tree.map(lambda x: np.stack([np.asarray(x)] * 2), full)
-  pol = behaviour.BehaviourPolicies(params=stacked, steps=np.array([0, 9]), make_policy=make,
-                                    hidden_sizes=(8,), algo="sac_per_task")
+  pol = BehaviourPolicies(params=stacked, steps=np.array([0, 9]), make_policy=make,
+                          hidden_sizes=(8,), algo="sac_per_task")
   pipeline.save_behaviour(str(tmp_path / "full" / pipeline.BEHAVIOUR_DIR), pol)
   back = pipeline.load_behaviour(str(tmp_path / "full"), point_env)
   assert back.algo == "sac_per_task" and back.steps.tolist() == [0, 9]
@@ -222,7 +224,7 @@ _DEVICES_SCRIPT = """
 import jax, numpy as np
 jax.config.update("jax_num_cpu_devices", 2)
 from jcomrl import envs
-from jcomrl.data import per_task_sac
+from jcomrl.datagen import per_task_sac
 env = envs.make("point_robot")
 tasks = jax.tree.map(lambda x: x[np.array([0, 13, 26, 39])], env.all_benchmark_tasks())
 kw = dict(num_timesteps=400, num_snapshots=2, seed=0, num_envs=4, batch_size=32,

@@ -1,5 +1,5 @@
-"""The fast data recipe (jcomrl.data.shared_sac) and replay-buffer datasets (quality='replay',
-jcomrl.data.pipeline.replay_dataset): one shared agent learns every task, each task's stream
+"""The fast data recipe (jcomrl.datagen.shared_sac) and replay-buffer datasets (quality='replay',
+jcomrl.datagen.pipeline.replay_dataset): one shared agent learns every task, each task's stream
 holds only its own task's transitions, the dataset is the buffer in stored order, and a killed
 collection resumes from its saved buffer without retraining."""
 
@@ -9,8 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from jcomrl.data import behaviour, collect, pipeline, shared_sac
-from jcomrl.data.per_task_sac import Replay
+from jcomrl.datagen import behaviour, collect, pipeline, shared_sac
+from jcomrl.datagen.per_task_sac import Replay
 from jcomrl.types import Transition
 
 TASK_IDS = np.array([0, 13, 26, 39])  # goals at angles 0, pi/3, 2 pi/3, pi

@@ -32,15 +32,15 @@ from experiments.configs import (borel, corro, csro, focal, focal_dt, macaw, off
                                  prompt_dt, supervised, unicorn_ss, unicorn_ss_dt,
                                  unicorn_sup, unicorn_sup_dt)
 from jcomrl import envs
-from jcomrl.data import collect
-from jcomrl.data.behaviour import BehaviourPolicies
+from jcomrl.algos.offline_presets import OFFLINE_PRESETS as _OFF
 from jcomrl.data.dataset import save_dataset
+from jcomrl.datagen import collect
+from jcomrl.datagen.policies import BehaviourPolicies
 
 CONTEXT = {"focal": focal, "corro": corro, "csro": csro, "unicorn_ss": unicorn_ss,
            "unicorn_sup": unicorn_sup, "supervised": supervised, "oracle": oracle,
            "borel": borel, "prompt_dt": prompt_dt, "focal_dt": focal_dt,
            "unicorn_ss_dt": unicorn_ss_dt, "unicorn_sup_dt": unicorn_sup_dt, "macaw": macaw}
-from jcomrl.algos.offline_presets import OFFLINE_PRESETS as _OFF
 OFFLINE = tuple(_OFF)
 
 

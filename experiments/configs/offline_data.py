@@ -1,7 +1,7 @@
 """Single-task D4RL-style dataset configs: ``--config=experiments/configs/offline_data.py:<variant>``.
 
 One behaviour run (per-task SAC with one task) per env makes all five qualities
-(``jcomrl.data.offline``): ``random``, ``medium``, ``medium_replay``, ``expert``,
+(``jcomrl.datagen.offline``): ``random``, ``medium``, ``medium_replay``, ``expert``,
 ``medium_expert``, written to ``<out>/<name>-<quality>`` (default ``data/offline``)::
 
     python -m experiments.collect --config=experiments/configs/offline_data.py:hopper@cpu
@@ -35,7 +35,7 @@ Layout::
     behaviour.algo         "sac_per_task" (the only one with a replay buffer to keep)
     behaviour.num_snapshots  K snapshots (untrained first, final last; expert = the best, medium
                            from the others but the untrained one)
-    behaviour.sac_per_task   jcomrl.data.per_task_sac.train_sac_per_task kwargs; every snapshot
+    behaviour.sac_per_task   jcomrl.datagen.per_task_sac.train_sac_per_task kwargs; every snapshot
                            interval must be whole episodes per env (a clear error says which
                            num_timesteps fit)
 """
@@ -124,7 +124,7 @@ def get_config(variant: str = "tiny"):
   c.return_episodes = sizes["return_episodes"]
   c.medium_fraction = 1.0 / 3.0
   # How the snapshots act when the anchors are measured (and the expert / medium snapshots
-  # chosen): as the single-task evaluation acts (jcomrl.data.pipeline.ANCHOR_POLICIES). Not
+  # chosen): as the single-task evaluation acts (jcomrl.datagen.pipeline.ANCHOR_POLICIES). Not
   # tiny's: after its 1,800 env steps no trained snapshot acting deterministically outlasts the
   # untrained one, whose near-constant mean action keeps the hopper up for all 100 steps
   # (returns 98.8, then 74.1, 42.4, 39.0; stochastically 25.5, 53.3, 53.5, 41.8), so the test

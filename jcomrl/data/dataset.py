@@ -12,7 +12,8 @@ On disk a dataset is a directory::
                        creation config, behaviour snapshots, and for every array its
                        shape, dtype and sha256
     <field>.npy        one memory-mappable array per field (obs, action, ...)
-    behaviour/         optional: the behaviour-policy snapshots (see ``data.store``)
+    behaviour/         optional: the behaviour-policy snapshots (``jcomrl.datagen.pipeline``
+                       writes and reads them)
 
 ``save_dataset`` writes into a temporary sibling directory and renames it into place, so an
 interrupted save never leaves a half-written dataset and never destroys the previous one.
@@ -24,8 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from typing import Any
 
 import jax
@@ -124,7 +123,9 @@ class OfflineDataset:
     return jax.tree.map(jnp.asarray, self)
 
 
-def _sha256(path: str) -> str:
+def sha256_file(path: str) -> str:
+  """The SHA-256 hex digest of the file at ``path`` (read in 4 MiB blocks): the per-array
+  checksums of ``meta.json`` and the source digests of imported files."""
   h = hashlib.sha256()
   with open(path, "rb") as f:
     for block in iter(lambda: f.read(1 << 22), b""):
@@ -155,16 +156,13 @@ def save_dataset(path: str, dataset: OfflineDataset, meta: dict, *, overwrite: b
     if key not in meta:
       raise DatasetError(f"meta must contain {key!r}")
   _check_split(meta["split"], dataset.num_tasks)
-  parent = os.path.dirname(path)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
-  try:
+  with atomic.atomic_dir(path) as tmp:
     descr = {}
     for name, arr in dataset.arrays().items():
       arr = np.asarray(arr, dtype=_DTYPES.get(name, np.float32))
       file = os.path.join(tmp, f"{name}.npy")
       np.save(file, arr)
-      descr[name] = {"shape": list(arr.shape), "dtype": str(arr.dtype), "sha256": _sha256(file)}
+      descr[name] = {"shape": list(arr.shape), "dtype": str(arr.dtype), "sha256": sha256_file(file)}
     full = dict(meta)
     full.update(schema_version=SCHEMA_VERSION, segment_length=dataset.segment_length,
                 num_tasks=dataset.num_tasks, transitions_per_task=dataset.num_transitions,
@@ -173,10 +171,6 @@ def save_dataset(path: str, dataset: OfflineDataset, meta: dict, *, overwrite: b
       extra_writer(tmp)
     with open(os.path.join(tmp, "meta.json"), "w") as f:
       json.dump(full, f, indent=1, sort_keys=True)
-    atomic.replace_dir(tmp, path)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
   return path
 
 
@@ -249,7 +243,7 @@ def load_dataset(path: str, *, verify_checksums: bool = True, mmap: bool = True,
     if list(arr.shape) != list(want["shape"]) or str(arr.dtype) != want["dtype"]:
       raise DatasetError(f"{path}: {name}.npy has shape {list(arr.shape)} dtype {arr.dtype}; "
                          f"meta.json says shape {want['shape']} dtype {want['dtype']}")
-    if verify_checksums and _sha256(file) != want["sha256"]:
+    if verify_checksums and sha256_file(file) != want["sha256"]:
       raise DatasetError(f"{path}: checksum mismatch for {name}.npy (file modified or corrupt)")
     _check_values(path, name, arr)
     arrays[name] = arr
@@ -318,3 +312,50 @@ def _check_values(path: str, name: str, arr: np.ndarray) -> None:
     first = np.unravel_index(int(np.argmin(ok.reshape(-1))), a.shape)
     raise DatasetError(f"{path}: {name}.npy holds {int(a.size - ok.sum())} {what}, the first "
                        f"at index {tuple(int(i) for i in first)}; regenerate the dataset")
+
+
+# ---------------------------------------------------------------- reading stored episodes
+
+
+def episode_ids(terminal: np.ndarray, timeout: np.ndarray) -> np.ndarray:
+  """``episode_id [T, N]`` of stored transitions: per task row, 0 for the first episode and one
+  more after every step flagged ``terminal`` or ``timeout``."""
+  ends = np.maximum(terminal, timeout) > 0  # [T, N]
+  ids = np.zeros(ends.shape, np.int32)
+  ids[:, 1:] = np.cumsum(ends[:, :-1], axis=1)
+  return ids
+
+
+def episode_returns(reward: np.ndarray, terminal: np.ndarray, timeout: np.ndarray,
+                    episode_id: np.ndarray, checkpoint_id: np.ndarray,
+                    segment_length: int) -> list[tuple[np.ndarray, np.ndarray]]:
+  """Per task row: ``(checkpoint id, return)`` of every *complete* episode in stored data.
+
+  An episode is complete when it ended by a true termination, lasted the whole time limit
+  (``segment_length`` steps), or ended early inside its segment (a fall stored as a timeout
+  under the ``"no_terminal"`` convention). An episode that began after an early end and was
+  cut by the end of its segment is partial and left out. Host-side; reads memory-mapped
+  arrays one task row at a time.
+  """
+  out = []
+  for t in range(reward.shape[0]):
+    ids = np.asarray(episode_id[t])
+    n = int(ids[-1]) + 1
+    ret = np.bincount(ids, weights=np.asarray(reward[t], np.float64), minlength=n)
+    length = np.bincount(ids, minlength=n)
+    last = np.cumsum(length) - 1
+    first = last - length + 1
+    # An early end inside a segment stored as a timeout ("no_terminal" convention) is complete
+    # too; a timeout at a segment's last step may be the cut, so only a full length counts there.
+    early_end = (np.asarray(timeout[t])[last] > 0) & ((last + 1) % segment_length != 0)
+    complete = (np.asarray(terminal[t])[last] > 0) | (length >= segment_length) | early_end
+    out.append((np.asarray(checkpoint_id[t])[first][complete], ret[complete]))
+  return out
+
+
+def dataset_summary(dataset: OfflineDataset) -> dict[str, Any]:
+  """Per-checkpoint mean segment return over all tasks (host-side report)."""
+  r = np.asarray(dataset.transitions.reward)
+  seg = r.reshape(r.shape[0], -1, dataset.segment_length).sum(-1)
+  ck = np.asarray(dataset.checkpoint_id)[:, ::dataset.segment_length]
+  return {int(c): float(seg[ck == c].mean()) for c in np.unique(ck)}

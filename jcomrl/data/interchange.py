@@ -77,15 +77,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from typing import Any, Sequence
 
 import h5py
 import numpy as np
 
 from jcomrl import atomic
-from jcomrl.data.dataset import (DatasetError, OfflineDataset, _sha256,
+from jcomrl.data.dataset import (DatasetError, OfflineDataset, sha256_file,
                                  load_dataset)
 
 D4RL_LAYOUT = ("d4rl-hdf5 (observations, actions, rewards, terminals, timeouts"
@@ -265,7 +263,7 @@ def _read_d4rl_file(path: str) -> dict:
                                if isinstance(obj, h5py.Dataset) else None)
     attrs = _jcomrl_attrs(f.attrs)
 
-  info = {"name": os.path.basename(path), "sha256": _sha256(path), "rows": int(n),
+  info = {"name": os.path.basename(path), "sha256": sha256_file(path), "rows": int(n),
           "next_observations": "file" if nxt is not None else "rebuilt",
           "cast_to_float32": casts, "dropped_infos": dropped, "metadata_keys": metadata_keys}
   episode_id = (_as_ids(path, "infos/episode_id", own["episode_id"], n)
@@ -628,7 +626,7 @@ def _read_minari(data_dir: str) -> dict:
   if isinstance(own_meta, dict):
     attrs = dict(own_meta)
   info = {"name": os.path.basename(where.rstrip(os.sep)), "dataset_id": mmeta.get("dataset_id"),
-          "minari_version": mmeta.get("minari_version"), "sha256": _sha256(main),
+          "minari_version": mmeta.get("minari_version"), "sha256": sha256_file(main),
           "episodes": total, "transitions": int(arrays["reward"].shape[0]),
           "cast_to_float32": casts, "dropped_infos": sorted(dropped)}
   return {"arrays": arrays, "task_row": task_rows[0], "info": info, "attrs": attrs}
@@ -695,8 +693,7 @@ def export_minari(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
     if os.path.lexists(path) and not os.path.exists(os.path.join(path, "data", "metadata.json")):
       raise DatasetError(f"{path} exists and is not a Minari dataset; refusing to replace it")
   for t, path in enumerate(paths):
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=out_dir)
-    try:
+    with atomic.atomic_dir(path) as tmp:
       data_dir = os.path.join(tmp, "data")
       os.makedirs(data_dir)
       bounds = _episode_bounds(a, t)
@@ -732,8 +729,4 @@ def export_minari(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
                      **{k: meta[k] for k in ("env", "quality", "split", "normalisation",
                                              "env_overrides") if meta.get(k) is not None}}}
       atomic.write_json(os.path.join(data_dir, "metadata.json"), mmeta)
-      atomic.replace_dir(tmp, path)
-    except BaseException:
-      shutil.rmtree(tmp, ignore_errors=True)
-      raise
   return paths

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
@@ -84,12 +82,9 @@ def export_unicorn(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
                        "has episode ends inside its segments")
   if os.path.exists(out_dir) and not overwrite:
     raise DatasetError(f"{out_dir} already exists; choose another directory or pass overwrite")
-  parent = os.path.dirname(os.path.abspath(out_dir))
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=".unicorn-export-", dir=parent)
   arrays = {k: np.asarray(v) for k, v in dataset.arrays().items()}
   written = {}
-  try:
+  with atomic.atomic_dir(out_dir, prefix=".unicorn-export-") as tmp:
     for part in ("train", "test"):
       written[part] = []
       for t in split[part]:
@@ -106,8 +101,4 @@ def export_unicorn(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
               "dirs": written, "normalisation": meta.get("normalisation")}
     with open(os.path.join(tmp, "jcomrl_export.json"), "w") as f:
       json.dump(record, f, indent=1, sort_keys=True)
-    atomic.replace_dir(tmp, out_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
   return written

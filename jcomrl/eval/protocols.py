@@ -51,7 +51,6 @@ import numpy as np
 
 from jcomrl.algos.backbones.base import as_policy
 from jcomrl.algos.learner import Learner
-from jcomrl.data.collect import make_segment_rollout, record_segment
 from jcomrl.data.dataset import OfflineDataset
 from jcomrl.data.sampler import sample_context, sample_transitions
 from jcomrl.envs.base import Task, TaskEnv
@@ -61,6 +60,7 @@ from jcomrl.eval.rollout import (
   make_episode_return,
   make_recorded_episode,
 )
+from jcomrl.rollout import make_segment_rollout, record_segment
 from jcomrl.types import Transition
 
 ONLINE_MODES = ("prior", "nonprior")

@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from jcomrl.algos.backbones.base import as_policy
-from jcomrl.data.collect import first_episode_returns, record_segment
 from jcomrl.envs.base import Task, TaskEnv
+from jcomrl.rollout import first_episode_returns, record_segment
 
 
 def fresh_policy_state(policy, params, z, state, pstate):

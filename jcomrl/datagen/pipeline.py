@@ -8,7 +8,7 @@ evaluation can roll *other* tasks' behaviour policies in a test task (UNICORN's 
 
     work.json        the behaviour and collection settings this work dir belongs to
     behaviour_ckpt/  while ``sac_per_task`` / ``sac_shared`` train: their last checkpoint
-                     (``jcomrl.data.resumable``), deleted once the snapshots are saved
+                     (``jcomrl.datagen.resumable``), deleted once the snapshots are saved
     behaviour/       the trained snapshots (written atomically as soon as training ends)
     replay.npz       quality="replay": the behaviour run's replay buffer (before behaviour/)
     chunks/*.npz     finished collection chunks (each written atomically)
@@ -28,7 +28,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,9 +36,13 @@ import jax
 import numpy as np
 
 from jcomrl import atomic, envs
-from jcomrl.data import behaviour, collect, resumable
-from jcomrl.data.dataset import DatasetError, OfflineDataset, load_dataset, save_dataset
+from jcomrl.data.dataset import (DatasetError, OfflineDataset, episode_ids, load_dataset,
+                                 save_dataset)
+from jcomrl.datagen import behaviour, collect, resumable
+from jcomrl.datagen.per_task_sac import Replay
+from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.envs.base import TaskEnv
+from jcomrl.types import Transition
 
 BEHAVIOUR_DIR = "behaviour"
 BEHAVIOUR_CHECKPOINT_DIR = "behaviour_ckpt"
@@ -53,7 +56,8 @@ BEHAVIOUR_TASKS = ("all", "train")
 # the buffers'), not rollouts of snapshots. Only trainers that keep a per-task buffer make one.
 REPLAY = "replay"
 REPLAY_ALGOS = ("sac_per_task", "sac_shared")
-# Trainers that checkpoint their whole state (``jcomrl.data.resumable``): in a work directory a
+REPLAY_FILE = "replay.npz"  # the replay buffer in a work directory (``save_replay``)
+# Trainers that checkpoint their whole state (``jcomrl.datagen.resumable``): in a work directory a
 # killed behaviour run resumes where its last checkpoint left it. (brax's "sac" keeps only its
 # snapshots and retrains from the start.)
 RESUMABLE_ALGOS = ("sac_per_task", "sac_shared")
@@ -71,7 +75,7 @@ def _path_key(path) -> str:
   return jax.tree_util.keystr(path)
 
 
-def save_behaviour(directory: str, policies: behaviour.BehaviourPolicies,
+def save_behaviour(directory: str, policies: BehaviourPolicies,
                    algo: str | None = None) -> None:
   """Writes ``snapshots.npz`` + ``behaviour.json`` into ``directory`` (created if needed).
 
@@ -91,7 +95,7 @@ def save_behaviour(directory: str, policies: behaviour.BehaviourPolicies,
                "steps": np.asarray(policies.steps).tolist()}, f, indent=1)
 
 
-def load_behaviour(dataset_dir: str, env: TaskEnv) -> behaviour.BehaviourPolicies:
+def load_behaviour(dataset_dir: str, env: TaskEnv) -> BehaviourPolicies:
   """Restores the behaviour snapshots saved with a dataset (``DatasetError`` if absent/bad)."""
   directory = os.path.join(dataset_dir, BEHAVIOUR_DIR)
   try:
@@ -122,9 +126,9 @@ def load_behaviour(dataset_dir: str, env: TaskEnv) -> behaviour.BehaviourPolicie
                          f"shape for env {env.name!r} ({algo}, hidden sizes {hidden})")
     leaves.append(arrays[key])
   params = jax.tree_util.tree_unflatten(treedef, leaves)
-  return behaviour.BehaviourPolicies(params=params, steps=np.asarray(info["steps"]),
-                                     make_policy=make_policy, hidden_sizes=hidden, algo=algo,
-                                     normalize_observations=normalize)
+  return BehaviourPolicies(params=params, steps=np.asarray(info["steps"]),
+                           make_policy=make_policy, hidden_sizes=hidden, algo=algo,
+                           normalize_observations=normalize)
 
 
 def split_behaviour_kwargs(behaviour_kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -212,23 +216,32 @@ def replay_dataset(env: TaskEnv, replay, task_params: np.ndarray,
   t = int(flat.reward.shape[0])
   ckpt = np.broadcast_to(np.tile(interval, e)[None], (t, e * length)).astype(np.int32).copy()
   return OfflineDataset(transitions=flat, checkpoint_id=ckpt,
-                        episode_id=collect._episode_ids(np.asarray(flat.terminal), timeout),
+                        episode_id=episode_ids(np.asarray(flat.terminal), timeout),
                         task_params=np.asarray(task_params, np.float32), segment_length=h)
 
 
-def _jsonable(x):
+def jsonable(x):
+  """``x`` as it reads back from JSON (tuples as lists, anything else not JSON-native as its
+  ``str``): the form settings are compared and stored in."""
   return json.loads(json.dumps(x, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
 
 
-class _WorkDir:
-  """The ``<path>.partial`` directory of one resumable ``generate_and_save`` call."""
+class WorkDir:
+  """The ``<path>.partial`` directory of one resumable ``generate_and_save`` (or
+  ``offline.generate_family``) call.
+
+  Created with the behaviour and collection settings it belongs to (``work.json``): other
+  behaviour settings are refused (``DatasetError`` naming the differing keys), other collection
+  settings discard the saved chunks. It is the ``collect.ChunkCache`` of the collection
+  (``get`` / ``put`` of finished chunks) and holds the behaviour snapshots once trained.
+  """
 
   def __init__(self, path: str, behaviour_cfg: dict, collection_cfg: dict, progress: Progress):
     self.path = path
     self.progress = progress
     info_file = os.path.join(path, "work.json")
-    want = {"version": WORK_VERSION, "behaviour": _jsonable(behaviour_cfg),
-            "collection": _jsonable(collection_cfg)}
+    want = {"version": WORK_VERSION, "behaviour": jsonable(behaviour_cfg),
+            "collection": jsonable(collection_cfg)}
     if os.path.exists(info_file):
       try:
         with open(info_file) as f:
@@ -257,14 +270,10 @@ class _WorkDir:
   def behaviour_checkpoint_path(self) -> str:
     return os.path.join(self.path, BEHAVIOUR_CHECKPOINT_DIR)
 
-  def save_behaviour(self, policies: behaviour.BehaviourPolicies) -> None:
-    tmp = tempfile.mkdtemp(prefix=".behaviour.tmp-", dir=self.path)
-    try:
+  def save_behaviour(self, policies: BehaviourPolicies) -> None:
+    """Writes the snapshots to ``behaviour/`` atomically (their presence marks training done)."""
+    with atomic.atomic_dir(self.behaviour_path) as tmp:
       save_behaviour(tmp, policies)
-      os.rename(tmp, self.behaviour_path)
-    except BaseException:
-      shutil.rmtree(tmp, ignore_errors=True)
-      raise
 
   def _chunk_file(self, index: int) -> str:
     return os.path.join(self.path, "chunks", f"{index:05d}.npz")
@@ -302,7 +311,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
              progress=None, message: Progress | None = None, work_dir: str | None = None,
              behaviour_tasks: str = "all", physics: str = "auto",
              anchor_policy: str = "deterministic", provenance: dict | None = None,
-             ) -> tuple[OfflineDataset, behaviour.BehaviourPolicies, dict]:
+             ) -> tuple[OfflineDataset, BehaviourPolicies, dict]:
   """Trains behaviour policies and collects every benchmark task.
 
   Args:
@@ -369,18 +378,19 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
   # resume key, so chunks collected under another convention are never reused.
   collection_cfg = {"quality": quality, "episodes_per_snapshot": episodes,
                     "chunk_episodes": chunk_episodes, "end_convention": env.end_convention}
-  work = _WorkDir(work_dir, behaviour_cfg, collection_cfg, say) if work_dir else None
+  work = WorkDir(work_dir, behaviour_cfg, collection_cfg, say) if work_dir else None
 
   policies = replay = behaviour_seconds = None
-  replay_file = os.path.join(work.path, "replay.npz") if work is not None else None
+  replay_file = os.path.join(work.path, REPLAY_FILE) if work is not None else None
   if work is not None and os.path.isdir(work.behaviour_path) and (
       not replay_mode or os.path.exists(replay_file)):
     policies = load_behaviour(work.path, env)
     if replay_mode:
-      replay = _load_replay(replay_file)
+      replay = load_replay(replay_file)
     say(f"resuming: reusing {policies.num_snapshots} {policies.algo} behaviour snapshots "
         f"(steps {policies.steps.tolist()}) from {work.behaviour_path}")
-    behaviour_seconds = _read_seconds(work.path)  # what the processes that trained them took
+    # what the processes that trained them took
+    behaviour_seconds = read_behaviour_seconds(work.path)
     # a run killed between saving its snapshots and deleting its checkpoint
     shutil.rmtree(work.behaviour_checkpoint_path, ignore_errors=True)
   if policies is None:
@@ -393,7 +403,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
       extra["checkpoint_dir"] = work.behaviour_checkpoint_path
       step = resumable.resume_step(extra["checkpoint_dir"])
       if step is not None:
-        prior_s = _read_seconds(work.path) or 0.0
+        prior_s = read_behaviour_seconds(work.path) or 0.0
         say(f"resuming {algo} behaviour training from env step {step:,} per task "
             f"({extra['checkpoint_dir']}; {prior_s / 60:.1f} min of training before)")
     say(f"training {algo} behaviour policies on {num_beh} tasks ({behaviour_tasks}) ...")
@@ -403,7 +413,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
     beh_progress = progress
     if work is not None:
       def beh_progress(step, metrics):  # the wall time so far survives a kill (at interval ends)
-        _write_seconds(work.path, prior_s + time.time() - t_beh)
+        write_behaviour_seconds(work.path, prior_s + time.time() - t_beh)
         if progress is not None:
           progress(step, metrics)
     out = behaviour.train_behaviour(algo, env, beh_tasks, seed=seed, progress_fn=beh_progress,
@@ -411,10 +421,10 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
     policies, replay = out if replay_mode else (out, None)
     behaviour_seconds = prior_s + time.time() - t_beh
     if work is not None:
-      _write_seconds(work.path, behaviour_seconds)
+      write_behaviour_seconds(work.path, behaviour_seconds)
     if work is not None:
       if replay_mode:  # first the buffer, then the snapshots that mark the phase as done
-        _save_replay(replay_file, replay)
+        save_replay(replay_file, replay)
       work.save_behaviour(policies)
       if "checkpoint_dir" in extra:
         shutil.rmtree(extra["checkpoint_dir"], ignore_errors=True)
@@ -446,7 +456,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
       "creation": {"seed": seed, "episodes_per_snapshot": episodes,
                    "transitions_per_task": transitions_per_task,
                    "chunk_episodes": chunk_episodes, "return_episodes": return_episodes,
-                   "behaviour": _jsonable({"algo": algo, **kw}),
+                   "behaviour": jsonable({"algo": algo, **kw}),
                    "behaviour_tasks": behaviour_tasks,
                    "physics": getattr(env, "physics", None),
                    "behaviour_seconds": (None if behaviour_seconds is None
@@ -470,7 +480,7 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
       "normalisation": anchors(returns, anchor_policy),
   }
   if provenance:
-    meta["creation"].update(_jsonable(provenance))
+    meta["creation"].update(jsonable(provenance))
   return data, policies, meta
 
 
@@ -486,7 +496,7 @@ def anchors(returns: np.ndarray, policy: str) -> dict:
 BEHAVIOUR_SECONDS_FILE = "behaviour_seconds.json"
 
 
-def _read_seconds(work_path: str) -> float | None:
+def read_behaviour_seconds(work_path: str) -> float | None:
   """Behaviour-training wall seconds recorded in a work directory (summed over the processes a
   killed run was resumed in, up to the last snapshot interval each finished), or None."""
   try:
@@ -496,22 +506,24 @@ def _read_seconds(work_path: str) -> float | None:
     return None
 
 
-def _write_seconds(work_path: str, seconds: float) -> None:
+def write_behaviour_seconds(work_path: str, seconds: float) -> None:
+  """Records the behaviour-training wall seconds so far in a work directory (atomically)."""
   _atomic_write_json(os.path.join(work_path, BEHAVIOUR_SECONDS_FILE),
                      {"seconds": round(float(seconds), 1)})
 
 
-def _save_replay(path: str, replay) -> None:
+def save_replay(path: str, replay) -> None:
+  """Writes a behaviour run's ``per_task_sac.Replay`` to ``path`` (``.npz``, atomically): the
+  ``Transition`` fields and ``num_envs``."""
   t = replay.transitions
   arrays = {f.name: np.asarray(getattr(t, f.name)) for f in dataclasses.fields(t)}
   with atomic.atomic_file(path, "wb", suffix=".npz") as f:
     np.savez(f, num_envs=np.asarray(replay.num_envs), **arrays)
 
 
-def _load_replay(path: str):
-  from jcomrl.data.per_task_sac import Replay
-  from jcomrl.types import Transition
-
+def load_replay(path: str):
+  """The ``per_task_sac.Replay`` that ``save_replay`` wrote to ``path`` (``DatasetError`` if it is
+  unreadable)."""
   try:
     with np.load(path) as z:
       arrays = {k: z[k] for k in z.files}

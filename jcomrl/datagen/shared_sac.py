@@ -1,6 +1,6 @@
 """The fast data recipe: ONE task-conditioned SAC agent that steps every task's envs together.
 
-The papers' recipe (:mod:`jcomrl.data.per_task_sac`) trains one SAC agent per task and keeps
+The papers' recipe (:mod:`jcomrl.datagen.per_task_sac`) trains one SAC agent per task and keeps
 each agent's whole replay buffer as that task's data (CORRO ``data_collection_config`` /
 ``learner.py``, reused by UNICORN). Its cost is ``T`` independent agents' updates per env step.
 This recipe trains a single agent instead, whose actor and critics read the observation with the
@@ -34,20 +34,20 @@ import numpy as np
 from flax import struct
 
 from jcomrl.algos.config import HParams
-from jcomrl.data import resumable
-from jcomrl.data.behaviour import BehaviourPolicies
-from jcomrl.data.per_task_sac import (
+from jcomrl.datagen import resumable
+from jcomrl.datagen.per_task_sac import (
   Agent,
   PerTaskSACConfig,
   Replay,
-  _adam,
-  _check,
-  _no_code,
-  _run_settings,
-  _where_done,
+  adam,
+  check_at_least,
+  checkpoint_settings,
   make_sac_step,
+  no_code,
   schedule,
+  where_done,
 )
+from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.envs.base import EnvState, Task, TaskEnv
 from jcomrl.nets.actor_critic import DoubleCritic, TanhGaussianPolicy, tanh_gaussian_sample
 from jcomrl.types import Transition
@@ -86,10 +86,10 @@ def init_agent(env: TaskEnv, cfg: PerTaskSACConfig, key, init_alpha) -> Agent:
   policy, critic = networks(env, cfg.hidden_sizes, cfg.log_std_min, cfg.log_std_max)
   k_actor, k_critic = jax.random.split(key)
   obs = jnp.zeros((1, _in_size(env)))
-  actor_p = policy.init(k_actor, obs, _no_code((1,)))
-  critic_p = critic.init(k_critic, obs, _no_code((1,)), jnp.zeros((1, env.action_size)))
+  actor_p = policy.init(k_actor, obs, no_code((1,)))
+  critic_p = critic.init(k_critic, obs, no_code((1,)), jnp.zeros((1, env.action_size)))
   log_alpha = jnp.log(jnp.asarray(init_alpha, jnp.float32))
-  opt = _adam()
+  opt = adam()
   return Agent(actor=actor_p, critic=critic_p, critic_target=critic_p, log_alpha=log_alpha,
                opt_actor=opt.init(actor_p), opt_critic=opt.init(critic_p),
                opt_alpha=opt.init(log_alpha))
@@ -154,7 +154,7 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
     warm = state.steps < warmup_steps
     uniform = jax.random.uniform(k_rand, (t * e, act_size), minval=-1.0, maxval=1.0)
     obs_in = jnp.concatenate([state.env.obs, jnp.repeat(vectors, e, axis=0)], -1)
-    mean, log_std = policy.apply(state.agent.actor, obs_in, _no_code((t * e,)))
+    mean, log_std = policy.apply(state.agent.actor, obs_in, no_code((t * e,)))
     sampled = tanh_gaussian_sample(k_act, mean, log_std)[0]
     actions = jnp.where(warm, uniform, sampled)
     nxt = v_step(state.env, actions, flat)
@@ -169,7 +169,7 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
     ep_ret = jnp.where(ended, 0.0, ep_ret)
     env_state = jax.lax.cond(
         jnp.any(ended),
-        lambda: _where_done(nxt.done, v_reset(jax.random.split(k_reset, t * e), flat), nxt),
+        lambda: where_done(nxt.done, v_reset(jax.random.split(k_reset, t * e), flat), nxt),
         lambda: nxt)
     idx = (state.ptr + jnp.arange(e)) % cfg.buffer_size
     buffer = jax.tree.map(lambda b, x: b.at[:, idx].set(x.reshape((t, e) + x.shape[1:])),
@@ -214,7 +214,7 @@ def make_policy_factory(env: TaskEnv, hidden_sizes, log_std_min: float = -20.0,
 
   def make_policy(params, deterministic):
     def policy(obs, key):
-      mean, log_std = policy_net.apply(params["actor"], obs, _no_code(obs.shape[:-1]))
+      mean, log_std = policy_net.apply(params["actor"], obs, no_code(obs.shape[:-1]))
       if deterministic:
         return jnp.tanh(mean), {}
       return tanh_gaussian_sample(key, mean, log_std)[0], {}
@@ -227,7 +227,7 @@ def make_policy_factory(env: TaskEnv, hidden_sizes, log_std_min: float = -20.0,
 def policy_template(env: TaskEnv, hidden_sizes):
   """``(make_policy, params)`` of an untrained snapshot (the layout a restore must match)."""
   policy, _ = networks(env, hidden_sizes)
-  actor = policy.init(jax.random.key(0), jnp.zeros((1, _in_size(env))), _no_code((1,)))
+  actor = policy.init(jax.random.key(0), jnp.zeros((1, _in_size(env))), no_code((1,)))
   return make_policy_factory(env, hidden_sizes), {"actor": actor}
 
 
@@ -257,15 +257,15 @@ def train_sac_shared(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snaps
   ``k >= 1`` follows ``warmup_steps + k * seg * num_envs`` env steps per task (the first call
   runs the warm-up and the first interval).
   ``checkpoint_dir``, ``checkpoint_seconds`` and ``checkpoint_iterations`` make the run
-  resumable as ``train_sac_per_task``'s do (``jcomrl.data.resumable``: a run started with a
+  resumable as ``train_sac_per_task``'s do (``jcomrl.datagen.resumable``: a run started with a
   committed checkpoint of the same settings continues from it, bit for bit; one made with other
   settings is a ``jcomrl.checkpoint.CheckpointError``).
   """
-  _check("num_snapshots", num_snapshots, 2)
+  check_at_least("num_snapshots", num_snapshots, 2)
   for name, v in (("num_envs", num_envs), ("batch_size", batch_size),
                   ("updates_per_iteration", updates_per_iteration)):
-    _check(name, v)
-  _check("warmup_steps", warmup_steps, 0)
+    check_at_least(name, v)
+  check_at_least("warmup_steps", warmup_steps, 0)
   seg = schedule(num_timesteps, num_snapshots, num_envs, warmup_steps, intervals_after_warmup)
   warm_iters = warmup_steps // num_envs if intervals_after_warmup else 0
   total_steps = (warm_iters + seg * (num_snapshots - 1)) * num_envs
@@ -287,7 +287,7 @@ def train_sac_shared(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snaps
   snap = lambda s: {"actor": jax.tree.map(np.array, s.agent.actor)}
   ckpt = abstract = template = None
   if checkpoint_dir is not None:
-    values = _run_settings(
+    values = checkpoint_settings(
         cfg, num_timesteps=num_timesteps, num_snapshots=num_snapshots, seed=seed,
         warmup_steps=warmup_steps, actor_lr=actor_lr, critic_lr=critic_lr, alpha_lr=alpha_lr,
         discount=discount, tau=tau, entropy_alpha=entropy_alpha, init_alpha=init_alpha,

@@ -77,8 +77,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jcomrl.algos import backbones
 from jcomrl.algos.config import HParams
-from jcomrl.data import resumable
-from jcomrl.data.behaviour import BehaviourPolicies
+from jcomrl.datagen import resumable
+from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.envs.base import EnvState, Task, TaskEnv
 from jcomrl.nets.actor_critic import DoubleCritic, TanhGaussianPolicy, tanh_gaussian_sample
 from jcomrl.nets.mlp import check_init
@@ -201,16 +201,18 @@ def networks(env: TaskEnv, cfg: PerTaskSACConfig):
   return policy, critic
 
 
-def _no_code(lead=()):
+def no_code(lead=()):
+  """The empty task code ``[*lead, 0]`` the agents' networks take (they are not conditioned)."""
   return jnp.zeros(tuple(lead) + (0,), jnp.float32)
 
 
 def init_actor(policy: TanhGaussianPolicy, env: TaskEnv, key: jax.Array):
-  return policy.init(key, jnp.zeros((1, env.observation_size)), _no_code((1,)))
+  return policy.init(key, jnp.zeros((1, env.observation_size)), no_code((1,)))
 
 
-def _adam():
-  # Learning rates are traced HParams leaves, set at every step (as jcomrl.algos.learner does).
+def adam():
+  """Adam with an injected learning rate (0 until set): the learning rates are traced
+  ``HParams`` leaves, set at every step (as ``jcomrl.algos.learner`` does)."""
   return optax.inject_hyperparams(optax.adam)(learning_rate=0.0)
 
 
@@ -225,10 +227,10 @@ def init_agent(env: TaskEnv, cfg: PerTaskSACConfig, key: jax.Array, init_alpha) 
   policy, critic = networks(env, cfg)
   k_actor, k_critic = jax.random.split(key)
   actor_p = init_actor(policy, env, k_actor)
-  critic_p = critic.init(k_critic, jnp.zeros((1, env.observation_size)), _no_code((1,)),
+  critic_p = critic.init(k_critic, jnp.zeros((1, env.observation_size)), no_code((1,)),
                          jnp.zeros((1, env.action_size)))
   log_alpha = jnp.log(jnp.asarray(init_alpha, jnp.float32))
-  opt = _adam()
+  opt = adam()
   return Agent(actor=actor_p, critic=critic_p, critic_target=critic_p, log_alpha=log_alpha,
                opt_actor=opt.init(actor_p), opt_critic=opt.init(critic_p),
                opt_alpha=opt.init(log_alpha))
@@ -238,9 +240,9 @@ def make_sac_step(policy, critic, cfg: PerTaskSACConfig, target_entropy: float):
   """``step(agent, batch, k_critic, k_actor, hp) -> (agent, metrics)``: one SAC update of an
   agent on a batch (task code of size 0), in the order of UNICORN's ``algorithms/sac.py:83-142``:
   critic, Polyak target, the actor on the updated critic, then the temperature when learnt. The
-  per-task agents and the shared agent (``jcomrl.data.shared_sac``) both step with it."""
-  opt = _adam()
-  z = _no_code()
+  per-task agents and the shared agent (``jcomrl.datagen.shared_sac``) both step with it."""
+  opt = adam()
+  z = no_code()
 
   def step(agent: Agent, batch: Transition, k_critic, k_actor, hp: HParams):
     alpha = jnp.exp(agent.log_alpha) if cfg.learn_entropy else hp.entropy_alpha
@@ -295,7 +297,9 @@ def make_update(env: TaskEnv, cfg: PerTaskSACConfig):
   return update
 
 
-def _where_done(done, fresh, old):
+def where_done(done, fresh, old):
+  """``fresh`` where ``done`` (broadcast over each leaf's trailing axes), else ``old``: the
+  explicit reset of the envs whose episode ended."""
   def pick(a, b):
     mask = done.reshape(done.shape + (1,) * (b.ndim - done.ndim))
     return jnp.where(mask > 0, a, b).astype(b.dtype)
@@ -342,7 +346,7 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
                       ptr=zero, size=zero, steps=zero)
 
   def act(actor_params, obs, key):  # one task: obs [E, O]
-    mean, log_std = policy.apply(actor_params, obs, _no_code((obs.shape[0],)))
+    mean, log_std = policy.apply(actor_params, obs, no_code((obs.shape[0],)))
     return tanh_gaussian_sample(key, mean, log_std)[0]
 
   def iteration(state: TrainState, flat, hp, warmup_steps):
@@ -367,7 +371,7 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
     reset_keys = jax.vmap(lambda k: jax.random.split(k, e))(k_reset).reshape((t * e,))
     # An explicit reset where an episode ended (never a cached auto-reset), only when needed.
     env_state = jax.lax.cond(jnp.any(ended),
-                             lambda: _where_done(nxt.done, v_reset(reset_keys, flat), nxt),
+                             lambda: where_done(nxt.done, v_reset(reset_keys, flat), nxt),
                              lambda: nxt)
     # Ring-buffer insert of each task's E transitions at the shared write position.
     idx = (state.ptr + jnp.arange(e)) % cfg.buffer_size
@@ -421,7 +425,7 @@ def make_policy_factory(env: TaskEnv, hidden_sizes: tuple[int, ...], log_std_min
       o, vec = obs[:-task_size], obs[-task_size:]
       row = jnp.argmin(jnp.sum((params["task_vectors"] - vec) ** 2, axis=-1))
       actor = jax.tree.map(lambda x: x[row], params["actor"])
-      mean, log_std = policy_net.apply(actor, o, _no_code())
+      mean, log_std = policy_net.apply(actor, o, no_code())
       if deterministic:
         return jnp.tanh(mean), {}
       return tanh_gaussian_sample(key, mean, log_std)[0], {}
@@ -443,7 +447,7 @@ def policy_template(env: TaskEnv, hidden_sizes: tuple[int, ...], num_tasks: int 
   return make_policy_factory(env, hidden_sizes), params
 
 
-def _run_settings(cfg: PerTaskSACConfig, **values) -> dict:
+def checkpoint_settings(cfg: PerTaskSACConfig, **values) -> dict:
   """What a resumable run's checkpoint is keyed by (both trainers): the static config and the
   arguments that change the trajectory, as numbers."""
   return {**dataclasses.asdict(cfg),
@@ -451,7 +455,8 @@ def _run_settings(cfg: PerTaskSACConfig, **values) -> dict:
              for k, v in values.items()}}
 
 
-def _check(name, value, lo=1):
+def check_at_least(name, value, lo=1):
+  """``ValueError`` naming ``name`` unless ``int(value) >= lo``."""
   if int(value) < lo:
     raise ValueError(f"{name} must be >= {lo}, got {value}")
 
@@ -498,7 +503,7 @@ def task_sharding(num_tasks: int, devices: int | None = None) -> NamedSharding |
   return NamedSharding(Mesh(np.asarray(avail[:n]), ("task",)), PartitionSpec("task"))
 
 
-def _place(tree, sharding: NamedSharding | None, num_tasks: int):
+def shard_over_tasks(tree, sharding: NamedSharding | None, num_tasks: int):
   """Leaves with a leading task (or task x env) axis sharded over ``sharding``, the rest
   replicated on its devices."""
   if sharding is None:
@@ -562,7 +567,7 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
       budget, warm-up included.
     init_scheme: the networks' init, ``"lecun_normal"`` (flax's, default) or ``"rlkit"``
       (CORRO/UNICORN's torchkit: fan-in uniform hidden layers, biases 0.1, small uniform heads).
-    checkpoint_dir: makes the run resumable (``jcomrl.data.resumable``): the whole train state,
+    checkpoint_dir: makes the run resumable (``jcomrl.datagen.resumable``): the whole train state,
       replay buffers and snapshots so far are written there at the end of every snapshot
       interval and, inside one, after a compiled call of at most ``checkpoint_iterations``
       iterations that ends ``checkpoint_seconds`` or more after the last write; a run started
@@ -575,11 +580,11 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
     ``[K, T]`` (see ``make_policy_factory``); ``steps`` counts env steps per task. With
     ``keep_replay``: ``(policies, replay)``.
   """
-  _check("num_snapshots", num_snapshots, 2)
+  check_at_least("num_snapshots", num_snapshots, 2)
   for name, v in (("num_envs", num_envs), ("batch_size", batch_size),
                   ("updates_per_iteration", updates_per_iteration)):
-    _check(name, v)
-  _check("warmup_steps", warmup_steps, 0)
+    check_at_least(name, v)
+  check_at_least("warmup_steps", warmup_steps, 0)
   num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
   seg = schedule(num_timesteps, num_snapshots, num_envs, warmup_steps, intervals_after_warmup)
   warm_iters = warmup_steps // num_envs if intervals_after_warmup else 0
@@ -606,12 +611,12 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
     raise ValueError(f"task_keys has {task_keys.shape[0]} keys for {num_tasks} tasks")
   init, run = make_trainer(env, cfg)
   sharding = task_sharding(num_tasks, devices)
-  tasks = _place(tasks, sharding, num_tasks)
+  tasks = shard_over_tasks(tasks, sharding, num_tasks)
   vectors = np.asarray(jax.vmap(env.task_vector)(tasks), np.float32)
   snap = lambda s: {"actor": jax.tree.map(np.array, s.agents.actor), "task_vectors": vectors}
   ckpt = abstract = template = None
   if checkpoint_dir is not None:
-    values = _run_settings(
+    values = checkpoint_settings(
         cfg, num_timesteps=num_timesteps, num_snapshots=num_snapshots, seed=seed,
         warmup_steps=warmup_steps, actor_lr=actor_lr, critic_lr=critic_lr, alpha_lr=alpha_lr,
         discount=discount, tau=tau, entropy_alpha=entropy_alpha, init_alpha=init_alpha,
@@ -622,10 +627,10 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
                                 every_iterations=checkpoint_iterations)
     abstract = jax.eval_shape(init, task_keys, tasks, init_alpha)
     template = {"actor": abstract.agents.actor, "task_vectors": vectors}
-  fresh = lambda: _place(init(task_keys, tasks, init_alpha), sharding, num_tasks)
+  fresh = lambda: shard_over_tasks(init(task_keys, tasks, init_alpha), sharding, num_tasks)
 
   def place(tree):  # a restored host state, laid out as a fresh one
-    return jax.device_put(tree) if sharding is None else _place(tree, sharding, num_tasks)
+    return jax.device_put(tree) if sharding is None else shard_over_tasks(tree, sharding, num_tasks)
 
   state, snapshots = resumable.train_intervals(
       run, tasks, hp, warmup_steps=warmup_steps, seg=seg, num_snapshots=num_snapshots,

@@ -11,16 +11,18 @@ Two brax trainers are wrapped, selected by name through ``train_behaviour(algo, 
 ``"sac"`` (``brax.training.agents.sac``; snapshots from its per-evaluation orbax checkpoints,
 read back after training). Neither algorithm is re-implemented here.
 
-``"sac_per_task"`` (``jcomrl.data.per_task_sac``) is the papers' recipe instead: one independent
+This module is the registry of behaviour trainers (``ALGOS``, ``policy_template``,
+``train_behaviour``): it imports ``per_task_sac`` and ``shared_sac``, which import only the
+snapshot container (``jcomrl.datagen.policies``), never this module.
+``"sac_per_task"`` (``jcomrl.datagen.per_task_sac``) is the papers' recipe instead: one independent
 SAC agent per task (jcomrl's own SAC losses), all tasks trained in one program; its snapshot
 policy reads the same ``obs + task_vector`` input and acts with that task's agent.
-``"sac_shared"`` (``jcomrl.data.shared_sac``) is the fast recipe: one task-conditioned SAC agent
+``"sac_shared"`` (``jcomrl.datagen.shared_sac``) is the fast recipe: one task-conditioned SAC agent
 (jcomrl's own losses) stepping every task's envs, each task's stream kept apart.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import shutil
@@ -40,6 +42,8 @@ from brax.training.agents.sac import networks as sac_networks
 from brax.training.agents.sac import train as sac_train
 
 from jcomrl._compat import ensure_brax_training_compat
+from jcomrl.datagen import per_task_sac, shared_sac
+from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.envs.base import Task, TaskEnv
 
 ALGOS = ("ppo", "sac", "sac_per_task", "sac_shared")
@@ -98,40 +102,6 @@ class TaskConditionedBraxEnv(brax_base.Env):
     return "jax"
 
 
-@dataclasses.dataclass(frozen=True)
-class BehaviourPolicies:
-  """K snapshots of one task-conditioned policy (or of T per-task agents, ``"sac_per_task"``).
-
-  Attributes:
-    params: brax ``(normalizer_params, policy_params)`` with a leading snapshot axis ``[K]``;
-      for ``"sac_per_task"`` ``{"actor": [K, T] actors, "task_vectors": [K, T, task_size]}``.
-    steps: env steps at which each snapshot was taken (first = 0, the untrained policy).
-    make_policy: ``make_policy(params, deterministic) -> policy(obs, key) -> (action, extras)``
-      for *one* snapshot's params (vmap it over the snapshot axis).
-    hidden_sizes: the policy network's hidden layer sizes (to rebuild it after a restore).
-    algo: the trainer that produced the snapshots (one of ``ALGOS``); it decides the network
-      layout used to restore them.
-    normalize_observations: whether the policy applies its running observation normaliser
-      (brax's ``normalize_observations``); a restored ``make_policy`` must do the same.
-  """
-
-  params: Any
-  steps: np.ndarray
-  make_policy: Callable
-  hidden_sizes: tuple[int, ...]
-  algo: str = "ppo"
-  normalize_observations: bool = False
-
-  @property
-  def num_snapshots(self) -> int:
-    return int(self.steps.shape[0])
-
-  def select(self, ids) -> BehaviourPolicies:
-    ids = np.asarray(ids)
-    return dataclasses.replace(self, params=jax.tree.map(lambda x: x[ids], self.params),
-                               steps=self.steps[ids])
-
-
 def _obs_size(env: TaskEnv) -> int:
   return env.observation_size + env.task_size
 
@@ -180,15 +150,11 @@ def policy_template(env: TaskEnv, algo: str, hidden_sizes: tuple[int, ...],
     if normalize_observations:
       raise ValueError("behaviour algo 'sac_per_task' has no observation normaliser; use "
                        "normalize_observations=False")
-    from jcomrl.data import per_task_sac  # imports this module: resolved at call time
-
     return per_task_sac.policy_template(env, hidden, num_tasks)
   if algo == "sac_shared":
     if normalize_observations:
       raise ValueError("behaviour algo 'sac_shared' has no observation normaliser; use "
                        "normalize_observations=False")
-    from jcomrl.data import shared_sac  # imports this module: resolved at call time
-
     return shared_sac.policy_template(env, hidden)
   norm = bool(normalize_observations)
   nets = _ppo_networks(env, hidden, norm) if algo == "ppo" else _sac_networks(env, hidden, norm)
@@ -336,16 +302,11 @@ def train_sac(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snapshots: i
 
 def train_behaviour(algo: str, env: TaskEnv, tasks: Task, **kwargs) -> BehaviourPolicies:
   """Dispatches to ``train_ppo``, ``train_sac``, ``per_task_sac.train_sac_per_task`` or
-  ``shared_sac.train_sac_shared`` by name
-  (looked up at call time)."""
+  ``shared_sac.train_sac_shared`` by name (each looked up in its module at call time)."""
   check_algo(algo)
   if algo == "sac_per_task":
-    from jcomrl.data import per_task_sac  # imports this module: resolved at call time
-
     return per_task_sac.train_sac_per_task(env, tasks, **kwargs)
   if algo == "sac_shared":
-    from jcomrl.data import shared_sac  # imports this module: resolved at call time
-
     return shared_sac.train_sac_shared(env, tasks, **kwargs)
   trainer = train_ppo if algo == "ppo" else train_sac
   return trainer(env, tasks, **kwargs)

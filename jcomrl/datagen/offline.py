@@ -1,8 +1,8 @@
 """Single-task, D4RL-style dataset families: five qualities from ONE behaviour run.
 
 A *family* is the D4RL quality ladder of one env task (Fu et al. 2020, D4RL §5 gym locomotion),
-made from a single per-task SAC run (:mod:`jcomrl.data.per_task_sac` with one task) and written as
-five one-task ``OfflineDataset`` directories (a single-task dataset is a one-task dataset):
+made from a single per-task SAC run (:mod:`jcomrl.datagen.per_task_sac` with one task) and written
+as five one-task ``OfflineDataset`` directories (a single-task dataset is a one-task dataset):
 
 ``random``
     rollouts of the untrained snapshot: the randomly initialised SAC actor, stochastic actions
@@ -46,10 +46,10 @@ through its overrides), so the dataset's task row 0 is the env's task row 0, as 
 assumes; the split is then ``{"train": [0], "test": [0]}`` (the "same" split).
 
 Resumable: the work directory ``<root>/<name>.partial/`` keeps the behaviour run's checkpoint
-while it trains (``behaviour_ckpt/``, ``jcomrl.data.resumable``: a killed run resumes from its
+while it trains (``behaviour_ckpt/``, ``jcomrl.datagen.resumable``: a killed run resumes from its
 last checkpoint to the agents an uninterrupted run trains, bit for bit), then the behaviour
 snapshots, the replay buffer, the snapshot returns and the finished collection chunks
-(``pipeline._WorkDir`` semantics: other behaviour settings are refused). A family dataset that
+(``pipeline.WorkDir`` semantics: other behaviour settings are refused). A family dataset that
 already exists with the same run key is kept; the work directory is removed once all five exist.
 """
 
@@ -66,8 +66,9 @@ import jax
 import numpy as np
 
 from jcomrl import atomic, envs
-from jcomrl.data import collect, per_task_sac, pipeline, resumable
-from jcomrl.data.dataset import DatasetError, OfflineDataset, load_dataset, read_meta, save_dataset
+from jcomrl.data.dataset import (DatasetError, OfflineDataset, episode_ids, load_dataset, read_meta,
+                                 save_dataset)
+from jcomrl.datagen import collect, per_task_sac, pipeline, resumable
 from jcomrl.envs.base import TaskEnv
 from jcomrl.types import Transition
 
@@ -141,7 +142,7 @@ def replay_dataset(replay: per_task_sac.Replay, steps: int, snapshot_steps: Sequ
   ckpt = np.searchsorted(np.asarray(snapshot_steps), step_of, side="right") - 1
   ckpt = np.broadcast_to(ckpt.astype(np.int32), (t, e * length)).copy()
   return OfflineDataset(transitions=flat, checkpoint_id=ckpt,
-                        episode_id=collect._episode_ids(flat.terminal, flat.timeout),
+                        episode_id=episode_ids(flat.terminal, flat.timeout),
                         task_params=np.asarray(task_params, np.float32),
                         segment_length=int(segment_length))
 
@@ -153,7 +154,7 @@ def _rollout_dataset(traj: Transition, index: int, snapshot_id: int,
   t, e, h = one.reward.shape
   flat = jax.tree.map(lambda x: x.reshape((t, e * h) + x.shape[3:]), one)
   return OfflineDataset(transitions=flat, checkpoint_id=np.full((t, e * h), snapshot_id, np.int32),
-                        episode_id=collect._episode_ids(flat.terminal, flat.timeout),
+                        episode_id=episode_ids(flat.terminal, flat.timeout),
                         task_params=np.asarray(task_params, np.float32), segment_length=h)
 
 
@@ -166,8 +167,7 @@ def concatenate(first: OfflineDataset, second: OfflineDataset) -> OfflineDataset
   tr = jax.tree.map(cat, first.transitions, second.transitions)
   return OfflineDataset(transitions=tr,
                         checkpoint_id=cat(first.checkpoint_id, second.checkpoint_id),
-                        episode_id=collect._episode_ids(np.asarray(tr.terminal),
-                                                        np.asarray(tr.timeout)),
+                        episode_id=episode_ids(np.asarray(tr.terminal), np.asarray(tr.timeout)),
                         task_params=np.asarray(first.task_params),
                         segment_length=first.segment_length)
 
@@ -212,25 +212,6 @@ def check_schedule(env: TaskEnv, sac: dict[str, Any], num_snapshots: int) -> int
         f"snapshot would end inside a segment; use num_timesteps={good} (a multiple of "
         f"episode_length x num_envs x (num_snapshots - 1) = {h * num_envs * (num_snapshots - 1)})")
   return seg * num_envs
-
-
-class _Replays:
-  """The replay buffer of the family's behaviour run, kept in the work directory."""
-
-  def __init__(self, work_path: str):
-    self.file = os.path.join(work_path, "replay.npz")
-
-  def load(self) -> per_task_sac.Replay | None:
-    if not os.path.exists(self.file):
-      return None
-    with np.load(self.file) as z:
-      tr = Transition(**{f: z[f] for f in collect._FIELDS})
-      return per_task_sac.Replay(transitions=tr, num_envs=int(z["num_envs"]))
-
-  def save(self, replay: per_task_sac.Replay) -> None:
-    arrays = dict(zip(collect._FIELDS, collect._fields(replay.transitions)))
-    with atomic.atomic_file(self.file, "wb", suffix=".npz") as f:
-      np.savez(f, num_envs=np.asarray(replay.num_envs), **arrays)
 
 
 def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str, Any], *,
@@ -303,7 +284,7 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
                     # the anchor definition (absent from families written before it): 100 =
                     # the best snapshot, which also makes the expert data
                     "anchor_policy": anchor_policy, "expert_snapshot": "best"}
-  run_key = pipeline._jsonable({"behaviour": behaviour_cfg, "collection": collection_cfg})
+  run_key = pipeline.jsonable({"behaviour": behaviour_cfg, "collection": collection_cfg})
 
   # Which targets need writing (decided before any work, so a refusal costs nothing).
   todo = []
@@ -326,17 +307,17 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
     _cleanup(root, name, run_key, work_path, say)
     return {q: load_dataset(dataset_dir(root, name, q)) for q in qualities}
 
-  work = pipeline._WorkDir(work_path, behaviour_cfg, collection_cfg, say) if resume else None
-  replays = _Replays(work_path) if work is not None else None
+  work = pipeline.WorkDir(work_path, behaviour_cfg, collection_cfg, say) if resume else None
+  replay_file = os.path.join(work_path, pipeline.REPLAY_FILE)
   policies = replay = None
-  if work is not None and os.path.isdir(work.behaviour_path):
-    replay = replays.load()
-    if replay is not None:
-      policies = pipeline.load_behaviour(work.path, env)
-      say(f"resuming: reusing {policies.num_snapshots} behaviour snapshots (steps "
-          f"{policies.steps.tolist()}) and the replay buffer from {work.path}")
-      # a run killed between saving its snapshots and deleting its checkpoint
-      shutil.rmtree(work.behaviour_checkpoint_path, ignore_errors=True)
+  if (work is not None and os.path.isdir(work.behaviour_path)
+      and os.path.exists(replay_file)):
+    replay = pipeline.load_replay(replay_file)
+    policies = pipeline.load_behaviour(work.path, env)
+    say(f"resuming: reusing {policies.num_snapshots} behaviour snapshots (steps "
+        f"{policies.steps.tolist()}) and the replay buffer from {work.path}")
+    # a run killed between saving its snapshots and deleting its checkpoint
+    shutil.rmtree(work.behaviour_checkpoint_path, ignore_errors=True)
   if policies is None:
     extra = {}
     if work is not None:  # resumable training: a killed run continues from its last checkpoint
@@ -357,7 +338,8 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
         env, tasks, seed=int(seed), num_snapshots=num_snapshots, progress_fn=show,
         keep_replay=True, **kw, **extra)
     if work is not None:
-      replays.save(replay)  # before the snapshots: their presence marks a finished run
+      # before the snapshots: their presence marks a finished run
+      pipeline.save_replay(replay_file, replay)
       shutil.rmtree(work.behaviour_path, ignore_errors=True)  # snapshots without a replay
       work.save_behaviour(policies)
       shutil.rmtree(work.behaviour_checkpoint_path, ignore_errors=True)
@@ -396,13 +378,13 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
                                             policies.steps.tolist(), task_params, h)
 
   common = {
-      "env": env_name, "env_overrides": pipeline._jsonable(dict(env_overrides)),
+      "env": env_name, "env_overrides": pipeline.jsonable(dict(env_overrides)),
       "split": env.benchmark_split(), "task_params": task_params.tolist(),
       "end_convention": env.end_convention, "family": name,
       "creation": {"seed": int(seed), "transitions": int(transitions),
                    "episodes_per_snapshot": episodes, "chunk_episodes": int(chunk_episodes),
                    "return_episodes": int(return_episodes),
-                   "behaviour": pipeline._jsonable({"algo": algo,
+                   "behaviour": pipeline.jsonable({"algo": algo,
                                                     "num_snapshots": num_snapshots, **kw}),
                    "behaviour_tasks": "all", "physics": getattr(env, "physics", None)},
       # 0 = the untrained snapshot, 100 = the best one (``last``: the final one's), each the

@@ -1,0 +1,68 @@
+"""The package layering of docs/DESIGN.md (tools/import_graph.py) and the names the command
+line keeps while their definitions live in the library (data recipes, provenance)."""
+
+import os
+import re
+import subprocess
+import sys
+
+from experiments.configs import data as data_config
+from jcomrl.datagen import recipes
+from tools import import_graph
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_import_graph_has_no_circle_or_upward_edge_outside_algos(capsys):
+  assert import_graph.main(["--allow", "jcomrl.algos"]) == 0, capsys.readouterr().out
+
+
+def test_import_graph_finds_circles_and_forbidden_edges():
+  g = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+  assert import_graph.circles(g) == [["a", "b", "c"]]
+  g = {"jcomrl.data.x": {"jcomrl.datagen.y", "jcomrl.envs"},
+       "jcomrl.datagen.y": {"jcomrl.algos.z"}, "benchmarks.b": {"experiments.cli"},
+       "jcomrl.algos.z": set(), "jcomrl.envs": set(), "experiments.cli": set()}
+  assert [(s, d) for s, d, _ in import_graph.forbidden_edges(g)] == [
+      ("benchmarks.b", "experiments.cli"), ("jcomrl.data.x", "jcomrl.datagen.y")]
+
+
+def test_imports_inside_functions_are_edges(tmp_path):
+  pkg = tmp_path / "jcomrl"
+  (pkg / "data").mkdir(parents=True)
+  (pkg / "__init__.py").write_text("")
+  (pkg / "data" / "__init__.py").write_text("")
+  (pkg / "data" / "store.py").write_text("def f():\n  from jcomrl.algos import learner\n")
+  (pkg / "algos").mkdir()
+  (pkg / "algos" / "__init__.py").write_text("")
+  (pkg / "algos" / "learner.py").write_text("from jcomrl.data import store\n")
+  g = import_graph.graph(str(tmp_path))
+  assert g["jcomrl.data.store"] == {"jcomrl.algos.learner"}
+  assert import_graph.circles(g) == [["jcomrl.algos.learner", "jcomrl.data.store"]]
+
+
+def test_data_configs_are_the_library_recipes():
+  assert data_config.variants() == recipes.variants()
+  for v in recipes.variants():
+    assert data_config.get_config(v).to_json() == recipes.get_config(v).to_json(), v
+  assert data_config.OFFICIAL_RECIPE_PROVENANCE is recipes.OFFICIAL_RECIPE_PROVENANCE
+
+
+def test_loading_the_recipes_imports_no_jax():
+  # The command line loads a config before JAX starts (a bad flag fails fast).
+  code = ("import sys, jcomrl.datagen.recipes, experiments.configs.data; "
+          "print(sorted(m for m in ('jax', 'brax', 'mujoco') if m in sys.modules))")
+  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       check=True).stdout
+  assert out.strip() == "[]"
+
+
+def test_provenance_names_stay_importable_from_the_cli():
+  from experiments import cli
+  from jcomrl import provenance
+
+  assert cli.source_commit is provenance.source_commit and cli.cpu_model is provenance.cpu_model
+  commit = provenance.source_commit()
+  assert commit is None or re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", commit)
+  record = provenance.creation_record()
+  assert set(record) == {"jcomrl_commit", "created", "load_avg_at_start", "cpu"}
