@@ -27,11 +27,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common
+from experiments import cli
 from experiments.configs import (borel, corro, csro, focal, focal_dt, macaw, offline, oracle,
                                  prompt_dt, supervised, unicorn_ss, unicorn_ss_dt,
                                  unicorn_sup, unicorn_sup_dt)
 from jcomrl import envs
+from jcomrl import run as run_api
+from jcomrl.algos.offline_presets import OFFLINE_PRESETS
 from jcomrl.data import collect
 from jcomrl.data.behaviour import BehaviourPolicies
 from jcomrl.data.dataset import save_dataset
@@ -40,8 +42,7 @@ CONTEXT = {"focal": focal, "corro": corro, "csro": csro, "unicorn_ss": unicorn_s
            "unicorn_sup": unicorn_sup, "supervised": supervised, "oracle": oracle,
            "borel": borel, "prompt_dt": prompt_dt, "focal_dt": focal_dt,
            "unicorn_ss_dt": unicorn_ss_dt, "unicorn_sup_dt": unicorn_sup_dt, "macaw": macaw}
-from jcomrl.algos.offline_presets import OFFLINE_PRESETS as _OFF
-OFFLINE = tuple(_OFF)
+OFFLINE = tuple(OFFLINE_PRESETS)
 
 
 def _scripted() -> BehaviourPolicies:
@@ -71,9 +72,9 @@ def make_dataset(root: str) -> str:
 
 
 def configs() -> dict[str, dict]:
-  out = {name: common.to_plain(mod.get_config("tiny")) for name, mod in CONTEXT.items()}
+  out = {name: cli.to_plain(mod.get_config("tiny")) for name, mod in CONTEXT.items()}
   for name in OFFLINE:
-    out[f"offline_{name}"] = common.to_plain(offline.get_config(f"{name}@tiny"))
+    out[f"offline_{name}"] = cli.to_plain(offline.get_config(f"{name}@tiny"))
   return out
 
 
@@ -92,8 +93,8 @@ def run_one(cfg: dict, steps: int, workdir: str) -> dict:
   chunk = int(cfg["learner"].get("steps_per_chunk") or 1)
   n = max(chunk, steps // chunk * chunk)
   cfg = dict(cfg, num_steps=n, checkpoint_every=n, eval_every=n, num_seeds=1)
-  common.train_run(cfg, workdir, progress=None, evaluate=False)
-  _, _, _, _, _, state, step = common.restore_run(workdir)
+  run_api.train(cfg, workdir, protocols=())
+  _, _, _, _, _, state, step = run_api.restore(workdir)
   leaves = leaf_digests({"params": state.params, "opt_state": getattr(state, "opt_state", None)})
   whole = hashlib.sha256("".join(h for _, h in leaves).encode()).hexdigest()
   return {"steps": step, "digest": whole, "leaves": leaves}
