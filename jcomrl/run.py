@@ -585,13 +585,16 @@ def train(cfg: Mapping, workdir: str, *, protocols=("iid",), progress: Callable 
     return _evaluate(workdir, protocols, None, progress, on_result, cfg, built)
 
 
-def resume(workdir: str, *, num_steps: int | None = None, **kwargs) -> dict:
+def resume(workdir: str, *, num_steps: int | None = None, protocols=("iid",),
+           progress: Callable | None = None, on_result: Callable | None = None,
+           provenance: Mapping | None = None) -> dict:
   """``train`` of the run saved in ``workdir`` with its own config: finishes a run that was
-  stopped, or, with a larger ``num_steps``, extends it. ``kwargs``: ``train``'s."""
+  stopped, or, with a larger ``num_steps``, extends it (the other arguments: ``train``'s)."""
   cfg = read_config(workdir)
   if num_steps is not None:
     cfg["num_steps"] = num_steps
-  return train(cfg, workdir, **kwargs)
+  return train(cfg, workdir, protocols=protocols, progress=progress, on_result=on_result,
+               provenance=provenance)
 
 
 def _start(cfg: dict, workdir: str, saved: dict | None, progress, provenance) -> None:
