@@ -71,6 +71,8 @@ def main() -> None:
     os.read(hold, 1)  # returns when the parent writes or closes its end
 
   if event == "lock":
+    # experiments first, as under `python -m experiments.<cmd>` (it quiets MJX's Warp notices)
+    import experiments  # noqa: F401
     from jcomrl.run import RunLock
     acquire = RunLock.acquire
 
