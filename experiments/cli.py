@@ -1,11 +1,12 @@
 """What every entry point shares at the command line: one-line errors, config-file lookup,
-override checks, the run-directory lock and progress lines.
+override checks, the multi-process flags and progress lines (the run API itself, the run-directory
+lock included, is :mod:`jcomrl.run`).
 
 This module imports no JAX: the checks it runs (config file, override keys, flag types) fail
 before anything is compiled or written.
 
-Errors: jcomrl's own errors (``DatasetError``, ``CheckpointError``, the config errors, the
-run-directory errors below, ``NonFiniteLossError``) are printed as ONE line on stderr, ``<prog>:
+Errors: jcomrl's own errors (``DatasetError``, ``CheckpointError``, ``jcomrl.errors``' config,
+run-directory and failed-run errors, ``NonFiniteLossError``) and ``UsageError`` below are printed as ONE line on stderr, ``<prog>:
 error: <what is wrong and how to fix it>``, exit status 2 (1 for a run that failed while
 running: a non-finite loss, a failed evaluation). ``JCOMRL_DEBUG=1`` or ``--verbosity=1`` (or
 higher) shows the traceback instead.
@@ -14,8 +15,8 @@ higher) shows the traceback instead.
 from __future__ import annotations
 
 import difflib
-import fcntl
 import importlib.util
+import json
 import os
 import sys
 import time
@@ -23,6 +24,7 @@ import time
 from absl import app, flags, logging
 
 from jcomrl.provenance import cpu_model, source_commit  # noqa: F401  (experiments.cli's names)
+from jcomrl.errors import ConfigError, RunDirError, RunFailed  # noqa: F401 (re-exported)
 
 FLAGS = flags.FLAGS
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -30,29 +32,18 @@ _REPO_CONFIG_PREFIX = os.path.join("experiments", "configs") + os.sep
 
 
 class UsageError(ValueError):
-  """A bad command-line value, config value or run directory (printed as one line)."""
-
-
-class ConfigError(UsageError):
-  """A training config value is unknown, of the wrong type or out of range."""
-
-
-class RunDirError(UsageError):
-  """A run directory cannot be used (held by another process, or holds another run)."""
-
-
-class RunFailed(RuntimeError):
-  """A run that started failed while running (one line, exit status 1)."""
+  """A bad command-line value (printed as one line)."""
 
 
 # Errors raised by jcomrl itself, by fully qualified class name (no import needed to match).
 # Status 2: the input is wrong; status 1: the run started and failed.
 _USER_ERRORS = {
     "experiments.cli.UsageError": 2,
+    "jcomrl.errors.ConfigError": 2,
+    "jcomrl.errors.RunDirError": 2,
     "jcomrl.data.dataset.DatasetError": 2,
     "jcomrl.checkpoint.CheckpointError": 2,
-    "jcomrl.datagen.pipeline.ConfigError": 2,
-    "experiments.cli.RunFailed": 1,
+    "jcomrl.errors.RunFailed": 1,
     "jcomrl.algos.trainer.NonFiniteLossError": 1,
 }
 # ``jcomrl.eval.suite.PROTOCOLS`` + the representation diagnostics (kept here so that a bad
@@ -144,6 +135,18 @@ def load_config(spec: str):
   except Exception as e:  # a config file is user code: report what it raised, in one line
     raise UsageError(f"config {path}{':' + variant if variant else ''} could not be built: "
                      f"{type(e).__name__}: {e}") from e
+
+
+def to_plain(cfg) -> dict:
+  """A config (an ml_collections ``ConfigDict`` or a mapping) as the plain dict
+  :mod:`jcomrl.run` takes."""
+  return json.loads(cfg.to_json()) if hasattr(cfg, "to_json") else dict(cfg)
+
+
+def run_provenance() -> dict:
+  """The code and machine a run's ``provenance.jsonl`` records at each start
+  (``jcomrl.run.train``'s ``provenance``)."""
+  return {"jcomrl_commit": source_commit(), "cpu": cpu_model()}
 
 
 def _dotted_keys(cfg, prefix: str = "") -> list[str]:
@@ -324,64 +327,6 @@ def run(main, prog: str, *, define=None, config: tuple[str, str] | None = None,
       fail(prog, str(e), status)
 
   app.run(wrapped, flags_parser=parse)
-
-
-# ---------------------------------------------------------------------------- run directory
-
-
-class RunLock:
-  """An exclusive ``fcntl`` lock on ``<workdir>/.lock`` (holds the owner's pid).
-
-  The kernel releases the lock when the process dies, SIGKILL included, so a killed run never
-  leaves a stale lock behind. Re-entrant within a process (training then evaluating).
-  """
-
-  _held: dict[str, int] = {}  # real path of the lock file -> nesting depth in this process
-
-  def __init__(self, workdir: str):
-    self.workdir = workdir
-    self.path = os.path.join(workdir, ".lock")
-    self._fd = None
-    self._nested = False
-
-  def acquire(self) -> RunLock:
-    os.makedirs(self.workdir, exist_ok=True)
-    key = os.path.realpath(self.path)
-    if RunLock._held.get(key):
-      RunLock._held[key] += 1
-      self._nested = True
-      return self
-    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      try:
-        holder = os.pread(fd, 64, 0).decode().strip() or "?"
-      finally:
-        os.close(fd)
-      raise RunDirError(f"{self.workdir} is in use by another jcomrl process (pid {holder}); "
-                        "wait for it to finish or use another --workdir") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    self._fd = fd
-    RunLock._held[key] = 1
-    return self
-
-  def release(self) -> None:
-    key = os.path.realpath(self.path)
-    if self._nested:
-      RunLock._held[key] -= 1
-      self._nested = False
-    elif self._fd is not None:
-      RunLock._held.pop(key, None)
-      os.close(self._fd)  # closing the descriptor drops the flock
-      self._fd = None
-
-  def __enter__(self):
-    return self.acquire()
-
-  def __exit__(self, *exc):
-    self.release()
 
 
 # ---------------------------------------------------------------------------- progress

@@ -32,13 +32,13 @@ def print_result(name: str, r: dict) -> None:
 
 def main(argv):
   del argv
-  from experiments import common  # JAX: imported once the flags are checked
+  from jcomrl import run as run_api  # JAX: imported once the flags are checked
 
   protocols = cli.parse_protocols(_PROTOCOLS.value)
   if _STEP.value is not None and _STEP.value < 0:
     raise cli.UsageError(f"--step={_STEP.value} must be a checkpoint step >= 0")
-  common.evaluate_protocols(_WORKDIR.value, protocols, _STEP.value,
-                            progress=lambda s: print(s, flush=True), on_result=print_result)
+  run_api.evaluate(_WORKDIR.value, protocols, _STEP.value,
+                   progress=lambda s: print(s, flush=True), on_result=print_result)
 
 
 def run():

@@ -58,7 +58,6 @@ def parse_override(item: str) -> tuple[str, object]:
 
 
 def run_config(algo: str, profile: str, dataset: str, seeds: int, overrides) -> dict:
-  from experiments import common
   from experiments.configs import offline
   from jcomrl.data.dataset import read_meta
 
@@ -71,17 +70,17 @@ def run_config(algo: str, profile: str, dataset: str, seeds: int, overrides) -> 
     for part in [node, *path][:-1]:
       target = target[part]
     target[([node, *path])[-1]] = value
-  return common.to_plain(c)
+  return cli.to_plain(c)
 
 
 def train_all(datasets, algos, profile, seeds, runs_root, overrides) -> None:
-  from experiments import common
+  from jcomrl import run as run_api
 
   os.makedirs(runs_root, exist_ok=True)
   for dataset in datasets:
     for algo in algos:
       workdir = os.path.join(runs_root, d4rl_name(dataset), algo)
-      status = common.run_status(workdir, ["iid"])
+      status = run_api.status(workdir, ["iid"])
       if status["trained"] and not status["missing"]:
         print(f"[offline] {workdir}: done", flush=True)
         continue
@@ -89,7 +88,7 @@ def train_all(datasets, algos, profile, seeds, runs_root, overrides) -> None:
       print(f"[offline] {algo} on {dataset} ({seeds} seeds, {cfg['num_steps']} updates)",
             flush=True)
       t0 = time.perf_counter()
-      common.train_run(cfg, workdir, progress=None)
+      run_api.train(cfg, workdir, provenance=cli.run_provenance())
       row = {"dataset": dataset, "algo": algo, "wall_s": time.perf_counter() - t0,
              "load_avg_1m": os.getloadavg()[0]}
       with open(os.path.join(runs_root, "offline_log.jsonl"), "a") as f:

@@ -20,11 +20,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from experiments import cli  # noqa: E402
 from experiments import collect as collect_cli  # noqa: E402
-from experiments import common  # noqa: E402
 from experiments.configs import data as data_config  # noqa: E402
 from experiments.configs import focal as focal_config  # noqa: E402
 from experiments.configs import oracle as oracle_config  # noqa: E402
 from jcomrl import envs  # noqa: E402
+from jcomrl import run as run_api  # noqa: E402
 from jcomrl.data.dataset import DatasetError, load_dataset  # noqa: E402
 from jcomrl.data.sampler import sample_context  # noqa: E402
 from jcomrl.eval.rollout import random_policy_returns  # noqa: E402
@@ -62,7 +62,7 @@ def _plot_curves(workdir, runs, path):
 
 
 def _plot_codes(workdir, path):
-  cfg, env, data, meta, learner, state, _ = common.restore_run(os.path.join(workdir, "focal"))
+  cfg, env, data, meta, learner, state, _ = run_api.restore(os.path.join(workdir, "focal"))
   params = jax.tree.map(lambda x: x[0], state.params)
   rows = jnp.asarray(meta["split"]["test"])
   keys = jax.random.split(jax.random.key(0), 20)
@@ -91,11 +91,12 @@ def main(argv):
   data_path = _dataset(workdir)
   results = {}
   for name, mod in (("focal", focal_config), ("oracle", oracle_config)):
-    cfg = common.to_plain(mod.get_config("point_robot"))
+    cfg = cli.to_plain(mod.get_config("point_robot"))
     cfg["dataset"] = data_path
     print(f"[{name}] training {cfg['num_steps']} steps ...")
-    results[name] = common.train_run(cfg, os.path.join(workdir, name),
-                                     progress=lambda s, n=name: print(f"[{n}]", s))
+    results[name] = run_api.train(cfg, os.path.join(workdir, name),
+                                  progress=lambda s, n=name: print(f"[{n}]", s),
+                                  provenance=cli.run_provenance())["iid"]
   env = envs.make("point_robot")
   _, meta = load_dataset(data_path)
   test = jax.tree.map(lambda x: x[np.asarray(meta["split"]["test"])], env.all_benchmark_tasks())

@@ -67,15 +67,15 @@ def plan(algos: list[str], envs: list[str], runs_root: str, protocols: list[str]
   """One entry per (algo, env): its run dir, what is left to do (``train``/``evaluate``/
   ``skip``) and its ``protocols``: the requested ones its learner can be evaluated with
   (``dropped``: the others, e.g. MACAW's ``online``/``diagnostics``)."""
-  from experiments import common  # JAX: imported once the flags are checked
+  from jcomrl import run as run_api  # JAX: imported once the flags are checked
 
   out = []
   for env in envs:
     for algo in algos:
       cfg = cli.load_config(f"{config_file(algo)}:{variant or env}")
-      kept, dropped = common.applicable_protocols(cfg, protocols)
+      kept, dropped = run_api.applicable_protocols(cli.to_plain(cfg), protocols)
       workdir = run_dir(runs_root, env, algo)
-      st = common.run_status(workdir, kept)
+      st = run_api.status(workdir, kept)
       todo = "skip" if st["trained"] and not st["missing"] else (
           "evaluate" if st["trained"] else ("resume" if st["step"] else "train"))
       out.append({"algo": algo, "env": env, "workdir": workdir, "todo": todo,

@@ -43,14 +43,14 @@ def print_result(name: str, r: dict) -> None:
 
 def main(argv):
   del argv
-  from experiments import common  # JAX: imported once the flags are checked
+  from jcomrl import run as run_api  # JAX: imported once the flags are checked
 
   protocols = cli.parse_protocols(FLAGS.eval_protocols)
-  cfg = common.to_plain(FLAGS.config)
-  workdir = FLAGS.workdir
+  cfg = cli.to_plain(FLAGS.config)
   # Trains, then evaluates under the same run-directory lock.
-  common.train_run(cfg, workdir, progress=lambda s: print(s, flush=True), evaluate=False,
-                   protocols=protocols, on_result=print_result)
+  run_api.train(cfg, FLAGS.workdir, protocols=protocols,
+                progress=lambda s: print(s, flush=True), on_result=print_result,
+                provenance=cli.run_provenance())
 
 
 def run():

@@ -71,15 +71,17 @@ def main() -> None:
     os.read(hold, 1)  # returns when the parent writes or closes its end
 
   if event == "lock":
-    from experiments import cli
-    acquire = cli.RunLock.acquire
+    # experiments first, as under `python -m experiments.<cmd>` (it quiets MJX's Warp notices)
+    import experiments  # noqa: F401
+    from jcomrl.run import RunLock
+    acquire = RunLock.acquire
 
     def acquire_and_report(self):
       out = acquire(self)
       report()
       return out
 
-    cli.RunLock.acquire = acquire_and_report
+    RunLock.acquire = acquire_and_report
   elif event == "checkpoint":
     from jcomrl import checkpoint
     save = checkpoint.save

@@ -7,15 +7,16 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import common
+from experiments import cli
 from experiments.configs import focal as focal_config
 from jcomrl import checkpoint
+from jcomrl import run as run_api
 from jcomrl.algos.config import LearnerConfig
 from jcomrl.algos.learner import make_learner, seed_keys
 
 
 def _cfg(dataset, **kw):
-  cfg = common.to_plain(focal_config.get_config("tiny"))
+  cfg = cli.to_plain(focal_config.get_config("tiny"))
   cfg["dataset"] = dataset
   cfg.update(kw)
   return cfg
@@ -24,7 +25,7 @@ def _cfg(dataset, **kw):
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, synthetic_dir):
   workdir = str(tmp_path_factory.mktemp("runs") / "focal")
-  res = common.train_run(_cfg(synthetic_dir), workdir, progress=None)
+  res = run_api.train(_cfg(synthetic_dir), workdir)["iid"]
   return workdir, res
 
 
@@ -40,10 +41,11 @@ def test_run_directory_layout(trained_run):
 
 def test_restore_and_evaluate_equals_in_memory(trained_run):
   workdir, res = trained_run
-  # evaluate_run restores from disk; train_run's final eval used the in-memory state.
+  # evaluate restores from disk and builds the run again; train's final evaluation used the
+  # learner and dataset it trained with.
   with open(os.path.join(workdir, "eval", "iid_step20.json")) as f:
     in_memory = json.load(f)
-  again = common.evaluate_run(workdir)
+  again = run_api.evaluate(workdir)["iid"]
   assert again["iid"]["returns"] == in_memory["iid"]["returns"] == res["iid"]["returns"]
 
 
@@ -61,22 +63,22 @@ def test_checkpoint_from_another_config_is_refused(trained_run):
 def test_workdir_with_other_config_is_refused(trained_run, synthetic_dir):
   workdir, _ = trained_run
   with pytest.raises(ValueError, match="another config.*seed"):
-    common.train_run(_cfg(synthetic_dir, seed=5), workdir, progress=None)
+    run_api.train(_cfg(synthetic_dir, seed=5), workdir)
 
 
 @pytest.mark.slow
 def test_resume_gives_the_same_final_params(trained_run, synthetic_dir, tmp_path):
   workdir, _ = trained_run
   part = str(tmp_path / "part")
-  common.train_run(_cfg(synthetic_dir, num_steps=10), part, progress=None)
+  run_api.train(_cfg(synthetic_dir, num_steps=10), part)
   # Continue the same run to 20 steps (config identical apart from the schedule length).
   with open(os.path.join(part, "config.json")) as f:
     cfg = json.load(f)
   cfg["num_steps"] = 20
   os.remove(os.path.join(part, "config.json"))
-  common.train_run(cfg, part, progress=None)
-  _, _, _, _, _, a, _ = common.restore_run(workdir)
-  _, _, _, _, _, b, _ = common.restore_run(part)
+  run_api.train(cfg, part)
+  _, _, _, _, _, a, _ = run_api.restore(workdir)
+  _, _, _, _, _, b, _ = run_api.restore(part)
   jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
 
 
@@ -104,9 +106,9 @@ def test_runs_saved_before_new_learner_fields_still_evaluate_and_resume(trained_
         saved["learner"].pop(k, None)
     with open(path, "w") as f:
       json.dump(saved, f)
-  again = common.evaluate_run(workdir)
+  again = run_api.evaluate(workdir)["iid"]
   assert again["iid"]["returns"] == trained_run[1]["iid"]["returns"]
   cfg = _cfg(synthetic_dir)
   cfg["num_steps"] += cfg["learner"]["steps_per_chunk"]
-  common.train_run(cfg, workdir, progress=None, evaluate=False)
+  run_api.train(cfg, workdir, protocols=())
   assert checkpoint.steps(os.path.join(workdir, "checkpoints"))[-1] == cfg["num_steps"]

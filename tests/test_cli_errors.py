@@ -19,9 +19,10 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import cli, common
+from experiments import cli
 from experiments.configs import focal as focal_config
 from jcomrl import checkpoint
+from jcomrl import run as run_api
 from jcomrl.algos.trainer import checkpoint_dir
 from jcomrl.eval import suite
 from jcomrl.logging import read_metrics
@@ -156,7 +157,7 @@ def shared_run(synthetic_dir, tmp_path_factory):
 def held_workdir(tmp_path_factory):
   """A run directory locked by this (the test) process."""
   workdir = str(tmp_path_factory.mktemp("held") / "run")
-  lock = cli.RunLock(workdir).acquire()
+  lock = run_api.RunLock(workdir).acquire()
   yield workdir
   lock.release()
 
@@ -164,9 +165,13 @@ def held_workdir(tmp_path_factory):
 def _cases(data, bad, run, held, tmp):
   """``(id, argv, expected text in the error line, paths that must not change)``."""
   new = os.path.join(tmp, "never_created")
+  return (_config_cases(data, new) + _dataset_cases(data, bad, new)
+          + _run_dir_cases(data, bad, run, held, new) + _other_cases(data, bad, tmp, new))
+
+
+def _config_cases(data, new):
+  """Bad config files, keys and values, and bad flags of experiments.train."""
   t = lambda *a: ("train", TINY, f"--config.dataset={data}", *a, f"--workdir={new}")
-  bd = lambda name, *a: ("train", TINY, f"--config.dataset={bad[name]}", *a,
-                         f"--workdir={new}")
   return [
       ("config-file-missing", ("train", "--config=experiments/configs/focl.py:tiny",
                                f"--workdir={new}"),
@@ -190,6 +195,14 @@ def _cases(data, bad, run, held, tmp):
        [new]),
       ("unknown-flag", t("--eval_protocol=iid"), "eval_protocol", [new]),
       ("bad-protocol", t("--eval_protocols=iid,odd"), "unknown protocol(s) ['odd']", [new]),
+  ]
+
+
+def _dataset_cases(data, bad, new):
+  """Missing, broken and mismatched datasets."""
+  bd = lambda name, *a: ("train", TINY, f"--config.dataset={bad[name]}", *a,
+                         f"--workdir={new}")
+  return [
       ("dataset-missing", ("train", TINY, f"--config.dataset={data}_nope", f"--workdir={new}"),
        f"no dataset directory at {data}_nope", [new]),
       ("dataset-not-a-dataset", bd("not_a_dataset"), "has no meta.json", [new]),
@@ -209,6 +222,14 @@ def _cases(data, bad, run, held, tmp):
       ("dataset-meta-type", bd("seg_type"), "segment_length = '50' must be a positive int",
        [new, bad["seg_type"]]),
       ("dataset-bad-json", bd("bad_json"), "meta.json is not valid JSON", [new, bad["bad_json"]]),
+  ]
+
+
+def _run_dir_cases(data, bad, run, held, new):
+  """Run directories that hold another run, are in use or are no run; the multi-process flags;
+  experiments.evaluate's flags."""
+  t = lambda *a: ("train", TINY, f"--config.dataset={data}", *a, f"--workdir={new}")
+  return [
       ("run-other-config", ("train", TINY, f"--config.dataset={data}", "--config.num_steps=20",
                             "--config.checkpoint_every=10", "--config.eval_every=0",
                             "--config.seed=5", f"--workdir={run}"),
@@ -233,6 +254,12 @@ def _cases(data, bad, run, held, tmp):
       ("evaluate-bad-protocol", ("evaluate", f"--workdir={run}", "--protocols=iid,ood2"),
        "unknown protocol(s) ['ood2'] (did you mean 'ood'?)", [run]),
       ("evaluate-no-workdir", ("evaluate",), "--workdir", []),
+  ]
+
+
+def _other_cases(data, bad, tmp, new):
+  """The other commands: collect, inspect_data, table, sweep."""
+  return [
       ("collect-quality", ("collect", "--config=experiments/configs/data.py:tiny",
                            "--config.quality=best", f"--config.out={new}"),
        "unknown dataset quality 'best' (config key quality)", [new]),
@@ -315,7 +342,7 @@ def test_second_training_into_one_workdir_is_refused(shared_run):
   # The first run's logs are clean: one metrics row per chunk, both checkpoints, its config.
   assert [r["step"] for r in read_metrics(workdir)] == [10, 20]
   assert checkpoint.steps(checkpoint_dir(workdir))[-1] == 20
-  assert common.read_config(workdir)["num_steps"] == 20
+  assert run_api.read_config(workdir)["num_steps"] == 20
   assert "compiling the training step" in first.stdout and "updates/s" in first.stdout
   assert "Failed to import warp" not in first.stdout + first.stderr
 
@@ -323,32 +350,32 @@ def test_second_training_into_one_workdir_is_refused(shared_run):
 @pytest.mark.slow
 def test_failed_evaluation_keeps_the_checkpoint_and_the_run_extends(synthetic_dir, tmp_path,
                                                                     monkeypatch):
-  cfg = common.to_plain(focal_config.get_config("tiny"))
+  cfg = cli.to_plain(focal_config.get_config("tiny"))
   cfg.update(dataset=synthetic_dir, num_steps=30, checkpoint_every=30, eval_every=20)
   workdir = str(tmp_path / "run")
 
   def crash(*a, **kw):
     raise RuntimeError("simulated evaluation crash")
 
-  monkeypatch.setattr(common, "evaluate_state", crash)
-  with pytest.raises(cli.RunFailed, match=r"evaluation at step 20 failed \(RuntimeError: "
+  monkeypatch.setattr(run_api, "evaluate_state", crash)
+  with pytest.raises(run_api.RunFailed, match=r"evaluation at step 20 failed \(RuntimeError: "
                                           r"simulated evaluation crash\); the checkpoint of step "
                                           r"20 is saved"):
-    common.train_run(cfg, workdir, progress=None, evaluate=False)
+    run_api.train(cfg, workdir, protocols=())
   # checkpoint_every is 30, but the step about to be evaluated was saved first, and the step's
   # training metrics were logged.
   assert checkpoint.steps(checkpoint_dir(workdir)) == [20]
   assert [r["step"] for r in read_metrics(workdir)] == [10, 20]
   # Fixed (a stand-in evaluation: the real one is not under test), the same config with a
   # larger num_steps resumes from step 20 and extends the run past its old end.
-  monkeypatch.setattr(common, "evaluate_state",
+  monkeypatch.setattr(run_api, "evaluate_state",
                       lambda env, data, meta, learner, params, cfg, step: {"step": step})
   lines = []
-  common.train_run(dict(cfg, num_steps=40), workdir, progress=lines.append, evaluate=False)
+  run_api.train(dict(cfg, num_steps=40), workdir, protocols=(), progress=lines.append)
   assert any("num_steps 30 -> 40" in s for s in lines), lines
   assert any(s.startswith("resumed from step 20") for s in lines), lines
   assert checkpoint.latest_step(checkpoint_dir(workdir)) == 40
-  assert common.read_config(workdir)["num_steps"] == 40
+  assert run_api.read_config(workdir)["num_steps"] == 40
   assert [r["step"] for r in read_metrics(workdir)] == [10, 20, 30, 40]
   assert os.path.exists(os.path.join(workdir, "eval", "iid_step40.json"))
   # Resuming started a new TensorBoard events file that purges the old one after step 20.
@@ -358,7 +385,7 @@ def test_failed_evaluation_keeps_the_checkpoint_and_the_run_extends(synthetic_di
 
 
 def test_protocol_names_agree_with_the_suite():
-  assert cli.ALL_PROTOCOLS == suite.PROTOCOLS + ("diagnostics",) == common.ALL_PROTOCOLS
+  assert cli.ALL_PROTOCOLS == suite.PROTOCOLS + ("diagnostics",) == run_api.PROTOCOLS
 
 
 def test_every_shipped_config_validates():
@@ -366,4 +393,4 @@ def test_every_shipped_config_validates():
 
   for preset in ("focal", "csro", "corro", "unicorn_ss", "unicorn_sup", "supervised", "oracle"):
     for variant in config_common.VARIANTS:
-      common.validate_config(common.to_plain(config_common.base_config(preset, variant)))
+      run_api.validate_config(cli.to_plain(config_common.base_config(preset, variant)))

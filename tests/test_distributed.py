@@ -13,8 +13,8 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import common
 from jcomrl import checkpoint
+from jcomrl import run as run_api
 from jcomrl.algos.trainer import checkpoint_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -127,15 +127,15 @@ def test_two_processes_equal_one_process_with_two_devices(synthetic_dir, tmp_pat
   assert _rows(dist) == _rows(single)
   # The checkpoints both processes wrote restore to the reference's train state, bit for bit.
   assert checkpoint.steps(checkpoint_dir(dist)) == [10, 20]
-  _, _, _, _, _, a, step_a = common.restore_run(dist)
-  _, _, _, _, _, b, step_b = common.restore_run(single)
+  _, _, _, _, _, a, step_a = run_api.restore(dist)
+  _, _, _, _, _, b, step_b = run_api.restore(single)
   assert step_a == step_b == 20
   jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
   jax.tree.map(np.testing.assert_array_equal, a.opt, b.opt)
   # The evaluation (every process evaluates the gathered parameters; process 0 writes it).
-  with open(common.eval_path(dist, "iid", 20)) as f:
+  with open(run_api.eval_path(dist, "iid", 20)) as f:
     res_dist = json.load(f)
-  with open(common.eval_path(single, "iid", 20)) as f:
+  with open(run_api.eval_path(single, "iid", 20)) as f:
     res_single = json.load(f)
   # Bit-equal here too, but the reference evaluates its two seeds sharded over two devices and
   # the two-process run both seeds on one device (a different XLA partition): 1e-6 allowed.

@@ -12,10 +12,11 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import common
+from experiments.cli import to_plain
 from experiments.configs import common as config_common
 from experiments.configs import data as data_config
 from jcomrl import envs
+from jcomrl import run as run_api
 from jcomrl.algos import presets
 from jcomrl.data.dataset import DatasetError, OfflineDataset, save_dataset
 from jcomrl.types import Transition
@@ -64,7 +65,7 @@ def test_focal2_settings_are_the_2_task_configs(env):
   # The task setting and the data it trains on.
   assert (c.env, c.tasks, c.dataset) == (env, "focal2", f"data/{env}@focal2")
   assert c.env_overrides.to_dict() == {"variant": "focal"}
-  common.validate_config(common.to_plain(c))
+  run_api.validate_config(to_plain(c))
   # The 40-task preset keeps every one of those settings but the training length (UNICORN's
   # 200k); see the PROVENANCE rows "focal meta-batch on 40 tasks" and "focal2 training length".
   full = config_common.base_config("focal", env)
@@ -140,9 +141,9 @@ def _tiny_2_task_dataset(path, env_overrides):
 def test_tiny_focal_run_on_a_2_task_dataset(tmp_path):
   from jcomrl.algos.trainer import run_training
 
-  cfg = common.to_plain(config_common.base_config("focal", "tiny_cheetah_dir@focal2"))
+  cfg = to_plain(config_common.base_config("focal", "tiny_cheetah_dir@focal2"))
   cfg["dataset"] = _tiny_2_task_dataset(str(tmp_path / "focal2"), presets.FOCAL2_ENV_OVERRIDES)
-  env, data, meta, learner, hp = common.build(cfg)
+  env, data, meta, learner, hp = run_api.build(cfg)
   assert env.num_tasks == data.num_tasks == 2 and meta["split"]["train"] == [0, 1]
   workdir = str(tmp_path / "run")
   state = run_training(learner, data, hp, meta["split"]["train"], num_steps=10, workdir=workdir,
@@ -157,4 +158,4 @@ def test_tiny_focal_run_on_a_2_task_dataset(tmp_path):
   # A dataset of the suite's 40-task variant (no "focal" override) is refused by the config.
   cfg["dataset"] = _tiny_2_task_dataset(str(tmp_path / "unicorn"), {})
   with pytest.raises(DatasetError, match="variant='focal'"):
-    common.build(cfg)
+    run_api.build(cfg)

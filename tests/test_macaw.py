@@ -265,22 +265,23 @@ def test_checkpoint_restore_and_resume_through_the_trainer(trained, synthetic_da
 
 
 def test_macaw_config_validates_and_refuses_vector_code_protocols():
-  from experiments import common
-  from experiments.cli import ConfigError
+  from experiments.cli import to_plain
   from experiments.configs import macaw as macaw_config
+  from jcomrl import run as run_api
+  from jcomrl.errors import ConfigError
 
   for variant in ("tiny", "point_robot", "cheetah_vel", "cheetah_vel@cpu", "walker_param"):
-    cfg = common.to_plain(macaw_config.get_config(variant))
-    common.validate_config(cfg)
+    cfg = to_plain(macaw_config.get_config(variant))
+    run_api.validate_config(cfg)
     assert cfg["learner_type"] == "macaw"
-  cfg = common.to_plain(macaw_config.get_config("cheetah_vel"))
+  cfg = to_plain(macaw_config.get_config("cheetah_vel"))
   assert cfg["learner"]["hidden"] == [100, 100, 100] and cfg["learner"]["meta_batch_size"] == 5
   assert (cfg["hparams"]["value_lr"], cfg["hparams"]["actor_lr"]) == (1e-5, 1e-4)
-  common.check_protocols(cfg, ["iid", "ood", "z_shuffle"])
+  run_api.check_protocols(cfg, ["iid", "ood", "z_shuffle"])
   with pytest.raises(ConfigError, match="online"):
-    common.check_protocols(cfg, ["iid", "online"])
+    run_api.check_protocols(cfg, ["iid", "online"])
   with pytest.raises(ConfigError, match="learner.context_siz"):
-    common.validate_config(dict(cfg, learner=dict(cfg["learner"], context_siz=3)))
+    run_api.validate_config(dict(cfg, learner=dict(cfg["learner"], context_siz=3)))
   with pytest.raises(ValueError, match="no macaw variant"):
     macaw_config.get_config("humanoid")
   with pytest.raises(ValueError, match="cpu profile is for the MuJoCo envs"):

@@ -286,17 +286,18 @@ def test_single_task_config_trains_and_evaluates_a_one_task_dataset(synthetic_da
   dataset (split train = test = [0]) cut from the point-robot data."""
   import os
 
-  from experiments import common
+  from experiments.cli import to_plain
   from experiments.configs import offline
+  from jcomrl import run as run_api
   from jcomrl.data.dataset import save_dataset
   one = jax.tree.map(lambda x: x[:1], synthetic_data)
   path = os.path.join(tmp_path, "one_task")
   save_dataset(path, one, {"env": "point_robot", "env_overrides": {},
                            "split": {"train": [0], "test": [0]},
                            "normalisation": {"random": -20.0, "expert": -5.0}})
-  cfg = common.to_plain(offline.get_config("misa@tiny"))
+  cfg = to_plain(offline.get_config("misa@tiny"))
   cfg.update(env="point_robot", dataset=path)
-  res = common.train_run(cfg, str(tmp_path / "run"), progress=None)
+  res = run_api.train(cfg, str(tmp_path / "run"))["iid"]
   assert np.isfinite(np.asarray(res["iid"]["returns"])).all()
   assert cfg["learner"]["representation"] == "none" and cfg["learner"]["backbone"] == "misa"
   with pytest.raises(ValueError, match="no offline variant"):

@@ -118,17 +118,18 @@ def test_table_reports_both_metrics_the_drop_and_per_task_behaviour(tmp_path, mo
 def test_num_task_labels_come_from_the_dataset_and_are_checked(synthetic_dir):
   """unicorn_sup's classifier classes = the dataset's task rows; an explicit value below the
   number of tasks (labels out of range) is refused with one line naming the fix."""
-  from experiments import common as run_common
-  from experiments.cli import ConfigError
+  from experiments.cli import to_plain
+  from jcomrl import run as run_api
+  from jcomrl.errors import ConfigError
 
-  cfg = run_common.to_plain(common.base_config("unicorn_sup", "tiny"))
+  cfg = to_plain(common.base_config("unicorn_sup", "tiny"))
   assert "num_task_labels" not in cfg["learner"]
   cfg["dataset"] = synthetic_dir
-  _, data, _, learner, _ = run_common.build(cfg)
+  _, data, _, learner, _ = run_api.build(cfg)
   assert learner.cfg.num_task_labels == data.num_tasks
   cfg["learner"]["num_task_labels"] = data.num_tasks - 1
   with pytest.raises(ConfigError, match="remove the key"):
-    run_common.build(cfg)
+    run_api.build(cfg)
 
 
 def test_paired_drop_uses_the_per_episode_returns(tmp_path):

@@ -12,9 +12,10 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import common, sweep, table
+from experiments import cli, sweep, table
 from experiments.configs import focal as focal_config
 from jcomrl import checkpoint
+from jcomrl import run as run_api
 from jcomrl.algos.config import HParams
 from jcomrl.algos.trainer import NonFiniteLossError, checkpoint_dir, run_training
 from sync_child import SyncChild
@@ -23,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _tiny_cfg(dataset, **kw):
-  cfg = common.to_plain(focal_config.get_config("tiny"))
+  cfg = cli.to_plain(focal_config.get_config("tiny"))
   cfg["dataset"] = dataset
   cfg.update(kw)
   return cfg
@@ -53,7 +54,7 @@ def test_sigkilled_training_resumes_to_the_same_parameters(synthetic_dir, tmp_pa
   assert proc.returncode == -signal.SIGKILL
   first = checkpoint.latest_step(checkpoint_dir(killed))
   assert first == event[1] < steps  # killed right after its first checkpoint, mid-run
-  status = common.run_status(killed, ["iid"])
+  status = run_api.status(killed, ["iid"])
   assert not status["trained"] and status["step"] == first
   # The same command resumes from the last checkpoint and finishes.
   done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
@@ -61,9 +62,9 @@ def test_sigkilled_training_resumes_to_the_same_parameters(synthetic_dir, tmp_pa
   assert "resumed from step" in done.stdout
   # An uninterrupted run of the same config (in this process, same device).
   ref = str(tmp_path / "ref")
-  common.train_run(common.read_config(killed), ref, progress=None, evaluate=False)
-  _, _, _, _, _, a, step_a = common.restore_run(killed)
-  _, _, _, _, _, b, step_b = common.restore_run(ref)
+  run_api.train(run_api.read_config(killed), ref, protocols=())
+  _, _, _, _, _, a, step_a = run_api.restore(killed)
+  _, _, _, _, _, b, step_b = run_api.restore(ref)
   assert step_a == step_b == steps
   jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
   jax.tree.map(np.testing.assert_array_equal, a.opt, b.opt)
@@ -77,14 +78,14 @@ def test_sigkilled_training_resumes_to_the_same_parameters(synthetic_dir, tmp_pa
   assert [s["resumed"] for s in starts] == [False, True]
   assert all(s["num_steps"] == steps and "jcomrl_commit" in s for s in starts)
   # The sweep sees a trained run whose protocol files are missing: evaluate, not retrain.
-  status = common.run_status(killed, ["iid"])
+  status = run_api.status(killed, ["iid"])
   assert status["trained"] and status["missing"] == ["iid"]
 
 
 @pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_dir, tmp_path):
   cfg = _tiny_cfg(synthetic_dir)
-  _, data, meta, learner, hp = common.build(cfg)
+  _, data, meta, learner, hp = run_api.build(cfg)
   workdir = str(tmp_path / "nan")
   kw = {"workdir": workdir, "seed": 0, "num_seeds": 1, "checkpoint_every": 10, "progress": None}
   good = run_training(learner, data, hp, meta["split"]["train"], num_steps=10, **kw)
@@ -190,4 +191,4 @@ def test_sweep_plan_and_command(tmp_path):
     sweep.train_command("focal", "e", variant=None, seeds=1, dataset="d", workdir="w",
                         protocols=[], overrides=["oops"])
   with pytest.raises(ValueError, match="unknown protocol"):
-    common.parse_protocols("iid,bogus")
+    cli.parse_protocols("iid,bogus")

@@ -3,7 +3,8 @@
 Trains every preset's ``tiny`` config (context presets, their DT variants, MACAW; the
 single-task backbones' ``@tiny`` configs) for ``--steps`` updates on one point-robot dataset
 made here from scripted policies (no behaviour training), and writes the SHA-256 of each run's
-final train state (parameters and optimiser state, leaf by leaf in tree order) to a JSON file.
+final train state (parameters, and the rest of the state: optimiser moments, key, step;
+leaf by leaf in tree order) to a JSON file.
 Run it before a refactor and after it, on the same machine and library versions, and compare::
 
     python -m tools.golden --out /tmp/golden_before.json            # at the old commit
@@ -17,6 +18,7 @@ a test: both files must come from one machine.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -27,12 +29,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common
+from experiments import cli
 from experiments.configs import (borel, corro, csro, focal, focal_dt, macaw, offline, oracle,
                                  prompt_dt, supervised, unicorn_ss, unicorn_ss_dt,
                                  unicorn_sup, unicorn_sup_dt)
 from jcomrl import envs
-from jcomrl.algos.offline_presets import OFFLINE_PRESETS as _OFF
+from jcomrl import run as run_api
+from jcomrl.algos.offline_presets import OFFLINE_PRESETS
 from jcomrl.data.dataset import save_dataset
 from jcomrl.datagen import collect
 from jcomrl.datagen.policies import BehaviourPolicies
@@ -41,7 +44,7 @@ CONTEXT = {"focal": focal, "corro": corro, "csro": csro, "unicorn_ss": unicorn_s
            "unicorn_sup": unicorn_sup, "supervised": supervised, "oracle": oracle,
            "borel": borel, "prompt_dt": prompt_dt, "focal_dt": focal_dt,
            "unicorn_ss_dt": unicorn_ss_dt, "unicorn_sup_dt": unicorn_sup_dt, "macaw": macaw}
-OFFLINE = tuple(_OFF)
+OFFLINE = tuple(OFFLINE_PRESETS)
 
 
 def _scripted() -> BehaviourPolicies:
@@ -71,9 +74,9 @@ def make_dataset(root: str) -> str:
 
 
 def configs() -> dict[str, dict]:
-  out = {name: common.to_plain(mod.get_config("tiny")) for name, mod in CONTEXT.items()}
+  out = {name: cli.to_plain(mod.get_config("tiny")) for name, mod in CONTEXT.items()}
   for name in OFFLINE:
-    out[f"offline_{name}"] = common.to_plain(offline.get_config(f"{name}@tiny"))
+    out[f"offline_{name}"] = cli.to_plain(offline.get_config(f"{name}@tiny"))
   return out
 
 
@@ -92,11 +95,17 @@ def run_one(cfg: dict, steps: int, workdir: str) -> dict:
   chunk = int(cfg["learner"].get("steps_per_chunk") or 1)
   n = max(chunk, steps // chunk * chunk)
   cfg = dict(cfg, num_steps=n, checkpoint_every=n, eval_every=n, num_seeds=1)
-  common.train_run(cfg, workdir, progress=None, evaluate=False)
-  _, _, _, _, _, state, step = common.restore_run(workdir)
-  leaves = leaf_digests({"params": state.params, "opt_state": getattr(state, "opt_state", None)})
+  run_api.train(cfg, workdir, protocols=())
+  _, _, _, _, _, state, step = run_api.restore(workdir)
+  # "digest": the parameters (as the first reference files hold); "rest_digest": the rest of
+  # the train state (optimiser moments, key, kept tasks), compared when both files have it.
+  leaves = leaf_digests({"params": state.params})
+  rest = leaf_digests({f.name: getattr(state, f.name) for f in dataclasses.fields(state)
+                      if f.name != "params"} if dataclasses.is_dataclass(state) else {})
   whole = hashlib.sha256("".join(h for _, h in leaves).encode()).hexdigest()
-  return {"steps": step, "digest": whole, "leaves": leaves}
+  rest_whole = hashlib.sha256("".join(h for _, h in rest).encode()).hexdigest()
+  return {"steps": step, "digest": whole, "leaves": leaves, "rest_digest": rest_whole,
+          "rest_leaves": rest}
 
 
 def main(argv=None) -> int:
@@ -129,10 +138,12 @@ def main(argv=None) -> int:
     if old is None:
       print(f"{name}: not in {args.check}")
       continue
-    if old["digest"] == r["digest"]:
+    if old["digest"] == r["digest"] and old.get("rest_digest", r["rest_digest"]) == r["rest_digest"]:
       continue
     bad += 1
-    first = next((p for (p, h), (_, g) in zip(r["leaves"], old["leaves"]) if h != g),
+    pairs = list(zip(r["leaves"], old["leaves"])) + list(zip(r["rest_leaves"],
+                                                             old.get("rest_leaves", [])))
+    first = next((p for (p, h), (_, g) in pairs if h != g),
                  "the tree structure")
     print(f"DIFFERS {name}: first at {first}")
   print(f"{len(results) - bad} / {len(results)} presets bit-identical to {args.check}")

@@ -13,7 +13,7 @@ An ``@focal2`` suffix (``focal.py:cheetah_dir@focal2``, ``ant_dir@focal2``; with
 ``cheetah_dir@focal2@cpu``) is FOCAL's own 2-task setting of those envs (``presets.preset(...,
 tasks="focal2")``: FOCAL's forward/backward configs on the env's ``"focal"`` variant, train =
 test = both tasks), trained on ``data/<env>@focal2`` (``data.py:<env>@focal2``); the dataset must
-hold that variant (``env_overrides``, checked by ``experiments.common.build``).
+hold that variant (``env_overrides``, checked by ``jcomrl.run.build``).
 ``tiny_<env>@focal2`` is its test-sized run on ``data.py:tiny_<env>@focal2``'s data.
 
 ``learner`` holds every :class:`~jcomrl.algos.config.LearnerConfig` field (the preset's values
@@ -30,7 +30,7 @@ from ml_collections import config_dict
 from jcomrl.algos import presets
 from jcomrl.algos.config import LearnerConfig
 
-# Filled from the dataset by experiments.common.build, never from a config.
+# Filled from the dataset by jcomrl.run.build, never from a config.
 _FROM_DATASET = ("obs_size", "action_size", "task_param_size", "num_task_labels")
 
 VARIANTS = presets.ENVS + ("tiny",)
@@ -107,7 +107,7 @@ def base_config(preset: str, variant: str):
     c.eval.ood_max_policies = CPU_OOD_MAX_POLICIES
   if tasks != "unicorn":
     # The 2-task data of ``data.py:<variant>@focal2`` (one dataset for both profiles); the
-    # dataset's env must be the env's "focal" variant (checked by experiments.common.build).
+    # dataset's env must be the env's "focal" variant (checked by jcomrl.run.build).
     c.tasks = tasks
     c.env_overrides = config_dict.ConfigDict(dict(presets.FOCAL2_ENV_OVERRIDES))
     c.dataset = f"data/{variant}@{tasks}"

@@ -482,7 +482,7 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
     p["learner"].update(contrastive_bound="infonce")
   elif name == "csro":
     p["learner"].update(upper_bound="club")
-  # num_task_labels (unicorn_sup's classes) is not a preset setting: experiments.common.build
+  # num_task_labels (unicorn_sup's classes) is not a preset setting: jcomrl.run.build
   # takes it from the dataset's number of tasks (and checks an explicit value against it).
   if profile == "cpu":
     p = _cpu_profile(name, env, p)

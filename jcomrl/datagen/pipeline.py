@@ -35,7 +35,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jcomrl import atomic, envs
+from jcomrl import atomic, envs, errors
 from jcomrl.data.dataset import (DatasetError, OfflineDataset, episode_ids, load_dataset,
                                  save_dataset)
 from jcomrl.datagen import behaviour, collect, resumable
@@ -67,8 +67,9 @@ ANCHOR_POLICIES = ("deterministic", "stochastic")
 Progress = Callable[[str], None]
 
 
-class ConfigError(ValueError):
-  """A data-generation setting is invalid (names the setting and the accepted values)."""
+# A data-generation setting is invalid (names the setting and the accepted values): the one
+# ConfigError of jcomrl (``jcomrl.errors``), importable from here as before.
+ConfigError = errors.ConfigError
 
 
 def _path_key(path) -> str:

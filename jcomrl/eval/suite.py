@@ -4,7 +4,7 @@
 <variant>: {...}, "score": {...}}``: per-variant per-task, per-episode returns and the normalised
 score (0 = the random behaviour snapshot, 100 = the expert snapshot, from the dataset's
 ``meta["normalisation"]``), and the protocol's headline ``score`` (mean and per-seed values) that
-tables aggregate. Library code: no flags, no files (``experiments/common.py`` writes them).
+tables aggregate. Library code: no flags, no files (:mod:`jcomrl.run` writes them).
 """
 
 from __future__ import annotations
