@@ -142,7 +142,7 @@ paper: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check jcomrl experiments benchmarks tests tools
-	$(PY) -m tools.import_graph --allow jcomrl.algos
+	$(PY) -m tools.import_graph
 
 clean:
 	rm -rf runs .jax_cache .pytest_cache build dist

@@ -53,6 +53,7 @@ import jax
 import numpy as np
 
 from jcomrl import atomic, checkpoint, distributed, envs
+from jcomrl.algos import compose
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.learner import make_learner, seed_keys
 from jcomrl.algos.macaw import LEARNER_TYPE as MACAW
@@ -273,6 +274,8 @@ def _check_learner(cfg: Mapping):
     probe["num_task_labels"] = 2  # set from the dataset by build() (unicorn_sup's classes)
   try:
     lcfg = cls.from_dict(probe)
+    if cls is LearnerConfig:
+      compose.check(lcfg)
   except (ValueError, TypeError) as e:
     raise ConfigError(f"invalid learner config: {e} (config keys learner.*)") from e
   widths = ("encoder_hidden", "aux_hidden", "rl_hidden", "dual_hidden")
@@ -379,8 +382,10 @@ def _learner_config(cfg: Mapping, lcfg, data: OfflineDataset):
                         "key (it is taken from the dataset) or set it >= the number of tasks")
   try:
     if lcfg is not None:
-      return dataclasses.replace(lcfg, **sizes)
-    return cls.from_dict(dict(cfg["learner"], **sizes))
+      out = dataclasses.replace(lcfg, **sizes)
+    else:
+      out = cls.from_dict(dict(cfg["learner"], **sizes))
+    return compose.check(out) if cls is LearnerConfig else out
   except ValueError as e:
     raise ConfigError(f"invalid learner config for {cfg['dataset']}: {e}") from e
 

@@ -12,6 +12,7 @@ import pytest
 
 from jcomrl import mi
 from jcomrl.algos import presets
+from jcomrl.algos.compose import check
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.learner import (
   broadcast_hparams,
@@ -157,11 +158,11 @@ def test_corro_negatives_share_state_action(meta_batch):
 
 def test_unknown_names_are_refused():
   with pytest.raises(ValueError, match="unknown representation objective 'pearl'"):
-    LearnerConfig(**dict(TINY, representation="pearl"))
+    check(LearnerConfig(**dict(TINY, representation="pearl")))
   with pytest.raises(ValueError, match="unknown backbone 'awac'"):
-    LearnerConfig(**dict(TINY, backbone="awac"))
+    check(LearnerConfig(**dict(TINY, backbone="awac")))
   with pytest.raises(ValueError, match="num_task_labels"):
-    LearnerConfig(**dict(TINY, representation="unicorn_sup", num_task_labels=0))
+    check(LearnerConfig(**dict(TINY, representation="unicorn_sup", num_task_labels=0)))
   with pytest.raises(ValueError, match="unknown preset 'pearl'"):
     presets.preset("pearl", "point_robot")
   with pytest.raises(ValueError, match="no focal settings for env 'humanoid'"):

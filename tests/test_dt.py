@@ -9,6 +9,7 @@ import pytest
 
 from jcomrl.algos import presets
 from jcomrl.algos.backbones.base import memoryless_policy
+from jcomrl.algos.compose import check
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.learner import broadcast_hparams, make_learner, seed_keys
 from jcomrl.data.dataset import OfflineDataset
@@ -199,7 +200,7 @@ def test_evaluation_state_keeps_the_last_k_steps_and_lowers_the_return_to_go(tra
       5, 10.0, 0.0)
   params = jax.tree.map(lambda x: x[0], state.params)
   policy = lrn.act
-  z = jnp.linspace(-1.0, 1.0, lrn.cfg.z_size)
+  z = jnp.linspace(-1.0, 1.0, lrn.z_size)
   with pytest.raises(TypeError, match="history"):
     policy(params, jnp.zeros(2), z, jax.random.key(0), True)
   st = policy.init(params, z)
@@ -336,8 +337,9 @@ def test_dt_presets_follow_prompt_dt_and_refuse_what_they_cannot_run():
     presets.preset("prompt_dt", "hopper_param")
   sizes = dict(obs_size=2, action_size=2, task_param_size=2)
   with pytest.raises(ValueError, match="reads prompts"):
-    LearnerConfig(**sizes, representation="prompt", backbone="sac")
+    check(LearnerConfig(**sizes, representation="prompt", backbone="sac"))
   with pytest.raises(ValueError, match="context_mode='trajectory'"):
-    LearnerConfig(**sizes, representation="prompt", backbone="dt", context_mode="transitions")
+    check(LearnerConfig(**sizes, representation="prompt", backbone="dt",
+                        context_mode="transitions"))
   with pytest.raises(ValueError, match="critic"):
-    LearnerConfig(**sizes, representation="supervised", backbone="dt")
+    check(LearnerConfig(**sizes, representation="supervised", backbone="dt"))

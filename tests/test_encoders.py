@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jcomrl.algos.compose import check
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.learner import make_learner, seed_keys, unstack_seed
 from jcomrl.nets.encoders import ENCODERS, SEQUENCE_ENCODERS, make_encoder
@@ -166,7 +167,7 @@ def test_gaussian_kl_analytic_and_the_previous_belief_prior():
     (dict(kl_prior="prior"), "kl_prior")])
 def test_kl_terms_refuse_encoders_without_a_belief(kw, match):
   with pytest.raises(ValueError, match=match):
-    LearnerConfig(obs_size=2, action_size=2, task_param_size=2, **kw)
+    check(LearnerConfig(obs_size=2, action_size=2, task_param_size=2, **kw))
 
 
 def test_kl_term_adds_its_weighted_kl(synthetic_data):

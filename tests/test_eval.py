@@ -87,7 +87,7 @@ def test_collection_segment_explores_then_acts(focal, point_env, test_split):
   p = jax.tree.map(lambda x: x[0], params)
   task = jax.tree.map(lambda x: x[0], test_split[1])
   collect_seg = jax.jit(P.make_collect_segment(point_env, learner.act))
-  z = jnp.zeros(learner.cfg.z_size)
+  z = jnp.zeros(learner.z_size)
   key = jax.random.key(0)
   h = point_env.episode_length
   all_random = collect_seg(p, z, task, key, 0, h)

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from jcomrl.algos.backbones import cql, iql, make_backbone, misa, optimiser_init
+from jcomrl.algos.compose import check
+from jcomrl.algos.objectives import code_size
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.learner import broadcast_hparams, make_learner, seed_keys
 from jcomrl.data.dataset import OfflineDataset
@@ -272,12 +274,13 @@ def test_misa_inside_comrl_composes_with_an_encoder_objective(synthetic_data):
 
 def test_offline_backbone_settings_that_cannot_work_are_refused():
   with pytest.raises(ValueError, match="needs misa_partition_grad='importance'"):
-    LearnerConfig(**dict(SINGLE, backbone="misa", misa_bound="dv"))
+    check(LearnerConfig(**dict(SINGLE, backbone="misa", misa_bound="dv")))
   with pytest.raises(ValueError, match="has none"):
-    LearnerConfig(**dict(SINGLE, backbone="bc", representation="supervised", task_param_size=2))
+    check(LearnerConfig(**dict(SINGLE, backbone="bc", representation="supervised",
+                               task_param_size=2)))
   with pytest.raises(ValueError, match="unknown misa_bound"):
     LearnerConfig(**dict(SINGLE, backbone="misa", misa_bound="nwj"))
-  assert LearnerConfig(**dict(SINGLE, backbone="bc")).z_size == 0
+  assert code_size(check(LearnerConfig(**dict(SINGLE, backbone="bc")))) == 0
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import pytest
 from jcomrl import checkpoint
 from jcomrl.algos import backbones, objectives
 from jcomrl.algos.backbones import BACKBONES, make_backbone, optimiser_init
+from jcomrl.algos.compose import check
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.learner import broadcast_hparams, make_learner, seed_keys
 from jcomrl.nets.actor_critic import tanh_gaussian_log_prob
@@ -234,19 +235,19 @@ def test_unicorn_ss_is_reconstruction_plus_focal(meta_batch):
 
 def test_bad_compositions_are_refused():
   with pytest.raises(ValueError, match="unknown extra_objectives term 'nope'"):
-    LearnerConfig(**dict(TINY, extra_objectives="nope"))
+    check(LearnerConfig(**dict(TINY, extra_objectives="nope")))
   with pytest.raises(ValueError, match="unknown extra_objectives term 'supervised'"):
-    LearnerConfig(**dict(TINY, extra_objectives="supervised"))  # it has no loss to add
+    check(LearnerConfig(**dict(TINY, extra_objectives="supervised")))  # it has no loss to add
   with pytest.raises(ValueError, match="weight must be a number"):
-    LearnerConfig(**dict(TINY, extra_objectives="focal:big"))
+    check(LearnerConfig(**dict(TINY, extra_objectives="focal:big")))
   with pytest.raises(ValueError, match="needs a pretrain stage"):
-    LearnerConfig(**dict(TINY, extra_objectives="corro"))  # corro's CVAE negatives
+    check(LearnerConfig(**dict(TINY, extra_objectives="corro")))  # corro's CVAE negatives
   clash = LearnerConfig(**dict(TINY, representation="reconstruction",
                                extra_objectives="unicorn_ss"))
   with pytest.raises(ValueError, match="reuses network names"):
     objectives.make_representation(clash).init(jax.random.key(0))
   with pytest.raises(ValueError, match="unknown backbone"):
-    LearnerConfig(**dict(TINY, backbone="no_such_backbone"))
+    check(LearnerConfig(**dict(TINY, backbone="no_such_backbone")))
 
 
 def test_registries_are_the_single_source_of_names():

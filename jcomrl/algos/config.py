@@ -20,7 +20,7 @@ from jcomrl.nets.mlp import INITS as NET_INITS
 
 # Names of the MI bounds an objective can select: the registries of jcomrl.mi. The objective and
 # backbone names come from their registries (jcomrl.algos.objectives.OBJECTIVES,
-# jcomrl.algos.backbones.BACKBONES), read when a config is validated.
+# jcomrl.algos.backbones.BACKBONES), read by jcomrl.algos.compose.check, never here.
 CONTRASTIVE_BOUNDS = tuple(mi.WITH_NEGATIVES)
 UPPER_BOUNDS = tuple(mi.UPPER_BOUNDS)
 BRAC_PENALTIES = ("policy", "value", "both", "none")
@@ -170,19 +170,10 @@ class LearnerConfig:
   steps_per_chunk: int = 100
 
   def __post_init__(self):
-    from jcomrl.algos.backbones import BACKBONES
-    from jcomrl.algos.objectives import OBJECTIVES, parse_terms
-    if self.representation not in OBJECTIVES:
-      raise ValueError(f"unknown representation objective {self.representation!r}; "
-                       f"expected one of {tuple(OBJECTIVES)}")
-    for term, _ in parse_terms(self.extra_objectives):
-      if term not in OBJECTIVES or not OBJECTIVES[term].has_loss:
-        raise ValueError(f"unknown extra_objectives term {term!r}; expected objectives with a "
-                         f"loss: {tuple(n for n, c in OBJECTIVES.items() if c.has_loss)}")
-      if OBJECTIVES[term].has_pretrain(self):
-        raise ValueError(f"extra_objectives term {term!r} needs a pretrain stage; make it the "
-                         f"primary representation instead")
-    for name, allowed in (("backbone", tuple(BACKBONES)), ("brac_penalty", BRAC_PENALTIES),
+    # The checks of this config alone; the names of the objective terms and the backbone, their
+    # own settings and whether they fit together are checked by the registries' owner,
+    # :func:`jcomrl.algos.compose.check` (this module imports no backbone and no objective).
+    for name, allowed in (("brac_penalty", BRAC_PENALTIES),
                           ("brac_gp", BRAC_GRADIENT_PENALTIES), ("encoder", ENCODERS),
                           ("corro_negative_source", NEGATIVE_SOURCES),
                           ("td3bc_bc", TD3BC_BC_REDUCTIONS),
@@ -204,8 +195,6 @@ class LearnerConfig:
                  "prompt_length"):
       if getattr(self, name) <= 0:
         raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-    for term in {self.representation, *(t for t, _ in parse_terms(self.extra_objectives))}:
-      OBJECTIVES[term].validate(self)
     if self.pretrain_steps < 0 or self.pretrain_steps % self.steps_per_chunk:
       raise ValueError(f"pretrain_steps ({self.pretrain_steps}) must be a non-negative multiple "
                        f"of steps_per_chunk ({self.steps_per_chunk})")
@@ -215,19 +204,6 @@ class LearnerConfig:
       raise ValueError(f"hmc_burnin must be non-negative, got {self.hmc_burnin}")
     if not 0.0 < self.action_logp_clip < 1.0:
       raise ValueError(f"action_logp_clip must lie in (0, 1), got {self.action_logp_clip}")
-    BACKBONES[self.backbone].validate(self)
-    if OBJECTIVES[self.representation].critic_trains and not BACKBONES[self.backbone].has_critic:
-      raise ValueError(f"representation {self.representation!r} trains the encoder through the "
-                       f"critic, and backbone {self.backbone!r} has none; pick a backbone with "
-                       f"a critic")
-    if self.pretrain_steps and not OBJECTIVES[self.representation].has_pretrain(self):
-      raise ValueError(f"pretrain_steps is only used by objectives with a pretrain stage (corro "
-                       f"with corro_negative_source='cvae'), not {self.representation!r}")
-
-  @property
-  def z_size(self) -> int:
-    from jcomrl.algos.objectives import OBJECTIVES
-    return OBJECTIVES[self.representation].code_size(self)
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> LearnerConfig:

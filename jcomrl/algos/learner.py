@@ -30,9 +30,10 @@ from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jcomrl import distributed
+from jcomrl.algos import compose
 from jcomrl.algos.backbones import apply_gradient, make_backbone, optimiser_init
 from jcomrl.algos.config import HParams, LearnerConfig
-from jcomrl.algos.objectives import make_representation, z_spread
+from jcomrl.algos.objectives import code_size, make_representation, z_spread
 from jcomrl.data.dataset import OfflineDataset
 from jcomrl.data.sampler import (
   sample_context,
@@ -140,12 +141,17 @@ class Learner:
   backbone: Any
   representation: Any
 
+  @property
+  def z_size(self) -> int:
+    """The size of the task code z (the representation objective's ``code_size``)."""
+    return code_size(self.cfg)
+
 
 class _Program:
   """The single-seed pieces of one learner configuration (what ``make_learner`` compiles)."""
 
   def __init__(self, cfg: LearnerConfig):
-    self.cfg = cfg
+    self.cfg = compose.check(cfg)
     self.rep = make_representation(cfg)
     self.backbone = make_backbone(cfg)
     # The encoder group exists when something trains it (an objective's loss or the critic).

@@ -435,6 +435,10 @@ class MacawLearner:
   trace_count: Callable
   macaw: Macaw
 
+  @property
+  def z_size(self) -> int:
+    return self.cfg.z_size  # raises: MACAW's task code is no vector
+
 
 def make_macaw(cfg: MacawConfig) -> MacawLearner:
   """Builds MACAW's networks, meta-loss and compiled training program for ``cfg``."""

@@ -412,7 +412,7 @@ def make_online_run(learner: Learner, env: TaskEnv, *, mode: str, schedule: str,
   episode = make_episode_return(env, learner.act, deterministic=True)
   recorded = make_recorded_episode(env, learner.act, deterministic=True)
   encode = make_encode(learner, code)
-  z_size = learner.cfg.z_size
+  z_size = learner.z_size
   csro = schedule == "csro"
   record_eval = csro and mode == "prior"
 

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import optax
 
 from jcomrl.algos.config import HParams, LearnerConfig
+from jcomrl.algos.objectives import code_size
 from jcomrl.nets.actor_critic import DoubleCritic, TanhGaussianPolicy
 from jcomrl.types import Transition
 
@@ -188,7 +189,7 @@ class Backbone:
   def dummy_inputs(self):
     """``(obs, action, z)`` zeros of batch 1, for initialising networks."""
     cfg = self.cfg
-    return tuple(jnp.zeros((1, n)) for n in (cfg.obs_size, cfg.action_size, cfg.z_size))
+    return tuple(jnp.zeros((1, n)) for n in (cfg.obs_size, cfg.action_size, code_size(cfg)))
 
   def policy(self) -> Policy:
     """The evaluation policy: :meth:`act` as a memoryless :class:`Policy` (``stateful``

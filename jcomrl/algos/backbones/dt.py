@@ -30,6 +30,7 @@ import optax
 
 from jcomrl.algos.backbones.base import _ADAM, Backbone, Policy, register, task_mean
 from jcomrl.algos.config import HParams
+from jcomrl.algos.objectives import OBJECTIVES, code_size
 from jcomrl.nets.transformer import DecisionTransformer
 from jcomrl.types import Segment
 
@@ -44,11 +45,10 @@ class DT(Backbone):
 
   def __init__(self, cfg):
     super().__init__(cfg)
-    from jcomrl.algos.objectives import OBJECTIVES
     if OBJECTIVES[cfg.representation].code_is_prompt:
       prefix = "prompt"
     else:
-      prefix = "code" if cfg.z_size else "none"
+      prefix = "code" if code_size(cfg) else "none"
     self.net = DecisionTransformer(
         obs_size=cfg.obs_size, action_size=cfg.action_size, embed=cfg.dt_embed,
         layers=cfg.dt_layers, heads=cfg.dt_heads, dropout=cfg.dt_dropout,
@@ -72,7 +72,7 @@ class DT(Backbone):
                    mask=jnp.ones((k,)))
 
   def init(self, keys) -> dict:
-    return {"actor": self.net.init(keys[0], self.dummy_segment(), jnp.zeros((self.cfg.z_size,)))}
+    return {"actor": self.net.init(keys[0], self.dummy_segment(), jnp.zeros((code_size(self.cfg),)))}
 
   def trained_groups(self) -> tuple[str, ...]:
     return ("actor",)

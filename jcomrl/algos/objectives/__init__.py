@@ -38,6 +38,7 @@ from jcomrl.algos.objectives.base import (  # noqa: F401
   ContextEncoder,
   Objective,
   Representation,
+  code_size,
   make_representation,
   parse_terms,
   register,

@@ -177,6 +177,11 @@ class Representation:
   pretrain_loss: Callable | None
 
 
+def code_size(cfg: LearnerConfig) -> int:
+  """The size of z under ``cfg``: its representation objective's ``code_size``."""
+  return OBJECTIVES[cfg.representation].code_size(cfg)
+
+
 def parse_terms(spec: str) -> tuple[tuple[str, float], ...]:
   """``"focal:1,corro:0.5"`` -> ``(("focal", 1.0), ("corro", 0.5))`` (a bare name weighs 1)."""
   terms = []

@@ -27,10 +27,7 @@ class Prompt(Objective):
 
   @classmethod
   def validate(cls, cfg) -> None:
-    from jcomrl.algos.backbones import BACKBONES
-    if not BACKBONES[cfg.backbone].takes_prompt:
-      raise ValueError(f"representation 'prompt' needs a backbone that reads prompts (dt), not "
-                       f"{cfg.backbone!r}")
+    # (that the backbone reads prompts, ``takes_prompt``, is jcomrl.algos.compose.check's)
     if cfg.context_mode != "trajectory":
       raise ValueError("representation 'prompt' takes its prompt from a context trajectory; set "
                        "context_mode='trajectory'")
