@@ -1,15 +1,18 @@
-"""The one recorded env-step loop: policies rolled in tasks with explicit resets.
+"""The one env-step loop: policies rolled in tasks with explicit resets.
 
-``record_segment`` steps one ``env.episode_length`` segment from one reset of a task; within it an
-episode that terminates early is followed by an *explicit* reset (never brax's cached-state
-auto-reset), so ``next_obs`` is always the true successor and ``terminal``/``timeout`` are exact.
-The stored ``(terminal, timeout)`` follow the env variant's ``end_convention``
-(``TaskEnv.stored_flags``): under ``"no_terminal"`` (UNICORN/CORRO lineage, CORRO
-``learner.py:474,484``) an early end is stored as a ``timeout`` with terminal 0.
-``make_segment_rollout`` is that loop for one task-conditioned policy snapshot and
-``make_batched_rollout`` / ``make_rollout_fn`` its whole-batch form over ``[tasks x snapshots x
-episodes]``, vmapped on device. Data collection (``jcomrl.datagen.collect``) and the evaluation
-protocols (``jcomrl.eval``) both roll through it.
+``env_step`` is the one env step (pure, jittable, vmappable): it steps the env, records the
+``Transition`` and, where an episode ended, carries an *explicit* reset (never brax's
+cached-state auto-reset), so ``next_obs`` is always the true successor and
+``terminal``/``timeout`` are exact. The stored ``(terminal, timeout)`` follow the env variant's
+``end_convention`` (``TaskEnv.stored_flags``): under ``"no_terminal"`` (UNICORN/CORRO lineage,
+CORRO ``learner.py:474,484``) an early end is stored as a ``timeout`` with terminal 0.
+``record_segment`` is the one scan over it: one ``env.episode_length`` segment from one reset
+of a task (or of a flat batch of tasks). ``make_segment_rollout`` is that loop for one
+task-conditioned policy snapshot and ``make_batched_rollout`` / ``make_rollout_fn`` its
+whole-batch form over ``[tasks x snapshots x episodes]``, vmapped on device. Data collection
+(``jcomrl.datagen.collect``), the evaluation episodes and protocols (``jcomrl.eval``) roll
+through ``record_segment``; the behaviour trainers (``jcomrl.datagen.per_task_sac``,
+``shared_sac``), whose loop interleaves env steps with SAC updates, step through ``env_step``.
 """
 
 from __future__ import annotations
