@@ -99,7 +99,7 @@ class Progress:
     progress: the callable ``report`` hands lines to (None: ``report`` only returns them).
     done: the work done before this process started (a resumed run's).
     show_elapsed: show the wall time since the printer was made.
-    waiting: shown in place of rate and ETA while no rate is known yet.
+    waiting: shown in place of rate and ETA while no rate is known yet (with a total).
     clock: seconds now (``time.time``; a test may pass its own).
   """
 
@@ -162,7 +162,7 @@ class Progress:
       eta = self.eta
       if eta is not None:
         parts.append(f"ETA {format_seconds(eta)}")
-      elif rate is None and self.waiting:
+      elif rate is None and self.waiting and self.total:
         parts.append(self.waiting)
     return f"{head} ({', '.join(parts)})" + (f": {detail}" if detail else "")
 
