@@ -19,7 +19,6 @@ import importlib.util
 import json
 import os
 import sys
-import time
 
 from absl import app, flags, logging
 
@@ -327,31 +326,3 @@ def run(main, prog: str, *, define=None, config: tuple[str, str] | None = None,
       fail(prog, str(e), status)
 
   app.run(wrapped, flags_parser=parse)
-
-
-# ---------------------------------------------------------------------------- progress
-
-
-def format_seconds(s: float) -> str:
-  s = int(round(max(s, 0.0)))
-  return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
-def bar(done: int, total: int, width: int = 20) -> str:
-  frac = min(max(done / total, 0.0), 1.0) if total else 1.0
-  fill = int(round(frac * width))
-  return f"[{'#' * fill}{'.' * (width - fill)}] {100 * frac:3.0f}%"
-
-
-class Stopwatch:
-  """Items done per second and the ETA of the rest, from the items timed so far."""
-
-  def __init__(self, total: int):
-    self.total, self.done, self.t0 = total, 0, time.time()
-
-  def tick(self, n: int = 1) -> str:
-    self.done += n
-    elapsed = time.time() - self.t0
-    eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
-    return (f"{bar(self.done, self.total)} {self.done}/{self.total}, elapsed "
-            f"{format_seconds(elapsed)}, ETA {format_seconds(eta) if self.done else '?'}")

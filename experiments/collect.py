@@ -21,6 +21,7 @@ import numpy as np
 from ml_collections import config_flags
 
 from experiments import cli
+from jcomrl import logging as jlogging
 from jcomrl.datagen.recipes import behaviour_kwargs, default_out, set_cpu_devices  # noqa: F401
 
 DEFAULT_CONFIG = os.path.join(cli.CONFIG_DIR, "data.py") + ":point_robot"
@@ -46,15 +47,6 @@ def resumed_step(message: str) -> int | None:
   return int(found.group(1).replace(",", "")) if found else None
 
 
-def behaviour_eta(spent: float, step: int, start_step: int, total: int | None) -> float | None:
-  """Seconds left at this process's rate: ``spent`` seconds took it from ``start_step`` (0, or
-  where a resumed run began) to ``step`` env steps per task; None when unknown or done."""
-  done = step - start_step
-  if not total or done <= 0 or step >= total:
-    return None
-  return spent / done * (total - step)
-
-
 def generate_family(c, progress=print):
   """Builds (or resumes) the single-task family of an ``offline_data.py`` config ``c``;
   returns ``{quality: (dataset, meta)}``."""
@@ -71,7 +63,7 @@ def generate_family(c, progress=print):
   for q, (data, meta) in out.items():
     progress(f"{offline.dataset_dir(c.out, c.name, q)}: {data.num_transitions:,} transitions, "
              f"normalisation {meta['normalisation']}")
-  progress(f"done in {cli.format_seconds(time.time() - t0)}")
+  progress(f"done in {jlogging.format_seconds(time.time() - t0)}")
   return out
 
 
@@ -88,12 +80,13 @@ def generate(c, progress=print):
   recipes.check_env(c)
   kw = behaviour_kwargs(c)
   total = kw.get("num_timesteps")
-  start = {"step": 0}  # the env step this process starts training from (a resumed run's > 0)
+  # The ETA is at this process's rate: the steps of a resumed run's earlier process are not timed.
+  shown = jlogging.Progress(total, "behaviour step", progress=progress, show_elapsed=True)
 
   def say(msg):
     step = resumed_step(msg)
     if step is not None:
-      start["step"] = step
+      shown.update(step, timed=False)
     progress(msg)
 
   def show(step, m):
@@ -105,11 +98,8 @@ def generate(c, progress=print):
       tail = f"mean training return {float(np.mean(train)):.2f}"
     else:
       tail = "(no brax eval)"
-    spent = time.time() - t0
-    left = behaviour_eta(spent, step, start["step"], total)
-    eta = f", ETA {cli.format_seconds(left)}" if left is not None else ""
-    where = f"{cli.bar(step, total)} " if total else ""
-    progress(f"behaviour step {step:,} {where}({cli.format_seconds(spent)}{eta}): {tail}")
+    shown.update(step)
+    shown.report(tail)
 
   data, meta = recipes.generate(c, progress=show, message=say)
   summary = {k: round(v, 2) for k, v in dataset_summary(data).items()}

@@ -27,6 +27,7 @@ import time
 from absl import flags
 
 from experiments import cli
+from jcomrl import logging as jlogging
 
 
 def split_list(spec: str) -> list[str]:
@@ -171,7 +172,7 @@ def main(argv):
   t_all = time.time()
   failures = []
   total = len(algos) * len(envs)
-  watch = cli.Stopwatch(total)
+  watch = jlogging.Progress(total, "pairs", show_elapsed=True)
   for env in envs:
     dataset = FLAGS.dataset.format(env=env)
     entries = plan(algos, [env], runs_root, protocols, FLAGS.variant)
@@ -183,7 +184,7 @@ def main(argv):
         print(f"{tag}: protocol(s) {', '.join(e['dropped'])} do not apply to its learner, "
               "skipped", flush=True)
       if e["todo"] == "skip":
-        print(f"{tag}: finished (step {e['step']}), skipped; pairs {watch.tick()}", flush=True)
+        print(f"{tag}: finished (step {e['step']}), skipped; {watch.advance().line()}", flush=True)
         continue
       cmd = train_command(e["algo"], env, variant=FLAGS.variant, seeds=FLAGS.seeds,
                           dataset=dataset, workdir=e["workdir"], protocols=e["protocols"],
@@ -199,7 +200,7 @@ def main(argv):
       if writes_log:
         _append_log(runs_root, row)
       print(f"{tag}: {'done' if rc == 0 else f'FAILED (exit {rc})'} in {row['wall_s']}s; "
-            f"pairs {watch.tick()}", flush=True)
+            f"{watch.advance().line()}", flush=True)
       if rc != 0:
         failures.append(f"{e['algo']}/{env}")
         if not FLAGS.keep_going:

@@ -1,15 +1,18 @@
-"""The one recorded env-step loop: policies rolled in tasks with explicit resets.
+"""The one env-step loop: policies rolled in tasks with explicit resets.
 
-``record_segment`` steps one ``env.episode_length`` segment from one reset of a task; within it an
-episode that terminates early is followed by an *explicit* reset (never brax's cached-state
-auto-reset), so ``next_obs`` is always the true successor and ``terminal``/``timeout`` are exact.
-The stored ``(terminal, timeout)`` follow the env variant's ``end_convention``
-(``TaskEnv.stored_flags``): under ``"no_terminal"`` (UNICORN/CORRO lineage, CORRO
-``learner.py:474,484``) an early end is stored as a ``timeout`` with terminal 0.
-``make_segment_rollout`` is that loop for one task-conditioned policy snapshot and
-``make_batched_rollout`` / ``make_rollout_fn`` its whole-batch form over ``[tasks x snapshots x
-episodes]``, vmapped on device. Data collection (``jcomrl.datagen.collect``) and the evaluation
-protocols (``jcomrl.eval``) both roll through it.
+``env_step`` is the one env step (pure, jittable, vmappable): it steps the env, records the
+``Transition`` and, where an episode ended, carries an *explicit* reset (never brax's
+cached-state auto-reset), so ``next_obs`` is always the true successor and
+``terminal``/``timeout`` are exact. The stored ``(terminal, timeout)`` follow the env variant's
+``end_convention`` (``TaskEnv.stored_flags``): under ``"no_terminal"`` (UNICORN/CORRO lineage,
+CORRO ``learner.py:474,484``) an early end is stored as a ``timeout`` with terminal 0.
+``record_segment`` is the one scan over it: one ``env.episode_length`` segment from one reset
+of a task (or of a flat batch of tasks). ``make_segment_rollout`` is that loop for one
+task-conditioned policy snapshot and ``make_batched_rollout`` / ``make_rollout_fn`` its
+whole-batch form over ``[tasks x snapshots x episodes]``, vmapped on device. Data collection
+(``jcomrl.datagen.collect``), the evaluation episodes and protocols (``jcomrl.eval``) roll
+through ``record_segment``; the behaviour trainers (``jcomrl.datagen.per_task_sac``,
+``shared_sac``), whose loop interleaves env steps with SAC updates, step through ``env_step``.
 """
 
 from __future__ import annotations
@@ -25,37 +28,82 @@ from jcomrl.envs.base import TaskEnv
 from jcomrl.types import Transition
 
 
-def step_and_record(env: TaskEnv, state, action, task, reset_key):
-  """One env step recorded as a ``Transition`` with the true ``s'``; the carried state is an
-  explicit reset (``reset_key``) where the episode ended, so no cached auto-reset is ever stored.
+def where_done(done, fresh, old):
+  """``fresh`` where ``done`` (broadcast over each leaf's trailing axes), else ``old``: the
+  explicit reset of the envs whose episode ended."""
+  def pick(a, b):
+    mask = done.reshape(done.shape + (1,) * (b.ndim - done.ndim))
+    return jnp.where(mask > 0, a, b).astype(b.dtype)
+
+  return jax.tree.map(pick, fresh, old)
+
+
+def env_step(env: TaskEnv, state, action, task, reset_key=None, *, batched: bool = False,
+             reset_if=None):
+  """The one env step: ``(carried state, successor, Transition)``; pure, jittable, vmappable.
+
+  Steps ``state`` with ``action`` in ``task`` and records the step as a ``Transition`` with the
+  true ``s'`` and the flags the env variant's ``end_convention`` stores
+  (``TaskEnv.stored_flags``). The carried state is the successor, except where its episode
+  ended and ``reset_key`` is given: there it is an *explicit* reset (never a cached
+  auto-reset), so a stored ``next_obs`` is always the true successor. ``reset_key=None`` never
+  resets (an episode that ended early is stepped on: the ``"no_terminal"`` evaluation episode).
+
+  ``batched``: ``state``, ``action``, ``task`` and ``reset_key`` carry one leading batch axis
+  ``[B]``; the env is stepped and reset under one ``vmap`` over it, and the reset is computed
+  (``lax.cond``) only when some episode of the batch ended (and ``reset_if``, a traced bool,
+  holds), not at every step as a per-episode select would.
   """
-  nxt = env.step(state, action, task)
+  nxt = (jax.vmap(env.step) if batched else env.step)(state, action, task)
   terminal, timeout = env.stored_flags(nxt)
   tr = Transition(obs=state.obs, action=action, reward=nxt.reward, next_obs=nxt.obs,
                   terminal=terminal, timeout=timeout)
-  fresh = env.reset(reset_key, task)
-  return jax.tree.map(lambda a, b: jnp.where(nxt.done > 0, a, b), fresh, nxt), tr
+  if reset_key is None:
+    return nxt, nxt, tr
+  if not batched:
+    return where_done(nxt.done, env.reset(reset_key, task), nxt), nxt, tr
+  need = jnp.any(nxt.done > 0)
+  if reset_if is not None:
+    need = jnp.logical_and(need, reset_if)
+  carried = jax.lax.cond(need, lambda: where_done(nxt.done, jax.vmap(env.reset)(reset_key, task),
+                                                  nxt), lambda: nxt)
+  return carried, nxt, tr
 
 
 def record_segment(env: TaskEnv, choose: Callable, task, key: jax.Array, *,
-                   reset_after_done: bool = True, carry=None) -> Transition:
-  """The one recorded env-step loop: ``env.episode_length`` steps from one reset of ``task``.
+                   reset_after_done: bool = True, carry=None, after: Callable | None = None,
+                   batched: bool = False, with_carry: bool = False):
+  """The one env-step loop: ``env.episode_length`` steps (``env_step``) from one reset of ``task``.
 
   ``choose(state, i, k) -> (action, reset_key)`` picks step ``i``'s action from the current
   ``EnvState`` and that step's key (``k`` is the ``i``-th of ``split(k_steps, length)`` after
   ``k_reset, k_steps = split(key)``), and returns the key of the explicit reset that follows a
-  true end (``step_and_record``). ``reset_after_done=False`` never resets: an episode that ended
+  true end (``env_step``). ``reset_after_done=False`` never resets: an episode that ended
   early is stepped on to the end (the ``"no_terminal"`` evaluation episode). Returns
-  ``Transition [episode_length]`` with the env's stored flags. Collection segments, recorded
-  evaluation episodes and the online protocol's collection segments are this loop with their own
-  ``choose`` (``make_batched_rollout`` is its whole-batch form).
+  ``Transition [episode_length]`` with the env's stored flags. Collection segments, evaluation
+  episodes, recorded evaluation episodes and the online protocol's collection segments are this
+  loop with their own ``choose`` (``make_batched_rollout`` is its whole-batch form).
 
   ``carry`` (a pytree, e.g. a history-dependent policy's state): when given, ``choose(state, i,
-  k, carry) -> (action, reset_key, carry)`` threads it through the steps.
+  k, carry) -> (action, reset_key, carry)`` threads it through the steps, and ``after(carry,
+  successor) -> carry`` (optional) updates it from each step's successor ``EnvState`` (e.g. an
+  episode return). ``with_carry``: return ``(final carry, trajectory)``.
+
+  ``batched``: ``key`` is ``[B]`` keys and ``task`` ``[B]`` tasks, one segment each, stepped as
+  one batch (``env_step(batched=True)``: a reset is computed only at steps where some episode
+  ended, and never after the last step, whose successor is not used); the random streams are
+  those of ``vmap``-ing the unbatched loop; the trajectory is ``[episode_length, B]``.
   """
   length = env.episode_length
-  k_reset, k_steps = jax.random.split(key)
-  state0 = env.reset(k_reset, task)
+  if batched:
+    k0 = jax.vmap(jax.random.split)(key)
+    k_reset, k_steps = k0[:, 0], k0[:, 1]
+    state0 = jax.vmap(env.reset)(k_reset, task)
+    step_keys = jnp.moveaxis(jax.vmap(lambda k: jax.random.split(k, length))(k_steps), 1, 0)
+  else:
+    k_reset, k_steps = jax.random.split(key)
+    state0 = env.reset(k_reset, task)
+    step_keys = jax.random.split(k_steps, length)
 
   def step(sc, inp):
     state, c = sc
@@ -64,17 +112,15 @@ def record_segment(env: TaskEnv, choose: Callable, task, key: jax.Array, *,
       action, k_next_reset = choose(state, i, k)
     else:
       action, k_next_reset, c = choose(state, i, k, c)
-    if reset_after_done:
-      nxt, tr = step_and_record(env, state, action, task, k_next_reset)
-      return (nxt, c), tr
-    nxt = env.step(state, action, task)
-    terminal, timeout = env.stored_flags(nxt)
-    return (nxt, c), Transition(obs=state.obs, action=action, reward=nxt.reward,
-                                next_obs=nxt.obs, terminal=terminal, timeout=timeout)
+    nxt, succ, tr = env_step(env, state, action, task,
+                             k_next_reset if reset_after_done else None, batched=batched,
+                             reset_if=i < length - 1 if batched else None)
+    if after is not None:
+      c = after(c, succ)
+    return (nxt, c), tr
 
-  _, traj = jax.lax.scan(step, (state0, carry),
-                         (jnp.arange(length), jax.random.split(k_steps, length)))
-  return traj
+  (_, c), traj = jax.lax.scan(step, (state0, carry), (jnp.arange(length), step_keys))
+  return (c, traj) if with_carry else traj
 
 
 def make_segment_rollout(env: TaskEnv, make_policy: Callable, deterministic: bool = False):
@@ -127,52 +173,28 @@ def make_batched_rollout(env: TaskEnv, make_policy: Callable, deterministic: boo
   e_act = jax.vmap(act, in_axes=(None, None, 0))
   v_act = jax.vmap(jax.vmap(e_act, in_axes=(0, None, 0)), in_axes=(None, 0, 0))  # [T, K, E]
   v_split = jax.vmap(jax.random.split)
-  v_reset, v_step = jax.vmap(env.reset), jax.vmap(env.step)  # flat [B]
 
   def rollout(params, tasks, keys):
     lead = keys.shape[:3]
     n = math.prod(lead)
     flat_tasks = jax.tree.map(lambda x: jnp.repeat(x, n // lead[0], axis=0), tasks)
-    k0 = v_split(keys.reshape((n,) + keys.shape[3:]))
-    k_reset, k_steps = k0[:, 0], k0[:, 1]
-    state0 = v_reset(k_reset, flat_tasks)
-    step_keys = jnp.moveaxis(jax.vmap(lambda k: jax.random.split(k, length))(k_steps), 1, 0)
 
-    def body(state, xs):
-      t, key = xs
+    def choose(state, i, key):
       ks = v_split(key)
       k_act, k_reset = ks[:, 0], ks[:, 1]
       nested = (state.obs.reshape(lead + state.obs.shape[1:]),
                 k_act.reshape(lead + k_act.shape[1:]))
       action = v_act(params, tasks, nested)
-      action = action.reshape((n,) + action.shape[3:])
-      nxt = v_step(state, action, flat_tasks)
-      terminal, timeout = env.stored_flags(nxt)
-      tr = Transition(obs=state.obs, action=action, reward=nxt.reward, next_obs=nxt.obs,
-                      terminal=terminal, timeout=timeout)
+      return action.reshape((n,) + action.shape[3:]), k_reset
 
-      def with_resets():
-        fresh = v_reset(k_reset, flat_tasks)
-        return jax.tree.map(
-            lambda a, b: jnp.where(_expand(nxt.done, b) > 0, a, b).astype(b.dtype), fresh, nxt)
-
-      if not reset_after_done:
-        return nxt, tr
-      # The last step's successor is never used: the segment ends there.
-      need = jnp.logical_and(jnp.any(nxt.done > 0), t < length - 1)
-      return jax.lax.cond(need, with_resets, lambda: nxt), tr
-
-    _, traj = jax.lax.scan(body, state0, (jnp.arange(length), step_keys))  # [length, B, ...]
+    traj = record_segment(env, choose, flat_tasks, keys.reshape((n,) + keys.shape[3:]),
+                          reset_after_done=reset_after_done, batched=True)  # [length, B, ...]
     traj = jax.tree.map(lambda x: jnp.moveaxis(x.reshape((length,) + lead + x.shape[2:]), 0, 3),
                         traj)  # [T, K, E, length, ...]
     last_open = 1.0 - traj.terminal[..., -1]
     return traj.replace(timeout=traj.timeout.at[..., -1].max(last_open))
 
   return rollout
-
-
-def _expand(mask, like):
-  return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
 
 
 _ROLLOUT_FNS: dict[tuple[int, int, bool, bool], tuple[Any, Any, Callable]] = {}

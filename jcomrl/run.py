@@ -62,6 +62,7 @@ from jcomrl.algos.trainer import checkpoint_dir, run_training
 from jcomrl.data.dataset import DatasetError, OfflineDataset, check_normalisation, load_dataset
 from jcomrl.errors import ConfigError, RunDirError, RunFailed
 from jcomrl.eval import diagnostics, suite
+from jcomrl.logging import Progress
 
 __all__ = ["PROTOCOLS", "LEARNER_TYPES", "Built", "Restored", "RunLock", "validate_config",
            "check_protocols", "applicable_protocols", "build", "train", "resume", "evaluate",
@@ -703,7 +704,7 @@ def _evaluate(workdir, protocols, step, progress, on_result, cfg, built) -> dict
   device_data = data.to_device()
   behaviour = _behaviour(cfg, env, protocols)
   out = {}
-  t_all = time.time()
+  shown = Progress(len(protocols), "protocols", progress=progress, waiting="")
   for i, name in enumerate(protocols):
     t0 = time.time()
     if progress:
@@ -716,11 +717,8 @@ def _evaluate(workdir, protocols, step, progress, on_result, cfg, built) -> dict
     if distributed.is_main():
       atomic.write_json(eval_path(workdir, name, step), res)
     out[name] = res
-    if progress:
-      left = (time.time() - t_all) / (i + 1) * (len(protocols) - i - 1)
-      progress(f"{name} done in {time.time() - t0:.1f}s"
-               + (f"; ~{left:.0f}s left for {len(protocols) - i - 1} more" if i + 1 <
-                  len(protocols) else ""))
+    shown.advance()
+    shown.report(f"{name} done in {time.time() - t0:.1f}s")
     if on_result:
       on_result(name, res)
   return out

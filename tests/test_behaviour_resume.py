@@ -17,6 +17,7 @@ import pytest
 from jcomrl import envs
 from jcomrl.checkpoint import CheckpointError
 from jcomrl.datagen import per_task_sac, pipeline, resumable, shared_sac
+from jcomrl.logging import Progress
 from jcomrl.data.dataset import load_dataset
 from sync_child import SyncChild
 
@@ -244,9 +245,14 @@ def test_the_pipeline_resumes_a_killed_behaviour_phase(tmp_path):
   from experiments import collect as collect_cli
   assert [collect_cli.resumed_step(m) for m in messages if m.startswith("resuming sac")] == [80]
   assert collect_cli.resumed_step("training sac_per_task behaviour policies") is None
-  assert collect_cli.behaviour_eta(60.0, 120, 80, 240) == 180.0
-  assert collect_cli.behaviour_eta(60.0, 120, 0, 240) == 60.0
-  assert collect_cli.behaviour_eta(60.0, 240, 0, 240) is None
+  now = [0.0]
+  shown = Progress(240, "behaviour step", clock=lambda: now[0])
+  shown.update(80, timed=False)  # the resumed step: not this process's work
+  now[0] = 60.0
+  assert shown.update(120).eta == 180.0
+  fresh = Progress(240, "behaviour step", clock=lambda: 0.0)
+  assert fresh.update(120, seconds=60.0).eta == 60.0
+  assert fresh.update(240).eta is None
   # The dataset's behaviour time counts both processes.
   assert meta["creation"]["behaviour_seconds"] > before
   assert not os.path.exists(ckpt)  # deleted once the snapshots and replay.npz are saved

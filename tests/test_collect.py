@@ -246,7 +246,7 @@ def test_chunked_collection_matches_layout(point_env):
   chunked = collect.collect_segments(point_env, pol, tasks, key, episodes_per_snapshot=3,
                                      chunk_episodes=2, progress=lines.append)
   assert chunked.reward.shape == (40, 3, 3, point_env.episode_length)
-  assert len(lines) == 2 and lines[-1].startswith("collect chunk 2/2 (100%)")
+  assert len(lines) == 2 and lines[-1].startswith("collect chunk 2/2 (100%")
   # Each chunk has its own key; the trimmed last chunk is fully real data.
   assert not np.array_equal(chunked.obs[:, :, 2], chunked.obs[:, :, 0])
   assert collect.chunk_layout(10, 4) == (4, 3) and collect.chunk_layout(10, 0) == (10, 1)

@@ -24,7 +24,7 @@ from jcomrl.algos.config import HParams
 from jcomrl.algos.learner import (FIRST_NONFINITE, Learner, broadcast_hparams, seed_keys,
                                   seed_sharding)
 from jcomrl.data.dataset import OfflineDataset
-from jcomrl.logging import MetricsWriter
+from jcomrl.logging import MetricsWriter, Progress
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -113,14 +113,10 @@ class _NoWriter:
     pass
 
 
-def _progress_line(metrics: dict, step: int, num_steps: int, rate: float | None) -> str:
-  shown = {k: float(np.mean(v)) for k, v in metrics.items()
-           if k.startswith("eval/") or k in ("critic/loss", "encoder/loss")}
-  speed = (f"{rate:.0f} updates/s, ETA {(num_steps - step) / rate:.0f}s"
-           if rate else "rate after the next chunk")
-  frac = step / num_steps
-  return (f"step {step}/{num_steps} [{'#' * int(20 * frac):<20}] {100 * frac:.0f}% "
-          f"({speed}) " + " ".join(f"{k}={v:.3f}" for k, v in shown.items()))
+def _progress_line(metrics: dict, shown: Progress) -> str:
+  values = {k: float(np.mean(v)) for k, v in metrics.items()
+            if k.startswith("eval/") or k in ("critic/loss", "encoder/loss")}
+  return shown.line(" ".join(f"{k}={v:.3f}" for k, v in values.items()))
 
 
 def _init_or_resume(learner: Learner, workdir: str, meta: dict, progress):
@@ -186,7 +182,9 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
   writer = (MetricsWriter(workdir, purge_step=step + 1 if step else None)
             if distributed.is_main() else _NoWriter())
   # Honest rate: update time only (the first chunk, which compiles, and evaluations excluded).
-  timed_steps, timed_s, compiling = 0, 0.0, True
+  shown = Progress(num_steps, "step", unit="updates", done=step,
+                   waiting="rate after the next chunk")
+  compiling = True
   try:
     while step < num_steps:
       if compiling and progress:
@@ -197,14 +195,13 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
       step += chunk
       metrics = distributed.to_host(metrics)
       dt = time.time() - t_chunk
+      shown.advance(chunk, seconds=dt, timed=not compiling)
       if compiling:
         compiling = False
         if progress:
           progress(f"compiled; first chunk done in {dt:.1f}s")
-      else:
-        timed_steps, timed_s = timed_steps + chunk, timed_s + dt
       _check_metrics(metrics, num_seeds, step, chunk, ckpt)
-      rate = timed_steps / timed_s if timed_s > 0 else None
+      rate = shown.rate
       if rate is not None:
         metrics["time/updates_per_s"] = rate
       do_eval = eval_fn is not None and eval_every and (step % eval_every == 0
@@ -226,7 +223,7 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
         finally:
           writer.write(step, metrics)
       if progress:
-        progress(_progress_line(metrics, step, num_steps, rate))
+        progress(_progress_line(metrics, shown))
   finally:
     writer.close()
   return state

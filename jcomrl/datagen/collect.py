@@ -12,7 +12,6 @@ killed collection, and a progress line per chunk.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -23,6 +22,7 @@ import numpy as np
 from jcomrl.data.dataset import OfflineDataset, episode_ids
 from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.envs.base import Task, TaskEnv
+from jcomrl.logging import Progress
 from jcomrl.rollout import first_episode_returns, make_rollout_fn
 from jcomrl.types import Transition
 
@@ -100,8 +100,9 @@ def collect_segments(env: TaskEnv, policies: BehaviourPolicies, tasks: Task, key
   per_chunk = num_tasks * k * size * env.episode_length
   fn = None
   out: dict[str, np.ndarray] | None = None
-  t0 = time.time()
-  t_first = None  # end of the first freshly collected chunk (it includes compilation)
+  # The rate counts the fresh chunks after the first (which includes compilation).
+  shown = Progress(num_chunks, "collect chunk", unit="transitions", unit_size=per_chunk,
+                   progress=progress, waiting="")
   fresh = 0
   for i in range(num_chunks):
     arrays = cache.get(i) if cache is not None else None
@@ -120,19 +121,13 @@ def collect_segments(env: TaskEnv, policies: BehaviourPolicies, tasks: Task, key
              for f, a in arrays.items()}
     for f, a in arrays.items():
       out[f][:, :, lo:hi] = a[:, :, :hi - lo]
-    if progress is not None:
-      now = time.time()
-      if fresh == 1 and not reused:
-        t_first = now
-      if fresh > 1 and t_first is not None and now > t_first:
-        rate = (fresh - 1) * per_chunk / (now - t_first)
-        speed = f"{rate:,.0f} transitions/s, ETA {(num_chunks - i - 1) * per_chunk / rate:.0f}s"
-      else:
-        speed = f"{now - t0:.1f}s incl. compilation"
-      if reused:
-        speed = "reused from the work dir"
-      progress(f"collect chunk {i + 1}/{num_chunks} ({100 * (i + 1) / num_chunks:.0f}%): "
-               f"{hi * num_tasks * k * env.episode_length:,} transitions, {speed}")
+    shown.advance(1, timed=fresh > 1 and not reused)
+    note = None
+    if reused:
+      note = "reused from the work dir"
+    elif fresh == 1:
+      note = f"{shown.elapsed:.1f}s incl. compilation"
+    shown.report(f"{hi * num_tasks * k * env.episode_length:,} transitions", note=note)
   assert out is not None
   return Transition(**out)
 

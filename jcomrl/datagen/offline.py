@@ -70,6 +70,7 @@ from jcomrl.data.dataset import (DatasetError, OfflineDataset, episode_ids, load
                                  save_dataset)
 from jcomrl.datagen import collect, per_task_sac, pipeline, resumable
 from jcomrl.envs.base import TaskEnv
+from jcomrl import logging as jlogging
 from jcomrl.types import Transition
 
 QUALITIES = ("random", "medium", "medium_replay", "expert", "medium_expert")
@@ -319,7 +320,7 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
     # a run killed between saving its snapshots and deleting its checkpoint
     shutil.rmtree(work.behaviour_checkpoint_path, ignore_errors=True)
   if policies is None:
-    extra = {}
+    extra, step = {}, None
     if work is not None:  # resumable training: a killed run continues from its last checkpoint
       extra["checkpoint_dir"] = work.behaviour_checkpoint_path
       step = resumable.resume_step(extra["checkpoint_dir"])
@@ -329,10 +330,12 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
     say(f"training {algo} on the single task of {env_name} ({kw['num_timesteps']:,} env steps, "
         f"{num_snapshots} snapshots) ...")
 
+    shown = jlogging.Progress(kw["num_timesteps"], "behaviour step", progress=say, done=step or 0)
+
     def show(step, metrics):
       r = float(np.asarray(metrics["train/return"]).mean())
-      say(f"behaviour step {step:,}/{kw['num_timesteps']:,}: train return {r:.1f} "
-          f"({metrics['train/seconds']:.0f}s)")
+      shown.update(step)
+      shown.report(f"train return {r:.1f} ({metrics['train/seconds']:.0f}s)")
 
     policies, replay = per_task_sac.train_sac_per_task(
         env, tasks, seed=int(seed), num_snapshots=num_snapshots, progress_fn=show,

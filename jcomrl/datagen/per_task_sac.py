@@ -82,6 +82,7 @@ from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.envs.base import EnvState, Task, TaskEnv
 from jcomrl.nets.actor_critic import DoubleCritic, TanhGaussianPolicy, tanh_gaussian_sample
 from jcomrl.nets.mlp import check_init
+from jcomrl.rollout import env_step
 from jcomrl.types import Transition
 
 ALGO = "sac_per_task"
@@ -297,16 +298,6 @@ def make_update(env: TaskEnv, cfg: PerTaskSACConfig):
   return update
 
 
-def where_done(done, fresh, old):
-  """``fresh`` where ``done`` (broadcast over each leaf's trailing axes), else ``old``: the
-  explicit reset of the envs whose episode ended."""
-  def pick(a, b):
-    mask = done.reshape(done.shape + (1,) * (b.ndim - done.ndim))
-    return jnp.where(mask > 0, a, b).astype(b.dtype)
-
-  return jax.tree.map(pick, fresh, old)
-
-
 def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
   """``(init, run)``, both jitted.
 
@@ -324,7 +315,7 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
   update = make_update(env, cfg)
   v_update = jax.vmap(update, in_axes=(0, 0, None, 0, None))
   e, obs_size, act_size = cfg.num_envs, env.observation_size, env.action_size
-  v_reset, v_step = jax.vmap(env.reset), jax.vmap(env.step)
+  v_reset = jax.vmap(env.reset)
 
   def flat_tasks(tasks):
     return jax.tree.map(lambda x: jnp.repeat(x, e, axis=0), tasks) if e > 1 else tasks
@@ -358,21 +349,17 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
                                                     maxval=1.0))(k_rand)
     sampled = jax.vmap(act)(state.agents.actor, state.env.obs.reshape(t, e, obs_size), k_act)
     actions = jnp.where(warm, uniform, sampled).reshape(t * e, act_size)
-    nxt = v_step(state.env, actions, flat)
-    reward = nxt.reward if cfg.train_reward is None else nxt.info[cfg.train_reward]
-    terminal, timeout = env.stored_flags(nxt)  # the env variant's end convention
-    tr = Transition(obs=state.env.obs, action=actions, reward=reward, next_obs=nxt.obs,
-                    terminal=terminal, timeout=timeout)
+    reset_keys = jax.vmap(lambda k: jax.random.split(k, e))(k_reset).reshape((t * e,))
+    # The env step with an explicit reset where an episode ended (never a cached auto-reset),
+    # computed only when needed; the stored flags follow the env variant's end convention.
+    env_state, nxt, tr = env_step(env, state.env, actions, flat, reset_keys, batched=True)
+    if cfg.train_reward is not None:
+      tr = tr.replace(reward=nxt.info[cfg.train_reward])
     ep_ret = state.episode_return + nxt.reward
     ended = nxt.done > 0
     stats = {"return_sum": jnp.where(ended, ep_ret, 0.0).reshape(t, e).sum(-1),
              "episodes": ended.astype(jnp.float32).reshape(t, e).sum(-1)}
     ep_ret = jnp.where(ended, 0.0, ep_ret)
-    reset_keys = jax.vmap(lambda k: jax.random.split(k, e))(k_reset).reshape((t * e,))
-    # An explicit reset where an episode ended (never a cached auto-reset), only when needed.
-    env_state = jax.lax.cond(jnp.any(ended),
-                             lambda: where_done(nxt.done, v_reset(reset_keys, flat), nxt),
-                             lambda: nxt)
     # Ring-buffer insert of each task's E transitions at the shared write position.
     idx = (state.ptr + jnp.arange(e)) % cfg.buffer_size
     buffer = jax.tree.map(lambda b, x: b.at[:, idx].set(x.reshape((t, e) + x.shape[1:])),

@@ -45,11 +45,11 @@ from jcomrl.datagen.per_task_sac import (
   make_sac_step,
   no_code,
   schedule,
-  where_done,
 )
 from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.envs.base import EnvState, Task, TaskEnv
 from jcomrl.nets.actor_critic import DoubleCritic, TanhGaussianPolicy, tanh_gaussian_sample
+from jcomrl.rollout import env_step
 from jcomrl.types import Transition
 
 ALGO = "sac_shared"
@@ -119,7 +119,7 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
                     else float(cfg.target_entropy))
   step = make_sac_step(policy, critic, cfg, target_entropy)
   e, obs_size, act_size = cfg.num_envs, env.observation_size, env.action_size
-  v_reset, v_step = jax.vmap(env.reset), jax.vmap(env.step)
+  v_reset = jax.vmap(env.reset)
 
   def flat_tasks(tasks):
     return jax.tree.map(lambda x: jnp.repeat(x, e, axis=0), tasks) if e > 1 else tasks
@@ -157,20 +157,15 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
     mean, log_std = policy.apply(state.agent.actor, obs_in, no_code((t * e,)))
     sampled = tanh_gaussian_sample(k_act, mean, log_std)[0]
     actions = jnp.where(warm, uniform, sampled)
-    nxt = v_step(state.env, actions, flat)
-    reward = nxt.reward if cfg.train_reward is None else nxt.info[cfg.train_reward]
-    terminal, timeout = env.stored_flags(nxt)
-    tr = Transition(obs=state.env.obs, action=actions, reward=reward, next_obs=nxt.obs,
-                    terminal=terminal, timeout=timeout)
+    env_state, nxt, tr = env_step(env, state.env, actions, flat,
+                                  jax.random.split(k_reset, t * e), batched=True)
+    if cfg.train_reward is not None:
+      tr = tr.replace(reward=nxt.info[cfg.train_reward])
     ep_ret = state.episode_return + nxt.reward
     ended = nxt.done > 0
     stats = {"return_sum": jnp.where(ended, ep_ret, 0.0).reshape(t, e).sum(-1),
              "episodes": ended.astype(jnp.float32).reshape(t, e).sum(-1)}
     ep_ret = jnp.where(ended, 0.0, ep_ret)
-    env_state = jax.lax.cond(
-        jnp.any(ended),
-        lambda: where_done(nxt.done, v_reset(jax.random.split(k_reset, t * e), flat), nxt),
-        lambda: nxt)
     idx = (state.ptr + jnp.arange(e)) % cfg.buffer_size
     buffer = jax.tree.map(lambda b, x: b.at[:, idx].set(x.reshape((t, e) + x.shape[1:])),
                           state.buffer, tr)

@@ -37,20 +37,21 @@ def make_episode_return(env: TaskEnv, act: Callable, deterministic: bool = True)
   policy = as_policy(act)
 
   def episode_return(params, z, task, key):
-    k_reset, k_steps = jax.random.split(key)
-    state = env.reset(k_reset, task)
+    def choose(state, i, k, c):
+      ps, ret, alive = c
+      a, ps = policy.step(params, ps, state.obs, state.reward, k, deterministic)
+      return a, None, (ps, ret, alive)
 
-    def step(carry, k):
-      s, ps, ret, alive = carry
-      a, ps = policy.step(params, ps, s.obs, s.reward, k, deterministic)
-      s = env.step(s, a, task)
+    def after(c, s):
+      ps, ret, alive = c
       ret = ret + alive * s.reward
       if not count_all:
         alive = alive * (1.0 - s.done)
-      return (s, ps, ret, alive), None
+      return ps, ret, alive
 
-    init = (state, policy.init(params, z), jnp.zeros(()), jnp.ones(()))
-    (_, _, ret, _), _ = jax.lax.scan(step, init, jax.random.split(k_steps, env.episode_length))
+    init = (policy.init(params, z), jnp.zeros(()), jnp.ones(()))
+    (_, ret, _), _ = record_segment(env, choose, task, key, reset_after_done=False, carry=init,
+                                    after=after, with_carry=True)
     return ret
 
   return episode_return
