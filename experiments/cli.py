@@ -22,6 +22,7 @@ import sys
 
 from absl import app, flags, logging
 
+from jcomrl import names
 from jcomrl.provenance import cpu_model, source_commit  # noqa: F401  (experiments.cli's names)
 from jcomrl.errors import ConfigError, RunDirError, RunFailed  # noqa: F401 (re-exported)
 
@@ -45,9 +46,9 @@ _USER_ERRORS = {
     "jcomrl.errors.RunFailed": 1,
     "jcomrl.algos.trainer.NonFiniteLossError": 1,
 }
-# ``jcomrl.eval.suite.PROTOCOLS`` + the representation diagnostics (kept here so that a bad
-# flag fails before JAX is imported; tests/test_cli_errors.py checks the two agree).
-ALL_PROTOCOLS = ("iid", "ood", "online", "task_ood", "z_shuffle", "diagnostics")
+# ``jcomrl.eval.suite.PROTOCOLS`` + the representation diagnostics, from ``jcomrl.names``
+# (imports no JAX, so a bad flag fails before JAX loads).
+ALL_PROTOCOLS = names.PROTOCOLS
 # Optional dependencies: the extra that installs each.
 _EXTRAS = {"matplotlib": "plots", "tensorboardX": "tensorboard"}
 
@@ -194,16 +195,7 @@ def resolve_argv(argv: list[str], flag: str = "config") -> list[str]:
 
 def parse_protocols(spec) -> list[str]:
   """``"iid,ood"`` or a list -> validated protocol names (``all`` = every one)."""
-  names = [p.strip() for p in (spec.split(",") if isinstance(spec, str) else spec) if p.strip()]
-  if names == ["all"]:
-    return list(ALL_PROTOCOLS)
-  bad = [p for p in names if p not in ALL_PROTOCOLS]
-  if bad:
-    close = difflib.get_close_matches(bad[0], ALL_PROTOCOLS, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise UsageError(f"unknown protocol(s) {bad}{hint}; expected a comma list of "
-                     f"{', '.join(ALL_PROTOCOLS)} or 'all'")
-  return names
+  return names.parse_protocols(spec, UsageError)
 
 
 # ---------------------------------------------------------------------------- several hosts

@@ -52,7 +52,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from jcomrl import atomic, checkpoint, distributed, envs
+from jcomrl import atomic, checkpoint, distributed, envs, names
 from jcomrl.algos import compose
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.learner import make_learner, seed_keys
@@ -70,7 +70,7 @@ __all__ = ["PROTOCOLS", "LEARNER_TYPES", "Built", "Restored", "RunLock", "valida
            "RunDirError", "RunFailed", "DatasetError"]
 
 # What ``evaluate`` accepts: the suite's protocols plus the representation diagnostics.
-PROTOCOLS = suite.PROTOCOLS + ("diagnostics",)
+PROTOCOLS = names.PROTOCOLS
 # ``learner_type``: which learner a config builds (its config class and builder); "comrl" (the
 # default) is the composable context-based learner, "macaw" MACAW's MAML learner.
 LEARNER_TYPES = {"comrl": (LearnerConfig, make_learner), MACAW: (MacawConfig, make_macaw)}
@@ -133,17 +133,7 @@ def learner_type(cfg: Mapping):
 
 def _protocol_list(protocols) -> list[str]:
   """``protocols`` (names, or a comma string; ``"all"`` = every one) as a checked list."""
-  names = [p.strip() for p in (protocols.split(",") if isinstance(protocols, str)
-                               else protocols or ()) if p.strip()]
-  if names == ["all"]:
-    return list(PROTOCOLS)
-  bad = [p for p in names if p not in PROTOCOLS]
-  if bad:
-    close = difflib.get_close_matches(bad[0], PROTOCOLS, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ConfigError(f"unknown protocol(s) {bad}{hint}; expected some of "
-                      f"{', '.join(PROTOCOLS)} or 'all'")
-  return names
+  return names.parse_protocols(protocols, ConfigError)
 
 
 def applicable_protocols(cfg: Mapping, protocols) -> tuple[list[str], list[str]]:

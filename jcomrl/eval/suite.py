@@ -19,9 +19,10 @@ import numpy as np
 from jcomrl.algos.learner import Learner
 from jcomrl.data.dataset import OfflineDataset
 from jcomrl.envs.base import TaskEnv
+from jcomrl import names
 from jcomrl.eval import protocols as P
 
-PROTOCOLS = ("iid", "ood", "online", "task_ood", "z_shuffle")
+PROTOCOLS = names.EVAL_PROTOCOLS
 # Each protocol's random stream is fold_in(key(seed), id): fixed ids, so adding a protocol never
 # changes another protocol's numbers.
 PROTOCOL_IDS = {"iid": 0, "ood": 1, "online": 2, "task_ood": 3, "z_shuffle": 4}

@@ -1,0 +1,33 @@
+"""Names that several layers list: the evaluation protocols.
+
+No JAX is imported here, so the command line can check a flag against these names before JAX
+loads. ``jcomrl.eval.suite``, ``jcomrl.run`` and ``experiments.cli`` take their lists from
+this module.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+# The adaptation protocols of ``jcomrl.eval.suite`` (each writes ``eval/<name>_step<N>.json``).
+EVAL_PROTOCOLS = ("iid", "ood", "online", "task_ood", "z_shuffle")
+# ... and the representation diagnostics (task-code plots and probes), run like a protocol.
+PROTOCOLS = EVAL_PROTOCOLS + ("diagnostics",)
+
+
+def parse_protocols(spec, error: type[Exception] = ValueError) -> list[str]:
+  """``"iid,ood"`` or a sequence of names -> the checked list (``"all"`` = every protocol).
+
+  Raises ``error`` (one line: the unknown names, the closest known one, the choices).
+  """
+  names = [p.strip() for p in (spec.split(",") if isinstance(spec, str) else spec or ())
+           if p.strip()]
+  if names == ["all"]:
+    return list(PROTOCOLS)
+  bad = [p for p in names if p not in PROTOCOLS]
+  if bad:
+    close = difflib.get_close_matches(bad[0], PROTOCOLS, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise error(f"unknown protocol(s) {bad}{hint}; expected a comma list of "
+                f"{', '.join(PROTOCOLS)} or 'all'")
+  return names
