@@ -298,6 +298,26 @@ def make_update(env: TaskEnv, cfg: PerTaskSACConfig):
   return update
 
 
+
+def record_step(state, nxt, tr, t: int, e: int, buffer_size: int):
+  """The bookkeeping after one env step of ``t`` tasks x ``e`` envs, shared by the per-task and
+  the shared SAC trainers: the running episode returns (reset where an episode ended), the step's
+  ``{"return_sum", "episodes"}`` per task, and the ring-buffer insert of each task's ``e``
+  transitions ``tr`` at the shared write position ``state.ptr``.
+
+  Returns ``(episode_return, stats, buffer, size)``.
+  """
+  ep_ret = state.episode_return + nxt.reward
+  ended = nxt.done > 0
+  stats = {"return_sum": jnp.where(ended, ep_ret, 0.0).reshape(t, e).sum(-1),
+           "episodes": ended.astype(jnp.float32).reshape(t, e).sum(-1)}
+  ep_ret = jnp.where(ended, 0.0, ep_ret)
+  idx = (state.ptr + jnp.arange(e)) % buffer_size
+  buffer = jax.tree.map(lambda b, x: b.at[:, idx].set(x.reshape((t, e) + x.shape[1:])),
+                        state.buffer, tr)
+  size = jnp.minimum(state.size + e, buffer_size)
+  return ep_ret, stats, buffer, size
+
 def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
   """``(init, run)``, both jitted.
 
@@ -355,16 +375,7 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
     env_state, nxt, tr = env_step(env, state.env, actions, flat, reset_keys, batched=True)
     if cfg.train_reward is not None:
       tr = tr.replace(reward=nxt.info[cfg.train_reward])
-    ep_ret = state.episode_return + nxt.reward
-    ended = nxt.done > 0
-    stats = {"return_sum": jnp.where(ended, ep_ret, 0.0).reshape(t, e).sum(-1),
-             "episodes": ended.astype(jnp.float32).reshape(t, e).sum(-1)}
-    ep_ret = jnp.where(ended, 0.0, ep_ret)
-    # Ring-buffer insert of each task's E transitions at the shared write position.
-    idx = (state.ptr + jnp.arange(e)) % cfg.buffer_size
-    buffer = jax.tree.map(lambda b, x: b.at[:, idx].set(x.reshape((t, e) + x.shape[1:])),
-                          state.buffer, tr)
-    size = jnp.minimum(state.size + e, cfg.buffer_size)
+    ep_ret, stats, buffer, size = record_step(state, nxt, tr, t, e, cfg.buffer_size)
     no_update = lambda: (state.agents, jax.tree.map(
         jnp.zeros_like, jax.eval_shape(v_update, state.agents, buffer, size, k_upd, hp)[1]))
     agents, metrics = jax.lax.cond(warm, no_update,

@@ -44,6 +44,7 @@ from jcomrl.datagen.per_task_sac import (
   checkpoint_settings,
   make_sac_step,
   no_code,
+  record_step,
   schedule,
 )
 from jcomrl.datagen.policies import BehaviourPolicies
@@ -161,15 +162,7 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
                                   jax.random.split(k_reset, t * e), batched=True)
     if cfg.train_reward is not None:
       tr = tr.replace(reward=nxt.info[cfg.train_reward])
-    ep_ret = state.episode_return + nxt.reward
-    ended = nxt.done > 0
-    stats = {"return_sum": jnp.where(ended, ep_ret, 0.0).reshape(t, e).sum(-1),
-             "episodes": ended.astype(jnp.float32).reshape(t, e).sum(-1)}
-    ep_ret = jnp.where(ended, 0.0, ep_ret)
-    idx = (state.ptr + jnp.arange(e)) % cfg.buffer_size
-    buffer = jax.tree.map(lambda b, x: b.at[:, idx].set(x.reshape((t, e) + x.shape[1:])),
-                          state.buffer, tr)
-    size = jnp.minimum(state.size + e, cfg.buffer_size)
+    ep_ret, stats, buffer, size = record_step(state, nxt, tr, t, e, cfg.buffer_size)
     shapes = jax.eval_shape(update, state.agent, buffer, size, vectors, k_upd, hp)[1]
     agent, metrics = jax.lax.cond(
         warm, lambda: (state.agent, jax.tree.map(jnp.zeros_like, shapes)),
