@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from experiments.configs import data as data_config
 from jcomrl.datagen import recipes
 from tools import import_graph
@@ -66,3 +68,13 @@ def test_provenance_names_stay_importable_from_the_cli():
   assert commit is None or re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", commit)
   record = provenance.creation_record()
   assert set(record) == {"jcomrl_commit", "created", "load_avg_at_start", "cpu"}
+
+
+def test_protocol_names_and_all():
+  """The one protocol list: the five adaptation protocols and the diagnostics; 'all' is all six."""
+  from jcomrl import names
+  six = ["iid", "ood", "online", "task_ood", "z_shuffle", "diagnostics"]
+  assert names.parse_protocols("all") == six
+  assert names.parse_protocols(" iid, z_shuffle ") == ["iid", "z_shuffle"]
+  with pytest.raises(LookupError, match=r"unknown protocol\(s\) \['odd'\] \(did you mean 'ood'\?\)"):
+    names.parse_protocols(["odd"], LookupError)

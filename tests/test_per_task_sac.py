@@ -249,3 +249,23 @@ def test_agents_sharded_over_two_cpu_devices_equal_one_device():
   assert out.returncode == 0, out.stderr[-2000:]
   diff = float(out.stdout.split("MAXDIFF")[1])
   assert diff < 1e-4, diff
+
+
+def test_record_step_by_hand():
+  """Both SAC trainers' post-step bookkeeping, on 2 tasks x 2 envs worked out by hand."""
+  import types
+  t, e, cap = 2, 2, 3
+  state = types.SimpleNamespace(
+      episode_return=jnp.array([1.0, 2.0, 3.0, 4.0]), ptr=jnp.int32(2), size=jnp.int32(2),
+      buffer={"x": jnp.zeros((t, cap))})
+  # env (task, env) order: (0,0) (0,1) (1,0) (1,1); envs (0,1) and (1,0) end their episodes
+  nxt = types.SimpleNamespace(reward=jnp.array([0.5, 1.0, 1.5, 2.0]),
+                              done=jnp.array([0.0, 1.0, 1.0, 0.0]))
+  tr = {"x": jnp.array([10.0, 11.0, 12.0, 13.0])}
+  ep_ret, stats, buffer, size = per_task_sac.record_step(state, nxt, tr, t, e, cap)
+  np.testing.assert_allclose(ep_ret, [1.5, 0.0, 0.0, 6.0])  # reset where an episode ended
+  np.testing.assert_allclose(stats["return_sum"], [3.0, 4.5])  # task 0: 2+1, task 1: 3+1.5
+  np.testing.assert_allclose(stats["episodes"], [1.0, 1.0])
+  # ring buffer of 3: the 2 new rows go to positions 2 and 0 (wrapped)
+  np.testing.assert_allclose(buffer["x"], [[11.0, 0.0, 10.0], [13.0, 0.0, 12.0]])
+  assert int(size) == 3  # min(2 + 2, 3)

@@ -310,9 +310,10 @@ MUTATIONS: list[M] = [
       "CSRO's online protocol on ant-dir with 3 rounds, not ant-goal.json's 4"),
     # ---------------- blind, chosen before any run (the redesign's new shared primitives)
     M("protocols_all", "jcomrl/names.py", "    return list(PROTOCOLS)",
-      "    return list(EVAL_PROTOCOLS)", ("tests/test_run.py", "tests/test_cli_errors.py",
+      "    return list(EVAL_PROTOCOLS)", ("tests/test_layout.py", "tests/test_run.py", "tests/test_cli_errors.py",
                                           "tests/test_workflow.py"),
-      "'all' protocols drop the diagnostics"),
+      "'all' protocols drop the diagnostics (missed by every tier on the first run; "
+      "test_layout.test_protocol_names_and_all added)"),
     M("env_step_next_obs", "jcomrl/rollout.py",
       "tr = Transition(obs=state.obs, action=action, reward=nxt.reward, next_obs=nxt.obs,",
       "tr = Transition(obs=state.obs, action=action, reward=nxt.reward, next_obs=state.obs,",
@@ -330,7 +331,8 @@ MUTATIONS: list[M] = [
     M("record_step_reset", "jcomrl/datagen/per_task_sac.py",
       "  ep_ret = jnp.where(ended, 0.0, ep_ret)\n  idx",
       "  idx", ("tests/test_per_task_sac.py", "tests/test_shared_sac.py"),
-      "the behaviour trainers' running episode return is not reset at an episode's end"),
+      "the behaviour trainers' running episode return is not reset at an episode's end (missed "
+      "by every tier on the first run; test_per_task_sac.test_record_step_by_hand added)"),
 ]
 
 
@@ -416,8 +418,11 @@ REPORT_NOTE = (
     "trained shared agent were marked slow, and those checks are back in it. The last 5 "
     "(`pretrain_pool_all` to `csro_online_ant_rounds`) were chosen blind in a later round, "
     "before any run, in code of the behaviour-data recipes, the anchors and CORRO's CVAE "
-    "pretraining; the fast tier caught all 5 on their first run. Add blind mutations to keep "
-    "the check honest.")
+    "pretraining; the fast tier caught all 5 on their first run. The 6 after them (`protocols_all` "
+    "to `record_step_reset`) were chosen blind in the redesign's new shared primitives; 2 were "
+    "missed by every tier on the first run (the 'all' protocol list, the behaviour trainers' "
+    "episode-return reset) and are caught now by tests added for them. Add blind mutations to "
+    "keep the check honest.")
 
 
 def write_report(results: list[dict], out: str, tiers: list[str]) -> None:
