@@ -35,20 +35,24 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m experiments.run_default --workdir=$(RUN_DIR)
 
-# `make test`: the default tier, every test not marked slow (about 3.5 minutes on 2 busy cores
-# with a warm compilation cache; every package has correctness tests in it). `make test-all`:
-# the whole suite (CI runs both). Both run in file order (`-p no:randomly`: pytest-randomly, a
-# dev extra, would shuffle every plain pytest run). `make test-random`: the default tier in a
-# random order over 2 xdist workers, a check that no test depends on another's state (slower
-# than `make test` on 2 cores); SEED=N repeats an order, it is printed first.
-# Which test is in which tier and why: tests/README.md. `make mutants`: the mutation check of
-# the tests (tools/mutants.py).
+# `make test`: the default tier, every test not marked slow (about 2 minutes on 2 quiet cores with
+# a warm compilation cache, 6.5 cold; every package has correctness tests in it). `make test-all`:
+# the whole suite (CI runs both). Both run over TEST_WORKERS pytest-xdist workers (default 2:
+# XLA compiles one program per core, so two workers halve the cold compile; TEST_WORKERS=0 runs
+# in one process) in file order (`-p no:randomly`: pytest-randomly, a dev extra, would shuffle
+# every plain pytest run). `make test-random`: the default tier in a random order over 2 xdist
+# workers, a check that no test depends on another's state; SEED=N repeats an order, it is
+# printed first. Which test is in which tier and why: tests/README.md. `make mutants`: the
+# mutation check of the tests (tools/mutants.py).
 .PHONY: test-all test-fast test-random mutants
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS),)
+
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:randomly -m "not slow" tests
+	$(PY) -m pytest -q -p no:randomly $(XDIST) -m "not slow" tests
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -p no:randomly tests
+	$(PY) -m pytest -q -p no:randomly $(XDIST) tests
 
 test-fast: test
 
