@@ -123,7 +123,7 @@ all-presets-table: $(STAMP)
 	  --envs=point_robot --seeds=3 --runs_root=$(ALL_RUNS) --protocols=iid,ood,task_ood,z_shuffle
 	$(PY) -m experiments.sweep --algos="prompt_dt unicorn_ss_dt unicorn_sup_dt focal_dt" \
 	  --envs=point_robot --seeds=3 --runs_root=$(ALL_RUNS) --protocols=iid,ood,task_ood,z_shuffle \
-	  --set=learner.rl_batch_size=4 --set=learner.dt_embed=64 --set=learner.meta_batch_size=8 \
+	  --set=learner.rl_batch_size=4 --set=learner.dt.embed=64 --set=learner.meta_batch_size=8 \
 	  --set=num_steps=1500
 	$(PY) -m experiments.table --runs_root=$(ALL_RUNS) --out=benchmarks/results/point_robot_all \
 	  --protocols=iid,ood,task_ood,z_shuffle

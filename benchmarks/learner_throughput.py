@@ -97,9 +97,11 @@ def row_config(row: str, chunk: int) -> tuple[LearnerConfig | MacawConfig, HPara
     # earlier form of the same workload, D in the actor loss at a traced weight of 0.
     penalty = "none" if extra == "dual3" else "policy"
     # UNICORN's dual critic descends from the FOCAL port: output-norm gradient penalty.
-    lrn.update(backbone="brac", dual_steps=3, brac_penalty=penalty, brac_gp="output")
-    p["hparams"]["brac_weight"] = 0.0
-  return LearnerConfig(**lrn), HParams.create(**p["hparams"])
+    # The preset's actor-critic settings carry over (SAC's are a subset of BRAC's).
+    own = lrn.pop(lrn["backbone"], {})
+    lrn.update(backbone="brac", brac={**own, "dual_steps": 3, "penalty": penalty, "gp": "output"})
+    p["hparams"]["brac"] = {**p["hparams"].get("brac", {}), "weight": 0.0}
+  return LearnerConfig.create(**lrn), HParams.create(**p["hparams"])
 
 
 def measure(row: str, num_seeds: int, chunk: int, repeats: int, data,
@@ -194,7 +196,7 @@ def _structure(cfg) -> dict:
   if isinstance(cfg, MacawConfig):
     return {"backbone": "macaw", "dual_steps": 0, "rl_hidden": list(cfg.hidden),
             "encoder_hidden": [], "meta_batch": cfg.meta_batch_size, "wlinear": cfg.wlinear}
-  return {"backbone": cfg.backbone, "dual_steps": cfg.dual_steps if cfg.backbone == "brac" else 0,
+  return {"backbone": cfg.backbone, "dual_steps": cfg.settings("brac").dual_steps if cfg.backbone == "brac" else 0,
           "rl_hidden": list(cfg.rl_hidden), "encoder_hidden": list(cfg.encoder_hidden)}
 
 

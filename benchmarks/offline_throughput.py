@@ -59,7 +59,7 @@ def row_config(row: str, chunk: int) -> tuple[LearnerConfig, HParams]:
   p = offline_preset(name, profile=PROFILE["name"])
   lrn = dict(p["learner"], **extra, obs_size=OBS, action_size=ACT, task_param_size=0,
              steps_per_chunk=chunk)
-  return LearnerConfig(**lrn), HParams.create(**p["hparams"])
+  return LearnerConfig.create(**lrn), HParams.create(**p["hparams"])
 
 
 def main():

@@ -162,7 +162,7 @@ def define_flags() -> None:
   flags.DEFINE_string("out", None, "table directory (default benchmarks/results/"
                       "offline_<profile>)")
   flags.DEFINE_multi_string("set", [], "config override key=value for every run "
-                            "(e.g. learner.misa_bound=dv)")
+                            "(e.g. learner.misa.bound=dv)")
   flags.DEFINE_boolean("table_only", False, "only rebuild the table from finished runs")
 
 

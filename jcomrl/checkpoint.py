@@ -13,6 +13,7 @@ writes each process's shards, process 0 the JSON and the commit.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -81,11 +82,15 @@ def _pick_step(directory: str, step: int | None) -> int:
 
 
 def restore(directory: str, abstract_state: Any, step: int | None = None,
-            expect: dict | None = None) -> tuple[Any, dict]:
+            expect: dict | None = None,
+            canonical: Callable[[dict], dict] | None = None) -> tuple[Any, dict]:
   """Restores ``(state, meta)``; ``abstract_state`` gives the exact structure, shapes, dtypes.
 
   Args:
     expect: entries that must equal the saved meta (e.g. ``{"learner": cfg.to_dict()}``).
+    canonical: maps a learner dict to the form it is compared in (e.g.
+      ``LearnerConfig.canonical_dict``: a checkpoint written before fields were added or before
+      plug-ins owned their settings matches the same config today).
   """
   step = _pick_step(directory, step)
   meta = read_meta(directory, step)
@@ -96,9 +101,10 @@ def restore(directory: str, abstract_state: Any, step: int | None = None,
                           f"this jcomrl reads format {FORMAT_VERSION}")
   for key, want in (expect or {}).items():
     have = meta.get(key)
-    if key == "learner" and isinstance(have, dict) and isinstance(want, dict):
-      from jcomrl.algos.config import LearnerConfig  # fields added since: their defaults
-      have = {k: v for k, v in LearnerConfig.fill_defaults(have).items() if k in want or k in have}
+    if (key == "learner" and have != want and isinstance(have, dict) and isinstance(want, dict)
+        and canonical):
+      # saved before plug-in subtrees or before fields were added: the config it stands for
+      have, want = canonical(have), canonical(want)
     if have != want:
       if isinstance(have, dict) and isinstance(want, dict):
         diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))

@@ -1,4 +1,4 @@
-"""Names that several layers list: the evaluation protocols.
+"""Names that several layers list: the evaluation protocols, FOCAL's 2-task setting.
 
 No JAX is imported here, so the command line can check a flag against these names before JAX
 loads. ``jcomrl.eval.suite``, ``jcomrl.run`` and ``experiments.cli`` take their lists from
@@ -8,6 +8,12 @@ this module.
 from __future__ import annotations
 
 import difflib
+
+# FOCAL's own 2-task setting of two envs (the env's "focal" variant: FOCAL's forward/backward
+# tasks): the presets and the data recipes of ``<env>@focal2`` (jcomrl.algos.presets,
+# jcomrl.datagen.recipes) take them from here.
+FOCAL2_ENVS = ("cheetah_dir", "ant_dir")
+FOCAL2_ENV_OVERRIDES = {"variant": "focal"}  # jcomrl.envs.make(env, **FOCAL2_ENV_OVERRIDES)
 
 # The adaptation protocols of ``jcomrl.eval.suite`` (each writes ``eval/<name>_step<N>.json``).
 EVAL_PROTOCOLS = ("iid", "ood", "online", "task_ood", "z_shuffle")

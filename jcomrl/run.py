@@ -58,7 +58,8 @@ from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.learner import make_learner, seed_keys
 from jcomrl.algos.macaw import LEARNER_TYPE as MACAW
 from jcomrl.algos.macaw import MacawConfig, make_macaw
-from jcomrl.algos.trainer import checkpoint_dir, run_training
+from jcomrl.algos.settings import HYPERS, SETTINGS, legacy_names
+from jcomrl.algos.trainer import canonical_learner, checkpoint_dir, run_training
 from jcomrl.data.dataset import DatasetError, OfflineDataset, check_normalisation, load_dataset
 from jcomrl.errors import ConfigError, RunDirError, RunFailed
 from jcomrl.eval import diagnostics, suite
@@ -91,9 +92,6 @@ _TOP_KEYS = {"algo": (str, False), "env": (str, True), "dataset": (str, True),
              "env_overrides": (dict, False)}
 # Learner fields taken from the dataset by ``build`` (not config keys).
 _FROM_DATA = ("obs_size", "action_size", "task_param_size")
-# Hyper-parameters that must be > 0 besides the learning rates (``*_lr``).
-_POSITIVE_HPARAMS = ("corro_temperature", "td3_alpha", "cql_temperature", "iql_temperature",
-                     "hmc_step_size")
 # Optional packages a protocol needs, and the extra that installs each.
 _PLOTS = ("matplotlib", "plots")
 
@@ -249,53 +247,88 @@ def _check_top_level(cfg: Mapping) -> None:
 
 
 def _check_learner(cfg: Mapping):
-  """Learner keys and types, then the learner config's own structure checks; returns it parsed
-  with placeholder sizes."""
+  """Learner keys and types (the shared ones, each plug-in's ``learner.<name>.*`` subtree, or
+  the flat names of configs before plug-in subtrees), then the learner config's own structure
+  checks; returns it parsed with placeholder sizes."""
   cls, _ = learner_type(cfg)
   fields = {f.name: f for f in dataclasses.fields(cls)}
   learner = dict(cfg["learner"])
+  comrl = cls is LearnerConfig
+  if comrl:
+    fields.pop("plugins")
   for key, value in learner.items():
     if key in _FROM_DATA:
       raise ConfigError(f"config key learner.{key} is set from the dataset; remove it")
-    if key not in fields:
-      raise _unknown("learner.", key, set(fields) - set(_FROM_DATA))
-    _check_type(f"learner.{key}", value, str(fields[key].type))
+    if key in fields:
+      _check_type(f"learner.{key}", value, str(fields[key].type))
+    elif comrl and key in SETTINGS:
+      _check_plugin_settings(key, value)
+    elif comrl and (owner := _legacy_owner(key)) is not None:
+      field = legacy_names(owner)[key]
+      _check_type(f"learner.{key}", value, str(_fields(owner)[field].type))
+    else:
+      known = set(fields) - set(_FROM_DATA) | (set(SETTINGS) if comrl else set())
+      raise _unknown("learner.", key, known)
   probe = dict(learner, obs_size=1, action_size=1, task_param_size=1)
-  if cls is LearnerConfig and not probe.get("num_task_labels"):
+  if comrl and not probe.get("num_task_labels"):
     probe["num_task_labels"] = 2  # set from the dataset by build() (unicorn_sup's classes)
   try:
     lcfg = cls.from_dict(probe)
-    if cls is LearnerConfig:
+    if comrl:
       compose.check(lcfg)
   except (ValueError, TypeError) as e:
     raise ConfigError(f"invalid learner config: {e} (config keys learner.*)") from e
-  widths = ("encoder_hidden", "aux_hidden", "rl_hidden", "dual_hidden")
-  for key in widths if cls is LearnerConfig else ():
+  widths = ("encoder_hidden", "aux_hidden", "rl_hidden")
+  for key in widths if comrl else ():
     if any(h <= 0 for h in getattr(lcfg, key)):
       raise ConfigError(f"config key learner.{key} = {list(getattr(lcfg, key))} must hold "
                         "positive layer widths")
   return lcfg
 
 
+def _fields(cls) -> dict:
+  return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _legacy_owner(key: str):
+  """A registered ``Settings`` class that declares the flat learner key ``key``, or None."""
+  return next((c for c in SETTINGS.values() if key in legacy_names(c)), None)
+
+
+def _check_plugin_settings(name: str, value) -> None:
+  if not isinstance(value, Mapping):
+    raise ConfigError(f"config key learner.{name} = {value!r} must be a dict of plug-in "
+                      f"{name!r}'s settings")
+  fields = _fields(SETTINGS[name])
+  for key, v in value.items():
+    if key not in fields:
+      raise _unknown(f"learner.{name}.", key, fields)
+    _check_type(f"learner.{name}.{key}", v, str(fields[key].type))
+
+
 def _check_hparams(hparams: Mapping) -> None:
-  """Known names, finite numbers, signs and ranges."""
-  hfields = {f.name for f in dataclasses.fields(HParams)}
+  """Known names (shared, ``hparams.<plug-in>.*`` subtrees, or flat names from before plug-in
+  subtrees), finite numbers, and each one's declared range."""
+  core = set(_fields(HParams)) - {"plugins"}
   for key, value in hparams.items():
-    if key not in hfields:
-      raise _unknown("hparams.", key, hfields)
+    if isinstance(value, Mapping):
+      if key not in HYPERS:
+        raise _unknown("hparams.", key, core | set(HYPERS))
+      names = _fields(HYPERS[key])
+      for k, v in value.items():
+        if k not in names:
+          raise _unknown(f"hparams.{key}.", k, names)
+        if not _is_number(v):
+          raise ConfigError(f"config key hparams.{key}.{k} = {v!r} must be a finite number")
+      continue
+    if key not in core and not any(key in legacy_names(c) for c in HYPERS.values()):
+      raise _unknown("hparams.", key, core | set(HYPERS))
     if not _is_number(value):
       raise ConfigError(f"config key hparams.{key} = {value!r} must be a finite number")
-    if key.endswith("_lr") or key in _POSITIVE_HPARAMS:
-      if value <= 0:
-        raise ConfigError(f"config key hparams.{key} = {value} must be > 0")
-    elif key == "iql_expectile":
-      if not 0 < value < 1:
-        raise ConfigError(f"config key hparams.{key} = {value} must be in (0, 1)")
-    elif key in ("discount", "tau"):
-      if not 0 < value <= 1:
-        raise ConfigError(f"config key hparams.{key} = {value} must be in (0, 1]")
-    elif value < 0:
-      raise ConfigError(f"config key hparams.{key} = {value} must be >= 0")
+  try:
+    HParams.check_values(hparams)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
 
 
 def _check_eval(ev: dict) -> None:
@@ -484,15 +517,31 @@ def read_config(workdir: str) -> dict:
   return cfg
 
 
+def _canonical(cfg: dict) -> dict:
+  """``cfg`` with its learner and hparams in their canonical forms (unchanged when invalid)."""
+  out = dict(cfg)
+  try:
+    out["learner"] = LearnerConfig.canonical_dict(cfg["learner"])
+  except (ValueError, TypeError):
+    pass
+  if isinstance(cfg.get("hparams"), dict):
+    try:
+      out["hparams"] = HParams.create(**cfg["hparams"]).to_dict()
+    except (ValueError, TypeError):
+      pass
+  return out
+
+
 def _check_resumable(saved: dict, cfg: dict, workdir: str) -> None:
   """``RunDirError`` unless ``cfg`` continues the run saved in ``workdir`` (only ``num_steps``
   may differ, and not below the latest checkpoint)."""
   if (isinstance(saved.get("learner"), dict) and isinstance(cfg.get("learner"), dict)
       and learner_type(cfg)[0] is LearnerConfig):
-    # learner fields added since the run was saved take their defaults (the old behaviour)
-    learner = LearnerConfig.fill_defaults(saved["learner"])
-    saved = dict(saved, learner={k: v for k, v in learner.items()
-                                 if k in cfg["learner"] or k in saved["learner"]})
+    # Compared as the configs they stand for: flat (before plug-in subtrees) or nested, fields
+    # added since the run was saved at their defaults (the old behaviour), unused plug-ins'
+    # subtrees left out.
+    if saved != cfg:
+      saved, cfg = _canonical(saved), _canonical(cfg)
   diff = sorted(k for k in set(saved) | set(cfg) if saved.get(k) != cfg.get(k))
   if diff and diff != ["num_steps"]:
     detail = ", ".join(f"{k}: saved {saved.get(k)!r} vs now {cfg.get(k)!r}"
@@ -664,7 +713,8 @@ def _restore(workdir: str, step: int | None, cfg: dict, built: Built) -> Restore
   learner = built.learner
   abstract = learner.init(seed_keys(cfg["seed"], cfg["num_seeds"]))
   state, ck = checkpoint.restore(checkpoint_dir(workdir), abstract, step,
-                                 expect={"learner": learner.cfg.structure_dict()})
+                                 expect={"learner": learner.cfg.structure_dict()},
+                                 canonical=canonical_learner(learner.cfg))
   return Restored(cfg, built.env, built.data, built.meta, learner, state, int(ck["step"]))
 
 

@@ -73,7 +73,7 @@ def tiny_learner():
   """The tiny BRAC learner of test_algos / test_plugin, compiled once for the session."""
   from jcomrl.algos.config import LearnerConfig
   from jcomrl.algos.learner import make_learner
-  return make_learner(LearnerConfig(
+  return make_learner(LearnerConfig.create(
       obs_size=2, action_size=2, task_param_size=2, latent_size=4, encoder_hidden=(16,),
       aux_hidden=(16,), rl_hidden=(16,), dual_hidden=(16,), meta_batch_size=4, context_size=8,
       context_mode="transitions", rl_batch_size=8, steps_per_chunk=5, num_task_labels=40))

@@ -20,7 +20,8 @@ from jcomrl.algos.learner import (
   seed_keys,
   unstack_seed,
 )
-from jcomrl.algos import config as config_mod
+from jcomrl.algos.objectives import corro as corro_mod
+from jcomrl.algos.objectives import csro as csro_mod
 from jcomrl.algos.objectives import (
   corro_infonce,
   csro_club,
@@ -81,7 +82,7 @@ def test_corro_infonce_hand_computed():
 
 
 def test_unicorn_sup_objective_is_classifier_cross_entropy(meta_batch):
-  cfg = LearnerConfig(**dict(TINY, representation="unicorn_sup", encoder="stochastic"))
+  cfg = LearnerConfig.create(**dict(TINY, representation="unicorn_sup", encoder="stochastic"))
   rep = make_representation(cfg)
   params = rep.init(jax.random.key(1))
   hp = HParams.create(sup_weight=2.0)
@@ -101,7 +102,7 @@ def test_unicorn_sup_objective_is_classifier_cross_entropy(meta_batch):
 
 
 def test_unicorn_ss_objective_is_nll_plus_weighted_focal(meta_batch):
-  cfg = LearnerConfig(**dict(TINY, representation="unicorn_ss"))
+  cfg = LearnerConfig.create(**dict(TINY, representation="unicorn_ss"))
   rep = make_representation(cfg)
   params = rep.init(jax.random.key(1))
   hp = HParams.create(focal_weight=0.15, decoder_weight=1.0)
@@ -126,7 +127,7 @@ def test_unicorn_ss_objective_is_nll_plus_weighted_focal(meta_batch):
 
 def test_csro_objective_gradients_are_routed(meta_batch):
   """CLUB's q_psi gets only its NLL gradient; the encoder gets focal + lambda * CLUB."""
-  cfg = LearnerConfig(**dict(TINY, representation="csro"))
+  cfg = LearnerConfig.create(**dict(TINY, representation="csro"))
   rep = make_representation(cfg)
   params = rep.init(jax.random.key(1))
   key = jax.random.key(2)
@@ -142,7 +143,7 @@ def test_csro_objective_gradients_are_routed(meta_batch):
 
 
 def test_corro_negatives_share_state_action(meta_batch):
-  cfg = LearnerConfig(**dict(TINY, representation="corro", encoder="attention",
+  cfg = LearnerConfig.create(**dict(TINY, representation="corro", encoder="attention",
                              corro_negative_source="reward_noise"))
   rep = make_representation(cfg)
   params = rep.init(jax.random.key(1))
@@ -158,11 +159,11 @@ def test_corro_negatives_share_state_action(meta_batch):
 
 def test_unknown_names_are_refused():
   with pytest.raises(ValueError, match="unknown representation objective 'pearl'"):
-    check(LearnerConfig(**dict(TINY, representation="pearl")))
+    check(LearnerConfig.create(**dict(TINY, representation="pearl")))
   with pytest.raises(ValueError, match="unknown backbone 'awac'"):
-    check(LearnerConfig(**dict(TINY, backbone="awac")))
+    check(LearnerConfig.create(**dict(TINY, backbone="awac")))
   with pytest.raises(ValueError, match="num_task_labels"):
-    check(LearnerConfig(**dict(TINY, representation="unicorn_sup", num_task_labels=0)))
+    check(LearnerConfig.create(**dict(TINY, representation="unicorn_sup", num_task_labels=0)))
   with pytest.raises(ValueError, match="unknown preset 'pearl'"):
     presets.preset("pearl", "point_robot")
   with pytest.raises(ValueError, match="no focal settings for env 'humanoid'"):
@@ -238,7 +239,7 @@ def test_two_seeds_equal_two_single_seed_runs(seed_mode, tiny_learner, synthetic
                                   for n in presets.PRESETS])
 def test_every_preset_trains_without_nan(name, synthetic_data):
   p = presets.preset(name, "point_robot", tiny=True)
-  cfg = LearnerConfig(**dict(p["learner"], obs_size=2, action_size=2, task_param_size=2,
+  cfg = LearnerConfig.create(**dict(p["learner"], obs_size=2, action_size=2, task_param_size=2,
                              num_task_labels=40))
   lrn = make_learner(cfg)
   state = lrn.init(seed_keys(0, 1))
@@ -260,7 +261,7 @@ def test_every_preset_trains_without_nan(name, synthetic_data):
 def test_which_encoder_leaves_each_objective_trains(rep, trained, synthetic_data):
   kw = dict(TINY, representation=rep, encoder="attention" if rep == "corro" else "mean_tanh",
             corro_negative_source="reward_noise")
-  lrn = make_learner(LearnerConfig(**kw))
+  lrn = make_learner(LearnerConfig.create(**kw))
   state = unstack_seed(lrn.init(seed_keys(0, 1)), 0)
   hp = HParams.create(corro_weight=0.0) if rep == "corro" else HParams.create()
   new, _ = jax.jit(lrn.update)(state, synthetic_data.to_device(), hp, POOL)
@@ -276,7 +277,7 @@ def test_which_encoder_leaves_each_objective_trains(rep, trained, synthetic_data
 def test_backbone_options(synthetic_data):
   """TD3+BC delays its actor; BRAC's auto weight follows w += lr (D - target)."""
   data = synthetic_data.to_device()
-  td3 = make_learner(LearnerConfig(**dict(TINY, backbone="td3bc", policy_delay=2)))
+  td3 = make_learner(LearnerConfig.create(**dict(TINY, backbone="td3bc", policy_delay=2)))
   s0 = unstack_seed(td3.init(seed_keys(0, 1)), 0)
   s1, m = jax.jit(td3.update)(s0, data, HParams.create(), POOL)  # step 0: actor updated
   s2, _ = jax.jit(td3.update)(s1, data, HParams.create(), POOL)  # step 1: actor held
@@ -289,7 +290,7 @@ def test_backbone_options(synthetic_data):
   np.testing.assert_allclose(td3.act(s0.params, obs, z, jax.random.key(0), False),
                              td3.act(s0.params, obs, z, jax.random.key(1), True))
 
-  auto = make_learner(LearnerConfig(**dict(TINY, brac_auto_weight=True, brac_penalty="both",
+  auto = make_learner(LearnerConfig.create(**dict(TINY, brac_auto_weight=True, brac_penalty="both",
                                            brac_gp="output", dual_steps=2)))
   st = unstack_seed(auto.init(seed_keys(0, 1)), 0)
   hp = HParams.create(brac_weight=5.0, brac_weight_lr=1.0, brac_target_div=0.05)
@@ -313,7 +314,7 @@ _SHARD_SCRIPT = textwrap.dedent("""
     data = collect.build_dataset(env, scripted_policies(), env.all_benchmark_tasks(),
                                  jax.random.key(0), quality="mixed",
                                  episodes_per_snapshot=2).to_device()
-    lrn = make_learner(LearnerConfig(**{tiny!r}))
+    lrn = make_learner(LearnerConfig.create(**{tiny!r}))
     hp = broadcast_hparams(HParams.create(), 4)
     pool = jnp.arange(30, dtype=jnp.int32)
     sharded = lrn.init(seed_keys(0, 4))
@@ -385,7 +386,7 @@ def test_context_preset_learns_and_separates_tasks(name, point_env, synthetic_da
             num_task_labels=40)
   if name == "corro":  # point-robot dynamics are shared: perturb rewards (CORRO's option)
     lr["corro_negative_source"] = "reward_noise"
-  lrn = make_learner(LearnerConfig(**lr))
+  lrn = make_learner(LearnerConfig.create(**lr))
   state = lrn.init(seed_keys(0, 1))
   ctx = jax.vmap(lambda k: sample_context(k, data, jnp.asarray(rows), size=32,
                                           mode="transitions"))(
@@ -433,7 +434,7 @@ def test_oracle_learns(point_env, synthetic_data, held_out):
   from jcomrl.eval.protocols import iid_returns
   split, rows, tasks, rand = held_out
   data = synthetic_data.to_device()
-  cfg = LearnerConfig(obs_size=2, action_size=2, task_param_size=2, representation="oracle",
+  cfg = LearnerConfig.create(obs_size=2, action_size=2, task_param_size=2, representation="oracle",
                       rl_hidden=(32, 32), dual_hidden=(32,), context_mode="transitions",
                       context_size=32, rl_batch_size=32, steps_per_chunk=400)
   lrn = make_learner(cfg)
@@ -449,17 +450,17 @@ def test_oracle_learns(point_env, synthetic_data, held_out):
 
 
 @pytest.mark.parametrize("rep,field,bounds", [("corro", "contrastive_bound",
-                                               config_mod.CONTRASTIVE_BOUNDS),
-                                              ("csro", "upper_bound", config_mod.UPPER_BOUNDS)])
+                                               corro_mod.CONTRASTIVE_BOUNDS),
+                                              ("csro", "upper_bound", csro_mod.UPPER_BOUNDS)])
 @pytest.mark.slow
 def test_every_mi_bound_is_selectable_and_trains(rep, field, bounds, meta_batch):
   """Each named bound changes the objective (value or gradient), has finite loss and gradients,
   and the default is the official one (CORRO: InfoNCE, CSRO: CLUB over all K^2 pairs)."""
   extra = {"encoder": "attention", "corro_negative_source": "reward_noise"} if rep == "corro" else {}
-  assert getattr(LearnerConfig(**TINY), field) == bounds[0]
+  assert getattr(LearnerConfig.create(**TINY, representation=rep).settings(rep), field) == bounds[0]
   values = {}
   for b in bounds:
-    rep_b = make_representation(LearnerConfig(**dict(TINY, representation=rep, **extra,
+    rep_b = make_representation(LearnerConfig.create(**dict(TINY, representation=rep, **extra,
                                                      **{field: b})))
     params = rep_b.init(jax.random.key(1))
     (loss, aux), g = jax.value_and_grad(rep_b.loss, has_aux=True)(
@@ -473,7 +474,7 @@ def test_every_mi_bound_is_selectable_and_trains(rep, field, bounds, meta_batch)
   # shifted NWJ value, = TUBA with b = 0, but trains with the JS gradient)
   assert len(set(values.values())) == len(bounds), values
   with pytest.raises(ValueError, match=field):
-    LearnerConfig(**dict(TINY, **{field: "mine_v2"}))
+    LearnerConfig.create(**dict(TINY, representation=rep, **{field: "mine_v2"}))
 
 
 @pytest.mark.parametrize("tasks", ["all", "train"])
@@ -484,7 +485,7 @@ def test_corro_cvae_stage_draws_from_every_task_only_with_pretrain_tasks_all(tas
   from jcomrl.algos.trainer import run_training
 
   p = presets.preset("corro", "point_robot", tiny=True)
-  cfg = LearnerConfig(**dict(p["learner"], obs_size=2, action_size=2, task_param_size=2,
+  cfg = LearnerConfig.create(**dict(p["learner"], obs_size=2, action_size=2, task_param_size=2,
                              pretrain_steps=20, steps_per_chunk=10, pretrain_tasks=tasks))
   lrn = make_learner(cfg)
   pools = []

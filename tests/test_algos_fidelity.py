@@ -25,10 +25,9 @@ POOL = jnp.arange(30, dtype=jnp.int32)
 TINY = dict(obs_size=2, action_size=2, task_param_size=2, latent_size=4, encoder_hidden=(16,),
             aux_hidden=(16,), rl_hidden=(16,), dual_hidden=(16,), meta_batch_size=4,
             context_size=8, context_mode="transitions", rl_batch_size=8, steps_per_chunk=5)
-# The backbone fields a preset sets (the rest of TINY stays test-sized).
-BACKBONE_KEYS = ("backbone", "brac_penalty", "brac_auto_weight", "brac_gp", "dual_fresh_batches",
-                 "brac_div_before_dual", "brac_actor_div_grad", "brac_weight_projected",
-                 "soft_target")
+# The backbone settings a preset sets (the rest of TINY stays test-sized).
+BACKBONE_KEYS = ("penalty", "auto_weight", "gp", "fresh_batches", "div_before_dual",
+                 "actor_div_grad", "weight_projected", "soft_target")
 
 
 def _softplus(x):
@@ -78,8 +77,10 @@ def nets():
 
 def _preset_learner(name, env, **extra):
   lrn = presets.preset(name, env)["learner"]
-  return make_learner(LearnerConfig(**{**TINY, **{k: lrn[k] for k in BACKBONE_KEYS if k in lrn},
-                                       "dual_steps": 2, **extra}))
+  own = {k: v for k, v in lrn.get(lrn["backbone"], {}).items() if k in BACKBONE_KEYS}
+  return make_learner(LearnerConfig.create(**TINY, **extra, backbone=lrn["backbone"],
+                                           **{lrn["backbone"]: {**own, "dual_steps": 2}
+                                              if lrn["backbone"] == "brac" else own}))
 
 
 @pytest.fixture(scope="module")
@@ -99,18 +100,19 @@ def test_presets_carry_the_official_backbones():
   for name in ("unicorn_ss", "unicorn_sup", "supervised", "oracle"):
     p = presets.preset(name, "ant_dir")
     lrn, hp = p["learner"], p["hparams"]
-    assert lrn["backbone"] == "brac" and lrn["brac_penalty"] == "both" and lrn["dual_steps"] == 3
-    assert (lrn["brac_gp"], lrn["brac_div_before_dual"]) == ("output", True)
-    assert not lrn["brac_actor_div_grad"] and not lrn["soft_target"]
-    assert (hp["brac_weight"], hp["entropy_alpha"]) == (0.2, 1.0)  # focalsac.py:135, 196
+    brac = lrn["brac"]
+    assert lrn["backbone"] == "brac" and brac["penalty"] == "both" and brac["dual_steps"] == 3
+    assert (brac["gp"], brac["div_before_dual"]) == ("output", True)
+    assert not brac["actor_div_grad"] and not brac["soft_target"]
+    assert (hp["brac"]["weight"], hp["entropy_alpha"]) == (0.2, 1.0)  # focalsac.py:135, 196
     assert presets.preset(name, "cheetah_dir")["learner"]["backbone"] == "sac"
   assert presets.preset("corro", "ant_dir")["learner"]["backbone"] == "sac"
   for name in ("focal", "csro"):
     p = presets.preset(name, "walker_param")
-    assert p["learner"]["brac_gp"] == "output"
-    assert p["learner"]["brac_div_before_dual"] == (name == "focal")  # CSRO: D after c steps
+    assert p["learner"]["brac"]["gp"] == "output"
+    assert p["learner"]["brac"]["div_before_dual"] == (name == "focal")  # CSRO: D after c steps
     assert (p["hparams"]["policy_mean_reg"], p["hparams"]["policy_std_reg"]) == (1e-3, 1e-3)
-    assert p["learner"].get("brac_weight_projected", False) is False
+    assert p["learner"]["brac"].get("weight_projected", False) is False
   for name in ("unicorn_ss", "unicorn_sup", "supervised", "oracle", "corro"):
     assert presets.preset(name, "hopper_param")["learner"]["task_resample_every"] == 200
   assert presets.preset("focal", "ant_dir")["learner"].get("task_resample_every", 1) == 1
@@ -209,7 +211,7 @@ def test_div_is_taken_before_the_dual_steps(learners, synthetic_data, name):
                  s_frozen.params.get("brac_offset", 0.0)),
                 (s_moved.params["actor"], s_moved.params["critic"],
                  s_moved.params.get("brac_offset", 0.0)))
-  assert same == lrn.cfg.brac_div_before_dual
+  assert same == lrn.cfg.settings("brac").div_before_dual
 
 
 def test_raw_brac_weight_is_stored_unclipped(learners, synthetic_data):
@@ -270,9 +272,9 @@ def test_dual_steps_draw_fresh_batches(synthetic_data):
   data = synthetic_data.to_device()
   mb = sample_meta_batch(jax.random.key(0), data, POOL, meta_batch_size=4, context_size=8,
                          context_mode="transitions", rl_batch_size=8)
-  fresh = make_learner(LearnerConfig(**TINY, dual_steps=3)).rl_batches(
+  fresh = make_learner(LearnerConfig.create(**TINY, dual_steps=3)).rl_batches(
       jax.random.key(1), data, mb)
-  same = make_learner(LearnerConfig(**TINY, dual_steps=3, dual_fresh_batches=False)).rl_batches(
+  same = make_learner(LearnerConfig.create(**TINY, dual_steps=3, dual_fresh_batches=False)).rl_batches(
       jax.random.key(1), data, mb)
   obs = [np.asarray(b.obs) for b in fresh]
   assert len(obs) == 3 and np.array_equal(obs[0], np.asarray(mb.rl.obs))
@@ -301,7 +303,7 @@ def test_td3bc_bc_term_is_a_mean_over_action_dims(nets):
   np.testing.assert_allclose(m["actor/bc_mse"], mse, rtol=1e-5)
   np.testing.assert_allclose(loss, -lam * np.mean(q) + mse, rtol=1e-5)
   np.testing.assert_allclose(run("sum")[1]["actor/bc_mse"], ACT * mse, rtol=1e-5)
-  assert LearnerConfig(**TINY).td3bc_bc == "mean"
+  assert LearnerConfig.create(**TINY).settings("td3bc").bc == "mean"
 
 
 # ----------------------------------------------------------------- brac_penalty="none" (issue 14)
@@ -312,7 +314,7 @@ def test_unused_dual_critic_trains_but_touches_nothing_else(synthetic_data):
   never uses it): the dual critic moves, the actor and critic do not depend on it, and the
   actor computes no D (no KL metric)."""
   data = synthetic_data.to_device()
-  none = make_learner(LearnerConfig(**TINY, backbone="brac", brac_penalty="none", dual_steps=2))
+  none = make_learner(LearnerConfig.create(**TINY, backbone="brac", brac_penalty="none", dual_steps=2))
   s_none = unstack_seed(none.init(seed_keys(0, 1)), 0)
   hp = HParams.create(brac_weight=3.0)
   n1, m = jax.jit(none.update)(s_none, data, hp, POOL)
@@ -322,5 +324,5 @@ def test_unused_dual_critic_trains_but_touches_nothing_else(synthetic_data):
                                      POOL)
   assert _close((n1.params["actor"], n1.params["critic"]),
                 (n_frozen.params["actor"], n_frozen.params["critic"]))
-  with pytest.raises(ValueError, match="brac_auto_weight"):
-    LearnerConfig(**TINY, backbone="brac", brac_penalty="none", brac_auto_weight=True)
+  with pytest.raises(ValueError, match="brac.auto_weight needs a BRAC penalty"):
+    LearnerConfig.create(**TINY, backbone="brac", brac_penalty="none", brac_auto_weight=True)

@@ -51,7 +51,7 @@ def test_restore_and_evaluate_equals_in_memory(trained_run):
 
 def test_checkpoint_from_another_config_is_refused(trained_run):
   workdir, _ = trained_run
-  other = LearnerConfig(obs_size=2, action_size=2, task_param_size=2, latent_size=3)
+  other = LearnerConfig.create(obs_size=2, action_size=2, task_param_size=2, latent_size=3)
   state = make_learner(other).init(seed_keys(0, 1))
   with pytest.raises(checkpoint.CheckpointError, match="another learner: .*latent_size"):
     checkpoint.restore(os.path.join(workdir, "checkpoints"), state,
@@ -82,30 +82,60 @@ def test_resume_gives_the_same_final_params(trained_run, synthetic_dir, tmp_path
   jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
 
 
-def test_runs_saved_before_new_learner_fields_still_evaluate_and_resume(trained_run,
-                                                                        synthetic_dir, tmp_path):
-  """A run written before a LearnerConfig field existed (its config.json and checkpoint metas
-  lack the key) compares equal to today's config with that field at its default."""
+# How configs were written before plug-ins owned their settings (jcomrl <= 3e9e662): BRAC's and
+# FOCAL's keys flat beside the shared ones, under these names.
+_FLAT_BRAC = {"dual_hidden": "dual_hidden", "penalty": "brac_penalty",
+              "auto_weight": "brac_auto_weight", "gp": "brac_gp", "dual_steps": "dual_steps",
+              "fresh_batches": "dual_fresh_batches", "div_before_dual": "brac_div_before_dual",
+              "actor_div_grad": "brac_actor_div_grad",
+              "weight_projected": "brac_weight_projected", "soft_target": "soft_target",
+              "learn_entropy": "learn_entropy", "log_std_min": "log_std_min",
+              "log_std_max": "log_std_max", "policy_log_std_affine": "policy_log_std_affine",
+              "policy_mean_clip": "policy_mean_clip", "critic_activation": "critic_activation",
+              "action_logp_clip": "action_logp_clip"}
+_FLAT_BRAC_HP = {"dual_lr": "dual_lr", "weight": "brac_weight", "gp_weight": "gp_weight",
+                 "weight_lr": "brac_weight_lr", "target_div": "brac_target_div",
+                 "weight_max": "brac_weight_max"}
+
+
+def _flat_learner(learner: dict, drop=()) -> dict:
+  """A tiny FOCAL run's nested learner dict in the flat form, without the keys ``drop`` (fields
+  added after the run was written) and without the subtrees of plug-ins it does not use."""
+  out = {k: v for k, v in learner.items() if not isinstance(v, dict)}
+  out.update({_FLAT_BRAC[k]: v for k, v in learner["brac"].items()})
+  return {k: v for k, v in out.items() if k not in drop}
+
+
+def test_runs_saved_before_plugin_subtrees_and_new_fields_still_evaluate_and_resume(
+    trained_run, synthetic_dir, tmp_path):
+  """A run written with the flat config of earlier versions, some of whose fields did not exist
+  yet (its config.json and checkpoint metas lack them), compares equal to today's nested config
+  with those fields at their defaults: it evaluates to the same returns and resumes."""
   import glob
   import shutil
   workdir = str(tmp_path / "old")
   shutil.copytree(trained_run[0], workdir, ignore=shutil.ignore_patterns(".lock"))
-  new_fields = ("misa_bound", "partition_samples", "critic_activation")
-  for path in [os.path.join(workdir, "config.json"),
-               *glob.glob(os.path.join(workdir, "checkpoints", "*", "meta", "metadata"))]:
-    if not os.path.isfile(path):
-      continue
+  added_later = ("critic_activation", "brac_weight_projected", "pretrain_tasks")
+  paths = [os.path.join(workdir, "config.json"),
+           *glob.glob(os.path.join(workdir, "checkpoints", "*", "meta", "metadata"))]
+  rewritten = 0
+  for path in filter(os.path.isfile, paths):
     with open(path) as f:
       saved = json.load(f)
-    learner = saved["config"]["learner"] if "config" in saved else saved["learner"]
-    assert all(k in learner for k in new_fields), path
-    for k in new_fields:
-      del learner[k]
-    if "config" in saved and "learner" in saved:
-      for k in new_fields:
-        saved["learner"].pop(k, None)
+    for holder in (saved, saved.get("config", {})):
+      if isinstance(holder.get("learner"), dict):
+        holder["learner"] = _flat_learner(holder["learner"], added_later)
+        assert not any(isinstance(v, dict) for v in holder["learner"].values())
+        rewritten += 1
+      if isinstance(holder.get("hparams"), dict):
+        hp = holder["hparams"]
+        flat = {k: v for k, v in hp.items() if not isinstance(v, dict)}
+        flat.update({_FLAT_BRAC_HP[k]: v for k, v in hp["brac"].items()})
+        flat["focal_weight"] = hp["focal"]["weight"]
+        holder["hparams"] = flat
     with open(path, "w") as f:
       json.dump(saved, f)
+  assert rewritten >= 2  # the run's config and at least one checkpoint's meta
   again = run_api.evaluate(workdir)["iid"]
   assert again["iid"]["returns"] == trained_run[1]["iid"]["returns"]
   cfg = _cfg(synthetic_dir)

@@ -181,7 +181,7 @@ def trained(synthetic_data, point_env):
       kw = dict(p["learner"], obs_size=2, action_size=2, task_param_size=2, num_task_labels=40,
                 dt_embed=16, dt_layers=1, dt_context_length=5, dt_warmup_steps=100,
                 dt_dropout=0.0, meta_batch_size=8, rl_batch_size=8, steps_per_chunk=_STEPS)
-      lrn = make_learner(LearnerConfig(**kw))
+      lrn = make_learner(LearnerConfig.create(**kw))
       hp = broadcast_hparams(HParams.create(**dict(p["hparams"], actor_lr=1e-3)), 1)
       pool = jnp.asarray(point_env.benchmark_split()["train"], jnp.int32)
       state, metrics = lrn.train_chunk(lrn.init(seed_keys(0, 1)), synthetic_data.to_device(), hp,
@@ -196,8 +196,8 @@ def trained(synthetic_data, point_env):
 @pytest.mark.slow
 def test_evaluation_state_keeps_the_last_k_steps_and_lowers_the_return_to_go(trained):
   lrn, state = trained("prompt_dt")
-  assert (lrn.cfg.dt_context_length, lrn.cfg.dt_return_scale, lrn.cfg.dt_target_return) == (
-      5, 10.0, 0.0)
+  s = lrn.cfg.settings("dt")
+  assert (s.context_length, s.return_scale, s.target_return) == (5, 10.0, 0.0)
   params = jax.tree.map(lambda x: x[0], state.params)
   policy = lrn.act
   z = jnp.linspace(-1.0, 1.0, lrn.z_size)
@@ -319,11 +319,11 @@ def test_dt_presets_beat_the_random_policy_on_held_out_tasks(name, trained, synt
 def test_dt_presets_follow_prompt_dt_and_refuse_what_they_cannot_run():
   p = presets.preset("prompt_dt", "cheetah_vel")
   lrn = p["learner"]
-  assert (lrn["backbone"], lrn["representation"], lrn["dt_context_length"], lrn["dt_embed"],
-          lrn["dt_layers"], lrn["dt_heads"], lrn["prompt_length"], lrn["rl_batch_size"]) == (
+  dt = lrn["dt"]
+  assert (lrn["backbone"], lrn["representation"], dt["context_length"], dt["embed"],
+          dt["layers"], dt["heads"], lrn["prompt"]["length"], lrn["rl_batch_size"]) == (
               "dt", "prompt", 20, 128, 3, 1, 5, 16)
-  assert (lrn["dt_return_scale"], lrn["dt_target_return"], lrn["dt_warmup_steps"]) == (
-      500.0, 0.0, 10_000)
+  assert (dt["return_scale"], dt["target_return"], dt["warmup_steps"]) == (500.0, 0.0, 10_000)
   assert p["hparams"]["actor_lr"] == 1e-4 and p["num_steps"] == 50_000
   assert "critic_lr" not in p["hparams"] and "rl_hidden" not in lrn
   ss = presets.preset("unicorn_ss_dt", "cheetah_vel")
@@ -331,15 +331,15 @@ def test_dt_presets_follow_prompt_dt_and_refuse_what_they_cannot_run():
   assert ss["learner"]["encoder"] == presets.preset("unicorn_ss", "cheetah_vel")["learner"][
       "encoder"]
   cpu = presets.preset("focal_dt", "ant_dir", profile="cpu")["learner"]
-  assert (cpu["rl_batch_size"], cpu["dt_embed"], cpu["dt_return_scale"]) == (
+  assert (cpu["rl_batch_size"], cpu["dt"]["embed"], cpu["dt"]["return_scale"]) == (
       presets.CPU_DT_SEGMENTS, presets.CPU_WIDTH, 500.0)
   with pytest.raises(ValueError, match="DT presets have"):
     presets.preset("prompt_dt", "hopper_param")
   sizes = dict(obs_size=2, action_size=2, task_param_size=2)
   with pytest.raises(ValueError, match="reads prompts"):
-    check(LearnerConfig(**sizes, representation="prompt", backbone="sac"))
+    check(LearnerConfig.create(**sizes, representation="prompt", backbone="sac"))
   with pytest.raises(ValueError, match="context_mode='trajectory'"):
-    check(LearnerConfig(**sizes, representation="prompt", backbone="dt",
+    check(LearnerConfig.create(**sizes, representation="prompt", backbone="dt",
                         context_mode="transitions"))
   with pytest.raises(ValueError, match="critic"):
-    check(LearnerConfig(**sizes, representation="supervised", backbone="dt"))
+    check(LearnerConfig.create(**sizes, representation="supervised", backbone="dt"))

@@ -125,7 +125,7 @@ def test_sequence_encoders_train_inside_the_learner(kind, synthetic_data):
   """Every objective takes a sequence encoder: UNICORN-SUP on point-robot trajectories trains
   every encoder leaf, with finite losses."""
   data = synthetic_data.to_device()
-  cfg = LearnerConfig(obs_size=2, action_size=2, task_param_size=2, latent_size=4,
+  cfg = LearnerConfig.create(obs_size=2, action_size=2, task_param_size=2, latent_size=4,
                       encoder=kind, encoder_hidden=(16, 16), aux_hidden=(16,), rl_hidden=(16,),
                       dual_hidden=(16,), representation="unicorn_sup", meta_batch_size=4,
                       context_mode="trajectory", context_size=16, rl_batch_size=8,
@@ -163,11 +163,11 @@ def test_gaussian_kl_analytic_and_the_previous_belief_prior():
     (dict(representation="unicorn_ss", encoder="mean_tanh", extra_objectives="kl"),
      "Gaussian encoder"),
     (dict(representation="unicorn_ss", encoder="stochastic", extra_objectives="kl",
-          kl_prior="previous"), "sequence encoder"),
-    (dict(kl_prior="prior"), "kl_prior")])
+          kl={"kl_prior": "previous"}), "sequence encoder"),
+    (dict(representation="kl", encoder="stochastic", kl_prior="prior"), "kl.kl_prior")])
 def test_kl_terms_refuse_encoders_without_a_belief(kw, match):
   with pytest.raises(ValueError, match=match):
-    check(LearnerConfig(obs_size=2, action_size=2, task_param_size=2, **kw))
+    check(LearnerConfig.create(obs_size=2, action_size=2, task_param_size=2, **kw))
 
 
 def test_kl_term_adds_its_weighted_kl(synthetic_data):
@@ -176,7 +176,7 @@ def test_kl_term_adds_its_weighted_kl(synthetic_data):
   from jcomrl.algos.objectives import make_representation
   from jcomrl.algos.objectives.kl import kl_to_prior
   from jcomrl.data.sampler import sample_meta_batch
-  cfg = LearnerConfig(obs_size=2, action_size=2, task_param_size=2, latent_size=3,
+  cfg = LearnerConfig.create(obs_size=2, action_size=2, task_param_size=2, latent_size=3,
                       encoder="stochastic", encoder_hidden=(8,), aux_hidden=(8,),
                       representation="unicorn_ss", extra_objectives="kl:2.0",
                       context_mode="transitions", context_size=6)
@@ -194,7 +194,7 @@ def test_kl_term_adds_its_weighted_kl(synthetic_data):
       params["encoder"], context_features(mb.context, True))
   want = float(jnp.mean(kl_to_prior(mean, lv, "gauss")))
   np.testing.assert_allclose(out["metrics"]["kl/rep/kl"], want, rtol=1e-5)
-  no_kl = make_representation(LearnerConfig(**{**cfg.__dict__, "extra_objectives": ""}))
+  no_kl = make_representation(LearnerConfig.create(**{**cfg.__dict__, "extra_objectives": ""}))
   base, _ = jax.jit(no_kl.loss)(params, mb, hp, jax.random.key(2))
   np.testing.assert_allclose(with_kl - base, 2.0 * 0.5 * want, rtol=1e-4)
 
@@ -217,7 +217,7 @@ def test_borel_learns_on_point_robot_and_uses_its_belief(point_env, synthetic_da
   lr = dict(p["learner"], rl_hidden=(32, 32), encoder_hidden=(32,), dual_hidden=(32,),
             aux_hidden=(32,), rl_batch_size=32, steps_per_chunk=400, obs_size=2, action_size=2,
             task_param_size=2, num_task_labels=40)
-  lrn = make_learner(LearnerConfig(**lr))
+  lrn = make_learner(LearnerConfig.create(**lr))
   state = lrn.init(seed_keys(0, 1))
   hp = broadcast_hparams(HParams.create(**p["hparams"]), 1)
   for _ in range(3):

@@ -32,13 +32,13 @@ SEEDS = 2
 
 @pytest.fixture(scope="module")
 def focal():
-  learner = make_learner(LearnerConfig(**TINY))
+  learner = make_learner(LearnerConfig.create(**TINY))
   return learner, learner.init(seed_keys(0, SEEDS)).params
 
 
 @pytest.fixture(scope="module")
 def oracle():
-  learner = make_learner(LearnerConfig(**dict(TINY, representation="oracle")))
+  learner = make_learner(LearnerConfig.create(**dict(TINY, representation="oracle")))
   return learner, learner.init(seed_keys(0, 1)).params
 
 

@@ -45,7 +45,7 @@ def policy_action(z):
 
 @pytest.fixture(scope="module")
 def fake_learner():
-  learner = make_learner(LearnerConfig(**TINY))
+  learner = make_learner(LearnerConfig.create(**TINY))
   return dataclasses.replace(
       learner, encode=lambda p, ctx, tp, key=None: fingerprint(ctx),
       act=lambda p, obs, z, key, det: policy_action(z))
@@ -231,7 +231,7 @@ def test_sampled_code_differs_only_for_the_stochastic_encoder(synthetic_data):
   tp = data.task_params[0]
   key = jax.random.key(3)
   for encoder, differs in (("stochastic", True), ("mean_tanh", False)):
-    learner = make_learner(LearnerConfig(**dict(TINY, encoder=encoder)))
+    learner = make_learner(LearnerConfig.create(**dict(TINY, encoder=encoder)))
     params = jax.tree.map(lambda x: x[0], learner.init(seed_keys(0, 1)).params)
     sample = jax.jit(P.make_encode(learner, "sample"))(params, ctx, tp, key)
     mean = jax.jit(P.make_encode(learner, "mean"))(params, ctx, tp, key)

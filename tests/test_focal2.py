@@ -56,8 +56,8 @@ def test_focal2_settings_are_the_2_task_configs(env):
   assert lrn.meta_batch_size == want["meta_batch"]
   assert lrn.context_mode == "transitions" and lrn.context_size == want["embedding_batch_size"]
   assert lrn.latent_size == want["latent_size"]
-  assert (hp.brac_weight, hp.brac_weight_max) == (want["alpha_init"], want["alpha_max"])
-  assert lrn.brac_penalty == ("both" if want["use_value_penalty"] else "policy")
+  assert (hp.brac.weight, hp.brac.weight_max) == (want["alpha_init"], want["alpha_max"])
+  assert lrn.brac.penalty == ("both" if want["use_value_penalty"] else "policy")
   assert c.num_steps == want["updates"]
   # FOCAL draws 4 of the 2 tasks: only with replacement (np.random.choice(2 tasks, 4,
   # replace=False) raises), so every meta-batch repeats a task.

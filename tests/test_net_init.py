@@ -71,8 +71,8 @@ def test_networks_take_the_scheme():
 
 def test_learner_config_net_init():
   with pytest.raises(ValueError, match="net_init"):
-    LearnerConfig(obs_size=3, action_size=2, task_param_size=1, net_init="xavier")
-  cfg = LearnerConfig(obs_size=3, action_size=2, task_param_size=1, rl_hidden=(16,),
+    LearnerConfig.create(obs_size=3, action_size=2, task_param_size=1, net_init="xavier")
+  cfg = LearnerConfig.create(obs_size=3, action_size=2, task_param_size=1, rl_hidden=(16,),
                       net_init="rlkit")
   params = make_backbone(cfg).init(jax.random.split(jax.random.key(0), 3))
   biases = [np.asarray(x) for path, x in jax.tree_util.tree_leaves_with_path(params["critic"])
@@ -108,7 +108,7 @@ def test_mbrl_init_is_a_two_sd_truncated_normal_of_fan_in():
 
 def test_unicorn_ss_decoder_takes_mbrl_init_under_rlkit():
   from jcomrl.algos.objectives import make_representation
-  cfg = LearnerConfig(obs_size=3, action_size=2, task_param_size=1, representation="unicorn_ss",
+  cfg = LearnerConfig.create(obs_size=3, action_size=2, task_param_size=1, representation="unicorn_ss",
                       encoder="stochastic", aux_hidden=(64,), net_init="rlkit")
   rep = make_representation(cfg)
   params = rep.init(jax.random.key(0))

@@ -63,10 +63,10 @@ def test_reconstruction_nll_is_mbrl_libs_formula():
 
 
 def test_unicorn_ss_defaults_to_mbrl_nll_and_half_is_an_option(traj_batch):
-  assert LearnerConfig(**TINY).decoder_nll == "mbrl"
+  assert LearnerConfig.create(**TINY).settings("unicorn_ss").decoder_nll == "mbrl"
   out = {}
   for form in ("mbrl", "half"):
-    rep = make_representation(LearnerConfig(**dict(TINY, representation="unicorn_ss",
+    rep = make_representation(LearnerConfig.create(**dict(TINY, representation="unicorn_ss",
                                                    encoder="stochastic", decoder_nll=form)))
     params = jax.jit(rep.init)(jax.random.key(1))  # same networks for both forms
     _, aux = jax.jit(rep.loss)(params, traj_batch, HParams.create(), jax.random.key(2))
@@ -94,7 +94,7 @@ def test_focal_csro_context_has_next_obs_only_on_hopper_walker(env, next_obs):
                                               ("walker_param", 1e4, 16)])
 def test_csro_brac_cap_and_meta_batch(env, alpha_max, mb):
   p = presets.preset("csro", env)
-  assert p["hparams"]["brac_weight_max"] == alpha_max
+  assert p["hparams"]["brac"]["weight_max"] == alpha_max
   assert p["learner"]["meta_batch_size"] == mb
 
 
@@ -102,7 +102,7 @@ def test_csro_brac_cap_and_meta_batch(env, alpha_max, mb):
 
 
 def test_corro_cvae_loss_is_mean_mse_plus_kl():
-  cfg = LearnerConfig(**dict(TINY, obs_size=3, representation="corro", encoder="attention"))
+  cfg = LearnerConfig.create(**dict(TINY, obs_size=3, representation="corro", encoder="attention"))
   rep = make_representation(cfg)
   params = jax.jit(rep.pretrain_init)(jax.random.key(0))
   ks = jax.random.split(jax.random.key(1), 4)
@@ -111,7 +111,7 @@ def test_corro_cvae_loss_is_mean_mse_plus_kl():
                   terminal=jnp.zeros(7), timeout=jnp.zeros(7))
   key = jax.random.key(2)
   loss, metrics = jax.jit(rep.pretrain_loss)(params, rl, HParams.create(), key)
-  cvae = TransitionCVAE((8,), cfg.cvae_latent, 3)
+  cvae = TransitionCVAE((8,), cfg.settings("corro").cvae_latent, 3)
   nh, rh, mu, lv = (np.asarray(x, np.float64) for x in
                     jax.jit(cvae.apply)(params, rl.obs, rl.action, rl.reward, rl.next_obs, key))
   mse_s = np.mean((nh - np.asarray(rl.next_obs)) ** 2)  # F.mse_loss: over all 7 x 3 elements
@@ -140,14 +140,14 @@ def test_corro_objective_pairs_with_task_data_by_default(traj_batch):
   moved = traj_batch.replace(rl=other_rl)
   losses = {}
   for mode in ("task", "context"):
-    cfg = LearnerConfig(**dict(TINY, representation="corro", encoder="attention",
+    cfg = LearnerConfig.create(**dict(TINY, representation="corro", encoder="attention",
                                corro_negative_source="reward_noise", corro_positives=mode))
     rep = make_representation(cfg)
     params = jax.jit(rep.init)(jax.random.key(1))
     loss = jax.jit(lambda b, p=params, r=rep: r.loss(p, b, HParams.create(), jax.random.key(2))[0])
     losses[mode] = [float(loss(b)) for b in (traj_batch, moved)]
-  assert LearnerConfig(**TINY).corro_positives == "task"
-  assert presets.preset("corro", "cheetah_vel")["learner"]["corro_positives"] == "task"
+  assert LearnerConfig.create(**TINY).settings("corro").positives == "task"
+  assert presets.preset("corro", "cheetah_vel")["learner"]["corro"]["positives"] == "task"
   assert losses["task"][0] != losses["task"][1]
   assert losses["context"][0] == losses["context"][1]
 

@@ -69,7 +69,7 @@ def test_misa_bound_is_tight_at_the_optimal_critic():
 
 
 def test_bounds_are_ordered_on_a_critic_network_with_monte_carlo_samples():
-  cfg = LearnerConfig(obs_size=3, action_size=2, task_param_size=0, representation="none",
+  cfg = LearnerConfig.create(obs_size=3, action_size=2, task_param_size=0, representation="none",
                       backbone="misa", rl_hidden=(16, 16), partition_samples=8,
                       misa_partition_grad="importance", critic_activation="elu")
   bb = make_backbone(cfg)
@@ -163,7 +163,7 @@ def test_iql_expectile_and_advantage_weights_on_hand_examples():
 def test_iql_value_is_the_expectile_of_q_over_data_actions():
   """With Q fixed (the critic's target frozen: only V trains), V(s) converges to the tau-expectile
   of min Q(s, a) over the data's actions at s, found by bisection."""
-  cfg = LearnerConfig(obs_size=1, action_size=1, task_param_size=0, representation="none",
+  cfg = LearnerConfig.create(obs_size=1, action_size=1, task_param_size=0, representation="none",
                       backbone="iql", rl_hidden=(32, 32), rl_batch_size=64)
   bb = make_backbone(cfg)
   params = bb.init(jax.random.split(jax.random.key(0), 3))
@@ -220,7 +220,7 @@ def _single_task_data(n=2000, seed=0):
 
 def test_bc_recovers_the_behaviour_policy_and_beats_its_untrained_self():
   data, w = _single_task_data()
-  lrn = make_learner(LearnerConfig(**dict(SINGLE, backbone="bc")))
+  lrn = make_learner(LearnerConfig.create(**dict(SINGLE, backbone="bc")))
   state = lrn.init(seed_keys(0, 1))
   hp = broadcast_hparams(HParams.create(actor_lr=3e-3), 1)
   obs = jnp.asarray(np.random.default_rng(1).normal(size=(256, 2)), jnp.float32)
@@ -246,7 +246,7 @@ def test_bc_recovers_the_behaviour_policy_and_beats_its_untrained_self():
 @pytest.mark.slow
 def test_every_offline_backbone_trains_finitely_through_the_learner(extra):
   data, _ = _single_task_data()
-  lrn = make_learner(LearnerConfig(**dict(SINGLE, rl_hidden=(8,), rl_batch_size=16,
+  lrn = make_learner(LearnerConfig.create(**dict(SINGLE, rl_hidden=(8,), rl_batch_size=16,
                                           steps_per_chunk=10, **extra)))
   state = lrn.init(seed_keys(0, 1))
   state, m = lrn.train_chunk(state, data, broadcast_hparams(HParams.create(), 1),
@@ -260,7 +260,7 @@ def test_every_offline_backbone_trains_finitely_through_the_learner(extra):
 @pytest.mark.slow
 def test_misa_inside_comrl_composes_with_an_encoder_objective(synthetic_data):
   """``unicorn_ss x misa``: the I(S; A) backbone under an I(Z; M) objective (point robot)."""
-  lrn = make_learner(LearnerConfig(
+  lrn = make_learner(LearnerConfig.create(
       obs_size=2, action_size=2, task_param_size=2, latent_size=4, encoder_hidden=(16,),
       aux_hidden=(16,), rl_hidden=(16,), meta_batch_size=4, context_size=8,
       context_mode="transitions", rl_batch_size=8, steps_per_chunk=2, representation="unicorn_ss",
@@ -273,14 +273,14 @@ def test_misa_inside_comrl_composes_with_an_encoder_objective(synthetic_data):
 
 
 def test_offline_backbone_settings_that_cannot_work_are_refused():
-  with pytest.raises(ValueError, match="needs misa_partition_grad='importance'"):
-    check(LearnerConfig(**dict(SINGLE, backbone="misa", misa_bound="dv")))
+  with pytest.raises(ValueError, match="needs partition_grad='importance'"):
+    check(LearnerConfig.create(**dict(SINGLE, backbone="misa", misa_bound="dv")))
   with pytest.raises(ValueError, match="has none"):
-    check(LearnerConfig(**dict(SINGLE, backbone="bc", representation="supervised",
+    check(LearnerConfig.create(**dict(SINGLE, backbone="bc", representation="supervised",
                                task_param_size=2)))
-  with pytest.raises(ValueError, match="unknown misa_bound"):
-    LearnerConfig(**dict(SINGLE, backbone="misa", misa_bound="nwj"))
-  assert code_size(check(LearnerConfig(**dict(SINGLE, backbone="bc")))) == 0
+  with pytest.raises(ValueError, match="unknown learner.misa.bound"):
+    LearnerConfig.create(**dict(SINGLE, backbone="misa", misa_bound="nwj"))
+  assert code_size(check(LearnerConfig.create(**dict(SINGLE, backbone="bc")))) == 0
 
 
 @pytest.mark.slow
@@ -310,12 +310,14 @@ def test_single_task_config_trains_and_evaluates_a_one_task_dataset(synthetic_da
 def test_offline_table_names_overrides_and_markdown(synthetic_dir):
   from experiments import offline_table as ot
   assert ot.d4rl_name("data/offline/halfcheetah-medium_replay/") == "halfcheetah-medium-replay"
-  assert ot.parse_override("learner.partition_samples=4") == ("learner.partition_samples", 4)
-  assert ot.parse_override("learner.misa_bound=dv") == ("learner.misa_bound", "dv")
-  cfg = ot.run_config("misa", "tiny", synthetic_dir, 2, [("learner.misa_bound", "dv"),
-                                                         ("learner.misa_partition_grad",
+  assert ot.parse_override("learner.misa.partition_samples=4") == (
+      "learner.misa.partition_samples", 4)
+  assert ot.parse_override("learner.misa.bound=dv") == ("learner.misa.bound", "dv")
+  cfg = ot.run_config("misa", "tiny", synthetic_dir, 2, [("learner.misa.bound", "dv"),
+                                                         ("learner.misa.partition_grad",
                                                           "importance")])
-  assert (cfg["env"], cfg["num_seeds"], cfg["learner"]["misa_bound"]) == ("point_robot", 2, "dv")
+  assert (cfg["env"], cfg["num_seeds"], cfg["learner"]["misa"]["bound"]) == (
+      "point_robot", 2, "dv")
   cells = {("hopper-medium", "bc"): {"seeds": [50.0, 54.0], "wall_s": 10.0},
            ("hopper-medium", "misa"): {"seeds": None, "wall_s": None}}
   md = ot.build_markdown(["data/offline/hopper-medium"], ["bc", "misa"], cells, "cpu", 2)

@@ -20,12 +20,15 @@ def test_cpu_profile_shrinks_sizes_and_keeps_everything_else(algo):
   assert cpu.profile == "cpu" and full.profile == "paper"
   assert cpu.dataset == "data/cheetah_vel@cpu"
   lf, lc = full.learner.to_dict(), cpu.learner.to_dict()
-  for k in ("rl_hidden", "dual_hidden", "encoder_hidden", "aux_hidden"):
+  # BRAC's dual critic width is its own setting (learner.brac.dual_hidden): compared flat here
+  lf.update({f"brac.{k}": v for k, v in lf.pop("brac").items()})
+  lc.update({f"brac.{k}": v for k, v in lc.pop("brac").items()})
+  for k in ("rl_hidden", "brac.dual_hidden", "encoder_hidden", "aux_hidden"):
     if k in lf:
       assert len(lc[k]) == len(lf[k]) and max(lc[k]) <= presets.CPU_WIDTH
   assert lc["rl_batch_size"] == presets.CPU_RL_BATCH
   assert lc["meta_batch_size"] == min(lf["meta_batch_size"], presets.CPU_META_BATCH)
-  reduced = {"rl_hidden", "dual_hidden", "encoder_hidden", "aux_hidden", "rl_batch_size",
+  reduced = {"rl_hidden", "brac.dual_hidden", "encoder_hidden", "aux_hidden", "rl_batch_size",
              "meta_batch_size", "steps_per_chunk", "pretrain_steps"}
   assert {k: v for k, v in lf.items() if k not in reduced} == {
       k: v for k, v in lc.items() if k not in reduced}

@@ -14,6 +14,7 @@ from jcomrl.algos.backbones import BACKBONES, make_backbone, optimiser_init
 from jcomrl.algos.compose import check
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.learner import broadcast_hparams, make_learner, seed_keys
+from jcomrl.algos.settings import HYPERS, SETTINGS
 from jcomrl.nets.actor_critic import tanh_gaussian_log_prob
 from jcomrl.nets.mlp import MLP
 from jcomrl.types import Transition
@@ -63,7 +64,7 @@ _PROBE_OVERRIDES = {"cql": dict(partition_samples=2),
 def _backbone_trainer(name: str, n: int = 64, steps: int = 3000):
   """One compiled program per backbone: ``steps`` updates on a fixed one-task batch ``[N]``
   (batch and hyper-parameters are arguments, so the three probes share it); returns Q [2, N]."""
-  cfg = LearnerConfig(obs_size=1, action_size=1, task_param_size=1, latent_size=1,
+  cfg = LearnerConfig.create(obs_size=1, action_size=1, task_param_size=1, latent_size=1,
                       rl_hidden=(32, 32), dual_hidden=(16,), backbone=name, meta_batch_size=1,
                       rl_batch_size=n, brac_penalty="both", policy_delay=1,
                       **_PROBE_OVERRIDES.get(name, {}))
@@ -136,7 +137,7 @@ def test_tanh_gaussian_log_prob_matches_float64_reference():
 def test_learned_temperature_takes_the_analytic_first_step(synthetic_data):
   """``learn_entropy``: the loss -exp(log a) (log pi + target) has gradient
   -(log pi + target) at log a = 0, so Adam's first step is -lr * sign(H - target)."""
-  lrn = make_learner(LearnerConfig(**dict(TINY, backbone="sac", learn_entropy=True)))
+  lrn = make_learner(LearnerConfig.create(**dict(TINY, backbone="sac", learn_entropy=True)))
   state = jax.tree.map(lambda x: x[0], lrn.init(seed_keys(0, 1)))
   assert float(state.params["log_alpha"]) == 0.0
   new, m = jax.jit(lrn.update)(state, synthetic_data.to_device(), HParams.create(alpha_lr=0.01),
@@ -145,7 +146,7 @@ def test_learned_temperature_takes_the_analytic_first_step(synthetic_data):
   np.testing.assert_allclose(float(new.params["log_alpha"]), -0.01 * np.sign(grad), rtol=1e-5)
   np.testing.assert_allclose(float(m["actor/alpha"]), np.exp(-0.01 * np.sign(grad)), rtol=1e-5)
   # With a fixed temperature the group does not exist at all (nor its optimiser state).
-  fixed = make_learner(LearnerConfig(**dict(TINY, backbone="sac"))).init(seed_keys(0, 1))
+  fixed = make_learner(LearnerConfig.create(**dict(TINY, backbone="sac"))).init(seed_keys(0, 1))
   assert "log_alpha" not in fixed.params and "log_alpha" not in fixed.opt
 
 
@@ -153,7 +154,7 @@ def test_learned_temperature_takes_the_analytic_first_step(synthetic_data):
 def test_hyperparameter_sweep_as_vmap_equals_separate_runs(tiny_learner, synthetic_data):
   """Two critic/actor learning rates on the seed axis of one program give each value's own run."""
   lrn = tiny_learner
-  assert lrn.cfg == LearnerConfig(**TINY)
+  assert lrn.cfg == LearnerConfig.create(**TINY)
   data = synthetic_data.to_device()
   keys = jnp.stack([seed_keys(7, 1)[0]] * 2)  # the same seed at both sweep points
   lrs = [1e-3, 3e-5]
@@ -193,6 +194,8 @@ def toy_objective():
 
   yield TaskRegression
   del objectives.OBJECTIVES[TaskRegression.name]
+  for table in (SETTINGS, HYPERS):
+    table.pop(TaskRegression.name, None)
 
 
 @pytest.mark.slow
@@ -200,7 +203,7 @@ def test_a_toy_objective_registered_from_a_test_trains(toy_objective, synthetic_
   data = synthetic_data.to_device()
   for extra in (dict(representation=toy_objective.name),
                 dict(representation="focal", extra_objectives=f"{toy_objective.name}:2")):
-    lrn = make_learner(LearnerConfig(**dict(TINY, steps_per_chunk=100, **extra)))
+    lrn = make_learner(LearnerConfig.create(**dict(TINY, steps_per_chunk=100, **extra)))
     state = lrn.init(seed_keys(0, 1))
     assert "toy_head" in state.params["encoder"]
     hp = broadcast_hparams(HParams.create(encoder_lr=3e-3), 1)
@@ -218,7 +221,7 @@ def test_unicorn_ss_is_reconstruction_plus_focal(meta_batch):
   UNICORN-SS (same loss, same code, same gradient)."""
   mb = meta_batch
   hp, key = HParams.create(focal_weight=0.3), jax.random.key(2)
-  reps = [objectives.make_representation(LearnerConfig(**dict(TINY, **kw))) for kw in
+  reps = [objectives.make_representation(LearnerConfig.create(**dict(TINY, **kw))) for kw in
           (dict(representation="unicorn_ss"),
            dict(representation="reconstruction", extra_objectives="focal"))]
   params = reps[0].init(jax.random.key(1))
@@ -235,19 +238,19 @@ def test_unicorn_ss_is_reconstruction_plus_focal(meta_batch):
 
 def test_bad_compositions_are_refused():
   with pytest.raises(ValueError, match="unknown extra_objectives term 'nope'"):
-    check(LearnerConfig(**dict(TINY, extra_objectives="nope")))
+    check(LearnerConfig.create(**dict(TINY, extra_objectives="nope")))
   with pytest.raises(ValueError, match="unknown extra_objectives term 'supervised'"):
-    check(LearnerConfig(**dict(TINY, extra_objectives="supervised")))  # it has no loss to add
+    check(LearnerConfig.create(**dict(TINY, extra_objectives="supervised")))  # it has no loss to add
   with pytest.raises(ValueError, match="weight must be a number"):
-    check(LearnerConfig(**dict(TINY, extra_objectives="focal:big")))
+    check(LearnerConfig.create(**dict(TINY, extra_objectives="focal:big")))
   with pytest.raises(ValueError, match="needs a pretrain stage"):
-    check(LearnerConfig(**dict(TINY, extra_objectives="corro")))  # corro's CVAE negatives
-  clash = LearnerConfig(**dict(TINY, representation="reconstruction",
+    check(LearnerConfig.create(**dict(TINY, extra_objectives="corro")))  # corro's CVAE negatives
+  clash = LearnerConfig.create(**dict(TINY, representation="reconstruction",
                                extra_objectives="unicorn_ss"))
   with pytest.raises(ValueError, match="reuses network names"):
     objectives.make_representation(clash).init(jax.random.key(0))
   with pytest.raises(ValueError, match="unknown backbone"):
-    check(LearnerConfig(**dict(TINY, backbone="no_such_backbone")))
+    check(LearnerConfig.create(**dict(TINY, backbone="no_such_backbone")))
 
 
 def test_registries_are_the_single_source_of_names():
@@ -259,7 +262,7 @@ def test_registries_are_the_single_source_of_names():
 
 
 def test_format_1_checkpoints_are_refused_by_name(tmp_path, monkeypatch):
-  lrn = make_learner(LearnerConfig(**TINY))
+  lrn = make_learner(LearnerConfig.create(**TINY))
   state = lrn.init(seed_keys(0, 1))
   monkeypatch.setattr(checkpoint, "FORMAT_VERSION", 1)
   checkpoint.save(str(tmp_path), 5, state, {"learner": lrn.cfg.structure_dict()})
@@ -287,11 +290,13 @@ def toy_backbone():
 
   yield ToyBC
   del backbones.BACKBONES[ToyBC.name]
+  for table in (SETTINGS, HYPERS):
+    table.pop(ToyBC.name, None)
 
 
 def test_a_toy_backbone_registered_from_a_test_trains(toy_backbone, synthetic_data,
                                                       meta_batch):
-  lrn = make_learner(LearnerConfig(**dict(TINY, backbone=toy_backbone.name, steps_per_chunk=100)))
+  lrn = make_learner(LearnerConfig.create(**dict(TINY, backbone=toy_backbone.name, steps_per_chunk=100)))
   data, mb = synthetic_data.to_device(), meta_batch
 
   def bc_mse(state):  # on a fixed meta-batch, through the backbone's own per-task loss

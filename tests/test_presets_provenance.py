@@ -20,8 +20,9 @@ def test_every_provenance_row_has_a_source_and_explains_differences():
                                             ("ant_dir", 0.15, 0.15), ("hopper_param", 1.5, 1.5),
                                             ("walker_param", 0.7, 1.5)])
 def test_unicorn_ss_weight_follows_the_code_and_the_paper_on_request(env, code, paper):
-  assert presets.preset("unicorn_ss", env)["hparams"]["focal_weight"] == code
-  assert presets.preset("unicorn_ss", env, source="paper")["hparams"]["focal_weight"] == paper
+  assert presets.preset("unicorn_ss", env)["hparams"]["unicorn_ss"]["focal_weight"] == code
+  paper_hp = presets.preset("unicorn_ss", env, source="paper")["hparams"]
+  assert paper_hp["unicorn_ss"]["focal_weight"] == paper
 
 
 def test_unknown_preset_source_is_refused():
@@ -32,11 +33,13 @@ def test_unknown_preset_source_is_refused():
 def test_table_rows_with_numbers_match_the_presets():
   # FOCAL walker: context 100, alpha_init 50, alpha_max 1e4, meta-batch 16 (row "focal ..., walker").
   p = presets.preset("focal", "walker_param")
-  assert (p["learner"]["context_size"], p["hparams"]["brac_weight"], p["hparams"]["brac_weight_max"],
+  brac = p["hparams"]["brac"]
+  assert (p["learner"]["context_size"], brac["weight"], brac["weight_max"],
           p["learner"]["meta_batch_size"]) == (100, 50.0, 1e4, 16)
   # CSRO ant-dir takes ant-goal's numbers: context 512, alpha_init 500, alpha_max 2e3, mb 10.
   p = presets.preset("csro", "ant_dir")
-  assert (p["learner"]["context_size"], p["hparams"]["brac_weight"], p["hparams"]["brac_weight_max"],
+  brac = p["hparams"]["brac"]
+  assert (p["learner"]["context_size"], brac["weight"], brac["weight_max"],
           p["learner"]["meta_batch_size"], p["learner"]["latent_size"]) == (512, 500.0, 2e3, 10, 20)
   # UNICORN lineage: tasks kept for 200 updates; FOCAL/CSRO redraw every update.
   assert presets.preset("unicorn_sup", "hopper_param")["learner"]["task_resample_every"] == 200

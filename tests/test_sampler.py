@@ -77,7 +77,7 @@ def test_learner_sampling_with_the_train_split(tagged, point_env, resample_every
   train = np.asarray(point_env.benchmark_split()["train"])
   assert not np.array_equal(train, np.arange(len(train)))  # a realistic, non-identity pool
   pool = jnp.asarray(train, jnp.int32)
-  lrn = _Program(LearnerConfig(  # the learner's single-seed program (its meta_batch)
+  lrn = _Program(LearnerConfig.create(  # the learner's single-seed program (its meta_batch)
       obs_size=2, action_size=2, task_param_size=2, latent_size=4, encoder_hidden=(16,),
       rl_hidden=(16,), dual_hidden=(16,), meta_batch_size=4, context_size=tagged.segment_length,
       context_mode="trajectory", rl_batch_size=8, task_resample_every=resample_every))

@@ -16,11 +16,14 @@ test = both tasks), trained on ``data/<env>@focal2`` (``data.py:<env>@focal2``);
 hold that variant (``env_overrides``, checked by ``jcomrl.run.build``).
 ``tiny_<env>@focal2`` is its test-sized run on ``data.py:tiny_<env>@focal2``'s data.
 
-``learner`` holds every :class:`~jcomrl.algos.config.LearnerConfig` field (the preset's values
-over the defaults), so any of them can be overridden from the command line, e.g.
-``focal.py:tiny --config.learner.extra_objectives=corro:0.5
---config.learner.corro_negative_source=reward_noise``; the env's sizes and the classifier's
-``num_task_labels`` come from the dataset.
+``learner`` holds every shared :class:`~jcomrl.algos.config.LearnerConfig` field and every
+registered backbone's and objective's own settings as its subtree ``learner.<name>.*``
+(:mod:`jcomrl.algos.settings`); ``hparams`` the shared hyper-parameters and each plug-in's
+``hparams.<name>.*``. The preset's values sit over the defaults, so any of them can be
+overridden from the command line, e.g. ``focal.py:tiny --config.learner.extra_objectives=corro:0.5
+--config.learner.corro.negative_source=reward_noise --config.hparams.corro.weight=2``; the
+env's sizes and the classifier's ``num_task_labels`` come from the dataset. Flat names of
+configs written before plug-in subtrees (``learner.brac_penalty``) are still read.
 """
 
 import dataclasses
@@ -28,7 +31,8 @@ import dataclasses
 from ml_collections import config_dict
 
 from jcomrl.algos import presets
-from jcomrl.algos.config import LearnerConfig
+from jcomrl.algos.config import HParams, LearnerConfig
+from jcomrl.algos.settings import SETTINGS
 
 # Filled from the dataset by jcomrl.run.build, never from a config.
 _FROM_DATASET = ("obs_size", "action_size", "task_param_size", "num_task_labels")
@@ -42,14 +46,24 @@ CPU_OOD_MAX_POLICIES = 40
 
 
 def set_schedule_and_learner(c, p: dict) -> int:
-  """``c.learner`` (every LearnerConfig field but the dataset's, the preset's values over the
-  defaults), ``c.hparams`` and ``c.num_steps`` from a preset ``p``; returns its chunk length."""
+  """``c.learner`` (every shared LearnerConfig field but the dataset's, and every registered
+  plug-in's settings as its subtree ``learner.<plug-in>``: the preset's values over the
+  defaults), ``c.hparams`` (the same for HParams: ``hparams.<plug-in>``) and ``c.num_steps`` from
+  a preset ``p``; returns its chunk length. Every key can be overridden from the command line,
+  a plug-in's own ones too when another backbone or objective is chosen there."""
   defaults = {f.name: f.default for f in dataclasses.fields(LearnerConfig)
-              if f.name not in _FROM_DATASET}
-  c.learner = config_dict.ConfigDict({**defaults, **p["learner"]})
-  c.hparams = config_dict.ConfigDict(p["hparams"])
+              if f.name not in _FROM_DATASET + ("plugins",)}
+  learner = {**defaults, **{n: cls().to_dict() for n, cls in sorted(SETTINGS.items())}}
+  hparams = HParams.defaults()
+  for key, value in p["learner"].items():
+    learner[key] = {**learner[key], **value} if isinstance(value, dict) else value
+  for key, value in p["hparams"].items():
+    hparams[key] = {**hparams[key], **value} if isinstance(value, dict) else value
+  c.learner = config_dict.ConfigDict(learner)
+  c.hparams = config_dict.ConfigDict(hparams)
   c.num_steps = p["num_steps"]
   return p["learner"]["steps_per_chunk"]
+
 
 
 def _suffixes(variant: str) -> tuple[str, str, str]:

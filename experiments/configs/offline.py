@@ -9,8 +9,9 @@ in) at it, e.g.::
     python -m experiments.train --config=experiments/configs/offline.py:misa@cpu \\
         --config.env=hopper_param --config.dataset=data/offline/hopper-medium --workdir=runs/x
 
-Any ``LearnerConfig`` field is a ``learner.*`` key (e.g. ``--config.learner.misa_bound=dv
---config.learner.misa_partition_grad=importance``), any hyper-parameter a ``hparams.*`` key.
+Any ``LearnerConfig`` field is a ``learner.*`` key and a backbone's own settings are its
+subtree (e.g. ``--config.learner.misa.bound=dv --config.learner.misa.partition_grad=importance``);
+any hyper-parameter is a ``hparams.*`` key (``--config.hparams.misa.critic_weight=2``).
 """
 
 from ml_collections import config_dict

@@ -209,11 +209,12 @@ class _Program:
     """The meta-batch's RL batch, then ``extra_batches`` fresh draws of the same tasks (FOCAL
     sac.py:201-203 ``_optimize_c``: each further dual step samples its own batch). A backbone
     with ``batch_kind = "segments"`` gets ``rl_batch_size`` trajectory windows per task instead
-    (``Segment [B, N, dt_context_length]``, drawn with ``key``)."""
+    (``Segment [B, N, K]`` with the backbone's ``segment_length`` K and ``return_scale``, drawn
+    with ``key``)."""
     if self.backbone.batch_kind == "segments":
-      cfg = self.cfg
-      return [sample_segments(key, data, mb.task_index, cfg.rl_batch_size, cfg.dt_context_length,
-                              cfg.dt_return_scale)]
+      bb = self.backbone
+      return [sample_segments(key, data, mb.task_index, self.cfg.rl_batch_size,
+                              bb.segment_length, bb.return_scale)]
     return [mb.rl] + [sample_transitions(jax.random.fold_in(key, i), data, mb.task_index,
                                          self.cfg.rl_batch_size)
                       for i in range(1, 1 + self.backbone.extra_batches)]

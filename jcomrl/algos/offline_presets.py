@@ -25,6 +25,8 @@ others 1e6), evaluated every 5e3 updates on 10 episodes.
 
 from __future__ import annotations
 
+from jcomrl.algos.presets import nested
+
 OFFLINE_COMMON = dict(representation="none", meta_batch_size=1, context_size=1,
                       context_mode="transitions", rl_batch_size=256, rl_hidden=(256, 256),
                       steps_per_chunk=1000)
@@ -81,4 +83,5 @@ def offline_preset(name: str, profile: str = "paper", tiny: bool = False) -> dic
     learner.update(rl_hidden=(16, 16), rl_batch_size=32, steps_per_chunk=50,
                    partition_samples=min(learner.get("partition_samples", 10), 4))
     num_steps = 100
-  return {"learner": learner, "hparams": {**OFFLINE_HPARAMS, **hparams}, "num_steps": num_steps}
+  return nested({"learner": learner, "hparams": {**OFFLINE_HPARAMS, **hparams},
+                 "num_steps": num_steps})

@@ -51,7 +51,7 @@ PKU-RL/CORRO @210ad40, betray12138/UNICORN @d8853cd, Rondorf/BOReL @cf0816f, mxu
   c's output; jcomrl's earlier form is ``soft_target=True, brac_actor_div_grad=True``, entropy
   0.2, ``brac_gp="grad"``, ``brac_div_before_dual=False``). ``unicorn_ss`` uses the code's
   alpha/(1-alpha) (0.15 cheetah-vel/ant, 0.01 cheetah-dir, 1.5 hopper, 0.7 walker); the paper's
-  Table 7 has 0.15 on cheetah-dir and 1.5 on walker (``--config.hparams.focal_weight=...``).
+  Table 7 has 0.15 on cheetah-dir and 1.5 on walker (``--config.hparams.unicorn_ss.focal_weight=...``).
   ``supervised`` trains the encoder through the critic only.
 * ``corro`` — CORRO: attention-pooled, L2-normalised transition encoder (2x64; hopper/walker
   2x128), InfoNCE at temperature 0.1 with 16 CVAE negatives per anchor and the positive any
@@ -98,6 +98,11 @@ comparison isolates the representation objective.
 from __future__ import annotations
 
 import copy
+
+# The registries: nested() maps each plug-in's flat keys to its subtree.
+from jcomrl.algos import backbones, objectives  # noqa: F401
+from jcomrl.algos.config import HParams, LearnerConfig
+from jcomrl.names import FOCAL2_ENV_OVERRIDES, FOCAL2_ENVS  # noqa: F401 (presets.FOCAL2_*)
 
 PRESETS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "supervised", "oracle", "borel")
 ENVS = ("point_robot", "sparse_point_robot", "cheetah_vel", "cheetah_dir", "ant_dir",
@@ -163,8 +168,6 @@ _FOCAL_ENV = {
 # HalfCheetahDir / AntDir VARIANTS: directions -1 / +1, angles 0 / pi; split "same").
 TASK_SETTINGS = ("unicorn", "focal2")
 FOCAL2_PRESETS = ("focal",)
-FOCAL2_ENVS = ("cheetah_dir", "ant_dir")
-FOCAL2_ENV_OVERRIDES = {"variant": "focal"}  # jcomrl.envs.make(env, **FOCAL2_ENV_OVERRIDES)
 # The 2-task configs' training length: num_iterations 500 (default.py:19; neither json sets it)
 # x num_train_steps_per_itr, 2000 for cheetah-dir (default.py:25) and 4000 for ant-dir
 # (ant-dir.json:16).
@@ -476,7 +479,7 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
   # some (``--config.learner.extra_objectives=corro:0.5``, registered objectives only).
   p["learner"]["extra_objectives"] = ""
   # The MI bound each objective optimises, named so a config can swap it
-  # (``--config.learner.contrastive_bound=nwj``): CORRO's InfoNCE (train_contrastive.py), CSRO's
+  # (``--config.learner.corro.contrastive_bound=nwj``): CORRO's InfoNCE (train_contrastive.py), CSRO's
   # CLUB over all K^2 pairs (CSRO sac.py). Any of jcomrl.mi.WITH_NEGATIVES / UPPER_BOUNDS.
   if name == "corro":
     p["learner"].update(contrastive_bound="infonce")
@@ -500,7 +503,19 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
       if lrn["representation"] == "prompt":  # the prompt comes from a context trajectory
         lrn["context_mode"] = "trajectory"
     p["num_steps"] = 20 + lrn.get("pretrain_steps", 0)
-  return p
+  return nested(p)
+
+
+def nested(p: dict) -> dict:
+  """Preset ``p`` with its learner and hparams as the run config holds them: the shared keys,
+  and each plug-in's own as its subtree (``learner.brac.penalty``, ``hparams.corro.weight``).
+  The tables above set them by the flat names of configs before plug-in subtrees
+  (``brac_penalty``, ``corro_weight``...), which :meth:`LearnerConfig.nest` maps."""
+  learner = LearnerConfig.nest(p["learner"])
+  used = LearnerConfig(obs_size=1, action_size=1, task_param_size=1,
+                       **{k: learner[k] for k in ("representation", "extra_objectives",
+                                                  "backbone") if k in learner}).plugin_names()
+  return {**p, "learner": learner, "hparams": HParams.nest(p["hparams"], used)}
 
 
 # Provenance of every preset and protocol setting that follows an official code: (setting, our

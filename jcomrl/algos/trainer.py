@@ -20,9 +20,14 @@ import numpy as np
 from absl import logging
 
 from jcomrl import atomic, checkpoint, distributed
-from jcomrl.algos.config import HParams
-from jcomrl.algos.learner import (FIRST_NONFINITE, Learner, broadcast_hparams, seed_keys,
-                                  seed_sharding)
+from jcomrl.algos.config import HParams, LearnerConfig
+from jcomrl.algos.learner import (
+  FIRST_NONFINITE,
+  Learner,
+  broadcast_hparams,
+  seed_keys,
+  seed_sharding,
+)
 from jcomrl.data.dataset import OfflineDataset
 from jcomrl.logging import MetricsWriter, Progress
 
@@ -119,6 +124,12 @@ def _progress_line(metrics: dict, shown: Progress) -> str:
   return shown.line(" ".join(f"{k}={v:.3f}" for k, v in values.items()))
 
 
+def canonical_learner(cfg):
+  """How a checkpoint's saved learner dict is compared with ``cfg``'s: through
+  ``LearnerConfig.canonical_dict`` for the composable learner, as saved otherwise (MACAW)."""
+  return LearnerConfig.canonical_dict if isinstance(cfg, LearnerConfig) else None
+
+
 def _init_or_resume(learner: Learner, workdir: str, meta: dict, progress):
   """The fresh train state, or the latest checkpoint's; returns ``(state, step)``."""
   ckpt = checkpoint_dir(workdir)
@@ -127,7 +138,8 @@ def _init_or_resume(learner: Learner, workdir: str, meta: dict, progress):
     return state, 0
   fresh = state
   state, saved = checkpoint.restore(ckpt, state, expect={k: meta[k] for k in
-                                                         ("learner", "num_seeds", "seed")})
+                                                         ("learner", "num_seeds", "seed")},
+                                    canonical=canonical_learner(learner.cfg))
   # Orbax returns committed arrays; a fresh single-device state is uncommitted, and jit keys its
   # executables on that: give the restored state the fresh one's placement so a resumed run
   # reuses the compiled chunk instead of compiling it again.
@@ -170,7 +182,7 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
   data = dataset.to_device()
   pool = jnp.asarray(train_rows, jnp.int32)
   # A pretrain stage (CORRO's CVAE) draws from every task row with pretrain_tasks="all".
-  # Learners without a pretrain stage (MACAW, DT) have no such fields.
+  # Learners without a pretrain stage (MACAW) have no such fields.
   pretrain_steps = getattr(cfg, "pretrain_steps", 0)
   pre_pool = (jnp.arange(dataset.num_tasks, dtype=jnp.int32)
               if pretrain_steps and getattr(cfg, "pretrain_tasks", None) == "all" else pool)

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 from ml_collections import config_dict
 
-from jcomrl.algos.presets import FOCAL2_ENV_OVERRIDES, FOCAL2_ENVS
+from jcomrl.names import FOCAL2_ENV_OVERRIDES, FOCAL2_ENVS
 
 # Importing this module imports no JAX: the command line loads the configs before JAX starts;
 # the functions that build datasets import the pipeline when called.

@@ -624,7 +624,7 @@ def interpolated_with_negatives(pos: jnp.ndarray, neg: jnp.ndarray,
   return 1.0 + joint - marginal
 
 
-# Lower bounds with explicit negatives by name: what ``learner.contrastive_bound`` selects.
+# Lower bounds with explicit negatives by name: what ``learner.corro.contrastive_bound`` selects.
 WITH_NEGATIVES = {"infonce": infonce_with_negatives, "nwj": nwj_with_negatives,
                   "js": js_with_negatives, "dv": dv_with_negatives,
                   "smile": smile_with_negatives, "tuba": tuba_with_negatives,

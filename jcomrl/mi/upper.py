@@ -107,7 +107,7 @@ def l1out(log_q: jnp.ndarray) -> jnp.ndarray:
   return jnp.mean(jnp.diagonal(log_q) - marg)
 
 
-# Upper bounds on a log-likelihood matrix by name: what ``learner.upper_bound`` selects. Each is
+# Upper bounds on a log-likelihood matrix by name: what ``learner.csro.upper_bound`` selects. Each is
 # ``fn(log_q, key, include_diagonal)``; only CLUB reads ``include_diagonal`` (CSRO's convention),
 # only CLUB-S the key.
 UPPER_BOUNDS = {

@@ -18,6 +18,7 @@ value group, MISA adds its I(S; A) term to both and trains its critic in ``pre_u
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
@@ -27,6 +28,7 @@ import optax
 
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.objectives import code_size
+from jcomrl.algos.settings import Settings, declare
 from jcomrl.nets.actor_critic import DoubleCritic, TanhGaussianPolicy
 from jcomrl.types import Transition
 
@@ -37,10 +39,38 @@ BACKBONES: dict[str, type[Backbone]] = {}
 _ADAM = optax.scale_by_adam()
 
 
+ACTIVATIONS = ("relu", "elu")
+
+
 def register(cls: type[Backbone]) -> type[Backbone]:
-  """Class decorator: makes ``cls`` selectable as ``LearnerConfig.backbone = cls.name``."""
+  """Class decorator: makes ``cls`` selectable as ``LearnerConfig.backbone = cls.name``, with its
+  ``Settings`` as ``learner.<name>.*`` and its ``Hyper`` as ``hparams.<name>.*``."""
+  declare(cls.name, cls)
   BACKBONES[cls.name] = cls
   return cls
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorCriticSettings(Settings):
+  """The tanh-Gaussian actor and the twin critic of the actor-critic backbones."""
+
+  log_std_min: float = -20.0
+  log_std_max: float = 2.0
+  # JaxCQL / MISA policy head (young-geng/JaxCQL model.py, sail-sg/MISA algos/model.py:165-209):
+  # log_std = m * raw + o with learnable scalars m, o initialised at 1 and -1, and the pre-tanh
+  # mean clipped to +-policy_mean_clip (9 there; 0 = no clip).
+  policy_log_std_affine: bool = False
+  policy_mean_clip: float = 0.0
+  critic_activation: str = "relu"  # MISA's Q networks use ELU (experiments/main.py:67)
+  # Data actions are clipped to +-action_logp_clip before their log-likelihood under the
+  # tanh-Gaussian (BC, IQL, MISA's BC term; MISA experiments/main.py:128-130 clips at 0.999).
+  action_logp_clip: float = 0.999
+
+  def validate(self) -> None:
+    self._choice("critic_activation", ACTIVATIONS)
+    if not 0.0 < self.action_logp_clip < 1.0:
+      raise ValueError(f"{self._key('action_logp_clip')} must lie in (0, 1), got "
+                       f"{self.action_logp_clip}")
 
 
 def make_backbone(cfg: LearnerConfig) -> Backbone:
@@ -75,16 +105,16 @@ def task_mean(per_task_loss: Callable, params, rl: Transition, z, key):
   return jnp.mean(loss), jax.tree.map(jnp.mean, aux)
 
 
-def make_policy(cfg: LearnerConfig) -> TanhGaussianPolicy:
-  """The tanh-Gaussian policy of ``cfg`` (every backbone's actor)."""
-  return TanhGaussianPolicy(cfg.rl_hidden, cfg.action_size, log_std_min=cfg.log_std_min,
-                            log_std_max=cfg.log_std_max, log_std_affine=cfg.policy_log_std_affine,
-                            mean_clip=cfg.policy_mean_clip, init_scheme=cfg.net_init)
+def make_policy(cfg: LearnerConfig, s: ActorCriticSettings) -> TanhGaussianPolicy:
+  """The tanh-Gaussian policy of ``cfg`` with an actor-critic backbone's settings ``s``."""
+  return TanhGaussianPolicy(cfg.rl_hidden, cfg.action_size, log_std_min=s.log_std_min,
+                            log_std_max=s.log_std_max, log_std_affine=s.policy_log_std_affine,
+                            mean_clip=s.policy_mean_clip, init_scheme=cfg.net_init)
 
 
-def make_critic(cfg: LearnerConfig) -> DoubleCritic:
-  """The twin Q(s, z, a) of ``cfg``."""
-  return DoubleCritic(cfg.rl_hidden, activation=cfg.critic_activation, init_scheme=cfg.net_init)
+def make_critic(cfg: LearnerConfig, s: ActorCriticSettings) -> DoubleCritic:
+  """The twin Q(s, z, a) of ``cfg`` with an actor-critic backbone's settings ``s``."""
+  return DoubleCritic(cfg.rl_hidden, activation=s.critic_activation, init_scheme=cfg.net_init)
 
 
 class Policy(NamedTuple):
@@ -136,7 +166,10 @@ class Backbone:
       what the learner draws for :meth:`update`.
     stateful: True when evaluation needs the episode's history: the learner's ``act`` is then
       :meth:`policy` (a :class:`Policy`), else the memoryless :meth:`act`.
-    takes_prompt: True when the backbone can read a prompt code (objective ``prompt``).
+    takes_prompt: True when the backbone can read a prompt code (objective ``prompt``); its
+      ``return_scale`` then divides the prompt's returns-to-go.
+    segment_length, return_scale: for ``batch_kind = "segments"``, the window length K and what
+      returns-to-go are divided by.
 
   Subclasses implement:
     init(keys [3]) -> params: a dict of groups (keys for the actor, the critic, auxiliary nets).
@@ -153,6 +186,11 @@ class Backbone:
   """
 
   name: ClassVar[str]
+  # The backbone's static settings (a frozen jcomrl.algos.settings.Settings dataclass: its
+  # subtree learner.<name>.*, read as ``self.settings``) and traced hyper-parameters (a
+  # jcomrl.algos.settings.hyper class: hparams.<name>.*, read as ``hp.of(name)``); None: none.
+  Settings: ClassVar[type | None] = None
+  Hyper: ClassVar[type | None] = None
   extra_batches: int = 0
   # False for backbones without a Q critic (BC): objectives that train the encoder through the
   # critic cannot use them.
@@ -163,10 +201,16 @@ class Backbone:
 
   def __init__(self, cfg: LearnerConfig):
     self.cfg = cfg
+    self.settings = cfg.settings(self.name) if self.Settings is not None else None
+
+  def hyper(self, hp: HParams):
+    """This backbone's hyper-parameters in ``hp`` (its ``Hyper``, ``hparams.<name>.*``)."""
+    return hp.of(self.name)
 
   @classmethod
   def validate(cls, cfg: LearnerConfig) -> None:
-    """Raises ValueError for settings this backbone cannot train with."""
+    """Raises ValueError for settings this backbone cannot train with (its ``Settings`` check
+    their own values; this is for checks across them and the learner config)."""
 
   def critic_step(self, params: dict, opt: dict, rl: Transition, z, hp: HParams, key, extra,
                   z_grad: bool):

@@ -9,21 +9,35 @@ that train the encoder through a critic cannot use it. Group: ``actor``.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 
-from jcomrl.algos.backbones.base import Backbone, make_policy, register, tile
+from jcomrl.algos.backbones.base import (
+  ActorCriticSettings,
+  Backbone,
+  make_policy,
+  register,
+  tile,
+)
 from jcomrl.algos.config import HParams
 from jcomrl.nets.actor_critic import tanh_gaussian_action_log_prob, tanh_gaussian_sample
+
+
+@dataclasses.dataclass(frozen=True)
+class BCSettings(ActorCriticSettings):
+  """BC's settings (``learner.bc.*``): the actor's (``critic_activation`` is unused)."""
 
 
 @register
 class BC(Backbone):
   name = "bc"
+  Settings = BCSettings
   has_critic = False
 
   def __init__(self, cfg):
     super().__init__(cfg)
-    self.policy = make_policy(cfg)
+    self.policy = make_policy(cfg, self.settings)
 
   def init(self, keys) -> dict:
     obs, _, z = self.dummy_inputs()
@@ -38,7 +52,7 @@ class BC(Backbone):
     def loss(p, rl, zz, key):
       del key
       mean, log_std = self.policy.apply(p, rl.obs, tile(zz, rl.reward.shape[0]))
-      logp = tanh_gaussian_action_log_prob(rl.action, mean, log_std, self.cfg.action_logp_clip)
+      logp = tanh_gaussian_action_log_prob(rl.action, mean, log_std, self.settings.action_logp_clip)
       reg = hp.policy_mean_reg * jnp.mean(mean ** 2) + hp.policy_std_reg * jnp.mean(log_std ** 2)
       value = -jnp.mean(logp) + reg
       return value, {"actor/loss": value, "actor/data_logp": jnp.mean(logp)}

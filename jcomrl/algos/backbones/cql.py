@@ -17,14 +17,16 @@ variant (``cql_lagrange = False`` there; not implemented here).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
 import jax.numpy as jnp
 
 from jcomrl.algos.backbones.base import register, tile
-from jcomrl.algos.backbones.sac import SAC
+from jcomrl.algos.backbones.sac import SAC, SACSettings
 from jcomrl.algos.config import HParams
+from jcomrl.algos.settings import hyper
 from jcomrl.nets.actor_critic import tanh_gaussian_log_prob
 
 
@@ -59,14 +61,45 @@ def cql_regulariser(q_fn, q_data, obs, rand_a, cur_a, cur_logp, next_a, next_log
   return jnp.mean(ood - q_data, axis=-1)
 
 
+@dataclasses.dataclass(frozen=True)
+class CQLSettings(SACSettings):
+  """CQL's settings (``learner.cql.*``; before plug-in subtrees ``partition_samples`` and
+  ``cql_importance_sample``)."""
+
+  legacy = {"importance_sample": "cql_importance_sample"}
+
+  # Policy samples per state for the log-partition estimate (JaxCQL cql_n_actions = 10).
+  partition_samples: int = 10
+  importance_sample: bool = True  # JaxCQL conservative_sac.py:242-255 (CQL(H) with IS)
+
+  def validate(self) -> None:
+    super().validate()
+    self._positive("partition_samples")
+
+
+@hyper
+class CQLHyper:
+  """CQL(H)'s regulariser weight and temperature (JaxCQL conservative_sac.py:38-46;
+  ``hparams.cql.*``, before plug-in subtrees ``cql_weight``, ``cql_temperature``)."""
+
+  legacy = {"weight": "cql_weight", "temperature": "cql_temperature"}
+  ranges = {"temperature": "positive"}
+
+  weight: float = 5.0
+  temperature: float = 1.0
+
+
 @register
 class CQL(SAC):
   name = "cql"
+  Settings = CQLSettings
+  Hyper = CQLHyper
   actor_uses_updated_critic = False
 
   def critic_loss_fn(self, params, hp: HParams, extra):
     td = super().critic_loss_fn(params, hp, extra)
-    k = self.cfg.partition_samples
+    k = self.settings.partition_samples
+    h = self.hyper(hp)
 
     def loss(p, rl, zz, key):
       k_td, k_rand, k_cur, k_next = jax.random.split(key, 4)
@@ -82,9 +115,9 @@ class CQL(SAC):
       next_a, _, next_logp = sample(rl.next_obs, k_next)
       q_data = self.critic.apply(p, rl.obs, zt, rl.action)
       reg = cql_regulariser(q_fn, q_data, rl.obs, rand_a, cur_a, cur_logp, next_a, next_logp,
-                            temperature=hp.cql_temperature,
-                            importance_sample=self.cfg.cql_importance_sample)
-      value = value + hp.cql_weight * jnp.sum(reg)
+                            temperature=h.temperature,
+                            importance_sample=self.settings.importance_sample)
+      value = value + h.weight * jnp.sum(reg)
       return value, {**metrics, "critic/cql_gap": jnp.mean(reg), "critic/loss": value}
 
     return loss

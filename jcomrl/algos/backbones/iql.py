@@ -21,12 +21,22 @@ Groups: ``actor``, ``critic``, ``critic_target``, ``value``.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import optax
 
-from jcomrl.algos.backbones.base import Backbone, make_critic, make_policy, register, tile
+from jcomrl.algos.backbones.base import (
+  ActorCriticSettings,
+  Backbone,
+  make_critic,
+  make_policy,
+  register,
+  tile,
+)
 from jcomrl.algos.config import HParams
+from jcomrl.algos.settings import hyper
 from jcomrl.nets.actor_critic import StateValue, tanh_gaussian_action_log_prob
 
 
@@ -41,14 +51,36 @@ def awr_weights(q, v, temperature, weight_max):
   return jax.lax.stop_gradient(jnp.minimum(jnp.exp(temperature * (q - v)), weight_max))
 
 
+@hyper
+class IQLHyper:
+  """IQL's expectile tau, inverse temperature beta of the advantage weights exp(beta A) and
+  their clip (Kostrikov et al. 2022; ikostrikov/implicit_q_learning, gym locomotion;
+  ``hparams.iql.*``, before plug-in subtrees ``iql_<name>``). V(s)'s rate is ``value_lr``."""
+
+  legacy = {"expectile": "iql_expectile", "temperature": "iql_temperature",
+            "weight_max": "iql_weight_max"}
+  ranges = {"expectile": "unit_open", "temperature": "positive"}
+
+  expectile: float = 0.7
+  temperature: float = 3.0
+  weight_max: float = 100.0
+
+
+@dataclasses.dataclass(frozen=True)
+class IQLSettings(ActorCriticSettings):
+  """IQL's settings (``learner.iql.*``): its actor's and critic's."""
+
+
 @register
 class IQL(Backbone):
   name = "iql"
+  Settings = IQLSettings
+  Hyper = IQLHyper
 
   def __init__(self, cfg):
     super().__init__(cfg)
-    self.policy = make_policy(cfg)
-    self.critic = make_critic(cfg)
+    self.policy = make_policy(cfg, self.settings)
+    self.critic = make_critic(cfg, self.settings)
     self.value = StateValue(cfg.rl_hidden, init_scheme=cfg.net_init)
 
   def init(self, keys) -> dict:
@@ -71,7 +103,7 @@ class IQL(Backbone):
       del key
       zt, q = self.target_q(params, rl, zz)
       v = self.value.apply(p, rl.obs, zt)
-      value = expectile_loss(jax.lax.stop_gradient(q) - v, hp.iql_expectile)
+      value = expectile_loss(jax.lax.stop_gradient(q) - v, self.hyper(hp).expectile)
       return value, {"value/loss": value, "value/v": jnp.mean(v)}
     return loss
 
@@ -81,10 +113,10 @@ class IQL(Backbone):
     def loss(p, rl, zz, key):
       del key
       zt, q = self.target_q(params, rl, zz)
-      w = awr_weights(q, self.value.apply(params["value"], rl.obs, zt), hp.iql_temperature,
-                      hp.iql_weight_max)
+      w = awr_weights(q, self.value.apply(params["value"], rl.obs, zt), self.hyper(hp).temperature,
+                      self.hyper(hp).weight_max)
       mean, log_std = self.policy.apply(p, rl.obs, zt)
-      logp = tanh_gaussian_action_log_prob(rl.action, mean, log_std, self.cfg.action_logp_clip)
+      logp = tanh_gaussian_action_log_prob(rl.action, mean, log_std, self.settings.action_logp_clip)
       value = -jnp.mean(w * logp)
       return value, {"actor/loss": value, "actor/awr_weight": jnp.mean(w),
                      "actor/data_logp": jnp.mean(logp)}

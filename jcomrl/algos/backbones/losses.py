@@ -10,10 +10,10 @@ critic c(s, z, a) gives the per-state estimate
 gradient penalty at actions interpolated between data and policy: on ``||d c / d a||`` as in
 BRAC (``brac_gp="grad"``) or on c's *output*, ``sqrt(1e-8 + c^2)`` (``brac_gp="output"``), as
 all three official PyTorch ports do (FOCAL, CSRO, UNICORN ``torchkit/brac/divergences.py:34-43``).
-The penalty weight w enters the actor loss (``brac_penalty="policy"``), the Bellman target
+The penalty weight w enters the actor loss (``learner.brac.penalty="policy"``), the Bellman target
 (``"value"``: ``y = r + gamma (1 - d)(min Q'(s', a') - alpha log pi' - w D(s))`` with D at the
 current state, as in FOCAL's port and UNICORN's FOCALSAC, since no behaviour action exists at
-s'), or both. w is fixed (``hp.brac_weight``) or auto-tuned towards a target divergence.
+s'), or both. w is fixed (``hparams.brac.weight``) or auto-tuned towards a target divergence.
 
 UNICORN's Ant-Dir backbone, FOCALSAC (``algorithms/focalsac.py:119-204``), is BRAC with
 ``brac_penalty="both"``, the fixed weight 0.2, no entropy term in the target
@@ -102,7 +102,7 @@ def dual_loss(dual_params, actor_params, batch: Transition, z, key, hp: HParams,
   else:
     norm = jnp.sqrt(1e-8 + dual.apply(dual_params, batch.obs, zt, interp) ** 2)
   penalty = jnp.mean(jnp.maximum(norm - 1.0, 0.0) ** 2)
-  loss = -jnp.mean(d) + hp.gp_weight * penalty
+  loss = -jnp.mean(d) + hp.of("brac").gp_weight * penalty
   return loss, {"dual/kl": jnp.mean(d), "dual/gp": penalty}
 
 
@@ -139,8 +139,8 @@ def td3_critic_loss(critic_params, target_params, actor_target_params, batch: Tr
   n = batch.reward.shape[0]
   zt = _tile(z, n)
   a_next = policy_mode(policy, actor_target_params, batch.next_obs, zt)
-  noise = jnp.clip(hp.td3_policy_noise * jax.random.normal(key, a_next.shape),
-                   -hp.td3_noise_clip, hp.td3_noise_clip)
+  noise = jnp.clip(hp.of("td3bc").policy_noise * jax.random.normal(key, a_next.shape),
+                   -hp.of("td3bc").noise_clip, hp.of("td3bc").noise_clip)
   a_next = jnp.clip(a_next + noise, -1.0, 1.0)
   q_next = jnp.min(critic.apply(target_params, batch.next_obs, zt, a_next), axis=0)
   target = jax.lax.stop_gradient(hp.reward_scale * batch.reward +
@@ -160,7 +160,7 @@ def td3bc_actor_loss(actor_params, critic_params, batch: Transition, z, key, hp:
   zt = _tile(z, n)
   a = policy_mode(policy, actor_params, batch.obs, zt)
   q = critic.apply(critic_params, batch.obs, zt, a)[0]
-  lam = hp.td3_alpha / (jax.lax.stop_gradient(jnp.mean(jnp.abs(q))) + 1e-6)
+  lam = hp.of("td3bc").alpha / (jax.lax.stop_gradient(jnp.mean(jnp.abs(q))) + 1e-6)
   sq = (a - batch.action) ** 2
   bc_term = jnp.mean(sq) if bc == "mean" else jnp.mean(jnp.sum(sq, axis=-1))
   loss = -lam * jnp.mean(q) + bc_term

@@ -52,14 +52,17 @@ at rate 0.01) cannot move the step size far enough to change this.
 
 from __future__ import annotations
 
+import dataclasses
+
 import blackjax
 import jax
 import jax.numpy as jnp
 
 from jcomrl.algos.backbones.base import register, tile
 from jcomrl.algos.backbones.cql import policy_samples, repeat_states
-from jcomrl.algos.backbones.sac import SAC
+from jcomrl.algos.backbones.sac import SAC, SACSettings
 from jcomrl.algos.config import HParams
+from jcomrl.algos.settings import hyper
 from jcomrl.nets.actor_critic import (
   tanh_gaussian_action_log_prob,
   tanh_gaussian_log_prob,
@@ -131,24 +134,75 @@ def box_logdensity(logdensity, bound: float):
 # ------------------------------------------------------------------ the backbone
 
 
+# MISA (Ma et al. 2023) lower bounds on I(S; A) with the critic Q as the energy:
+# "misa" (per-state log-partition), "dv" (Donsker-Varadhan: one log-partition over the batch),
+# "f" (f-divergence / NWJ: E exp(Q - 1)); MISA >= MISA-DV >= MISA-f on the same critic.
+MISA_BOUNDS = ("misa", "dv", "f")
+# How MISA's actor gets the gradient of its log-partition term, E_mu[grad log pi] with
+# mu ~ pi exp(Q): "hmc" (samples of mu by HMC from the data actions, MISA's code), "importance"
+# (the policy's own K samples weighted by exp(Q), cheaper and biased for the "misa" bound),
+# "none" (drop the term).
+MISA_PARTITION_GRADS = ("hmc", "importance", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class MISASettings(SACSettings):
+  """MISA's settings (``learner.misa.*``; before plug-in subtrees ``partition_samples``,
+  ``misa_bound``, ``misa_partition_grad``, ``hmc_burnin``, ``hmc_leapfrog``)."""
+
+  legacy = {"bound": "misa_bound", "partition_grad": "misa_partition_grad"}
+
+  # Policy samples per state for the log-partition estimate, also the number of HMC results per
+  # state (MISA's n_actions = 50; jcomrl's default 10, the presets set MISA's).
+  partition_samples: int = 10
+  bound: str = "misa"
+  partition_grad: str = "hmc"
+  hmc_burnin: int = 5  # MISA misa.py:64-66: 5 burn-in steps, 2 leapfrog steps
+  hmc_leapfrog: int = 2
+
+  def validate(self) -> None:
+    super().validate()
+    self._choice("bound", MISA_BOUNDS)
+    self._choice("partition_grad", MISA_PARTITION_GRADS)
+    self._positive("partition_samples", "hmc_leapfrog")
+    if self.hmc_burnin < 0:
+      raise ValueError(f"{self._key('hmc_burnin')} must be non-negative, got {self.hmc_burnin}")
+    if self.partition_grad == "hmc" and self.bound != "misa":
+      raise ValueError(f"{self._key('partition_grad')}='hmc' samples the per-state mu(a|s) of "
+                       f"the 'misa' bound; {self._key('bound')}={self.bound!r} needs "
+                       f"partition_grad='importance' (or 'none')")
+
+
+@hyper
+class MISAHyper:
+  """MISA's weights (sail-sg/MISA algos/misa.py:55-66; ``hparams.misa.*``, before plug-in
+  subtrees ``misa_<name>`` and ``hmc_step_size``): gamma_1 on the critic's bound term
+  (min_q_weight), the BC + entropy bracket's weight (bc_weight_misa), the partition-gradient
+  term's weight (unbiased_weight), and HMC's step size (mcmc_step_size)."""
+
+  legacy = {"critic_weight": "misa_critic_weight", "bc_weight": "misa_bc_weight",
+            "partition_weight": "misa_partition_weight"}
+  ranges = {"hmc_step_size": "positive"}
+
+  critic_weight: float = 5.0
+  bc_weight: float = 0.5
+  partition_weight: float = 0.1
+  hmc_step_size: float = 1.0
+
+
 @register
 class MISA(SAC):
   name = "misa"
+  Settings = MISASettings
+  Hyper = MISAHyper
   actor_uses_updated_critic = False
-
-  @classmethod
-  def validate(cls, cfg) -> None:
-    if cfg.misa_partition_grad == "hmc" and cfg.misa_bound != "misa":
-      raise ValueError(f"misa_partition_grad='hmc' samples the per-state mu(a|s) of the 'misa' "
-                       f"bound; misa_bound={cfg.misa_bound!r} needs "
-                       f"misa_partition_grad='importance' (or 'none')")
 
   def min_q(self, critic_params, obs, z, action):
     return jnp.min(self.critic.apply(critic_params, obs, z, action), axis=0)
 
   def critic_loss_fn(self, params, hp: HParams, extra):
     td = super().critic_loss_fn(params, hp, extra)
-    k, bound = self.cfg.partition_samples, self.cfg.misa_bound
+    k, bound = self.settings.partition_samples, self.settings.bound
 
     def loss(p, rl, zz, key):
       k_td, k_pi = jax.random.split(key)
@@ -160,7 +214,7 @@ class MISA(SAC):
       q_data = self.critic.apply(p, rl.obs, zt, rl.action)
       log_w = jnp.full(q_k.shape[1:], -jnp.log(k))
       gaps = jax.vmap(lambda qk, qd: log_partition(qk, log_w, bound) - jnp.mean(qd))(q_k, q_data)
-      value = value + hp.misa_critic_weight * jnp.sum(gaps)
+      value = value + self.hyper(hp).critic_weight * jnp.sum(gaps)
       return value, {**metrics, "critic/misa_gap": jnp.mean(gaps), "critic/loss": value}
 
     return loss
@@ -168,7 +222,7 @@ class MISA(SAC):
   def mu_samples(self, actor_params, critic_params, obs, z, data_action, key, hp: HParams):
     """HMC samples of mu(a|s) ~ pi(a|s) exp(min Q(s, a)) ``[N, K, A]`` from the data actions, and
     the acceptance rate (no gradient)."""
-    cfg = self.cfg
+    cfg = self.settings
     actor_params, critic_params = jax.lax.stop_gradient((actor_params, critic_params))
 
     def chain(o, zz, a0, kk):
@@ -179,7 +233,7 @@ class MISA(SAC):
       init = jnp.clip(a0, -cfg.action_logp_clip, cfg.action_logp_clip)
       return hmc_chain(box_logdensity(logdensity, cfg.action_logp_clip), init, kk,
                        num_samples=cfg.partition_samples, burnin=cfg.hmc_burnin,
-                       leapfrog=cfg.hmc_leapfrog, step_size=hp.hmc_step_size)
+                       leapfrog=cfg.hmc_leapfrog, step_size=self.hyper(hp).hmc_step_size)
 
     keys = jax.random.split(key, obs.shape[0])
     samples, accept = jax.vmap(chain)(obs, z, data_action, keys)
@@ -187,8 +241,8 @@ class MISA(SAC):
 
   def partition_term(self, p, params, rl, zt, mean, log_std, key, hp: HParams):
     """``u``'s term of the actor loss (its gradient is the partition's) and its metrics."""
-    cfg = self.cfg
-    if cfg.misa_partition_grad == "hmc":
+    cfg = self.settings
+    if cfg.partition_grad == "hmc":
       a_mu, accept = self.mu_samples(p, params["critic"], rl.obs, zt, rl.action, key, hp)
       logp = tanh_gaussian_action_log_prob(a_mu, repeat_states(mean, cfg.partition_samples),
                                            repeat_states(log_std, cfg.partition_samples),
@@ -197,13 +251,13 @@ class MISA(SAC):
     k = cfg.partition_samples
     a_k, u_k, _ = jax.lax.stop_gradient(policy_samples(self.policy, p, rl.obs, zt, key, k))
     q_k = self.min_q(params["critic"], repeat_states(rl.obs, k), repeat_states(zt, k), a_k)
-    w = partition_weights(q_k, cfg.misa_bound)
+    w = partition_weights(q_k, cfg.bound)
     logp = tanh_gaussian_log_prob(u_k, repeat_states(mean, k), repeat_states(log_std, k))
     return jnp.sum(w * logp), {"actor/partition_weight_max": jnp.max(w)}
 
   def actor_loss_fn(self, params, hp: HParams, extra):
     del extra
-    cfg = self.cfg
+    cfg = self.settings
     alpha = self.alpha(params, hp)
 
     def loss(p, rl, zz, key):
@@ -214,12 +268,12 @@ class MISA(SAC):
       q = self.min_q(params["critic"], rl.obs, zt, a)
       logp_data = tanh_gaussian_action_log_prob(rl.action, mean, log_std, cfg.action_logp_clip)
       bc = jnp.mean(alpha * logp - logp_data)
-      value = hp.misa_bc_weight * bc - jnp.mean(q)
+      value = self.hyper(hp).bc_weight * bc - jnp.mean(q)
       metrics = {"actor/entropy": -jnp.mean(logp), "actor/q": jnp.mean(q),
                  "actor/data_logp": jnp.mean(logp_data)}
-      if cfg.misa_partition_grad != "none":
+      if cfg.partition_grad != "none":
         term, m = self.partition_term(p, params, rl, zt, mean, log_std, k_mu, hp)
-        value = value + hp.misa_partition_weight * term
+        value = value + self.hyper(hp).partition_weight * term
         metrics.update(m)
       metrics["actor/loss"] = value
       return value, (metrics, jnp.mean(logp), jnp.zeros(()))

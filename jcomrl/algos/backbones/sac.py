@@ -8,6 +8,7 @@ is learned (``-exp(log_alpha) (log pi + target_entropy)``, target entropy ``-|A|
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 import jax
@@ -15,9 +16,26 @@ import jax.numpy as jnp
 import optax
 
 from jcomrl.algos.backbones import losses
-from jcomrl.algos.backbones.base import Backbone, gradient_step, make_critic, make_policy, register
+from jcomrl.algos.backbones.base import (
+  ActorCriticSettings,
+  Backbone,
+  gradient_step,
+  make_critic,
+  make_policy,
+  register,
+)
 from jcomrl.algos.config import HParams
 from jcomrl.nets.actor_critic import tanh_gaussian_sample
+
+
+@dataclasses.dataclass(frozen=True)
+class SACSettings(ActorCriticSettings):
+  """The settings of the SAC family (SAC, BRAC, CQL, MISA extend them)."""
+
+  # False: the Bellman target has no ``- alpha log pi(a'|s')`` term (UNICORN's FOCALSAC,
+  # focalsac.py:135).
+  soft_target: bool = True
+  learn_entropy: bool = False  # the temperature is a trained group (target entropy -|A|)
 
 
 @register
@@ -34,6 +52,7 @@ class SAC(Backbone):
   """
 
   name = "sac"
+  Settings = SACSettings
   # True: the actor's loss sees the critic after this update's critic step (UNICORN
   # algorithms/sac.py, rlkit). False: every loss is taken at the parameters the update started
   # from, as JaxCQL / MISA do (one ``value_and_multi_grad`` over all losses, misa.py:493-501).
@@ -41,8 +60,8 @@ class SAC(Backbone):
 
   def __init__(self, cfg):
     super().__init__(cfg)
-    self.policy = make_policy(cfg)
-    self.critic = make_critic(cfg)
+    self.policy = make_policy(cfg, self.settings)
+    self.critic = make_critic(cfg, self.settings)
     self.target_entropy = -float(cfg.action_size)
 
   def init(self, keys) -> dict:
@@ -50,15 +69,15 @@ class SAC(Backbone):
     params = {"actor": self.policy.init(keys[0], obs, z),
               "critic": self.critic.init(keys[1], obs, z, act)}
     params["critic_target"] = params["critic"]
-    if self.cfg.learn_entropy:
+    if self.settings.learn_entropy:
       params["log_alpha"] = jnp.zeros(())
     return params
 
   def trained_groups(self) -> tuple[str, ...]:
-    return ("actor", "critic") + (("log_alpha",) if self.cfg.learn_entropy else ())
+    return ("actor", "critic") + (("log_alpha",) if self.settings.learn_entropy else ())
 
   def alpha(self, params, hp: HParams):
-    return jnp.exp(params["log_alpha"]) if self.cfg.learn_entropy else hp.entropy_alpha
+    return jnp.exp(params["log_alpha"]) if self.settings.learn_entropy else hp.entropy_alpha
 
   # --------------------------------------------------------------------------- extension points
 
@@ -70,7 +89,7 @@ class SAC(Backbone):
     del extra
     return lambda p, rl, zz, k: losses.critic_loss(
         p, params["critic_target"], params["actor"], self.alpha(params, hp), rl, zz, k, hp,
-        policy=self.policy, critic=self.critic, soft_target=self.cfg.soft_target)
+        policy=self.policy, critic=self.critic, soft_target=self.settings.soft_target)
 
   def actor_loss_fn(self, params, hp: HParams, extra):
     del extra
@@ -95,7 +114,7 @@ class SAC(Backbone):
     params, opt, (m_actor, logp, divergence) = self.group_step(
         "actor", self.actor_loss_fn(seen, hp, extra), params, opt, rl, z, k_actor, hp.actor_lr)
     metrics = {**metrics, **m_critic, **m_actor}
-    if self.cfg.learn_entropy:
+    if self.settings.learn_entropy:
       logp = jax.lax.stop_gradient(logp)
       new, opt_a, _ = gradient_step(
           lambda la: (-jnp.exp(la) * (logp + self.target_entropy), None), params["log_alpha"],

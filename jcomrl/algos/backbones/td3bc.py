@@ -7,27 +7,71 @@ The actor and both targets move every ``policy_delay`` updates (the critic every
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import optax
 
 from jcomrl.algos.backbones import losses
-from jcomrl.algos.backbones.base import Backbone, make_critic, make_policy, register
+from jcomrl.algos.backbones.base import (
+  ActorCriticSettings,
+  Backbone,
+  make_critic,
+  make_policy,
+  register,
+)
 from jcomrl.algos.config import HParams
+from jcomrl.algos.settings import hyper
 
 
 def _select(flag, new, old):
   return jax.tree.map(lambda n, o: jnp.where(flag, n, o), new, old)
 
 
+TD3BC_BC_REDUCTIONS = ("mean", "sum")
+
+
+@dataclasses.dataclass(frozen=True)
+class TD3BCSettings(ActorCriticSettings):
+  """TD3+BC's settings (``learner.td3bc.*``; before plug-in subtrees ``policy_delay``,
+  ``td3bc_bc``)."""
+
+  legacy = {"bc": "td3bc_bc"}
+
+  policy_delay: int = 2
+  bc: str = "mean"  # BC term over action dims: "mean" (TD3_BC.py:143 F.mse_loss) / "sum"
+
+  def validate(self) -> None:
+    super().validate()
+    self._choice("bc", TD3BC_BC_REDUCTIONS)
+    self._positive("policy_delay")
+
+
+@hyper
+class TD3BCHyper:
+  """TD3+BC's alpha and TD3's target-policy smoothing (``hparams.td3bc.*``; before plug-in
+  subtrees ``td3_<name>``)."""
+
+  legacy = {"alpha": "td3_alpha", "policy_noise": "td3_policy_noise",
+            "noise_clip": "td3_noise_clip"}
+  ranges = {"alpha": "positive"}
+
+  alpha: float = 2.5
+  policy_noise: float = 0.2
+  noise_clip: float = 0.5
+
+
 @register
 class TD3BC(Backbone):
   name = "td3bc"
+  Settings = TD3BCSettings
+  Hyper = TD3BCHyper
 
   def __init__(self, cfg):
     super().__init__(cfg)
-    self.policy = make_policy(cfg)
-    self.critic = make_critic(cfg)
+    self.policy = make_policy(cfg, self.settings)
+    self.critic = make_critic(cfg, self.settings)
 
   def init(self, keys) -> dict:
     obs, act, z = self.dummy_inputs()
@@ -48,7 +92,7 @@ class TD3BC(Backbone):
     del extra
     return lambda p, rl, zz, k: losses.td3bc_actor_loss(
         p, params["critic"], rl, zz, k, hp, policy=self.policy, critic=self.critic,
-        bc=self.cfg.td3bc_bc)
+        bc=self.settings.bc)
 
   def update(self, params, opt, rls, z, hp: HParams, keys, step, z_grad: bool):
     _, k_critic, k_actor = keys
@@ -56,7 +100,7 @@ class TD3BC(Backbone):
     params, opt, metrics, dz = self.critic_step(params, opt, rl, z, hp, k_critic, None, z_grad)
     stepped, opt_stepped, m_actor = self.group_step("actor", self.actor_loss_fn(params, hp, None),
                                                     params, opt, rl, z, k_actor, hp.actor_lr)
-    do = (step % self.cfg.policy_delay) == 0
+    do = (step % self.settings.policy_delay) == 0
     actor, opt_actor = _select(do, (stepped["actor"], opt_stepped["actor"]),
                                (params["actor"], opt["actor"]))
     targets = {"actor_target": (actor, params["actor_target"]),

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from jcomrl.algos.config import HParams, LearnerConfig
+from jcomrl.algos.settings import declare, parse_terms  # noqa: F401 (parse_terms re-exported)
 from jcomrl.nets.encoders import (
   context_feature_size,
   context_features,
@@ -37,7 +38,9 @@ OBJECTIVES: dict[str, type[Objective]] = {}
 
 def register(cls: type[Objective]) -> type[Objective]:
   """Class decorator: makes ``cls`` selectable as ``LearnerConfig.representation = cls.name``
-  (and as a term of ``extra_objectives``)."""
+  (and as a term of ``extra_objectives``), with its ``Settings`` as ``learner.<name>.*`` and its
+  ``Hyper`` as ``hparams.<name>.*``."""
+  declare(cls.name, cls)
   OBJECTIVES[cls.name] = cls
   return cls
 
@@ -92,6 +95,12 @@ class Objective:
   """
 
   name: ClassVar[str]
+  # The objective's static settings (a frozen jcomrl.algos.settings.Settings dataclass: its
+  # subtree learner.<name>.*, read as ``self.settings`` or ``cls.settings_of(cfg)``) and traced
+  # hyper-parameters (a jcomrl.algos.settings.hyper class: hparams.<name>.*, read as
+  # ``self.hyper(hp)``); None: none.
+  Settings: ClassVar[type | None] = None
+  Hyper: ClassVar[type | None] = None
   critic_trains: ClassVar[str | None] = None
   uses_encoder: ClassVar[bool] = True
   # True: ``loss`` also takes ``embed=``, the per-transition embeddings ``[B, K, Z]`` of the
@@ -101,6 +110,16 @@ class Objective:
   def __init__(self, cfg: LearnerConfig, encoder: ContextEncoder | None):
     self.cfg = cfg
     self.encoder = encoder
+    self.settings = self.settings_of(cfg)
+
+  @classmethod
+  def settings_of(cls, cfg: LearnerConfig):
+    """This objective's settings in ``cfg`` (None when it declares none)."""
+    return cfg.settings(cls.name) if cls.Settings is not None else None
+
+  def hyper(self, hp: HParams):
+    """This objective's hyper-parameters in ``hp`` (its ``Hyper``, ``hparams.<name>.*``)."""
+    return hp.of(self.name)
 
   @classmethod
   def validate(cls, cfg: LearnerConfig) -> None:
@@ -180,19 +199,6 @@ class Representation:
 def code_size(cfg: LearnerConfig) -> int:
   """The size of z under ``cfg``: its representation objective's ``code_size``."""
   return OBJECTIVES[cfg.representation].code_size(cfg)
-
-
-def parse_terms(spec: str) -> tuple[tuple[str, float], ...]:
-  """``"focal:1,corro:0.5"`` -> ``(("focal", 1.0), ("corro", 0.5))`` (a bare name weighs 1)."""
-  terms = []
-  for part in filter(None, (p.strip() for p in spec.split(","))):
-    name, _, weight = part.partition(":")
-    try:
-      terms.append((name.strip(), float(weight) if weight else 1.0))
-    except ValueError:
-      raise ValueError(f"extra_objectives term {part!r}: the weight must be a number "
-                       f"(e.g. 'corro:0.5')") from None
-  return tuple(terms)
 
 
 def _mask(params: dict, objective: Objective, encoder: ContextEncoder) -> dict:

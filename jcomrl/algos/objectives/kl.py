@@ -1,10 +1,10 @@
 """A KL-to-prior term on a Gaussian encoder, and BOReL's objective built from it.
 
-``kl``: ``hp.kl_weight`` times KL(q(z | context) || prior), summed over latent dimensions and
+``kl``: ``kl_weight`` times KL(q(z | context) || prior), summed over latent dimensions and
 averaged over the context's positions and the meta-batch. For a Gaussian sequence encoder
 (``gru_gaussian``) q after each prefix of the context is a term, as in VariBAD/BOReL's ELBO (one
 KL per ELBO_t); for UNICORN's ``stochastic`` set encoder each transition's Gaussian (before the
-tanh) is one. ``cfg.kl_prior="gauss"`` takes N(0, I) as every term's prior
+tanh) is one. ``kl_prior="gauss"`` takes N(0, I) as every term's prior
 (``--kl-to-gauss-prior``); ``"previous"`` the belief one step earlier, N(0, I) before the first
 (the default of VariBAD/BOReL, Rondorf/BOReL ``models/vae.py`` ``compute_kl_loss`` and
 ``vae_config/args_cheetah_vel.py:53``).
@@ -20,10 +20,17 @@ context (one z per task) rather than a per-step hyper-state.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 
 from jcomrl.algos.objectives.base import Objective, register
-from jcomrl.algos.objectives.unicorn_ss import Reconstruction
+from jcomrl.algos.objectives.unicorn_ss import (
+  Reconstruction,
+  ReconstructionHyper,
+  ReconstructionSettings,
+)
+from jcomrl.algos.settings import Settings, hyper
 from jcomrl.nets.encoders import GAUSSIAN_ENCODERS, SEQUENCE_ENCODERS
 
 
@@ -43,47 +50,86 @@ def kl_to_prior(mean, log_var, prior: str):
   return gaussian_kl(mean, log_var, pad(mean), pad(log_var))
 
 
-def kl_term(encoder, cfg, params, batch, hp):
-  """``(hp.kl_weight * KL, metrics)`` of the encoder's beliefs on the meta-batch's contexts."""
+def kl_term(encoder, prior: str, params, batch, weight):
+  """``(weight * KL, metrics)`` of the encoder's beliefs on the meta-batch's contexts."""
   mean, log_var = encoder.posterior(params, batch.context)
-  kl = jnp.mean(kl_to_prior(mean, log_var, cfg.kl_prior))
-  return hp.kl_weight * kl, {"rep/kl": kl}
+  kl = jnp.mean(kl_to_prior(mean, log_var, prior))
+  return weight * kl, {"rep/kl": kl}
 
 
-def _check_encoder(cfg, name: str) -> None:
+KL_PRIORS = ("gauss", "previous")
+
+
+@dataclasses.dataclass(frozen=True)
+class KLSettings(Settings):
+  """The ``kl`` term's prior (``learner.<objective>.kl_prior``): "gauss" (N(0, I) for every
+  code) or "previous" (a sequence encoder's belief after t steps against the one after t - 1,
+  N(0, I) before the first: VariBAD/BOReL's default ``kl_to_gauss_prior=False``)."""
+
+  kl_prior: str = "gauss"
+
+  def validate(self) -> None:
+    self._choice("kl_prior", KL_PRIORS)
+
+
+@hyper
+class KLHyper:
+  """``hparams.<objective>.kl_weight`` (BOReL's --kl-weight; UNICORN Table 6 sweeps it)."""
+
+  kl_weight: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class BorelSettings(ReconstructionSettings, KLSettings):
+  """BOReL's: the reconstruction term's settings and the KL prior."""
+
+
+@hyper
+class BorelHyper(ReconstructionHyper, KLHyper):
+  """BOReL's weights: the reconstruction NLL's and the KL's."""
+
+
+def _check_encoder(cfg, name: str, prior: str) -> None:
   if cfg.encoder not in GAUSSIAN_ENCODERS:
     raise ValueError(f"the {name} term needs a Gaussian encoder {GAUSSIAN_ENCODERS}, got "
                      f"encoder={cfg.encoder!r}")
-  if cfg.kl_prior == "previous" and cfg.encoder not in SEQUENCE_ENCODERS:
-    raise ValueError(f"kl_prior='previous' needs a sequence encoder (the belief one step "
-                     f"earlier); encoder={cfg.encoder!r} is a set encoder: use kl_prior='gauss'")
+  if prior == "previous" and cfg.encoder not in SEQUENCE_ENCODERS:
+    raise ValueError(f"learner.{name}.kl_prior='previous' needs a sequence encoder (the belief "
+                     f"one step earlier); encoder={cfg.encoder!r} is a set encoder: use "
+                     f"kl_prior='gauss'")
 
 
 @register
 class KL(Objective):
-  """``hp.kl_weight`` x the mean KL of the encoder's Gaussian beliefs to ``cfg.kl_prior``."""
+  """``kl_weight`` x the mean KL of the encoder's Gaussian beliefs to ``kl_prior``."""
 
   name = "kl"
+  Settings = KLSettings
+  Hyper = KLHyper
 
   @classmethod
   def validate(cls, cfg) -> None:
-    _check_encoder(cfg, cls.name)
+    _check_encoder(cfg, cls.name, cls.settings_of(cfg).kl_prior)
 
   def loss(self, params, batch, hp, key, z, pretrain_params=None):
-    return kl_term(self.encoder, self.cfg, params, batch, hp)
+    return kl_term(self.encoder, self.settings.kl_prior, params, batch,
+                   self.hyper(hp).kl_weight)
 
 
 @register
 class Borel(Reconstruction):
-  """BOReL's VAE objective: reconstruction NLL + ``hp.kl_weight`` x KL (see the module)."""
+  """BOReL's VAE objective: reconstruction NLL + ``kl_weight`` x KL (see the module)."""
 
   name = "borel"
+  Settings = BorelSettings
+  Hyper = BorelHyper
 
   @classmethod
   def validate(cls, cfg) -> None:
-    _check_encoder(cfg, cls.name)
+    _check_encoder(cfg, cls.name, cls.settings_of(cfg).kl_prior)
 
   def loss(self, params, batch, hp, key, z, pretrain_params=None):
     recon, m = super().loss(params, batch, hp, key, z)
-    kl, mk = kl_term(self.encoder, self.cfg, params, batch, hp)
+    kl, mk = kl_term(self.encoder, self.settings.kl_prior, params, batch,
+                     self.hyper(hp).kl_weight)
     return recon + kl, {**m, **mk}

@@ -7,17 +7,20 @@ its own or as an ``extra_objectives`` term) and :class:`~.focal.Focal`.
 
 Reconstruction NLL: mbrl-lib's ``gaussian_nll`` as UNICORN's ``FOCALDecoder`` uses it,
 ``(mu - t)^2 exp(-lv) + lv`` with no 1/2, averaged over transitions and output dims
-(``cfg.decoder_nll="mbrl"``); ``"half"`` is the NLL in nats (the 1/2 included, no 2 pi), which
+(``decoder_nll="mbrl"``); ``"half"`` is the NLL in nats (the 1/2 included, no 2 pi), which
 halves the reconstruction against ``focal_weight`` and the log-variance-bound penalty.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax.numpy as jnp
 
 from jcomrl.algos.objectives.base import Objective, register
 from jcomrl.algos.objectives.csro import gaussian_nll_per_dim
 from jcomrl.algos.objectives.focal import focal_term
+from jcomrl.algos.settings import Settings, hyper
 from jcomrl.nets.decoders import TransitionDecoder
 
 
@@ -34,13 +37,50 @@ def mbrl_gaussian_nll(mean, log_var, target):
   return jnp.mean(diff * diff * jnp.exp(-log_var) + log_var)
 
 
+DECODER_NLLS = ("mbrl", "half")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconstructionSettings(Settings):
+  """The reconstruction term's settings (``learner.<objective>.*``; before plug-in subtrees
+  ``decoder_nll``, ``decode_state``)."""
+
+  decoder_nll: str = "mbrl"  # "mbrl" (UNICORN's, no 1/2) | "half" (nats, 1/2)
+  # Decode s' - s as well as r (BOReL decodes the reward only).
+  decode_state: bool = True
+
+  def validate(self) -> None:
+    self._choice("decoder_nll", DECODER_NLLS)
+
+
+@hyper
+class ReconstructionHyper:
+  """``hparams.<objective>.decoder_weight``: the reconstruction NLL's weight."""
+
+  decoder_weight: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class UnicornSSSettings(ReconstructionSettings):
+  """UNICORN-SS's settings (``learner.unicorn_ss.*``): its reconstruction term's."""
+
+
+@hyper
+class UnicornSSHyper(ReconstructionHyper):
+  """UNICORN-SS's weights: the reconstruction NLL's and the FOCAL term's (``focal_weight``)."""
+
+  focal_weight: float = 10.0
+
+
 @register
 class Reconstruction(Objective):
-  """``hp.decoder_weight`` times the NLL of every context transition's (s' - s, r) under the
+  """``hparams.<objective>.decoder_weight`` times the NLL of every context transition's (s' - s, r) under the
   decoder given the code of the context it belongs to, plus the log-variance-bound penalties
-  (``cfg.decode_state=False``: the reward's only)."""
+  (``decode_state=False``: the reward's only)."""
 
   name = "reconstruction"
+  Settings = ReconstructionSettings
+  Hyper = ReconstructionHyper
 
   def __init__(self, cfg, encoder):
     super().__init__(cfg, encoder)
@@ -49,7 +89,8 @@ class Reconstruction(Objective):
     self.decoder = TransitionDecoder(cfg.aux_hidden, cfg.obs_size,
                                      init_scheme="mbrl" if cfg.net_init == "rlkit"
                                      else cfg.net_init)
-    self.nll = mbrl_gaussian_nll if cfg.decoder_nll == "mbrl" else gaussian_nll_per_dim
+    self.nll = (mbrl_gaussian_nll if self.settings.decoder_nll == "mbrl"
+                else gaussian_nll_per_dim)
 
   def init(self, key):
     zeros = lambda n: jnp.zeros((1, n))
@@ -64,9 +105,9 @@ class Reconstruction(Objective):
     nll_s = self.nll(ms, lvs, ctx.next_obs - ctx.obs)
     nll_r = self.nll(mr, lvr, ctx.reward[..., None])
     recon = nll_r + penr
-    if self.cfg.decode_state:
+    if self.settings.decode_state:
       recon = recon + nll_s + pens
-    return hp.decoder_weight * recon, {"rep/nll_state": nll_s, "rep/nll_reward": nll_r}
+    return self.hyper(hp).decoder_weight * recon, {"rep/nll_state": nll_s, "rep/nll_reward": nll_r}
 
 
 @register
@@ -75,8 +116,10 @@ class UnicornSS(Reconstruction):
   ``extra_objectives="focal"``, up to metric names)."""
 
   name = "unicorn_ss"
+  Settings = UnicornSSSettings
+  Hyper = UnicornSSHyper
 
   def loss(self, params, batch, hp, key, z, pretrain_params=None):
-    focal, metrics = focal_term(z, batch, hp)
+    focal, metrics = focal_term(z, batch, self.hyper(hp).focal_weight)
     recon, m = super().loss(params, batch, hp, key, z)
     return focal + recon, {**metrics, **m}

@@ -7,12 +7,21 @@ import jax.numpy as jnp
 
 from jcomrl import mi
 from jcomrl.algos.objectives.base import Objective, register
+from jcomrl.algos.settings import hyper
 from jcomrl.nets.mlp import MLP
+
+
+@hyper
+class UnicornSupHyper:
+  """``hparams.unicorn_sup.sup_weight``: the classifier cross-entropy's weight."""
+
+  sup_weight: float = 1.0
 
 
 @register
 class UnicornSup(Objective):
   name = "unicorn_sup"
+  Hyper = UnicornSupHyper
 
   def __init__(self, cfg, encoder):
     super().__init__(cfg, encoder)
@@ -31,4 +40,4 @@ class UnicornSup(Objective):
     bound = mi.classification_bound(logits, batch.task_label)
     ce = jnp.log(float(logits.shape[-1])) - bound
     acc = jnp.mean(jnp.argmax(logits, -1) == batch.task_label)
-    return hp.sup_weight * ce, {"rep/ce": ce, "rep/accuracy": acc, "rep/mi_bound": bound}
+    return self.hyper(hp).sup_weight * ce, {"rep/ce": ce, "rep/accuracy": acc, "rep/mi_bound": bound}
