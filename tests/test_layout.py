@@ -78,3 +78,15 @@ def test_protocol_names_and_all():
   assert names.parse_protocols(" iid, z_shuffle ") == ["iid", "z_shuffle"]
   with pytest.raises(LookupError, match=r"unknown protocol\(s\) \['odd'\] \(did you mean 'ood'\?\)"):
     names.parse_protocols(["odd"], LookupError)
+
+
+def test_loading_a_training_config_starts_no_jax_backend():
+  # A multi-process run calls jax.distributed.initialize after its config is read (the config
+  # loads every registered plug-in): nothing on that path may compute on a device.
+  code = ("from experiments.configs import focal, offline\n"
+          "focal.get_config('tiny'); offline.get_config('misa@tiny')\n"
+          "from jax._src import xla_bridge\n"
+          "print(bool(xla_bridge._backends))")
+  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       check=True).stdout
+  assert out.strip() == "False"

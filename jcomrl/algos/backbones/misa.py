@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import blackjax
 import jax
 import jax.numpy as jnp
 
@@ -112,6 +111,11 @@ def partition_weights(q, bound: str):
 def hmc_chain(logdensity, init, key, *, num_samples: int, burnin: int, leapfrog: int, step_size):
   """One HMC chain from ``init [D]``: the ``num_samples`` states after ``burnin`` steps
   ``[num_samples, D]`` and the acceptance rate of those steps."""
+  # Imported here, not with the module: blackjax computes on the default device when it loads,
+  # which would start JAX's backend while a training config is read (the registries load every
+  # backbone), before a multi-process run may call jax.distributed.initialize.
+  import blackjax
+
   kernel = blackjax.hmc(logdensity, step_size, jnp.ones(init.shape[-1]), leapfrog)
 
   def step(state, k):
