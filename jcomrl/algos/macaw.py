@@ -66,7 +66,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jcomrl.algos.backbones.base import apply_gradient, optimiser_init
+from jcomrl import optim
 from jcomrl.algos.config import HParams
 from jcomrl.algos.learner import FIRST_NONFINITE, TrainState, seed_sharding
 from jcomrl.data.dataset import OfflineDataset
@@ -448,7 +448,7 @@ def make_macaw(cfg: MacawConfig) -> MacawLearner:
   def init_one(key) -> TrainState:
     k_params, k_state = jax.random.split(key)
     params = m.init(k_params)
-    return TrainState(params=params, opt={g: optimiser_init(params[g]) for g in _GROUP_LR},
+    return TrainState(params=params, opt={g: optim.adam_init(params[g]) for g in _GROUP_LR},
                       step=jnp.zeros((), jnp.int32), key=jax.random.key_data(k_state),
                       tasks=jnp.zeros((cfg.meta_batch_size,), jnp.int32))
 
@@ -479,7 +479,7 @@ def make_macaw(cfg: MacawConfig) -> MacawLearner:
     grads, metrics = jax.grad(meta_loss, has_aux=True)(state.params)
     params, opt = dict(state.params), dict(state.opt)
     for group, lr_name in _GROUP_LR.items():
-      params[group], opt[group] = apply_gradient(grads[group], params[group], opt[group],
+      params[group], opt[group] = optim.adam_step(grads[group], params[group], opt[group],
                                                  getattr(hp, lr_name))
     metrics = {**metrics,
                "value/inner_lr_mean": jnp.mean(jnp.stack(

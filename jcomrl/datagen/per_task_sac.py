@@ -11,7 +11,7 @@ only ever sees transitions of task ``t``, and its random stream is ``fold_in(key
 training ``T`` tasks together gives the same agents as training each alone (tested).
 
 The SAC update is jcomrl's own (``jcomrl.algos.backbones.critic_loss`` / ``actor_loss`` with a
-size-0 task code, ``jcomrl.nets.actor_critic`` networks, ``optax.adam``), in the order of
+size-0 task code, ``jcomrl.nets.actor_critic`` networks, ``jcomrl.optim.adam``), in the order of
 UNICORN's ``algorithms/sac.py`` ``SAC.update``: twin-Q critic step, Polyak target update, actor
 step on the updated critic, then the entropy temperature when it is learnt.
 
@@ -75,6 +75,7 @@ import optax
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jcomrl import optim
 from jcomrl.algos import backbones
 from jcomrl.algos.config import HParams
 from jcomrl.datagen import resumable
@@ -211,18 +212,6 @@ def init_actor(policy: TanhGaussianPolicy, env: TaskEnv, key: jax.Array):
   return policy.init(key, jnp.zeros((1, env.observation_size)), no_code((1,)))
 
 
-def adam():
-  """Adam with an injected learning rate (0 until set): the learning rates are traced
-  ``HParams`` leaves, set at every step (as ``jcomrl.algos.learner`` does)."""
-  return optax.inject_hyperparams(optax.adam)(learning_rate=0.0)
-
-
-def _apply(opt, opt_state, grads, params, lr):
-  opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr})
-  updates, opt_state = opt.update(grads, opt_state, params)
-  return optax.apply_updates(params, updates), opt_state
-
-
 def init_agent(env: TaskEnv, cfg: PerTaskSACConfig, key: jax.Array, init_alpha) -> Agent:
   """A fresh agent: actor, twin critic (target = copy), log temperature, Adam states."""
   policy, critic = networks(env, cfg)
@@ -231,7 +220,7 @@ def init_agent(env: TaskEnv, cfg: PerTaskSACConfig, key: jax.Array, init_alpha) 
   critic_p = critic.init(k_critic, jnp.zeros((1, env.observation_size)), no_code((1,)),
                          jnp.zeros((1, env.action_size)))
   log_alpha = jnp.log(jnp.asarray(init_alpha, jnp.float32))
-  opt = adam()
+  opt = optim.adam()
   return Agent(actor=actor_p, critic=critic_p, critic_target=critic_p, log_alpha=log_alpha,
                opt_actor=opt.init(actor_p), opt_critic=opt.init(critic_p),
                opt_alpha=opt.init(log_alpha))
@@ -242,7 +231,7 @@ def make_sac_step(policy, critic, cfg: PerTaskSACConfig, target_entropy: float):
   agent on a batch (task code of size 0), in the order of UNICORN's ``algorithms/sac.py:83-142``:
   critic, Polyak target, the actor on the updated critic, then the temperature when learnt. The
   per-task agents and the shared agent (``jcomrl.datagen.shared_sac``) both step with it."""
-  opt = adam()
+  opt = optim.adam()
   z = no_code()
 
   def step(agent: Agent, batch: Transition, k_critic, k_actor, hp: HParams):
@@ -250,17 +239,17 @@ def make_sac_step(policy, critic, cfg: PerTaskSACConfig, target_entropy: float):
     (_, m_c), g_c = jax.value_and_grad(backbones.critic_loss, has_aux=True)(
         agent.critic, agent.critic_target, agent.actor, alpha, batch, z, k_critic, hp,
         policy=policy, critic=critic)
-    critic_p, opt_critic = _apply(opt, agent.opt_critic, g_c, agent.critic, hp.critic_lr)
+    critic_p, opt_critic = optim.step(opt, agent.opt_critic, g_c, agent.critic, hp.critic_lr)
     target_p = optax.incremental_update(critic_p, agent.critic_target, hp.tau)
     (_, (m_a, logp, _)), g_a = jax.value_and_grad(backbones.actor_loss, has_aux=True)(
         agent.actor, critic_p, None, alpha, batch, z, k_actor, hp, policy=policy,
         critic=critic, dual=None)
-    actor_p, opt_actor = _apply(opt, agent.opt_actor, g_a, agent.actor, hp.actor_lr)
+    actor_p, opt_actor = optim.step(opt, agent.opt_actor, g_a, agent.actor, hp.actor_lr)
     log_alpha, opt_alpha = agent.log_alpha, agent.opt_alpha
     if cfg.learn_entropy:
       # pytorch_sac (FOCAL's behaviour trainer): loss = alpha * (-log pi - target), detached.
       g_alpha = -(jax.lax.stop_gradient(logp) + target_entropy) * jnp.exp(log_alpha)
-      log_alpha, opt_alpha = _apply(opt, opt_alpha, g_alpha, log_alpha, hp.alpha_lr)
+      log_alpha, opt_alpha = optim.step(opt, opt_alpha, g_alpha, log_alpha, hp.alpha_lr)
     new = Agent(actor=actor_p, critic=critic_p, critic_target=target_p, log_alpha=log_alpha,
                 opt_actor=opt_actor, opt_critic=opt_critic, opt_alpha=opt_alpha)
     metrics = {"critic/loss": m_c["critic/loss"], "critic/q": m_c["critic/q"],

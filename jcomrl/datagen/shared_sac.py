@@ -33,13 +33,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jcomrl import optim
 from jcomrl.algos.config import HParams
 from jcomrl.datagen import resumable
 from jcomrl.datagen.per_task_sac import (
   Agent,
   PerTaskSACConfig,
   Replay,
-  adam,
   check_at_least,
   checkpoint_settings,
   make_sac_step,
@@ -90,7 +90,7 @@ def init_agent(env: TaskEnv, cfg: PerTaskSACConfig, key, init_alpha) -> Agent:
   actor_p = policy.init(k_actor, obs, no_code((1,)))
   critic_p = critic.init(k_critic, obs, no_code((1,)), jnp.zeros((1, env.action_size)))
   log_alpha = jnp.log(jnp.asarray(init_alpha, jnp.float32))
-  opt = adam()
+  opt = optim.adam()
   return Agent(actor=actor_p, critic=critic_p, critic_target=critic_p, log_alpha=log_alpha,
                opt_actor=opt.init(actor_p), opt_critic=opt.init(critic_p),
                opt_alpha=opt.init(log_alpha))
