@@ -147,6 +147,7 @@ paper: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check jcomrl experiments benchmarks tests tools
 	$(PY) -m tools.import_graph
+	$(PY) -m tools.long_functions
 
 clean:
 	rm -rf runs .jax_cache .pytest_cache build dist

@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jcomrl import atomic, mi
+from jcomrl import atomic, mi, optim
 from jcomrl.nets.critics import ConcatCritic, CriticMLP, SeparableCritic
 
 # Lower bounds: name -> value_fn(scores, log_baseline, dv_state) -> (value, new_dv_state).
@@ -103,7 +103,7 @@ def make_program(args, lower_names, upper_names):
     critic = SeparableCritic(hidden_sizes=hidden, embed_dim=args.embed_dim, init_scheme=args.init)
   baseline = CriticMLP(hidden_sizes=hidden, output_size=1, init_scheme=args.init)
   qnet = CriticMLP(hidden_sizes=hidden, output_size=2 * args.dim, init_scheme=args.init)
-  opt = optax.adam(args.lr)
+  opt = optim.adam(args.lr)
   n_lower, n_upper = len(lower_names), len(upper_names)
 
   def q_out(params, x):
@@ -140,8 +140,7 @@ def make_program(args, lower_names, upper_names):
       return -value, (value, new_dv)
 
     grads, (value, new_dv) = jax.grad(objective, has_aux=True)((st.critic, st.baseline))
-    updates, new_opt = opt.update(grads, st.opt)
-    pc, pb = optax.apply_updates((st.critic, st.baseline), updates)
+    (pc, pb), new_opt = optim.step(opt, st.opt, grads, (st.critic, st.baseline))
     return LowerState(pc, pb, new_opt, new_dv), value
 
   def upper_step(st: UpperState, bound, x, y, key):
@@ -153,8 +152,8 @@ def make_program(args, lower_names, upper_names):
       return mi.gaussian_nll(m, lv, y)
 
     grads = jax.grad(nll)(st.q)
-    updates, new_opt = opt.update(grads, st.opt)
-    return UpperState(optax.apply_updates(st.q, updates), new_opt), jax.lax.stop_gradient(value)
+    q, new_opt = optim.step(opt, st.opt, grads, st.q)
+    return UpperState(q, new_opt), jax.lax.stop_gradient(value)
 
   upper_fns = {"club": lambda lq, k: mi.club(lq), "club_s": mi.club_sampled,
                "l1out": lambda lq, k: mi.l1out(lq)}

@@ -1,5 +1,6 @@
-"""The package layering of docs/DESIGN.md (tools/import_graph.py) and the names the command
-line keeps while their definitions live in the library (data recipes, provenance)."""
+"""The package layering of docs/DESIGN.md (tools/import_graph.py), the length of every function
+(tools/long_functions.py) and the names the command line keeps while their definitions live in
+the library (data recipes, provenance)."""
 
 import os
 import re
@@ -10,7 +11,7 @@ import pytest
 
 from experiments.configs import data as data_config
 from jcomrl.datagen import recipes
-from tools import import_graph
+from tools import import_graph, long_functions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,6 +42,30 @@ def test_imports_inside_functions_are_edges(tmp_path):
   g = import_graph.graph(str(tmp_path))
   assert g["jcomrl.data.store"] == {"jcomrl.algos.learner"}
   assert import_graph.circles(g) == [["jcomrl.algos.learner", "jcomrl.data.store"]]
+
+
+def test_no_function_over_80_lines(capsys):
+  assert long_functions.main([]) == 0, capsys.readouterr().out
+
+
+def test_long_functions_counts_from_def_to_last_line(tmp_path):
+  (tmp_path / "pkg").mkdir()
+  (tmp_path / "pkg" / "m.py").write_text(
+      "@decorator\n"  # 1: not counted
+      "def short():\n"  # 2
+      '  """Doc."""\n'
+      "  return 1\n"  # 4
+      "\n"
+      "class C:\n"
+      "  def method(self):\n"  # 7
+      "    def inner():\n"  # 8
+      "      return 2\n"  # 9
+      "\n"
+      "    return inner\n")  # 11
+  assert long_functions.function_lengths(str(tmp_path / "pkg" / "m.py")) == [
+      (3, 2, "short"), (5, 7, "C.method"), (2, 8, "C.method.inner")]
+  assert long_functions.long_functions(["pkg"], limit=3, root=str(tmp_path)) == [
+      (5, os.path.join("pkg", "m.py"), 7, "C.method")]
 
 
 def test_data_configs_are_the_library_recipes():

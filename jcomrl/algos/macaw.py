@@ -66,7 +66,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jcomrl.algos.backbones.base import apply_gradient, optimiser_init
+from jcomrl import optim
 from jcomrl.algos.config import HParams
 from jcomrl.algos.learner import FIRST_NONFINITE, TrainState, seed_sharding
 from jcomrl.data.dataset import OfflineDataset
@@ -440,6 +440,45 @@ class MacawLearner:
     return self.cfg.z_size  # raises: MACAW's task code is no vector
 
 
+def _meta_batch(cfg: MacawConfig, key, data: OfflineDataset, task_pool, returns: Returns):
+  """One update's draws: ``(next key, tasks [B], contexts, RL batches [B, N], their returns,
+  their bootstrap observations)``, ``B = meta_batch_size`` tasks from ``task_pool``, each with
+  its context and ``rl_batch_size`` random transitions of the dataset."""
+  key, k_task, k_ctx, k_rl = jax.random.split(key, 4)
+  pick = jax.random.choice(k_task, task_pool.shape[0], (cfg.meta_batch_size,),
+                           replace=cfg.task_replace)
+  tasks = task_pool[pick]
+  ctx = sample_context(k_ctx, data, tasks, size=cfg.context_size, mode=cfg.context_mode)
+  idx = jax.random.randint(k_rl, (cfg.meta_batch_size, cfg.rl_batch_size), 0,
+                           data.num_transitions)
+  rows = tasks[:, None]
+  rl = jax.tree.map(lambda x: x[rows, idx], data.transitions)
+  rl_ret = jax.tree.map(lambda x: x[rows, idx], returns)
+  end_obs = data.transitions.next_obs[rows, rl_ret.end]
+  chex.assert_shape(rl.obs, (cfg.meta_batch_size, cfg.rl_batch_size, cfg.obs_size))
+  chex.assert_shape(ctx.action, (cfg.meta_batch_size, None, cfg.action_size))
+  return key, tasks, ctx, rl, rl_ret, end_obs
+
+
+def _adam_steps(params: dict, opt: dict, grads: dict, hp: HParams) -> tuple[dict, dict]:
+  """One Adam step of every parameter group at its traced rate (``_GROUP_LR``)."""
+  params, opt = dict(params), dict(opt)
+  for group, lr_name in _GROUP_LR.items():
+    params[group], opt[group] = optim.adam_step(grads[group], params[group], opt[group],
+                                                getattr(hp, lr_name))
+  return params, opt
+
+
+def _rates(params: dict) -> dict:
+  """The metrics of the learned inner rates: their means (``softplus(l)``) and the advantage
+  head's coefficient."""
+  return {"value/inner_lr_mean": jnp.mean(jnp.stack(
+              [jax.nn.softplus(x) for x in jax.tree.leaves(params["value_lrs"])])),
+          "policy/inner_lr_mean": jnp.mean(jnp.stack(
+              [jax.nn.softplus(x) for x in jax.tree.leaves(params["policy_lrs"])])),
+          "policy/adv_coef": jax.nn.softplus(params["adv_coef"])}
+
+
 def make_macaw(cfg: MacawConfig) -> MacawLearner:
   """Builds MACAW's networks, meta-loss and compiled training program for ``cfg``."""
   m = Macaw(cfg)
@@ -448,7 +487,7 @@ def make_macaw(cfg: MacawConfig) -> MacawLearner:
   def init_one(key) -> TrainState:
     k_params, k_state = jax.random.split(key)
     params = m.init(k_params)
-    return TrainState(params=params, opt={g: optimiser_init(params[g]) for g in _GROUP_LR},
+    return TrainState(params=params, opt={g: optim.adam_init(params[g]) for g in _GROUP_LR},
                       step=jnp.zeros((), jnp.int32), key=jax.random.key_data(k_state),
                       tasks=jnp.zeros((cfg.meta_batch_size,), jnp.int32))
 
@@ -456,20 +495,8 @@ def make_macaw(cfg: MacawConfig) -> MacawLearner:
              returns: Returns | None = None):
     if returns is None:
       returns = dataset_returns(data, cfg.discount)
-    key = jax.random.wrap_key_data(state.key)
-    key, k_task, k_ctx, k_rl = jax.random.split(key, 4)
-    pick = jax.random.choice(k_task, task_pool.shape[0], (cfg.meta_batch_size,),
-                             replace=cfg.task_replace)
-    tasks = task_pool[pick]
-    ctx = sample_context(k_ctx, data, tasks, size=cfg.context_size, mode=cfg.context_mode)
-    idx = jax.random.randint(k_rl, (cfg.meta_batch_size, cfg.rl_batch_size), 0,
-                             data.num_transitions)
-    rows = tasks[:, None]
-    rl = jax.tree.map(lambda x: x[rows, idx], data.transitions)
-    rl_ret = jax.tree.map(lambda x: x[rows, idx], returns)
-    end_obs = data.transitions.next_obs[rows, rl_ret.end]
-    chex.assert_shape(rl.obs, (cfg.meta_batch_size, cfg.rl_batch_size, cfg.obs_size))
-    chex.assert_shape(ctx.action, (cfg.meta_batch_size, None, cfg.action_size))
+    key, tasks, ctx, rl, rl_ret, end_obs = _meta_batch(cfg, jax.random.wrap_key_data(state.key),
+                                                       data, task_pool, returns)
 
     def meta_loss(params):
       losses, metrics = jax.vmap(m.task_loss, in_axes=(None, 0, 0, 0, 0))(
@@ -477,18 +504,9 @@ def make_macaw(cfg: MacawConfig) -> MacawLearner:
       return jnp.mean(losses), jax.tree.map(jnp.mean, metrics)
 
     grads, metrics = jax.grad(meta_loss, has_aux=True)(state.params)
-    params, opt = dict(state.params), dict(state.opt)
-    for group, lr_name in _GROUP_LR.items():
-      params[group], opt[group] = apply_gradient(grads[group], params[group], opt[group],
-                                                 getattr(hp, lr_name))
-    metrics = {**metrics,
-               "value/inner_lr_mean": jnp.mean(jnp.stack(
-                   [jax.nn.softplus(x) for x in jax.tree.leaves(params["value_lrs"])])),
-               "policy/inner_lr_mean": jnp.mean(jnp.stack(
-                   [jax.nn.softplus(x) for x in jax.tree.leaves(params["policy_lrs"])])),
-               "policy/adv_coef": jax.nn.softplus(params["adv_coef"])}
+    params, opt = _adam_steps(state.params, state.opt, grads, hp)
     return TrainState(params=params, opt=opt, step=state.step + 1,
-                      key=jax.random.key_data(key), tasks=tasks), metrics
+                      key=jax.random.key_data(key), tasks=tasks), {**metrics, **_rates(params)}
 
   def run(state, data, hp, task_pool, returns):
     state, metrics = jax.lax.scan(lambda s, _: update(s, data, hp, task_pool, returns), state,

@@ -178,17 +178,8 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
   ckpt = checkpoint_dir(workdir)
   meta = dict(meta or {}, learner=cfg.structure_dict(), num_seeds=num_seeds, seed=seed)
   state, step = _init_or_resume(learner, workdir, meta, progress)
-  hps = broadcast_hparams(hparams, num_seeds)
-  data = dataset.to_device()
-  pool = jnp.asarray(train_rows, jnp.int32)
-  # A pretrain stage (CORRO's CVAE) draws from every task row with pretrain_tasks="all".
-  # Learners without a pretrain stage (MACAW) have no such fields.
+  hps, data, pool, pre_pool = _device_inputs(cfg, dataset, hparams, train_rows, num_seeds)
   pretrain_steps = getattr(cfg, "pretrain_steps", 0)
-  pre_pool = (jnp.arange(dataset.num_tasks, dtype=jnp.int32)
-              if pretrain_steps and getattr(cfg, "pretrain_tasks", None) == "all" else pool)
-  if distributed.is_multiprocess():  # global arrays replicated over the seed mesh
-    mesh = seed_sharding(num_seeds).mesh
-    hps, data, pool, pre_pool = distributed.replicate((hps, data, pool, pre_pool), mesh)
   # On resume, a new TensorBoard events file purges the killed run's events after ``step``.
   # Process 0 writes the logs of a multi-process run.
   writer = (MetricsWriter(workdir, purge_step=step + 1 if step else None)
@@ -213,29 +204,58 @@ def run_training(learner: Learner, dataset: OfflineDataset, hparams: HParams, tr
         if progress:
           progress(f"compiled; first chunk done in {dt:.1f}s")
       _check_metrics(metrics, num_seeds, step, chunk, ckpt)
-      rate = shown.rate
-      if rate is not None:
-        metrics["time/updates_per_s"] = rate
-      do_eval = eval_fn is not None and eval_every and (step % eval_every == 0
-                                                        or step == num_steps)
-      saving = step % checkpoint_every == 0 or step == num_steps or do_eval
-      if saving:
-        _check_params(state.params, step, chunk, ckpt)
-      if not do_eval:
-        # Logged before the checkpoint: a kill between the two must not lose the row of the
-        # step a resume restarts from (rows after the restored step are dropped on resume).
-        writer.write(step, metrics)
-      # The checkpoint comes before an evaluation at the same step, so that a failing
-      # evaluation never loses the step's state; the metrics row is logged either way.
-      if saving:
-        checkpoint.save(ckpt, step, state, meta)
-      if do_eval:
-        try:
-          metrics.update(eval_fn(state, step))
-        finally:
-          writer.write(step, metrics)
-      if progress:
-        progress(_progress_line(metrics, shown))
+      _log_save_evaluate(state, metrics, step, num_steps=num_steps, chunk=chunk, ckpt=ckpt,
+                         meta=meta, checkpoint_every=checkpoint_every, eval_fn=eval_fn,
+                         eval_every=eval_every, writer=writer, shown=shown, progress=progress)
   finally:
     writer.close()
   return state
+
+
+def _device_inputs(cfg, dataset: OfflineDataset, hparams: HParams, train_rows, num_seeds: int):
+  """``(hparams per seed, dataset on device, task pool, pretrain task pool)`` of a run, replicated
+  over the seed mesh in a multi-process run."""
+  hps = broadcast_hparams(hparams, num_seeds)
+  data = dataset.to_device()
+  pool = jnp.asarray(train_rows, jnp.int32)
+  # A pretrain stage (CORRO's CVAE) draws from every task row with pretrain_tasks="all".
+  # Learners without a pretrain stage (MACAW) have no such fields.
+  pretrain_steps = getattr(cfg, "pretrain_steps", 0)
+  pre_pool = (jnp.arange(dataset.num_tasks, dtype=jnp.int32)
+              if pretrain_steps and getattr(cfg, "pretrain_tasks", None) == "all" else pool)
+  if distributed.is_multiprocess():  # global arrays replicated over the seed mesh
+    mesh = seed_sharding(num_seeds).mesh
+    hps, data, pool, pre_pool = distributed.replicate((hps, data, pool, pre_pool), mesh)
+  return hps, data, pool, pre_pool
+
+
+def _log_save_evaluate(state, metrics: dict, step: int, *, num_steps: int, chunk: int, ckpt: str,
+                       meta: dict, checkpoint_every: int, eval_fn: Callable | None,
+                       eval_every: int, writer, shown: Progress,
+                       progress: Callable[[str], None] | None) -> None:
+  """After a chunk: the metrics row, the checkpoint (every ``checkpoint_every`` steps, at the
+  end and before an evaluation; never of non-finite parameters), the evaluation (every
+  ``eval_every`` steps and at the end) and the progress line."""
+  rate = shown.rate
+  if rate is not None:
+    metrics["time/updates_per_s"] = rate
+  do_eval = eval_fn is not None and eval_every and (step % eval_every == 0
+                                                    or step == num_steps)
+  saving = step % checkpoint_every == 0 or step == num_steps or do_eval
+  if saving:
+    _check_params(state.params, step, chunk, ckpt)
+  if not do_eval:
+    # Logged before the checkpoint: a kill between the two must not lose the row of the
+    # step a resume restarts from (rows after the restored step are dropped on resume).
+    writer.write(step, metrics)
+  # The checkpoint comes before an evaluation at the same step, so that a failing
+  # evaluation never loses the step's state; the metrics row is logged either way.
+  if saving:
+    checkpoint.save(ckpt, step, state, meta)
+  if do_eval:
+    try:
+      metrics.update(eval_fn(state, step))
+    finally:
+      writer.write(step, metrics)
+  if progress:
+    progress(_progress_line(metrics, shown))

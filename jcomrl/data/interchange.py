@@ -214,55 +214,18 @@ def _d4rl_files(path_or_paths) -> list[str]:
 
 
 def _read_d4rl_file(path: str) -> dict:
+  """One D4RL file as one task: ``{"arrays", "task_row", "info", "attrs"}`` (see the module
+  docstring: next observations rebuilt when the file has none, episode ids, checkpoint ids)."""
   try:
     f = h5py.File(path, "r")
   except OSError as e:
     raise DatasetError(f"{path} is not a readable HDF5 file ({e}); pass a D4RL .hdf5 file") from e
+  casts: dict[str, str] = {}
   with f:
-    for key in _REQUIRED_D4RL:
-      if key not in f or not isinstance(f[key], h5py.Dataset):
-        hint = (" (files without timeouts predate D4RL's v1 datasets: use a current version "
-                "or add a timeouts array)" if key == "timeouts" else "")
-        raise DatasetError(f"{path}: missing dataset {key!r}; a D4RL file needs "
-                           f"{', '.join(_REQUIRED_D4RL)}{hint}")
-    casts: dict[str, str] = {}
-    obs = _as_float(path, "observations", f["observations"][()], 2, casts)
-    n = obs.shape[0]
-    if n == 0:
-      raise DatasetError(f"{path}: observations is empty")
-    act = _as_float(path, "actions", f["actions"][()], 2, casts)
-    rew = _as_float(path, "rewards", f["rewards"][()], 1, casts)
-    term = _as_flag(path, "terminals", f["terminals"][()])
-    tout = _as_flag(path, "timeouts", f["timeouts"][()])
-    nxt = None
-    if "next_observations" in f:
-      nxt = _as_float(path, "next_observations", f["next_observations"][()], 2, casts)
-      if nxt.shape != obs.shape:
-        raise DatasetError(f"{path}: next_observations has shape {list(nxt.shape)}, "
-                           f"observations {list(obs.shape)}; they must match")
-    for key, arr in (("actions", act), ("rewards", rew), ("terminals", term),
-                     ("timeouts", tout)):
-      if arr.shape[0] != n:
-        raise DatasetError(f"{path}: {key} has {arr.shape[0]} rows but observations has {n}; "
-                           "every dataset must have one row per transition")
-    own: dict[str, np.ndarray] = {}
-    dropped: list[str] = []
-    if "infos" in f and isinstance(f["infos"], h5py.Group):
-      def visit(name, obj):
-        if isinstance(obj, h5py.Dataset):
-          if name in _OWN_INFOS:
-            own[name] = obj[()]
-          else:
-            dropped.append(f"infos/{name}")
-      f["infos"].visititems(visit)
-    known = set(_REQUIRED_D4RL) | {"next_observations", "infos", "metadata"}
-    dropped += sorted(k for k in f.keys() if k not in known)
-    metadata_keys = []
-    if "metadata" in f and isinstance(f["metadata"], h5py.Group):
-      f["metadata"].visititems(lambda name, obj: metadata_keys.append(f"metadata/{name}")
-                               if isinstance(obj, h5py.Dataset) else None)
+    obs, act, rew, term, tout, nxt = _d4rl_arrays(path, f, casts)
+    own, dropped, metadata_keys = _d4rl_extras(f)
     attrs = _jcomrl_attrs(f.attrs)
-
+  n = obs.shape[0]
   info = {"name": os.path.basename(path), "sha256": sha256_file(path), "rows": int(n),
           "next_observations": "file" if nxt is not None else "rebuilt",
           "cast_to_float32": casts, "dropped_infos": dropped, "metadata_keys": metadata_keys}
@@ -271,7 +234,78 @@ def _read_d4rl_file(path: str) -> dict:
   ckpt = (_as_ids(path, "infos/checkpoint_id", own["checkpoint_id"], n)
           if "checkpoint_id" in own else np.zeros(n, np.int32))
   task_row = (_task_row(path, own["task_params"], n, casts) if "task_params" in own else None)
+  ends, keep, nxt, tout = _d4rl_successors(obs, term, tout, nxt, info)
+  if episode_id is None:
+    episode_id = _episode_ids_from_ends(ends)
+  episode_id = episode_id[keep]
+  if episode_id.size and "episode_id" not in own:
+    episode_id = np.unique(episode_id, return_inverse=True)[1].astype(np.int32)
+  arrays = {"obs": obs[keep], "action": act[keep], "reward": rew[keep], "next_obs": nxt[keep],
+            "terminal": term[keep], "timeout": tout[keep],
+            "episode_id": episode_id.astype(np.int32), "checkpoint_id": ckpt[keep]}
+  info["transitions"] = int(keep.sum())
+  return {"arrays": arrays, "task_row": task_row, "info": info, "attrs": attrs}
 
+
+def _d4rl_arrays(path: str, f, casts: dict) -> tuple:
+  """``(observations, actions, rewards, terminals, timeouts, next_observations or None)`` of an
+  open D4RL file, checked (``DatasetError``) and cast to float32 (``casts`` records the casts)."""
+  for key in _REQUIRED_D4RL:
+    if key not in f or not isinstance(f[key], h5py.Dataset):
+      hint = (" (files without timeouts predate D4RL's v1 datasets: use a current version "
+              "or add a timeouts array)" if key == "timeouts" else "")
+      raise DatasetError(f"{path}: missing dataset {key!r}; a D4RL file needs "
+                         f"{', '.join(_REQUIRED_D4RL)}{hint}")
+  obs = _as_float(path, "observations", f["observations"][()], 2, casts)
+  n = obs.shape[0]
+  if n == 0:
+    raise DatasetError(f"{path}: observations is empty")
+  act = _as_float(path, "actions", f["actions"][()], 2, casts)
+  rew = _as_float(path, "rewards", f["rewards"][()], 1, casts)
+  term = _as_flag(path, "terminals", f["terminals"][()])
+  tout = _as_flag(path, "timeouts", f["timeouts"][()])
+  nxt = None
+  if "next_observations" in f:
+    nxt = _as_float(path, "next_observations", f["next_observations"][()], 2, casts)
+    if nxt.shape != obs.shape:
+      raise DatasetError(f"{path}: next_observations has shape {list(nxt.shape)}, "
+                         f"observations {list(obs.shape)}; they must match")
+  for key, arr in (("actions", act), ("rewards", rew), ("terminals", term),
+                   ("timeouts", tout)):
+    if arr.shape[0] != n:
+      raise DatasetError(f"{path}: {key} has {arr.shape[0]} rows but observations has {n}; "
+                         "every dataset must have one row per transition")
+  return obs, act, rew, term, tout, nxt
+
+
+def _d4rl_extras(f) -> tuple[dict[str, np.ndarray], list[str], list[str]]:
+  """``(own infos, dropped keys, metadata keys)`` of an open D4RL file: the ``infos/*`` arrays
+  jcomrl reads back (``_OWN_INFOS``), the other infos and top-level datasets it drops, and the
+  ``metadata/*`` datasets it lists."""
+  own: dict[str, np.ndarray] = {}
+  dropped: list[str] = []
+  if "infos" in f and isinstance(f["infos"], h5py.Group):
+    def visit(name, obj):
+      if isinstance(obj, h5py.Dataset):
+        if name in _OWN_INFOS:
+          own[name] = obj[()]
+        else:
+          dropped.append(f"infos/{name}")
+    f["infos"].visititems(visit)
+  known = set(_REQUIRED_D4RL) | {"next_observations", "infos", "metadata"}
+  dropped += sorted(k for k in f.keys() if k not in known)
+  metadata_keys = []
+  if "metadata" in f and isinstance(f["metadata"], h5py.Group):
+    f["metadata"].visititems(lambda name, obj: metadata_keys.append(f"metadata/{name}")
+                             if isinstance(obj, h5py.Dataset) else None)
+  return own, dropped, metadata_keys
+
+
+def _d4rl_successors(obs, term, tout, nxt, info: dict):
+  """``(ends, keep, next_obs, timeout)``: the rows that end an episode, the rows kept and their
+  next observations and timeouts; without ``next_observations`` in the file (``nxt`` None) a
+  row's successor is the next row, and a row without one is dropped (``info`` counts them)."""
+  n = obs.shape[0]
   ends = (term > 0) | (tout > 0)
   if nxt is None:
     # Successor within the episode: the next row, unless this row ends the episode or the file.
@@ -287,16 +321,7 @@ def _read_d4rl_file(path: str) -> dict:
   else:
     keep = np.ones(n, bool)
     info["dropped_no_successor"] = 0
-  if episode_id is None:
-    episode_id = _episode_ids_from_ends(ends)
-  episode_id = episode_id[keep]
-  if episode_id.size and "episode_id" not in own:
-    episode_id = np.unique(episode_id, return_inverse=True)[1].astype(np.int32)
-  arrays = {"obs": obs[keep], "action": act[keep], "reward": rew[keep], "next_obs": nxt[keep],
-            "terminal": term[keep], "timeout": tout[keep],
-            "episode_id": episode_id.astype(np.int32), "checkpoint_id": ckpt[keep]}
-  info["transitions"] = int(keep.sum())
-  return {"arrays": arrays, "task_row": task_row, "info": info, "attrs": attrs}
+  return ends, keep, nxt, tout
 
 
 def import_d4rl(path_or_paths, *, segment_length: int | None = None, env: str | None = None,
@@ -538,7 +563,45 @@ def _minari_dirs(path_or_paths) -> list[str]:
 
 
 def _read_minari(data_dir: str) -> dict:
+  """One Minari dataset as one task: ``{"arrays", "task_row", "info", "attrs"}`` (its episodes
+  in order; see the module docstring)."""
   where = os.path.dirname(data_dir) if os.path.basename(data_dir) == "data" else data_dir
+  mmeta, total, main = _minari_metadata(data_dir, where)
+  try:
+    f = h5py.File(main, "r")
+  except OSError as e:
+    raise DatasetError(f"{main} is not a readable HDF5 file ({e})") from e
+  casts: dict[str, str] = {}
+  parts: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "next_obs", "terminal",
+                                            "timeout", "episode_id", "checkpoint_id")}
+  dropped: set[str] = set()
+  task_rows = []
+  with f:
+    for i in range(total):
+      fields, task_row = _minari_episode(f, main, i, total, casts, dropped)
+      for key, arr in fields.items():
+        parts[key].append(arr)
+      task_rows.append(task_row)
+  if any(r is None for r in task_rows) and any(r is not None for r in task_rows):
+    raise DatasetError(f"{where}: only some episodes carry infos/task_params")
+  if task_rows[0] is not None and not all(np.array_equal(r, task_rows[0]) for r in task_rows):
+    raise DatasetError(f"{where}: infos/task_params differ between episodes; one Minari "
+                       "dataset must hold one task")
+  arrays = {k: np.concatenate(v) for k, v in parts.items()}
+  attrs = {}
+  own_meta = mmeta.get("jcomrl")
+  if isinstance(own_meta, dict):
+    attrs = dict(own_meta)
+  info = {"name": os.path.basename(where.rstrip(os.sep)), "dataset_id": mmeta.get("dataset_id"),
+          "minari_version": mmeta.get("minari_version"), "sha256": sha256_file(main),
+          "episodes": total, "transitions": int(arrays["reward"].shape[0]),
+          "cast_to_float32": casts, "dropped_infos": sorted(dropped)}
+  return {"arrays": arrays, "task_row": task_rows[0], "info": info, "attrs": attrs}
+
+
+def _minari_metadata(data_dir: str, where: str) -> tuple[dict, int, str]:
+  """``(metadata.json, total_episodes, path of main_data.hdf5)`` of a Minari ``data/``
+  directory, checked (``DatasetError``)."""
   meta_file = os.path.join(data_dir, "metadata.json")
   try:
     with open(meta_file) as f:
@@ -557,79 +620,65 @@ def _read_minari(data_dir: str) -> dict:
   main = os.path.join(data_dir, "main_data.hdf5")
   if not os.path.exists(main):
     raise DatasetError(f"{where}: missing data/main_data.hdf5")
-  try:
-    f = h5py.File(main, "r")
-  except OSError as e:
-    raise DatasetError(f"{main} is not a readable HDF5 file ({e})") from e
-  casts: dict[str, str] = {}
-  parts: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "next_obs", "terminal",
-                                            "timeout", "episode_id", "checkpoint_id")}
-  dropped: set[str] = set()
-  task_rows = []
-  with f:
-    for i in range(total):
-      name = f"episode_{i}"
-      if name not in f or not isinstance(f[name], h5py.Group):
-        raise DatasetError(f"{main}: missing group {name} (metadata.json says {total} episodes)")
-      g = f[name]
-      ew = f"{main}:{name}"
-      for key in ("observations", "actions", "rewards", "terminations", "truncations"):
-        if key not in g:
-          raise DatasetError(f"{ew}: missing {key!r}")
-        if not isinstance(g[key], h5py.Dataset):
-          raise DatasetError(f"{ew}: {key} is a group (a Dict/Tuple space); jcomrl reads flat "
-                             "Box observations and actions only: flatten them first")
-      obs = _as_float(ew, "observations", g["observations"][()], 2, casts)
-      t = obs.shape[0] - 1
-      act = _as_float(ew, "actions", g["actions"][()], 2, casts)
-      rew = _as_float(ew, "rewards", g["rewards"][()], 1, casts)
-      term = _as_flag(ew, "terminations", g["terminations"][()])
-      trunc = _as_flag(ew, "truncations", g["truncations"][()])
-      if t < 1 or any(a.shape[0] != t for a in (act, rew, term, trunc)):
-        raise DatasetError(f"{ew}: observations has {t + 1} rows, actions/rewards/terminations/"
-                           f"truncations {act.shape[0]}/{rew.shape[0]}/{term.shape[0]}/"
-                           f"{trunc.shape[0]}; expected T + 1 and T (T >= 1)")
-      own = {}
-      if "infos" in g and isinstance(g["infos"], h5py.Group):
-        def visit(nm, obj, own=own):
-          if isinstance(obj, h5py.Dataset):
-            if nm in _OWN_INFOS:
-              own[nm] = obj[()]
-            else:
-              dropped.add(f"infos/{nm}")
-        g["infos"].visititems(visit)
-      for key, arr in own.items():  # per-step infos hold T + 1 rows (reset info first) or T
-        if np.asarray(arr).shape[:1] not in ((t,), (t + 1,)):
-          raise DatasetError(f"{ew}: infos/{key} has {np.asarray(arr).shape[:1]} rows; "
-                             f"expected {t} or {t + 1}")
-        own[key] = np.asarray(arr)[:t]
-      parts["obs"].append(obs[:-1])
-      parts["next_obs"].append(obs[1:])
-      parts["action"].append(act)
-      parts["reward"].append(rew)
-      parts["terminal"].append(term)
-      parts["timeout"].append(trunc)
-      parts["episode_id"].append(_as_ids(ew, "infos/episode_id", own["episode_id"], t)
-                                 if "episode_id" in own else np.full(t, i, np.int32))
-      parts["checkpoint_id"].append(_as_ids(ew, "infos/checkpoint_id", own["checkpoint_id"], t)
-                                    if "checkpoint_id" in own else np.zeros(t, np.int32))
-      task_rows.append(_task_row(ew, own["task_params"], t, casts)
-                       if "task_params" in own else None)
-  if any(r is None for r in task_rows) and any(r is not None for r in task_rows):
-    raise DatasetError(f"{where}: only some episodes carry infos/task_params")
-  if task_rows[0] is not None and not all(np.array_equal(r, task_rows[0]) for r in task_rows):
-    raise DatasetError(f"{where}: infos/task_params differ between episodes; one Minari "
-                       "dataset must hold one task")
-  arrays = {k: np.concatenate(v) for k, v in parts.items()}
-  attrs = {}
-  own_meta = mmeta.get("jcomrl")
-  if isinstance(own_meta, dict):
-    attrs = dict(own_meta)
-  info = {"name": os.path.basename(where.rstrip(os.sep)), "dataset_id": mmeta.get("dataset_id"),
-          "minari_version": mmeta.get("minari_version"), "sha256": sha256_file(main),
-          "episodes": total, "transitions": int(arrays["reward"].shape[0]),
-          "cast_to_float32": casts, "dropped_infos": sorted(dropped)}
-  return {"arrays": arrays, "task_row": task_rows[0], "info": info, "attrs": attrs}
+  return mmeta, total, main
+
+
+def _minari_episode(f, main: str, i: int, total: int, casts: dict,
+                    dropped: set[str]) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+  """Group ``episode_<i>`` of an open ``main_data.hdf5`` as ``({field: [T] array}, task row or
+  None)``, checked (``DatasetError``); ``casts`` and ``dropped`` collect the float32 casts and
+  the infos not read."""
+  name = f"episode_{i}"
+  if name not in f or not isinstance(f[name], h5py.Group):
+    raise DatasetError(f"{main}: missing group {name} (metadata.json says {total} episodes)")
+  g = f[name]
+  ew = f"{main}:{name}"
+  for key in ("observations", "actions", "rewards", "terminations", "truncations"):
+    if key not in g:
+      raise DatasetError(f"{ew}: missing {key!r}")
+    if not isinstance(g[key], h5py.Dataset):
+      raise DatasetError(f"{ew}: {key} is a group (a Dict/Tuple space); jcomrl reads flat "
+                         "Box observations and actions only: flatten them first")
+  obs = _as_float(ew, "observations", g["observations"][()], 2, casts)
+  t = obs.shape[0] - 1
+  act = _as_float(ew, "actions", g["actions"][()], 2, casts)
+  rew = _as_float(ew, "rewards", g["rewards"][()], 1, casts)
+  term = _as_flag(ew, "terminations", g["terminations"][()])
+  trunc = _as_flag(ew, "truncations", g["truncations"][()])
+  if t < 1 or any(a.shape[0] != t for a in (act, rew, term, trunc)):
+    raise DatasetError(f"{ew}: observations has {t + 1} rows, actions/rewards/terminations/"
+                       f"truncations {act.shape[0]}/{rew.shape[0]}/{term.shape[0]}/"
+                       f"{trunc.shape[0]}; expected T + 1 and T (T >= 1)")
+  own = _minari_own_infos(g, ew, t, dropped)
+  fields = {"obs": obs[:-1], "next_obs": obs[1:], "action": act, "reward": rew, "terminal": term,
+            "timeout": trunc,
+            "episode_id": (_as_ids(ew, "infos/episode_id", own["episode_id"], t)
+                           if "episode_id" in own else np.full(t, i, np.int32)),
+            "checkpoint_id": (_as_ids(ew, "infos/checkpoint_id", own["checkpoint_id"], t)
+                              if "checkpoint_id" in own else np.zeros(t, np.int32))}
+  task_row = _task_row(ew, own["task_params"], t, casts) if "task_params" in own else None
+  return fields, task_row
+
+
+def _minari_own_infos(g, ew: str, t: int, dropped: set[str]) -> dict[str, np.ndarray]:
+  """The ``infos/*`` arrays of an episode group that jcomrl reads back (``_OWN_INFOS``), cut to
+  the episode's ``t`` steps (per-step infos hold ``t + 1`` rows, the reset's first, or ``t``);
+  the other infos' names go to ``dropped``."""
+  own = {}
+  if "infos" in g and isinstance(g["infos"], h5py.Group):
+    def visit(nm, obj, own=own):
+      if isinstance(obj, h5py.Dataset):
+        if nm in _OWN_INFOS:
+          own[nm] = obj[()]
+        else:
+          dropped.add(f"infos/{nm}")
+    g["infos"].visititems(visit)
+  for key, arr in own.items():  # per-step infos hold T + 1 rows (reset info first) or T
+    if np.asarray(arr).shape[:1] not in ((t,), (t + 1,)):
+      raise DatasetError(f"{ew}: infos/{key} has {np.asarray(arr).shape[:1]} rows; "
+                         f"expected {t} or {t + 1}")
+    own[key] = np.asarray(arr)[:t]
+  return own
 
 
 def import_minari(path_or_paths, *, segment_length: int | None = None, env: str | None = None,

@@ -55,6 +55,7 @@ already exists with the same run key is kept; the work directory is removed once
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -257,6 +258,58 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
   """
   say = message or (lambda s: None)
   qualities = parse_qualities(qualities)
+  plan = _family_plan(env_name, env_overrides, seed=seed, behaviour_kwargs=behaviour_kwargs,
+                      transitions=transitions, chunk_episodes=chunk_episodes,
+                      return_episodes=return_episodes, medium_fraction=medium_fraction,
+                      physics=physics, anchor_policy=anchor_policy)
+  # Which targets need writing (decided before any work, so a refusal costs nothing).
+  todo = _family_todo(root, name, qualities, plan.run_key, overwrite, say)
+  work_path = os.path.abspath(os.path.join(root, f"{name}.partial"))
+  if not todo:
+    _cleanup(root, name, plan.run_key, work_path, say)
+    return {q: load_dataset(dataset_dir(root, name, q)) for q in qualities}
+
+  work = (pipeline.WorkDir(work_path, plan.behaviour_cfg, plan.collection_cfg, say) if resume
+          else None)
+  policies, replay = _family_behaviour(plan, env_name, seed, work, work_path, say)
+  by_mode = _snapshot_returns(plan.env, policies, plan.tasks, seed, return_episodes, work, say)
+  returns = by_mode[anchor_policy]
+  norm, expert, medium, target = _family_snapshots(name, policies, returns, anchor_policy,
+                                                   medium_fraction, work, say)
+  task_params = np.asarray(jax.vmap(plan.env.task_vector)(plan.tasks), np.float32)
+  built = _build_family(plan, policies, replay, todo, [0, medium, expert], seed, chunk_episodes,
+                        task_params, work, say)
+  common = _family_common_meta(plan, env_name, env_overrides, name, seed, transitions,
+                               chunk_episodes, return_episodes, task_params, norm)
+  offline = _family_offline_meta(plan.run_key, policies, by_mode, anchor_policy, expert, medium,
+                                 target, medium_fraction)
+  _write_family(root, name, todo, built, common, offline, policies, by_mode, anchor_policy, say)
+  if work is not None:
+    _cleanup(root, name, plan.run_key, work_path, say)
+  return {q: load_dataset(dataset_dir(root, name, q)) for q in qualities}
+
+
+@dataclasses.dataclass(frozen=True)
+class _FamilyPlan:
+  """A family's checked settings (``_family_plan``): its single-task env, the behaviour run and
+  the run key its datasets record."""
+
+  env: TaskEnv
+  tasks: Any  # the env's one benchmark task, [1]
+  algo: str
+  kw: dict[str, Any]  # train_sac_per_task kwargs (num_snapshots taken out, buffer_size set)
+  num_snapshots: int
+  episodes: int  # rollout episodes per snapshot: ``transitions`` in whole episodes
+  behaviour_cfg: dict[str, Any]
+  collection_cfg: dict[str, Any]
+  run_key: dict[str, Any]
+
+
+def _family_plan(env_name: str, env_overrides: dict[str, Any], *, seed: int,
+                behaviour_kwargs: dict[str, Any], transitions: int, chunk_episodes: int,
+                return_episodes: int, medium_fraction: float, physics: str,
+                anchor_policy: str) -> _FamilyPlan:
+  """Checks ``generate_family``'s settings (``ConfigError``), builds the env and the run key."""
   algo, kw = pipeline.split_behaviour_kwargs(behaviour_kwargs)
   if algo != per_task_sac.ALGO:
     raise ConfigError(f"behaviour.algo={algo!r}: single-task families need "
@@ -274,8 +327,7 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
   num_snapshots = int(kw.pop("num_snapshots", 0))
   check_schedule(env, kw, num_snapshots)
   kw.setdefault("buffer_size", int(kw["num_timesteps"]))  # the whole run, nothing overwritten
-  h = env.episode_length
-  episodes = math.ceil(int(transitions) / h)
+  episodes = math.ceil(int(transitions) / env.episode_length)
   behaviour_cfg = {"env": env_name, "env_overrides": dict(env_overrides), "seed": int(seed),
                    "algo": algo, "num_snapshots": num_snapshots, **kw}
   collection_cfg = {"episodes_per_snapshot": episodes, "chunk_episodes": int(chunk_episodes),
@@ -286,8 +338,15 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
                     # the best snapshot, which also makes the expert data
                     "anchor_policy": anchor_policy, "expert_snapshot": "best"}
   run_key = pipeline.jsonable({"behaviour": behaviour_cfg, "collection": collection_cfg})
+  return _FamilyPlan(env=env, tasks=tasks, algo=algo, kw=kw, num_snapshots=num_snapshots,
+                    episodes=episodes, behaviour_cfg=behaviour_cfg,
+                    collection_cfg=collection_cfg, run_key=run_key)
 
-  # Which targets need writing (decided before any work, so a refusal costs nothing).
+
+def _family_todo(root: str, name: str, qualities: list[str], run_key, overwrite: bool,
+                 say: Progress) -> list[str]:
+  """The qualities to write: those not already written by this run (``DatasetError`` for one
+  written by another run, unless ``overwrite``)."""
   todo = []
   for q in qualities:
     path = dataset_dir(root, name, q)
@@ -303,52 +362,65 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
         raise DatasetError(f"{path} already exists (another run or config); pass "
                            "overwrite=True (--config.overwrite=True) to replace it")
     todo.append(q)
-  work_path = os.path.abspath(os.path.join(root, f"{name}.partial"))
-  if not todo:
-    _cleanup(root, name, run_key, work_path, say)
-    return {q: load_dataset(dataset_dir(root, name, q)) for q in qualities}
+  return todo
 
-  work = pipeline.WorkDir(work_path, behaviour_cfg, collection_cfg, say) if resume else None
+
+def _family_behaviour(plan: _FamilyPlan, env_name: str, seed: int, work, work_path: str,
+                      say: Progress):
+  """``(policies, replay)`` of the behaviour run: those a work directory kept, else trained
+  (resuming the work directory's checkpoint) and, with a work directory, saved there."""
   replay_file = os.path.join(work_path, pipeline.REPLAY_FILE)
-  policies = replay = None
   if (work is not None and os.path.isdir(work.behaviour_path)
       and os.path.exists(replay_file)):
     replay = pipeline.load_replay(replay_file)
-    policies = pipeline.load_behaviour(work.path, env)
+    policies = pipeline.load_behaviour(work.path, plan.env)
     say(f"resuming: reusing {policies.num_snapshots} behaviour snapshots (steps "
         f"{policies.steps.tolist()}) and the replay buffer from {work.path}")
     # a run killed between saving its snapshots and deleting its checkpoint
     shutil.rmtree(work.behaviour_checkpoint_path, ignore_errors=True)
-  if policies is None:
-    extra, step = {}, None
-    if work is not None:  # resumable training: a killed run continues from its last checkpoint
-      extra["checkpoint_dir"] = work.behaviour_checkpoint_path
-      step = resumable.resume_step(extra["checkpoint_dir"])
-      if step is not None:
-        say(f"resuming {algo} behaviour training from env step {step:,} per task "
-            f"({extra['checkpoint_dir']})")
-    say(f"training {algo} on the single task of {env_name} ({kw['num_timesteps']:,} env steps, "
-        f"{num_snapshots} snapshots) ...")
+    return policies, replay
+  policies, replay = _train_family_behaviour(plan, env_name, seed, work, say)
+  if work is not None:
+    # before the snapshots: their presence marks a finished run
+    pipeline.save_replay(replay_file, replay)
+    shutil.rmtree(work.behaviour_path, ignore_errors=True)  # snapshots without a replay
+    work.save_behaviour(policies)
+    shutil.rmtree(work.behaviour_checkpoint_path, ignore_errors=True)
+  return policies, replay
 
-    shown = jlogging.Progress(kw["num_timesteps"], "behaviour step", progress=say, done=step or 0)
 
-    def show(step, metrics):
-      r = float(np.asarray(metrics["train/return"]).mean())
-      shown.update(step)
-      shown.report(f"train return {r:.1f} ({metrics['train/seconds']:.0f}s)")
+def _train_family_behaviour(plan: _FamilyPlan, env_name: str, seed: int, work, say: Progress):
+  """Trains the family's per-task SAC run (resumable in the work directory); returns
+  ``(policies, replay)``."""
+  algo, kw = plan.algo, plan.kw
+  extra, step = {}, None
+  if work is not None:  # resumable training: a killed run continues from its last checkpoint
+    extra["checkpoint_dir"] = work.behaviour_checkpoint_path
+    step = resumable.resume_step(extra["checkpoint_dir"])
+    if step is not None:
+      say(f"resuming {algo} behaviour training from env step {step:,} per task "
+          f"({extra['checkpoint_dir']})")
+  say(f"training {algo} on the single task of {env_name} ({kw['num_timesteps']:,} env steps, "
+      f"{plan.num_snapshots} snapshots) ...")
 
-    policies, replay = per_task_sac.train_sac_per_task(
-        env, tasks, seed=int(seed), num_snapshots=num_snapshots, progress_fn=show,
-        keep_replay=True, **kw, **extra)
-    if work is not None:
-      # before the snapshots: their presence marks a finished run
-      pipeline.save_replay(replay_file, replay)
-      shutil.rmtree(work.behaviour_path, ignore_errors=True)  # snapshots without a replay
-      work.save_behaviour(policies)
-      shutil.rmtree(work.behaviour_checkpoint_path, ignore_errors=True)
-  by_mode = _snapshot_returns(env, policies, tasks, seed, return_episodes, work, say)
-  returns = by_mode[anchor_policy]
-  other = [m for m in pipeline.ANCHOR_POLICIES if m != anchor_policy][0]
+  shown = jlogging.Progress(kw["num_timesteps"], "behaviour step", progress=say, done=step or 0)
+
+  def show(step, metrics):
+    r = float(np.asarray(metrics["train/return"]).mean())
+    shown.update(step)
+    shown.report(f"train return {r:.1f} ({metrics['train/seconds']:.0f}s)")
+
+  return per_task_sac.train_sac_per_task(
+      plan.env, plan.tasks, seed=int(seed), num_snapshots=plan.num_snapshots, progress_fn=show,
+      keep_replay=True, **kw, **extra)
+
+
+def _family_snapshots(name: str, policies, returns: np.ndarray, anchor_policy: str,
+                      medium_fraction: float, work,
+                      say: Progress) -> tuple[dict, int, int, float]:
+  """``(normalisation, expert, medium, medium target)``: the anchors (``pipeline.anchors``),
+  the best snapshot (``DatasetError`` if that is the untrained one) and the medium one
+  (:func:`medium_snapshot`)."""
   # 0 = the untrained snapshot, 100 = the best one (the last one's return beside it)
   norm = pipeline.anchors(returns[:, None], anchor_policy)
   expert = norm["best_snapshot"]
@@ -364,47 +436,83 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
       f"{expert} (step {int(policies.steps[expert]):,}, return {returns[expert]:.2f}); medium = "
       f"snapshot {medium} (step {int(policies.steps[medium]):,}, return {returns[medium]:.2f}, "
       f"target {target:.2f})")
+  return norm, expert, medium, target
 
-  task_params = np.asarray(jax.vmap(env.task_vector)(tasks), np.float32)
+
+def _build_family(plan: _FamilyPlan, policies, replay, todo: list[str], ids: list[int], seed: int,
+                  chunk_episodes: int, task_params: np.ndarray, work,
+                  say: Progress) -> dict[str, OfflineDataset]:
+  """The datasets of the ``todo`` qualities: rollouts of the snapshots ``ids`` (random, medium,
+  expert) and ``medium_replay``, the replay up to the medium snapshot."""
   built: dict[str, OfflineDataset] = {}
   if any(q in ROLLOUT_QUALITIES for q in todo):
-    ids = [0, medium, expert]
     key = jax.random.fold_in(jax.random.key(int(seed)), 1)
-    traj = collect.collect_segments(env, policies.select(ids), tasks, key,
-                                    episodes_per_snapshot=episodes,
+    traj = collect.collect_segments(plan.env, policies.select(ids), plan.tasks, key,
+                                    episodes_per_snapshot=plan.episodes,
                                     chunk_episodes=int(chunk_episodes), cache=work, progress=say)
     for i, q in enumerate(("random", "medium", "expert")):
       built[q] = _rollout_dataset(traj, i, ids[i], task_params)
     built["medium_expert"] = concatenate(built["medium"], built["expert"])
   if "medium_replay" in todo:
-    built["medium_replay"] = replay_dataset(replay, int(policies.steps[medium]),
-                                            policies.steps.tolist(), task_params, h)
+    built["medium_replay"] = replay_dataset(replay, int(policies.steps[ids[1]]),
+                                            policies.steps.tolist(), task_params,
+                                            plan.env.episode_length)
+  return built
 
-  common = {
+
+def _family_common_meta(plan: _FamilyPlan, env_name: str, env_overrides: dict[str, Any],
+                        name: str, seed: int, transitions: int, chunk_episodes: int,
+                        return_episodes: int, task_params: np.ndarray,
+                        norm: dict) -> dict[str, Any]:
+  """The meta every dataset of the family shares."""
+  env = plan.env
+  return {
       "env": env_name, "env_overrides": pipeline.jsonable(dict(env_overrides)),
       "split": env.benchmark_split(), "task_params": task_params.tolist(),
       "end_convention": env.end_convention, "family": name,
       "creation": {"seed": int(seed), "transitions": int(transitions),
-                   "episodes_per_snapshot": episodes, "chunk_episodes": int(chunk_episodes),
+                   "episodes_per_snapshot": plan.episodes, "chunk_episodes": int(chunk_episodes),
                    "return_episodes": int(return_episodes),
-                   "behaviour": pipeline.jsonable({"algo": algo,
-                                                    "num_snapshots": num_snapshots, **kw}),
+                   "behaviour": pipeline.jsonable({"algo": plan.algo,
+                                                    "num_snapshots": plan.num_snapshots,
+                                                    **plan.kw}),
                    "behaviour_tasks": "all", "physics": getattr(env, "physics", None)},
       # 0 = the untrained snapshot, 100 = the best one (``last``: the final one's), each the
       # mean return over return_episodes episodes with the snapshots acting as anchor_policy
       # says (``policy``), counted as evaluation counts (collect.snapshot_returns).
       "normalisation": norm,
   }
-  offline = {"run": run_key, "snapshot_steps": policies.steps.tolist(),
-             "snapshot_returns": [float(r) for r in returns], "policy": anchor_policy,
-             f"snapshot_returns_{other}": [float(r) for r in by_mode[other]],
-             "expert_snapshot": expert, "expert_step": int(policies.steps[expert]),
-             "expert_return": float(returns[expert]),
-             "medium_snapshot": medium, "medium_step": int(policies.steps[medium]),
-             "medium_return": float(returns[medium]), "medium_target": target,
-             "medium_fraction": float(medium_fraction),
-             "random_policy": "untrained snapshot: randomly initialised SAC actor, stochastic",
-             "replay_steps": int(policies.steps[medium])}
+
+
+def _family_offline_meta(run_key, policies, by_mode: dict[str, np.ndarray], anchor_policy: str,
+                         expert: int, medium: int, target: float,
+                         medium_fraction: float) -> dict[str, Any]:
+  """``meta["offline"]`` of the family (its ``quality`` added per dataset): the run key, every
+  snapshot's return and the expert and medium choice."""
+  returns = by_mode[anchor_policy]
+  other = _other_policy(anchor_policy)
+  return {"run": run_key, "snapshot_steps": policies.steps.tolist(),
+          "snapshot_returns": [float(r) for r in returns], "policy": anchor_policy,
+          f"snapshot_returns_{other}": [float(r) for r in by_mode[other]],
+          "expert_snapshot": expert, "expert_step": int(policies.steps[expert]),
+          "expert_return": float(returns[expert]),
+          "medium_snapshot": medium, "medium_step": int(policies.steps[medium]),
+          "medium_return": float(returns[medium]), "medium_target": target,
+          "medium_fraction": float(medium_fraction),
+          "random_policy": "untrained snapshot: randomly initialised SAC actor, stochastic",
+          "replay_steps": int(policies.steps[medium])}
+
+
+def _other_policy(anchor_policy: str) -> str:
+  """The anchor policy that is not ``anchor_policy``."""
+  return [m for m in pipeline.ANCHOR_POLICIES if m != anchor_policy][0]
+
+
+def _write_family(root: str, name: str, todo: list[str], built: dict[str, OfflineDataset],
+                  common: dict, offline: dict, policies, by_mode: dict[str, np.ndarray],
+                  anchor_policy: str, say: Progress) -> None:
+  """Saves each ``todo`` quality's dataset with its meta and the behaviour snapshots."""
+  returns, other = by_mode[anchor_policy], _other_policy(anchor_policy)
   writer = lambda tmp: pipeline.save_behaviour(os.path.join(tmp, pipeline.BEHAVIOUR_DIR),
                                                policies)
   for q in todo:
@@ -419,9 +527,6 @@ def generate_family(root: str, name: str, env_name: str, env_overrides: dict[str
     path = dataset_dir(root, name, q)
     save_dataset(path, data, meta, overwrite=True, extra_writer=writer)
     say(f"wrote {path}: {data.num_transitions:,} transitions ({q})")
-  if work is not None:
-    _cleanup(root, name, run_key, work_path, say)
-  return {q: load_dataset(dataset_dir(root, name, q)) for q in qualities}
 
 
 def _snapshot_returns(env, policies, tasks, seed, episodes, work, say) -> dict[str, np.ndarray]:

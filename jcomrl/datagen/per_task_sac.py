@@ -11,7 +11,7 @@ only ever sees transitions of task ``t``, and its random stream is ``fold_in(key
 training ``T`` tasks together gives the same agents as training each alone (tested).
 
 The SAC update is jcomrl's own (``jcomrl.algos.backbones.critic_loss`` / ``actor_loss`` with a
-size-0 task code, ``jcomrl.nets.actor_critic`` networks, ``optax.adam``), in the order of
+size-0 task code, ``jcomrl.nets.actor_critic`` networks, ``jcomrl.optim.adam``), in the order of
 UNICORN's ``algorithms/sac.py`` ``SAC.update``: twin-Q critic step, Polyak target update, actor
 step on the updated critic, then the entropy temperature when it is learnt.
 
@@ -75,6 +75,7 @@ import optax
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jcomrl import optim
 from jcomrl.algos import backbones
 from jcomrl.algos.config import HParams
 from jcomrl.datagen import resumable
@@ -211,18 +212,6 @@ def init_actor(policy: TanhGaussianPolicy, env: TaskEnv, key: jax.Array):
   return policy.init(key, jnp.zeros((1, env.observation_size)), no_code((1,)))
 
 
-def adam():
-  """Adam with an injected learning rate (0 until set): the learning rates are traced
-  ``HParams`` leaves, set at every step (as ``jcomrl.algos.learner`` does)."""
-  return optax.inject_hyperparams(optax.adam)(learning_rate=0.0)
-
-
-def _apply(opt, opt_state, grads, params, lr):
-  opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr})
-  updates, opt_state = opt.update(grads, opt_state, params)
-  return optax.apply_updates(params, updates), opt_state
-
-
 def init_agent(env: TaskEnv, cfg: PerTaskSACConfig, key: jax.Array, init_alpha) -> Agent:
   """A fresh agent: actor, twin critic (target = copy), log temperature, Adam states."""
   policy, critic = networks(env, cfg)
@@ -231,7 +220,7 @@ def init_agent(env: TaskEnv, cfg: PerTaskSACConfig, key: jax.Array, init_alpha) 
   critic_p = critic.init(k_critic, jnp.zeros((1, env.observation_size)), no_code((1,)),
                          jnp.zeros((1, env.action_size)))
   log_alpha = jnp.log(jnp.asarray(init_alpha, jnp.float32))
-  opt = adam()
+  opt = optim.adam()
   return Agent(actor=actor_p, critic=critic_p, critic_target=critic_p, log_alpha=log_alpha,
                opt_actor=opt.init(actor_p), opt_critic=opt.init(critic_p),
                opt_alpha=opt.init(log_alpha))
@@ -242,7 +231,7 @@ def make_sac_step(policy, critic, cfg: PerTaskSACConfig, target_entropy: float):
   agent on a batch (task code of size 0), in the order of UNICORN's ``algorithms/sac.py:83-142``:
   critic, Polyak target, the actor on the updated critic, then the temperature when learnt. The
   per-task agents and the shared agent (``jcomrl.datagen.shared_sac``) both step with it."""
-  opt = adam()
+  opt = optim.adam()
   z = no_code()
 
   def step(agent: Agent, batch: Transition, k_critic, k_actor, hp: HParams):
@@ -250,17 +239,17 @@ def make_sac_step(policy, critic, cfg: PerTaskSACConfig, target_entropy: float):
     (_, m_c), g_c = jax.value_and_grad(backbones.critic_loss, has_aux=True)(
         agent.critic, agent.critic_target, agent.actor, alpha, batch, z, k_critic, hp,
         policy=policy, critic=critic)
-    critic_p, opt_critic = _apply(opt, agent.opt_critic, g_c, agent.critic, hp.critic_lr)
+    critic_p, opt_critic = optim.step(opt, agent.opt_critic, g_c, agent.critic, hp.critic_lr)
     target_p = optax.incremental_update(critic_p, agent.critic_target, hp.tau)
     (_, (m_a, logp, _)), g_a = jax.value_and_grad(backbones.actor_loss, has_aux=True)(
         agent.actor, critic_p, None, alpha, batch, z, k_actor, hp, policy=policy,
         critic=critic, dual=None)
-    actor_p, opt_actor = _apply(opt, agent.opt_actor, g_a, agent.actor, hp.actor_lr)
+    actor_p, opt_actor = optim.step(opt, agent.opt_actor, g_a, agent.actor, hp.actor_lr)
     log_alpha, opt_alpha = agent.log_alpha, agent.opt_alpha
     if cfg.learn_entropy:
       # pytorch_sac (FOCAL's behaviour trainer): loss = alpha * (-log pi - target), detached.
       g_alpha = -(jax.lax.stop_gradient(logp) + target_entropy) * jnp.exp(log_alpha)
-      log_alpha, opt_alpha = _apply(opt, opt_alpha, g_alpha, log_alpha, hp.alpha_lr)
+      log_alpha, opt_alpha = optim.step(opt, opt_alpha, g_alpha, log_alpha, hp.alpha_lr)
     new = Agent(actor=actor_p, critic=critic_p, critic_target=target_p, log_alpha=log_alpha,
                 opt_actor=opt_actor, opt_critic=opt_critic, opt_alpha=opt_alpha)
     metrics = {"critic/loss": m_c["critic/loss"], "critic/q": m_c["critic/q"],
@@ -298,7 +287,6 @@ def make_update(env: TaskEnv, cfg: PerTaskSACConfig):
   return update
 
 
-
 def record_step(state, nxt, tr, t: int, e: int, buffer_size: int):
   """The bookkeeping after one env step of ``t`` tasks x ``e`` envs, shared by the per-task and
   the shared SAC trainers: the running episode returns (reset where an episode ended), the step's
@@ -318,27 +306,44 @@ def record_step(state, nxt, tr, t: int, e: int, buffer_size: int):
   size = jnp.minimum(state.size + e, buffer_size)
   return ep_ret, stats, buffer, size
 
-def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
-  """``(init, run)``, both jitted.
 
-  * ``init(task_keys [T], tasks [T], init_alpha) -> TrainState``;
-  * ``run(state, tasks, hp, warmup_steps, num_iterations) -> (state, stats)`` runs
-    ``num_iterations`` iterations (traced: another budget does not recompile). While
-    ``state.steps < warmup_steps`` (traced) an iteration is a warm-up one: uniform random
-    actions and no updates. ``stats``: sums over the call's iterations: per task ``[T]``,
-    ``return_sum`` / ``episodes`` of the episodes that ended and each update metric summed over
-    the updating iterations, whose number is ``updated`` (``resumable.metrics_of`` averages).
-  One program serves the warm-up and every snapshot interval (the phase is a traced flag); two
-  calls of ``n`` and ``m`` iterations give the state of one call of ``n + m``, bit for bit.
-  """
-  policy, _ = networks(env, cfg)
-  update = make_update(env, cfg)
-  v_update = jax.vmap(update, in_axes=(0, 0, None, 0, None))
-  e, obs_size, act_size = cfg.num_envs, env.observation_size, env.action_size
+def repeat_tasks(tasks, e: int):
+  """The task table ``[T]`` with each row repeated for its ``e`` envs: ``[T * e]``, task-major
+  (the flat env batch both trainers step)."""
+  return jax.tree.map(lambda x: jnp.repeat(x, e, axis=0), tasks) if e > 1 else tasks
+
+
+def empty_buffer(t: int, c: int, obs_size: int, act_size: int) -> Transition:
+  """``t`` zeroed ring buffers of ``c`` transitions each: ``Transition [t, c, ...]``."""
+  return Transition(obs=jnp.zeros((t, c, obs_size)), action=jnp.zeros((t, c, act_size)),
+                    reward=jnp.zeros((t, c)), next_obs=jnp.zeros((t, c, obs_size)),
+                    terminal=jnp.zeros((t, c)), timeout=jnp.zeros((t, c)))
+
+
+def sum_iterations(iteration: Callable, state, num_iterations):
+  """``num_iterations`` (traced) calls of ``iteration(state) -> (state, stats)`` in one
+  ``fori_loop``; returns ``(state, sums)``: ``return_sum``, ``episodes`` and ``updated`` summed
+  over every iteration, each update metric summed over the updating iterations only (weighted by
+  ``updated``). The loop of both trainers' ``run``."""
+  shapes = jax.eval_shape(lambda s: iteration(s)[1], state)
+  zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+
+  def body(_, carry):
+    s, acc = carry
+    s, stats = iteration(s)
+    w = stats["updated"]  # update metrics are summed over updating iterations only
+    acc = {k: acc[k] + (v if k in ("return_sum", "episodes", "updated") else w * v)
+           for k, v in stats.items()}
+    return s, acc
+
+  return jax.lax.fori_loop(0, num_iterations, body, (state, zeros))
+
+
+def _make_init(env: TaskEnv, cfg: PerTaskSACConfig) -> Callable:
+  """``init(task_keys [T], tasks [T], init_alpha) -> TrainState`` of ``make_trainer``: task
+  ``t``'s key splits into its state stream, its agent's init and its envs' resets."""
+  e = cfg.num_envs
   v_reset = jax.vmap(env.reset)
-
-  def flat_tasks(tasks):
-    return jax.tree.map(lambda x: jnp.repeat(x, e, axis=0), tasks) if e > 1 else tasks
 
   def init(task_keys, tasks, init_alpha):
     t = task_keys.shape[0]
@@ -346,15 +351,23 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
     # lax.map, not vmap: the same agents, and half the compile time of the initialisers.
     agents = jax.lax.map(lambda k: init_agent(env, cfg, k, init_alpha), keys[:, 1])
     reset_keys = jax.vmap(lambda k: jax.random.split(k, e))(keys[:, 2]).reshape((t * e,))
-    env_state = v_reset(reset_keys, flat_tasks(tasks))
-    c = cfg.buffer_size
-    buffer = Transition(obs=jnp.zeros((t, c, obs_size)), action=jnp.zeros((t, c, act_size)),
-                        reward=jnp.zeros((t, c)), next_obs=jnp.zeros((t, c, obs_size)),
-                        terminal=jnp.zeros((t, c)), timeout=jnp.zeros((t, c)))
+    env_state = v_reset(reset_keys, repeat_tasks(tasks, e))
+    buffer = empty_buffer(t, cfg.buffer_size, env.observation_size, env.action_size)
     zero = jnp.zeros((), jnp.int32)
     return TrainState(agents=agents, buffer=buffer, env=env_state,
                       episode_return=jnp.zeros((t * e,)), key=jax.random.key_data(keys[:, 0]),
                       ptr=zero, size=zero, steps=zero)
+
+  return init
+
+
+def _make_iteration(env: TaskEnv, cfg: PerTaskSACConfig, v_update: Callable) -> Callable:
+  """``iteration(state, flat_tasks, hp, warmup_steps) -> (state, stats)``: one env step of every
+  task's ``num_envs`` envs (uniform random actions while ``state.steps < warmup_steps``, else
+  sampled from the task's agent), its transitions stored, then ``v_update`` of every agent
+  unless warming up."""
+  policy, _ = networks(env, cfg)
+  e, obs_size, act_size = cfg.num_envs, env.observation_size, env.action_size
 
   def act(actor_params, obs, key):  # one task: obs [E, O]
     mean, log_std = policy.apply(actor_params, obs, no_code((obs.shape[0],)))
@@ -387,23 +400,31 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
                      size=size, steps=state.steps + e)
     return new, stats
 
+  return iteration
+
+
+def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
+  """``(init, run)``, both jitted.
+
+  * ``init(task_keys [T], tasks [T], init_alpha) -> TrainState``;
+  * ``run(state, tasks, hp, warmup_steps, num_iterations) -> (state, stats)`` runs
+    ``num_iterations`` iterations (traced: another budget does not recompile). While
+    ``state.steps < warmup_steps`` (traced) an iteration is a warm-up one: uniform random
+    actions and no updates. ``stats``: sums over the call's iterations: per task ``[T]``,
+    ``return_sum`` / ``episodes`` of the episodes that ended and each update metric summed over
+    the updating iterations, whose number is ``updated`` (``resumable.metrics_of`` averages).
+  One program serves the warm-up and every snapshot interval (the phase is a traced flag); two
+  calls of ``n`` and ``m`` iterations give the state of one call of ``n + m``, bit for bit.
+  """
+  v_update = jax.vmap(make_update(env, cfg), in_axes=(0, 0, None, 0, None))
+  iteration = _make_iteration(env, cfg, v_update)
+
   @functools.partial(jax.jit, donate_argnums=(0,))
   def run(state: TrainState, tasks, hp: HParams, warmup_steps, num_iterations):
-    flat = flat_tasks(tasks)
-    shapes = jax.eval_shape(lambda s: iteration(s, flat, hp, warmup_steps)[1], state)
-    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+    flat = repeat_tasks(tasks, cfg.num_envs)
+    return sum_iterations(lambda s: iteration(s, flat, hp, warmup_steps), state, num_iterations)
 
-    def body(_, carry):
-      s, acc = carry
-      s, stats = iteration(s, flat, hp, warmup_steps)
-      w = stats["updated"]  # update metrics are summed over updating iterations only
-      acc = {k: acc[k] + (v if k in ("return_sum", "episodes", "updated") else w * v)
-             for k, v in stats.items()}
-      return s, acc
-
-    return jax.lax.fori_loop(0, num_iterations, body, (state, zeros))
-
-  return jax.jit(init), run
+  return jax.jit(_make_init(env, cfg)), run
 
 
 def make_policy_factory(env: TaskEnv, hidden_sizes: tuple[int, ...], log_std_min: float = -20.0,
@@ -517,6 +538,120 @@ def shard_over_tasks(tree, sharding: NamedSharding | None, num_tasks: int):
   return jax.tree.map(put, tree)
 
 
+def check_run(num_timesteps: int, num_snapshots: int, num_envs: int, warmup_steps: int,
+              batch_size: int, updates_per_iteration: int, buffer_size: int | None,
+              intervals_after_warmup: bool, keep_replay: bool,
+              replay_note: str = "") -> tuple[int, int, int]:
+  """Checks the sizes of a behaviour run (both trainers' arguments; ``ValueError`` naming the
+  first bad one) and returns ``(seg, warm_iters, buffer_size)``: the iterations per snapshot
+  interval (:func:`schedule`), the warm-up iterations run before the first interval (with
+  ``intervals_after_warmup``; else 0) and the ring-buffer size per task (default
+  ``min(num_timesteps, 1e6)``), which must hold the whole run with ``keep_replay``
+  (``replay_note`` is added to that error)."""
+  check_at_least("num_snapshots", num_snapshots, 2)
+  for name, v in (("num_envs", num_envs), ("batch_size", batch_size),
+                  ("updates_per_iteration", updates_per_iteration)):
+    check_at_least(name, v)
+  check_at_least("warmup_steps", warmup_steps, 0)
+  seg = schedule(num_timesteps, num_snapshots, num_envs, warmup_steps, intervals_after_warmup)
+  warm_iters = warmup_steps // num_envs if intervals_after_warmup else 0
+  buffer_size = int(buffer_size) if buffer_size else min(int(num_timesteps), 1_000_000)
+  if buffer_size < num_envs:
+    raise ValueError(f"buffer_size={buffer_size} is smaller than num_envs={num_envs}")
+  total_steps = (warm_iters + seg * (num_snapshots - 1)) * num_envs
+  if keep_replay and buffer_size < total_steps:
+    raise ValueError(f"keep_replay needs a buffer that holds the whole run: buffer_size="
+                     f"{buffer_size} < {total_steps} env steps per task{replay_note}; raise "
+                     "buffer_size")
+  return seg, warm_iters, buffer_size
+
+
+def sac_config(hidden_sizes, num_envs, batch_size, buffer_size, updates_per_iteration,
+               learn_entropy, target_entropy, train_reward,
+               init_scheme: str = "lecun_normal") -> PerTaskSACConfig:
+  """The static ``PerTaskSACConfig`` of a trainer's arguments (both trainers)."""
+  return PerTaskSACConfig(hidden_sizes=tuple(hidden_sizes), num_envs=int(num_envs),
+                          batch_size=int(batch_size), buffer_size=buffer_size,
+                          updates_per_iteration=int(updates_per_iteration),
+                          learn_entropy=bool(learn_entropy), target_entropy=target_entropy,
+                          train_reward=train_reward, init_scheme=init_scheme)
+
+
+def sac_hparams(actor_lr, critic_lr, alpha_lr, discount, tau, entropy_alpha,
+                reward_scale) -> HParams:
+  """The traced SAC hyper-parameters of a trainer's arguments (both trainers)."""
+  return HParams.create(actor_lr=actor_lr, critic_lr=critic_lr, alpha_lr=alpha_lr,
+                        discount=discount, tau=tau, entropy_alpha=entropy_alpha,
+                        reward_scale=reward_scale)
+
+
+def sac_checkpoint(checkpoint_dir: str | None, algo: str, env: TaskEnv, tasks: Task,
+                   cfg: PerTaskSACConfig, every_seconds: float, every_iterations: int,
+                   **values) -> resumable.Checkpoint | None:
+  """The ``resumable.Checkpoint`` in ``checkpoint_dir`` of a run of ``algo`` keyed by ``cfg``
+  and ``values`` (:func:`checkpoint_settings`), or None without a directory."""
+  if checkpoint_dir is None:
+    return None
+  run_settings = resumable.settings(algo, env, tasks, **checkpoint_settings(cfg, **values))
+  return resumable.Checkpoint(checkpoint_dir, run_settings, every_seconds=every_seconds,
+                              every_iterations=every_iterations)
+
+
+def behaviour_result(env: TaskEnv, cfg: PerTaskSACConfig, state, snapshots: list,
+                     keep_replay: bool, make_policy_factory: Callable, algo: str):
+  """What a trainer returns: the ``BehaviourPolicies`` of ``snapshots`` (``[(env steps,
+  params)]``, stacked ``[K, ...]``) and, with ``keep_replay``, the ``Replay`` of the final
+  ``state``'s buffers (which then hold the whole run)."""
+  steps = np.asarray([s for s, _ in snapshots], np.int64)
+  params = jax.tree.map(lambda *xs: np.stack(xs), *[p for _, p in snapshots])
+  policies = BehaviourPolicies(params=params, steps=steps,
+                               make_policy=make_policy_factory(env, cfg.hidden_sizes),
+                               hidden_sizes=cfg.hidden_sizes, algo=algo,
+                               normalize_observations=False)
+  if not keep_replay:
+    return policies
+  # No wrap-around (checked by check_run): entries [0, steps) are the run in insertion order.
+  stored = jax.tree.map(lambda x: np.asarray(x[:, :int(state.steps)]), state.buffer)
+  return policies, Replay(transitions=stored, num_envs=cfg.num_envs)
+
+
+def _task_keys(task_keys: jax.Array | None, seed: int, tasks: Task) -> jax.Array:
+  """``task_keys`` (``ValueError`` unless one per task of ``tasks``), by default task ``t``'s
+  ``fold_in(key(seed), t)``."""
+  num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
+  if task_keys is None:
+    base = jax.random.key(seed)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(num_tasks))
+  if task_keys.shape[0] != num_tasks:
+    raise ValueError(f"task_keys has {task_keys.shape[0]} keys for {num_tasks} tasks")
+  return task_keys
+
+
+def _train_per_task(env: TaskEnv, cfg: PerTaskSACConfig, tasks: Task, hp: HParams, task_keys,
+                    init_alpha, devices: int | None, ckpt: resumable.Checkpoint | None, **loop):
+  """Builds the per-task trainer, shards the tasks over ``devices`` (:func:`task_sharding`) and
+  runs ``resumable.train_intervals`` (``loop``: its schedule and ``progress_fn``) from a fresh
+  state or ``ckpt``'s; returns ``(state, snapshots)``."""
+  num_tasks = int(task_keys.shape[0])
+  init, run = make_trainer(env, cfg)
+  sharding = task_sharding(num_tasks, devices)
+  tasks = shard_over_tasks(tasks, sharding, num_tasks)
+  vectors = np.asarray(jax.vmap(env.task_vector)(tasks), np.float32)
+  snap = lambda s: {"actor": jax.tree.map(np.array, s.agents.actor), "task_vectors": vectors}
+  abstract = template = None
+  if ckpt is not None:
+    abstract = jax.eval_shape(init, task_keys, tasks, init_alpha)
+    template = {"actor": abstract.agents.actor, "task_vectors": vectors}
+  fresh = lambda: shard_over_tasks(init(task_keys, tasks, init_alpha), sharding, num_tasks)
+
+  def place(tree):  # a restored host state, laid out as a fresh one
+    return jax.device_put(tree) if sharding is None else shard_over_tasks(tree, sharding, num_tasks)
+
+  return resumable.train_intervals(run, tasks, hp, fresh=fresh, place=place, snapshot=snap,
+                                   abstract_state=abstract, snapshot_template=template,
+                                   checkpoint=ckpt, **loop)
+
+
 def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snapshots: int,
                        seed: int, num_envs: int = 2, hidden_sizes: tuple[int, ...] = (128, 128),
                        batch_size: int = 256, buffer_size: int | None = None,
@@ -578,71 +713,22 @@ def train_sac_per_task(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_sna
     ``[K, T]`` (see ``make_policy_factory``); ``steps`` counts env steps per task. With
     ``keep_replay``: ``(policies, replay)``.
   """
-  check_at_least("num_snapshots", num_snapshots, 2)
-  for name, v in (("num_envs", num_envs), ("batch_size", batch_size),
-                  ("updates_per_iteration", updates_per_iteration)):
-    check_at_least(name, v)
-  check_at_least("warmup_steps", warmup_steps, 0)
-  num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
-  seg = schedule(num_timesteps, num_snapshots, num_envs, warmup_steps, intervals_after_warmup)
-  warm_iters = warmup_steps // num_envs if intervals_after_warmup else 0
-  buffer_size = int(buffer_size) if buffer_size else min(int(num_timesteps), 1_000_000)
-  if buffer_size < num_envs:
-    raise ValueError(f"buffer_size={buffer_size} is smaller than num_envs={num_envs}")
-  total_steps = (warm_iters + seg * (num_snapshots - 1)) * num_envs
-  if keep_replay and buffer_size < total_steps:
-    raise ValueError(f"keep_replay needs a buffer that holds the whole run: buffer_size="
-                     f"{buffer_size} < {total_steps} env steps per task (nothing may be "
-                     "overwritten); raise buffer_size")
-  cfg = PerTaskSACConfig(hidden_sizes=tuple(hidden_sizes), num_envs=int(num_envs),
-                         batch_size=int(batch_size), buffer_size=buffer_size,
-                         updates_per_iteration=int(updates_per_iteration),
-                         learn_entropy=bool(learn_entropy), target_entropy=target_entropy,
-                         train_reward=train_reward, init_scheme=check_init(init_scheme))
-  hp = HParams.create(actor_lr=actor_lr, critic_lr=critic_lr, alpha_lr=alpha_lr,
-                      discount=discount, tau=tau, entropy_alpha=entropy_alpha,
-                      reward_scale=reward_scale)
-  if task_keys is None:
-    base = jax.random.key(seed)
-    task_keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(num_tasks))
-  elif task_keys.shape[0] != num_tasks:
-    raise ValueError(f"task_keys has {task_keys.shape[0]} keys for {num_tasks} tasks")
-  init, run = make_trainer(env, cfg)
-  sharding = task_sharding(num_tasks, devices)
-  tasks = shard_over_tasks(tasks, sharding, num_tasks)
-  vectors = np.asarray(jax.vmap(env.task_vector)(tasks), np.float32)
-  snap = lambda s: {"actor": jax.tree.map(np.array, s.agents.actor), "task_vectors": vectors}
-  ckpt = abstract = template = None
-  if checkpoint_dir is not None:
-    values = checkpoint_settings(
-        cfg, num_timesteps=num_timesteps, num_snapshots=num_snapshots, seed=seed,
-        warmup_steps=warmup_steps, actor_lr=actor_lr, critic_lr=critic_lr, alpha_lr=alpha_lr,
-        discount=discount, tau=tau, entropy_alpha=entropy_alpha, init_alpha=init_alpha,
-        reward_scale=reward_scale, task_keys=resumable.digest(task_keys),
-        intervals_after_warmup=int(bool(intervals_after_warmup)))
-    run_settings = resumable.settings(ALGO, env, tasks, **values)
-    ckpt = resumable.Checkpoint(checkpoint_dir, run_settings, every_seconds=checkpoint_seconds,
-                                every_iterations=checkpoint_iterations)
-    abstract = jax.eval_shape(init, task_keys, tasks, init_alpha)
-    template = {"actor": abstract.agents.actor, "task_vectors": vectors}
-  fresh = lambda: shard_over_tasks(init(task_keys, tasks, init_alpha), sharding, num_tasks)
-
-  def place(tree):  # a restored host state, laid out as a fresh one
-    return jax.device_put(tree) if sharding is None else shard_over_tasks(tree, sharding, num_tasks)
-
-  state, snapshots = resumable.train_intervals(
-      run, tasks, hp, warmup_steps=warmup_steps, seg=seg, num_snapshots=num_snapshots,
-      num_envs=num_envs, fresh=fresh, place=place, snapshot=snap, abstract_state=abstract,
-      snapshot_template=template, progress_fn=progress_fn, checkpoint=ckpt,
+  seg, warm_iters, buffer_size = check_run(
+      num_timesteps, num_snapshots, num_envs, warmup_steps, batch_size, updates_per_iteration,
+      buffer_size, intervals_after_warmup, keep_replay, " (nothing may be overwritten)")
+  cfg = sac_config(hidden_sizes, num_envs, batch_size, buffer_size, updates_per_iteration,
+                   learn_entropy, target_entropy, train_reward, check_init(init_scheme))
+  hp = sac_hparams(actor_lr, critic_lr, alpha_lr, discount, tau, entropy_alpha, reward_scale)
+  task_keys = _task_keys(task_keys, seed, tasks)
+  ckpt = sac_checkpoint(
+      checkpoint_dir, ALGO, env, tasks, cfg, checkpoint_seconds, checkpoint_iterations,
+      num_timesteps=num_timesteps, num_snapshots=num_snapshots, seed=seed,
+      warmup_steps=warmup_steps, actor_lr=actor_lr, critic_lr=critic_lr, alpha_lr=alpha_lr,
+      discount=discount, tau=tau, entropy_alpha=entropy_alpha, init_alpha=init_alpha,
+      reward_scale=reward_scale, task_keys=resumable.digest(task_keys),
+      intervals_after_warmup=int(bool(intervals_after_warmup)))
+  state, snapshots = _train_per_task(
+      env, cfg, tasks, hp, task_keys, init_alpha, devices, ckpt, warmup_steps=warmup_steps,
+      seg=seg, num_snapshots=num_snapshots, num_envs=num_envs, progress_fn=progress_fn,
       warm_iters=warm_iters)
-  steps = np.asarray([s for s, _ in snapshots], np.int64)
-  params = jax.tree.map(lambda *xs: np.stack(xs), *[p for _, p in snapshots])
-  policies = BehaviourPolicies(params=params, steps=steps,
-                               make_policy=make_policy_factory(env, cfg.hidden_sizes),
-                               hidden_sizes=cfg.hidden_sizes, algo=ALGO,
-                               normalize_observations=False)
-  if not keep_replay:
-    return policies
-  # No wrap-around (checked above): entries [0, steps) are the run in insertion order.
-  stored = jax.tree.map(lambda x: np.asarray(x[:, :int(state.steps)]), state.buffer)
-  return policies, Replay(transitions=stored, num_envs=int(num_envs))
+  return behaviour_result(env, cfg, state, snapshots, keep_replay, make_policy_factory, ALGO)

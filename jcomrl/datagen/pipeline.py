@@ -348,6 +348,48 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
   """
   say = message or (lambda s: None)
   algo, kw = split_behaviour_kwargs(behaviour_kwargs)
+  replay_mode = _check_quality(quality, algo, behaviour_tasks)
+  env = envs.make(env_name, physics=physics, **env_overrides)
+  num_snapshots = int(kw.get("num_snapshots", 0))
+  if num_snapshots < 2:
+    raise ConfigError(f"behaviour.num_snapshots must be >= 2, got {num_snapshots}")
+  episodes = 0 if replay_mode else episodes_for(
+      env, quality, num_snapshots, episodes_per_snapshot=episodes_per_snapshot,
+      transitions_per_task=transitions_per_task)
+  all_tasks, split, beh_tasks = _behaviour_task_table(env, behaviour_tasks)
+  behaviour_cfg = {"env": env_name, "env_overrides": env_overrides, "seed": seed, "algo": algo,
+                   "behaviour_tasks": behaviour_tasks, **kw}
+  # The stored terminal flags depend on the env variant's episode-end convention: part of the
+  # resume key, so chunks collected under another convention are never reused.
+  collection_cfg = {"quality": quality, "episodes_per_snapshot": episodes,
+                    "chunk_episodes": chunk_episodes, "end_convention": env.end_convention}
+  work = WorkDir(work_dir, behaviour_cfg, collection_cfg, say) if work_dir else None
+
+  policies, replay, behaviour_seconds = _behaviour_policies(
+      env, algo, kw, beh_tasks, seed=seed, replay_mode=replay_mode, work=work,
+      progress=progress, behaviour_tasks=behaviour_tasks, say=say)
+  data = _dataset_of(env, policies, replay, all_tasks, seed=seed, quality=quality,
+                     episodes=episodes, chunk_episodes=chunk_episodes,
+                     transitions_per_task=transitions_per_task, work=work, say=say)
+  if anchor_policy not in ANCHOR_POLICIES:
+    raise ConfigError(f"anchor_policy={anchor_policy!r}; expected one of {ANCHOR_POLICIES}")
+  by_mode = _returns_by_mode(env, policies, all_tasks, seed, return_episodes)
+  creation = {"seed": seed, "episodes_per_snapshot": episodes,
+              "transitions_per_task": transitions_per_task, "chunk_episodes": chunk_episodes,
+              "return_episodes": return_episodes, "behaviour": jsonable({"algo": algo, **kw}),
+              "behaviour_tasks": behaviour_tasks, "physics": getattr(env, "physics", None),
+              "behaviour_seconds": (None if behaviour_seconds is None
+                                    else round(behaviour_seconds, 1))}
+  meta = _dataset_meta(env, env_name, env_overrides, split, data, quality, creation, policies,
+                       by_mode, anchor_policy)
+  if provenance:
+    meta["creation"].update(jsonable(provenance))
+  return data, policies, meta
+
+
+def _check_quality(quality: str, algo: str, behaviour_tasks: str) -> bool:
+  """Whether ``quality`` is ``"replay"`` (the behaviour run's replay buffer as the dataset);
+  ``ConfigError`` for an unknown quality or a replay the settings cannot make."""
   if quality not in collect.QUALITIES + (REPLAY,):
     raise ConfigError(f"unknown dataset quality {quality!r} (config key quality); "
                       f"expected one of {collect.QUALITIES + (REPLAY,)}")
@@ -358,13 +400,12 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
   if replay_mode and behaviour_tasks != "all":
     raise ConfigError("quality='replay' needs behaviour_tasks='all': every task's data is its "
                       "own stream of the behaviour run")
-  env = envs.make(env_name, physics=physics, **env_overrides)
-  num_snapshots = int(kw.get("num_snapshots", 0))
-  if num_snapshots < 2:
-    raise ConfigError(f"behaviour.num_snapshots must be >= 2, got {num_snapshots}")
-  episodes = 0 if replay_mode else episodes_for(
-      env, quality, num_snapshots, episodes_per_snapshot=episodes_per_snapshot,
-      transitions_per_task=transitions_per_task)
+  return replay_mode
+
+
+def _behaviour_task_table(env: TaskEnv, behaviour_tasks: str):
+  """``(all benchmark tasks, the benchmark split, the tasks the behaviour policies train on)``
+  (``ConfigError`` for an unknown ``behaviour_tasks``)."""
   all_tasks = env.all_benchmark_tasks()
   split = env.benchmark_split()
   if behaviour_tasks not in BEHAVIOUR_TASKS:
@@ -372,98 +413,118 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
                       f"behaviour_tasks); expected one of {BEHAVIOUR_TASKS}")
   beh_tasks = (all_tasks if behaviour_tasks == "all"
                else jax.tree.map(lambda x: x[np.asarray(split["train"])], all_tasks))
-  num_beh = int(jax.tree.leaves(beh_tasks)[0].shape[0])
-  behaviour_cfg = {"env": env_name, "env_overrides": env_overrides, "seed": seed, "algo": algo,
-                   "behaviour_tasks": behaviour_tasks, **kw}
-  # The stored terminal flags depend on the env variant's episode-end convention: part of the
-  # resume key, so chunks collected under another convention are never reused.
-  collection_cfg = {"quality": quality, "episodes_per_snapshot": episodes,
-                    "chunk_episodes": chunk_episodes, "end_convention": env.end_convention}
-  work = WorkDir(work_dir, behaviour_cfg, collection_cfg, say) if work_dir else None
+  return all_tasks, split, beh_tasks
 
-  policies = replay = behaviour_seconds = None
+
+def _behaviour_policies(env: TaskEnv, algo: str, kw: dict[str, Any], beh_tasks, *, seed: int,
+                        replay_mode: bool, work: WorkDir | None, progress, behaviour_tasks: str,
+                        say: Progress):
+  """``(policies, replay or None, behaviour seconds or None)``: the snapshots (and replay
+  buffer) a work directory kept, else a training run's (resuming the work directory's
+  checkpoint), saved there."""
   replay_file = os.path.join(work.path, REPLAY_FILE) if work is not None else None
   if work is not None and os.path.isdir(work.behaviour_path) and (
       not replay_mode or os.path.exists(replay_file)):
     policies = load_behaviour(work.path, env)
-    if replay_mode:
-      replay = load_replay(replay_file)
+    replay = load_replay(replay_file) if replay_mode else None
     say(f"resuming: reusing {policies.num_snapshots} {policies.algo} behaviour snapshots "
         f"(steps {policies.steps.tolist()}) from {work.behaviour_path}")
     # what the processes that trained them took
     behaviour_seconds = read_behaviour_seconds(work.path)
     # a run killed between saving its snapshots and deleting its checkpoint
     shutil.rmtree(work.behaviour_checkpoint_path, ignore_errors=True)
-  if policies is None:
-    extra = {}
-    if algo == "sac" and work is not None:
-      extra["checkpoint_dir"] = os.path.join(work.path, "sac_checkpoints")
-      shutil.rmtree(extra["checkpoint_dir"], ignore_errors=True)
-    prior_s = 0.0  # training seconds of the killed processes this run resumes
-    if algo in RESUMABLE_ALGOS and work is not None:
-      extra["checkpoint_dir"] = work.behaviour_checkpoint_path
-      step = resumable.resume_step(extra["checkpoint_dir"])
-      if step is not None:
-        prior_s = read_behaviour_seconds(work.path) or 0.0
-        say(f"resuming {algo} behaviour training from env step {step:,} per task "
-            f"({extra['checkpoint_dir']}; {prior_s / 60:.1f} min of training before)")
-    say(f"training {algo} behaviour policies on {num_beh} tasks ({behaviour_tasks}) ...")
-    if replay_mode:
-      extra["keep_replay"] = True
-    t_beh = time.time()
-    beh_progress = progress
-    if work is not None:
-      def beh_progress(step, metrics):  # the wall time so far survives a kill (at interval ends)
-        write_behaviour_seconds(work.path, prior_s + time.time() - t_beh)
-        if progress is not None:
-          progress(step, metrics)
-    out = behaviour.train_behaviour(algo, env, beh_tasks, seed=seed, progress_fn=beh_progress,
-                                    **kw, **extra)
-    policies, replay = out if replay_mode else (out, None)
-    behaviour_seconds = prior_s + time.time() - t_beh
-    if work is not None:
-      write_behaviour_seconds(work.path, behaviour_seconds)
-    if work is not None:
-      if replay_mode:  # first the buffer, then the snapshots that mark the phase as done
-        save_replay(replay_file, replay)
-      work.save_behaviour(policies)
-      if "checkpoint_dir" in extra:
-        shutil.rmtree(extra["checkpoint_dir"], ignore_errors=True)
-      say(f"saved behaviour snapshots to {work.behaviour_path}")
-
-  key = jax.random.fold_in(jax.random.key(seed), 1)
+    return policies, replay, behaviour_seconds
+  extra, prior_s = _behaviour_checkpoint(algo, work, say)
+  num_beh = int(jax.tree.leaves(beh_tasks)[0].shape[0])
+  say(f"training {algo} behaviour policies on {num_beh} tasks ({behaviour_tasks}) ...")
   if replay_mode:
+    extra["keep_replay"] = True
+  t_beh = time.time()
+  beh_progress = progress
+  if work is not None:
+    def beh_progress(step, metrics):  # the wall time so far survives a kill (at interval ends)
+      write_behaviour_seconds(work.path, prior_s + time.time() - t_beh)
+      if progress is not None:
+        progress(step, metrics)
+  out = behaviour.train_behaviour(algo, env, beh_tasks, seed=seed, progress_fn=beh_progress,
+                                  **kw, **extra)
+  policies, replay = out if replay_mode else (out, None)
+  behaviour_seconds = prior_s + time.time() - t_beh
+  if work is not None:
+    write_behaviour_seconds(work.path, behaviour_seconds)
+    if replay_mode:  # first the buffer, then the snapshots that mark the phase as done
+      save_replay(replay_file, replay)
+    work.save_behaviour(policies)
+    if "checkpoint_dir" in extra:
+      shutil.rmtree(extra["checkpoint_dir"], ignore_errors=True)
+    say(f"saved behaviour snapshots to {work.behaviour_path}")
+  return policies, replay, behaviour_seconds
+
+
+def _behaviour_checkpoint(algo: str, work: WorkDir | None, say: Progress) -> tuple[dict, float]:
+  """``(extra trainer kwargs, training seconds before)``: where the behaviour trainer keeps its
+  checkpoints in the work directory (brax's ``sac``: its snapshots, started afresh; the
+  ``RESUMABLE_ALGOS``: their whole state, resumed) and how long the killed processes a resumed
+  run continues had trained."""
+  extra = {}
+  if algo == "sac" and work is not None:
+    extra["checkpoint_dir"] = os.path.join(work.path, "sac_checkpoints")
+    shutil.rmtree(extra["checkpoint_dir"], ignore_errors=True)
+  prior_s = 0.0  # training seconds of the killed processes this run resumes
+  if algo in RESUMABLE_ALGOS and work is not None:
+    extra["checkpoint_dir"] = work.behaviour_checkpoint_path
+    step = resumable.resume_step(extra["checkpoint_dir"])
+    if step is not None:
+      prior_s = read_behaviour_seconds(work.path) or 0.0
+      say(f"resuming {algo} behaviour training from env step {step:,} per task "
+          f"({extra['checkpoint_dir']}; {prior_s / 60:.1f} min of training before)")
+  return extra, prior_s
+
+
+def _dataset_of(env: TaskEnv, policies: BehaviourPolicies, replay, all_tasks, *, seed: int,
+                quality: str, episodes: int, chunk_episodes: int, transitions_per_task: int,
+                work: WorkDir | None, say: Progress) -> OfflineDataset:
+  """The dataset: the replay buffer (``quality="replay"``) or rollouts of the snapshots in every
+  benchmark task (``collect.build_dataset``, its chunks cached in the work directory)."""
+  key = jax.random.fold_in(jax.random.key(seed), 1)
+  if quality == REPLAY:
     data = replay_dataset(env, replay, np.asarray(jax.vmap(env.task_vector)(all_tasks)),
                           snapshot_steps=policies.steps)
     if transitions_per_task > 0 and transitions_per_task < data.num_transitions:
       say(f"quality='replay' keeps the whole buffer ({data.num_transitions} transitions per "
           f"task); transitions_per_task={transitions_per_task} is ignored")
-  else:
-    data = collect.build_dataset(env, policies, all_tasks, key, quality=quality,
-                                 episodes_per_snapshot=episodes, chunk_episodes=chunk_episodes,
-                                 cache=work, progress=say)
-  if anchor_policy not in ANCHOR_POLICIES:
-    raise ConfigError(f"anchor_policy={anchor_policy!r}; expected one of {ANCHOR_POLICIES}")
+    return data
+  return collect.build_dataset(env, policies, all_tasks, key, quality=quality,
+                               episodes_per_snapshot=episodes, chunk_episodes=chunk_episodes,
+                               cache=work, progress=say)
+
+
+def _returns_by_mode(env: TaskEnv, policies: BehaviourPolicies, all_tasks, seed: int,
+                    return_episodes: int) -> dict[str, np.ndarray]:
+  """``{anchor policy: [K, T]}``: each snapshot's mean return in each task over
+  ``return_episodes`` episodes, acting as each of ``ANCHOR_POLICIES`` says (one key for both)."""
   k_ret = jax.random.fold_in(jax.random.key(seed), 2)
-  by_mode = {m: collect.snapshot_returns(env, policies, all_tasks, k_ret, return_episodes,
-                                         deterministic=m == "deterministic")  # [K, T]
-             for m in ANCHOR_POLICIES}
+  return {m: collect.snapshot_returns(env, policies, all_tasks, k_ret, return_episodes,
+                                      deterministic=m == "deterministic")  # [K, T]
+          for m in ANCHOR_POLICIES}
+
+
+def _dataset_meta(env: TaskEnv, env_name: str, env_overrides: dict[str, Any], split: dict,
+                  data: OfflineDataset, quality: str, creation: dict,
+                  policies: BehaviourPolicies, by_mode: dict[str, np.ndarray],
+                  anchor_policy: str) -> dict:
+  """The dataset's meta: its env, quality, ``creation`` record, the behaviour snapshots' returns
+  (``by_mode``: ``[K, T]`` per anchor policy) and the normalisation anchors."""
+  replay_mode = quality == REPLAY
   returns = by_mode[anchor_policy]
   other = [m for m in ANCHOR_POLICIES if m != anchor_policy][0]
-  meta = {
+  if replay_mode:
+    creation = {**creation, "source": "the behaviour run's whole replay buffer (checkpoint_id = "
+                                      "training interval)"}
+  return {
       "env": env_name, "env_overrides": env_overrides, "split": split,
       "task_params": np.asarray(data.task_params).tolist(), "quality": quality,
-      "end_convention": env.end_convention,
-      "creation": {"seed": seed, "episodes_per_snapshot": episodes,
-                   "transitions_per_task": transitions_per_task,
-                   "chunk_episodes": chunk_episodes, "return_episodes": return_episodes,
-                   "behaviour": jsonable({"algo": algo, **kw}),
-                   "behaviour_tasks": behaviour_tasks,
-                   "physics": getattr(env, "physics", None),
-                   "behaviour_seconds": (None if behaviour_seconds is None
-                                         else round(behaviour_seconds, 1)),
-                   **({"source": "the behaviour run's whole replay buffer (checkpoint_id = "
-                                 "training interval)"} if replay_mode else {})},
+      "end_convention": env.end_convention, "creation": creation,
       "behaviour_snapshots": {"algo": policies.algo, "steps": policies.steps.tolist(),
                               "mean_return": returns.mean(axis=1).tolist(),
                               # [K, T]: each snapshot's mean return in each task
@@ -480,9 +541,6 @@ def generate(env_name: str, env_overrides: dict[str, Any], *, quality: str, seed
       # or all steps under the env's "no_terminal" end convention).
       "normalisation": anchors(returns, anchor_policy),
   }
-  if provenance:
-    meta["creation"].update(jsonable(provenance))
-  return data, policies, meta
 
 
 def anchors(returns: np.ndarray, policy: str) -> dict:

@@ -33,19 +33,24 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jcomrl import optim
 from jcomrl.algos.config import HParams
 from jcomrl.datagen import resumable
 from jcomrl.datagen.per_task_sac import (
   Agent,
   PerTaskSACConfig,
   Replay,
-  adam,
-  check_at_least,
-  checkpoint_settings,
+  behaviour_result,
+  check_run,
+  empty_buffer,
   make_sac_step,
   no_code,
   record_step,
-  schedule,
+  repeat_tasks,
+  sac_checkpoint,
+  sac_config,
+  sac_hparams,
+  sum_iterations,
 )
 from jcomrl.datagen.policies import BehaviourPolicies
 from jcomrl.envs.base import EnvState, Task, TaskEnv
@@ -90,7 +95,7 @@ def init_agent(env: TaskEnv, cfg: PerTaskSACConfig, key, init_alpha) -> Agent:
   actor_p = policy.init(k_actor, obs, no_code((1,)))
   critic_p = critic.init(k_critic, obs, no_code((1,)), jnp.zeros((1, env.action_size)))
   log_alpha = jnp.log(jnp.asarray(init_alpha, jnp.float32))
-  opt = adam()
+  opt = optim.adam()
   return Agent(actor=actor_p, critic=critic_p, critic_target=critic_p, log_alpha=log_alpha,
                opt_actor=opt.init(actor_p), opt_critic=opt.init(critic_p),
                opt_alpha=opt.init(log_alpha))
@@ -109,6 +114,25 @@ def sample_batch(key, buffer: Transition, size, vectors, batch_size: int) -> Tra
                        next_obs=jnp.concatenate([batch.next_obs, vec], -1))
 
 
+def _make_init(env: TaskEnv, cfg: PerTaskSACConfig) -> Callable:
+  """``init(key, tasks [T], init_alpha) -> TrainState`` of ``make_trainer``: ``key`` splits into
+  the state's stream, the agent's init and the envs' resets."""
+  e = cfg.num_envs
+  v_reset = jax.vmap(env.reset)
+
+  def init(key, tasks, init_alpha):
+    t = int(jax.tree.leaves(tasks)[0].shape[0])
+    k_state, k_agent, k_reset = jax.random.split(key, 3)
+    env_state = v_reset(jax.random.split(k_reset, t * e), repeat_tasks(tasks, e))
+    buffer = empty_buffer(t, cfg.buffer_size, env.observation_size, env.action_size)
+    zero = jnp.zeros((), jnp.int32)
+    return TrainState(agent=init_agent(env, cfg, k_agent, init_alpha), buffer=buffer,
+                      env=env_state, episode_return=jnp.zeros((t * e,)),
+                      key=jax.random.key_data(k_state), ptr=zero, size=zero, steps=zero)
+
+  return init
+
+
 def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
   """``(init, run)``, both jitted; the same contract as ``per_task_sac.make_trainer`` with one
   agent: ``init(key, tasks, init_alpha)``, ``run(state, tasks, hp, warmup_steps,
@@ -119,24 +143,7 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
   target_entropy = (-float(env.action_size) if cfg.target_entropy is None
                     else float(cfg.target_entropy))
   step = make_sac_step(policy, critic, cfg, target_entropy)
-  e, obs_size, act_size = cfg.num_envs, env.observation_size, env.action_size
-  v_reset = jax.vmap(env.reset)
-
-  def flat_tasks(tasks):
-    return jax.tree.map(lambda x: jnp.repeat(x, e, axis=0), tasks) if e > 1 else tasks
-
-  def init(key, tasks, init_alpha):
-    t = int(jax.tree.leaves(tasks)[0].shape[0])
-    k_state, k_agent, k_reset = jax.random.split(key, 3)
-    env_state = v_reset(jax.random.split(k_reset, t * e), flat_tasks(tasks))
-    c = cfg.buffer_size
-    buffer = Transition(obs=jnp.zeros((t, c, obs_size)), action=jnp.zeros((t, c, act_size)),
-                        reward=jnp.zeros((t, c)), next_obs=jnp.zeros((t, c, obs_size)),
-                        terminal=jnp.zeros((t, c)), timeout=jnp.zeros((t, c)))
-    zero = jnp.zeros((), jnp.int32)
-    return TrainState(agent=init_agent(env, cfg, k_agent, init_alpha), buffer=buffer,
-                      env=env_state, episode_return=jnp.zeros((t * e,)),
-                      key=jax.random.key_data(k_state), ptr=zero, size=zero, steps=zero)
+  e, act_size = cfg.num_envs, env.action_size
 
   def one_update(agent: Agent, key, buffer, size, vectors, hp: HParams):
     k_batch, k_critic, k_actor = jax.random.split(key, 3)
@@ -176,22 +183,12 @@ def make_trainer(env: TaskEnv, cfg: PerTaskSACConfig):
 
   @functools.partial(jax.jit, donate_argnums=(0,))
   def run(state: TrainState, tasks, hp: HParams, warmup_steps, num_iterations):
-    flat = flat_tasks(tasks)
+    flat = repeat_tasks(tasks, e)
     vectors = jax.vmap(env.task_vector)(tasks)
-    shapes = jax.eval_shape(lambda s: iteration(s, flat, vectors, hp, warmup_steps)[1], state)
-    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+    return sum_iterations(lambda s: iteration(s, flat, vectors, hp, warmup_steps), state,
+                          num_iterations)
 
-    def body(_, carry):
-      s, acc = carry
-      s, stats = iteration(s, flat, vectors, hp, warmup_steps)
-      w = stats["updated"]
-      acc = {k: acc[k] + (v if k in ("return_sum", "episodes", "updated") else w * v)
-             for k, v in stats.items()}
-      return s, acc
-
-    return jax.lax.fori_loop(0, num_iterations, body, (state, zeros))
-
-  return jax.jit(init), run
+  return jax.jit(_make_init(env, cfg)), run
 
 
 def make_policy_factory(env: TaskEnv, hidden_sizes, log_std_min: float = -20.0,
@@ -249,42 +246,24 @@ def train_sac_shared(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snaps
   committed checkpoint of the same settings continues from it, bit for bit; one made with other
   settings is a ``jcomrl.checkpoint.CheckpointError``).
   """
-  check_at_least("num_snapshots", num_snapshots, 2)
-  for name, v in (("num_envs", num_envs), ("batch_size", batch_size),
-                  ("updates_per_iteration", updates_per_iteration)):
-    check_at_least(name, v)
-  check_at_least("warmup_steps", warmup_steps, 0)
-  seg = schedule(num_timesteps, num_snapshots, num_envs, warmup_steps, intervals_after_warmup)
-  warm_iters = warmup_steps // num_envs if intervals_after_warmup else 0
-  total_steps = (warm_iters + seg * (num_snapshots - 1)) * num_envs
-  buffer_size = int(buffer_size) if buffer_size else min(int(num_timesteps), 1_000_000)
-  if buffer_size < num_envs:
-    raise ValueError(f"buffer_size={buffer_size} is smaller than num_envs={num_envs}")
-  if keep_replay and buffer_size < total_steps:
-    raise ValueError(f"keep_replay needs a buffer that holds the whole run: buffer_size="
-                     f"{buffer_size} < {total_steps} env steps per task; raise buffer_size")
-  cfg = PerTaskSACConfig(hidden_sizes=tuple(hidden_sizes), num_envs=int(num_envs),
-                         batch_size=int(batch_size), buffer_size=buffer_size,
-                         updates_per_iteration=int(updates_per_iteration),
-                         learn_entropy=bool(learn_entropy), target_entropy=target_entropy,
-                         train_reward=train_reward)
-  hp = HParams.create(actor_lr=actor_lr, critic_lr=critic_lr, alpha_lr=alpha_lr,
-                      discount=discount, tau=tau, entropy_alpha=entropy_alpha,
-                      reward_scale=reward_scale)
+  seg, warm_iters, buffer_size = check_run(
+      num_timesteps, num_snapshots, num_envs, warmup_steps, batch_size, updates_per_iteration,
+      buffer_size, intervals_after_warmup, keep_replay)
+  cfg = sac_config(hidden_sizes, num_envs, batch_size, buffer_size, updates_per_iteration,
+                   learn_entropy, target_entropy, train_reward)
+  hp = sac_hparams(actor_lr, critic_lr, alpha_lr, discount, tau, entropy_alpha, reward_scale)
   init, run = make_trainer(env, cfg)
   snap = lambda s: {"actor": jax.tree.map(np.array, s.agent.actor)}
-  ckpt = abstract = template = None
-  if checkpoint_dir is not None:
-    values = checkpoint_settings(
-        cfg, num_timesteps=num_timesteps, num_snapshots=num_snapshots, seed=seed,
-        warmup_steps=warmup_steps, actor_lr=actor_lr, critic_lr=critic_lr, alpha_lr=alpha_lr,
-        discount=discount, tau=tau, entropy_alpha=entropy_alpha, init_alpha=init_alpha,
-        reward_scale=reward_scale,
-        # only when set: checkpoints written before the option existed stay resumable
-        **({"intervals_after_warmup": 1} if intervals_after_warmup else {}))
-    ckpt = resumable.Checkpoint(checkpoint_dir, resumable.settings(ALGO, env, tasks, **values),
-                                every_seconds=checkpoint_seconds,
-                                every_iterations=checkpoint_iterations)
+  ckpt = sac_checkpoint(
+      checkpoint_dir, ALGO, env, tasks, cfg, checkpoint_seconds, checkpoint_iterations,
+      num_timesteps=num_timesteps, num_snapshots=num_snapshots, seed=seed,
+      warmup_steps=warmup_steps, actor_lr=actor_lr, critic_lr=critic_lr, alpha_lr=alpha_lr,
+      discount=discount, tau=tau, entropy_alpha=entropy_alpha, init_alpha=init_alpha,
+      reward_scale=reward_scale,
+      # only when set: checkpoints written before the option existed stay resumable
+      **({"intervals_after_warmup": 1} if intervals_after_warmup else {}))
+  abstract = template = None
+  if ckpt is not None:
     abstract = jax.eval_shape(init, jax.random.key(seed), tasks, init_alpha)
     template = {"actor": abstract.agent.actor}
   state, snapshots = resumable.train_intervals(
@@ -292,13 +271,4 @@ def train_sac_shared(env: TaskEnv, tasks: Task, *, num_timesteps: int, num_snaps
       num_envs=num_envs, fresh=lambda: init(jax.random.key(seed), tasks, init_alpha),
       place=jax.device_put, snapshot=snap, abstract_state=abstract, snapshot_template=template,
       progress_fn=progress_fn, checkpoint=ckpt, warm_iters=warm_iters)
-  steps = np.asarray([s for s, _ in snapshots], np.int64)
-  params = jax.tree.map(lambda *xs: np.stack(xs), *[p for _, p in snapshots])
-  policies = BehaviourPolicies(params=params, steps=steps,
-                               make_policy=make_policy_factory(env, cfg.hidden_sizes),
-                               hidden_sizes=cfg.hidden_sizes, algo=ALGO,
-                               normalize_observations=False)
-  if not keep_replay:
-    return policies
-  stored = jax.tree.map(lambda x: np.asarray(x[:, :int(state.steps)]), state.buffer)
-  return policies, Replay(transitions=stored, num_envs=int(num_envs))
+  return behaviour_result(env, cfg, state, snapshots, keep_replay, make_policy_factory, ALGO)

@@ -29,9 +29,8 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jcomrl import atomic, mi
+from jcomrl import atomic, mi, optim
 from jcomrl.algos.learner import Learner
 from jcomrl.data.dataset import OfflineDataset
 from jcomrl.data.sampler import sample_context
@@ -65,7 +64,7 @@ def classification_mi(z_fit, y_fit, z_test, y_test, num_classes: int, *, steps: 
   x_fit, x_test = jnp.asarray(x_fit, jnp.float32), jnp.asarray(x_test, jnp.float32)
   y_fit, y_test = jnp.asarray(y_fit, jnp.int32), jnp.asarray(y_test, jnp.int32)
   params = {"w": jnp.zeros((x_fit.shape[1], num_classes)), "b": jnp.zeros((num_classes,))}
-  opt = optax.adamw(learning_rate, weight_decay=weight_decay)
+  opt = optim.adam(learning_rate, weight_decay=weight_decay)
 
   def loss(p, x, y):
     return -mi.classification_bound(x @ p["w"] + p["b"], y)
@@ -75,8 +74,7 @@ def classification_mi(z_fit, y_fit, z_test, y_test, num_classes: int, *, steps: 
     def step(carry, _):
       p, s = carry
       g = jax.grad(loss)(p, x_fit, y_fit)
-      u, s = opt.update(g, s, p)
-      return (optax.apply_updates(p, u), s), None
+      return optim.step(opt, s, g, p), None
 
     (p, _), _ = jax.lax.scan(step, (p, opt.init(p)), None, length=steps)
     return p

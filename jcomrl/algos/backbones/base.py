@@ -24,8 +24,8 @@ from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
+from jcomrl import optim
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.objectives import code_size
 from jcomrl.algos.settings import Settings, declare
@@ -34,9 +34,6 @@ from jcomrl.types import Transition
 
 BACKBONES: dict[str, type[Backbone]] = {}
 
-# Adam's moment estimates without the learning rate: the (traced) rate is a plain product in
-# ``apply_gradient``, so a sweep over it is a vmap and optax's state stays untouched.
-_ADAM = optax.scale_by_adam()
 
 
 ACTIVATIONS = ("relu", "elu")
@@ -80,14 +77,16 @@ def make_backbone(cfg: LearnerConfig) -> Backbone:
 
 
 def optimiser_init(params) -> Any:
-  """The optimiser state of one parameter group."""
-  return _ADAM.init(params)
+  """The optimiser state of one parameter group (:func:`jcomrl.optim.adam_init`: Adam's
+  moments; the traced rate is a plain product in ``apply_gradient``, so a sweep over it is a
+  vmap and optax's state stays untouched)."""
+  return optim.adam_init(params)
 
 
 def apply_gradient(grads, params, opt_state, lr):
-  """One Adam step at the traced learning rate ``lr``; returns ``(params, opt_state)``."""
-  updates, opt_state = _ADAM.update(grads, opt_state, params)
-  return optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates)), opt_state
+  """One Adam step at the traced learning rate ``lr`` (:func:`jcomrl.optim.adam_step`); returns
+  ``(params, opt_state)``."""
+  return optim.adam_step(grads, params, opt_state, lr)
 
 
 def gradient_step(loss_fn: Callable, params, opt_state, lr):

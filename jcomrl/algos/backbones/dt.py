@@ -28,9 +28,9 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import optax
 
-from jcomrl.algos.backbones.base import _ADAM, Backbone, Policy, register, task_mean
+from jcomrl import optim
+from jcomrl.algos.backbones.base import Backbone, Policy, register, task_mean
 from jcomrl.algos.config import HParams
 from jcomrl.algos.objectives import OBJECTIVES, code_size
 from jcomrl.algos.settings import Settings
@@ -148,12 +148,9 @@ class DT(Backbone):
     per_task = self.actor_loss_fn(params, hp, None)
     (_, aux), grads = jax.value_and_grad(
         lambda p: task_mean(per_task, p, rls[0], z, keys[2]), has_aux=True)(params["actor"])
-    norm = optax.tree.norm(grads)
-    grads = jax.tree.map(lambda g: g * jnp.minimum(1.0, s.grad_clip / (norm + 1e-6)), grads)
-    updates, opt_a = _ADAM.update(grads, opt["actor"], params["actor"])
+    grads, norm = optim.clip_by_global_norm(grads, s.grad_clip)
     lr = hp.actor_lr * jnp.minimum((step + 1.0) / s.warmup_steps, 1.0)
-    new = jax.tree.map(lambda p, u: p - lr * (u + s.weight_decay * p), params["actor"],
-                       updates)
+    new, opt_a = optim.adamw_step(grads, params["actor"], opt["actor"], lr, s.weight_decay)
     metrics = {**aux, "actor/grad_norm": norm, "actor/lr": lr}
     return {**params, "actor": new}, {**opt, "actor": opt_a}, metrics, None
 
