@@ -97,9 +97,12 @@ def row_config(row: str, chunk: int) -> tuple[LearnerConfig | MacawConfig, HPara
     # earlier form of the same workload, D in the actor loss at a traced weight of 0.
     penalty = "none" if extra == "dual3" else "policy"
     # UNICORN's dual critic descends from the FOCAL port: output-norm gradient penalty.
-    # The preset's actor-critic settings carry over (SAC's are a subset of BRAC's).
+    # The preset's actor-critic settings carry over (SAC's are a subset of BRAC's), and the
+    # dual critic takes the preset table's dual width, which equals its rl_hidden (the nested
+    # preset of a SAC-backbone method has no BRAC subtree to hold it).
     own = lrn.pop(lrn["backbone"], {})
-    lrn.update(backbone="brac", brac={**own, "dual_steps": 3, "penalty": penalty, "gp": "output"})
+    lrn.update(backbone="brac", brac={**own, "dual_steps": 3, "penalty": penalty, "gp": "output",
+                                      "dual_hidden": lrn["rl_hidden"]})
     p["hparams"]["brac"] = {**p["hparams"].get("brac", {}), "weight": 0.0}
   return LearnerConfig.create(**lrn), HParams.create(**p["hparams"])
 
