@@ -26,19 +26,39 @@ def _equal(a, b):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_adam_step_is_the_learners_apply_gradient():
+def test_adam_step_is_the_learners_former_update_and_adam_by_hand():
+  """``adam_step`` against the lines ``backbones.base.apply_gradient`` had before it called
+  ``jcomrl.optim`` (bit for bit), and against Adam written out in float64."""
+  adam = optax.scale_by_adam()
+
+  def former(grads, params, opt, lr):
+    updates, opt = adam.update(grads, opt, params)
+    return optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates)), opt
+
   params = _tree(jax.random.key(0))
-  step_new = jax.jit(optim.adam_step)
-  step_old = jax.jit(base.apply_gradient)
   p_new, s_new = params, optim.adam_init(params)
-  p_old, s_old = params, base.optimiser_init(params)
+  p_old, s_old = params, adam.init(params)
   _equal(s_new, s_old)
+  ref = {k: np.asarray(v, np.float64) for k, v in params.items()}
+  m = {k: np.zeros_like(v) for k, v in ref.items()}
+  v2 = {k: np.zeros_like(v) for k, v in ref.items()}
   for i, g in enumerate(_grads(4)):
     lr = jnp.float32(1e-3 * (i + 1))  # traced: one program for every rate
-    p_new, s_new = step_new(g, p_new, s_new, lr)
-    p_old, s_old = step_old(g, p_old, s_old, lr)
+    p_new, s_new = jax.jit(optim.adam_step)(g, p_new, s_new, lr)
+    p_old, s_old = jax.jit(former)(g, p_old, s_old, lr)
+    t = i + 1
+    for k in ref:  # b1 0.9, b2 0.999, eps 1e-8, bias-corrected moments
+      gk = np.asarray(g[k], np.float64)
+      m[k] = 0.9 * m[k] + 0.1 * gk
+      v2[k] = 0.999 * v2[k] + 0.001 * gk ** 2
+      mhat, vhat = m[k] / (1 - 0.9 ** t), v2[k] / (1 - 0.999 ** t)
+      ref[k] = ref[k] - float(lr) * mhat / (np.sqrt(vhat) + 1e-8)
   _equal((p_new, s_new), (p_old, s_old))
-  assert not np.array_equal(np.asarray(p_new["w"]), np.asarray(params["w"]))
+  for k in ref:
+    np.testing.assert_allclose(np.asarray(p_new[k], np.float64), ref[k], rtol=1e-5, atol=1e-6)
+  # the learners' groups step through it
+  _equal(jax.jit(base.apply_gradient)(_grads(1)[0], params, base.optimiser_init(params), 1e-3),
+         jax.jit(optim.adam_step)(_grads(1)[0], params, optim.adam_init(params), 1e-3))
 
 
 def test_clipped_adamw_step_is_the_decision_transformers_update():

@@ -315,3 +315,32 @@ def test_a_toy_backbone_registered_from_a_test_trains(toy_backbone, synthetic_da
   print(f"toy BC: mse {before:.3f} -> {bc_mse(state):.3f}")
   assert bc_mse(state) < 0.8 * before  # measured 0.353 -> 0.232 (noisy scripted actions)
   assert np.isfinite(m["critic/loss"]).all() and "actor/bc_mse" in m
+
+
+def test_flat_names_of_earlier_configs_map_to_the_plugins_in_use():
+  """The reader of configs written before plug-in subtrees: each flat key goes to the plug-ins
+  in use that declare it, under its new name; it wins over the same key in a subtree (an
+  override of an old name on a config that holds every subtree's defaults); a key only unused
+  plug-ins declare is dropped; an unknown one is refused."""
+  sizes = dict(obs_size=2, action_size=2, task_param_size=2)
+  cfg = LearnerConfig.from_dict({**sizes, "representation": "corro", "backbone": "brac",
+                                 "brac_penalty": "both", "dual_steps": 3,
+                                 "brac": {"penalty": "value", "gp": "output"},
+                                 "corro_negatives": 7, "cql": {"partition_samples": 3},
+                                 "misa_bound": "dv"})
+  assert dict(cfg.plugins).keys() == {"brac", "corro"}
+  brac = cfg.settings("brac")
+  assert (brac.penalty, brac.dual_steps, brac.gp) == ("both", 3, "output")
+  assert cfg.settings("corro").negatives == 7
+  assert cfg.to_dict()["brac"]["penalty"] == "both" and "cql" not in cfg.to_dict()
+  with pytest.raises(ValueError, match="did you mean 'brac_penalty'"):
+    LearnerConfig.from_dict({**sizes, "brac_penalt": "both"})
+  # hyper-parameters: a flat name goes to every plug-in declaring it, over its subtree
+  hp = HParams.create(focal_weight=3.0, brac_weight=0.5, brac={"weight": 0.2, "weight_max": 9.0},
+                      cql_temperature=2.0)
+  assert float(hp.of("focal").weight) == 3.0
+  assert float(hp.of("unicorn_ss").focal_weight) == float(hp.of("csro").focal_weight) == 3.0
+  assert (float(hp.of("brac").weight), float(hp.of("brac").weight_max)) == (0.5, 9.0)
+  assert float(hp.of("cql").temperature) == 2.0
+  with pytest.raises(ValueError, match="unknown hyper-parameter"):
+    HParams.create(brac={"wieght": 1.0})

@@ -334,6 +334,24 @@ MUTATIONS: list[M] = [
       "  idx", ("tests/test_per_task_sac.py", "tests/test_shared_sac.py"),
       "the behaviour trainers' running episode return is not reset at an episode's end (missed "
       "by every tier on the first run; test_per_task_sac.test_record_step_by_hand added)"),
+    # ---------------------------------------------------------------- plug-in settings, optim
+    M("legacy_name_swap", "jcomrl/algos/backbones/brac.py",
+      'legacy = {"weight": "brac_weight", "weight_lr": "brac_weight_lr",',
+      'legacy = {"weight": "brac_weight_lr", "weight_lr": "brac_weight",',
+      ("tests/test_plugin.py", "tests/test_presets_provenance.py", "tests/test_checkpoint.py"),
+      "flat brac_weight of an earlier config read into the weight's learning rate"),
+    M("subtree_over_flat", "jcomrl/algos/config.py",
+      "subtrees[name] = {**given, **subtrees.get(name, {})}",
+      "subtrees[name] = {**subtrees.get(name, {}), **given}",
+      ("tests/test_plugin.py", "tests/test_offline_rl.py"),
+      "a subtree's default wins over an explicit flat key of an earlier config"),
+    M("settings_dropped", "jcomrl/algos/config.py", "      value = given.get(name)\n",
+      "      value = None\n", ("tests/test_plugin.py", "tests/test_plugin_cli.py"),
+      "the learner config drops the plug-in settings it was given (defaults instead)"),
+    M("adam_step_sign", "jcomrl/optim.py",
+      "return optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates)), opt_state",
+      "return optax.apply_updates(params, jax.tree.map(lambda u: lr * u, updates)), opt_state",
+      ("tests/test_optim.py",), "the learners' Adam ascends the loss"),
 ]
 
 

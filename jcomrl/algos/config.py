@@ -167,8 +167,9 @@ class LearnerConfig:
         for n in owners:
           subtrees.setdefault(n, {})[legacy_names(SETTINGS[n])[key]] = value
         if not owners and not any(key in legacy_names(c) for c in SETTINGS.values()):
+          flat = {n for c in SETTINGS.values() for n in legacy_names(c)}
           raise ValueError(f"unknown learner config key {key!r}; "
-                           f"{did_you_mean(key, core | set(SETTINGS))}")
+                           f"{did_you_mean(key, core | set(SETTINGS) | flat)}")
     # A flat key wins over its subtree's value: flat keys come from configs written before
     # subtrees, or from an override of one (the subtree may hold every plug-in's defaults).
     for name, value in nested.items():
