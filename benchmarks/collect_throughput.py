@@ -62,13 +62,12 @@ import time
 import jax
 import numpy as np
 
-from jcomrl import atomic, envs
+from jcomrl import atomic, envs, names
 from jcomrl.datagen import behaviour, collect, pipeline, recipes
 from jcomrl.envs.c_physics import default_threads
 from jcomrl.rollout import make_rollout_fn
 
-ENV_NAMES = ["point_robot", "sparse_point_robot", "cheetah_vel", "cheetah_dir", "ant_dir",
-             "hopper_param", "walker_param"]
+ENV_NAMES = list(names.ENVS)
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 

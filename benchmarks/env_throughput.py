@@ -27,10 +27,10 @@ import time
 import jax
 import jax.numpy as jnp
 
-from jcomrl import atomic, envs
+from jcomrl import atomic, envs, names
 from jcomrl.envs.c_physics import default_threads
 
-ENV_NAMES = ["cheetah_vel", "cheetah_dir", "ant_dir", "hopper_param", "walker_param"]
+ENV_NAMES = list(names.MUJOCO_ENVS)
 
 
 def make_run(env, batch: int, steps: int):

@@ -22,18 +22,11 @@ import re
 import numpy as np
 from absl import flags
 
-from jcomrl import atomic
+from jcomrl import atomic, names
 
-ENV_NAMES = {"point_robot": "Point-Robot", "sparse_point_robot": "Sparse-Point-Robot",
-             "cheetah_vel": "HC-Vel", "cheetah_dir": "HC-Dir", "ant_dir": "Ant-Dir",
-             "hopper_param": "Hopper", "walker_param": "Walker"}
-ALGO_NAMES = {"unicorn_ss": "UNICORN-SS", "unicorn_sup": "UNICORN-SUP", "csro": "CSRO",
-              "corro": "CORRO", "focal": "FOCAL", "supervised": "Supervised", "oracle": "Oracle",
-              "borel": "BOReL", "macaw": "MACAW", "prompt_dt": "Prompt-DT",
-              "unicorn_ss_dt": "UNICORN-SS-DT", "unicorn_sup_dt": "UNICORN-SUP-DT",
-              "focal_dt": "FOCAL-DT"}
-PROTOCOL_NAMES = {"iid": "IID", "ood": "OOD", "online": "Online", "task_ood": "Task-OOD",
-                  "z_shuffle": "IID z-shuffled"}
+ENV_NAMES = names.ENV_DISPLAY
+ALGO_NAMES = names.PRESET_DISPLAY
+PROTOCOL_NAMES = names.PROTOCOL_DISPLAY
 _STEP_FILE = re.compile(r"^(?P<protocol>[a-z_]+)_step(?P<step>\d+)\.json$")
 
 

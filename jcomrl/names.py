@@ -1,4 +1,5 @@
-"""Names that several layers list: the evaluation protocols, FOCAL's 2-task setting.
+"""Names that several layers list: the suite's envs, the evaluation protocols, FOCAL's 2-task
+setting.
 
 No JAX is imported here, so the command line can check a flag against these names before JAX
 loads. ``jcomrl.eval.suite``, ``jcomrl.run`` and ``experiments.cli`` take their lists from
@@ -8,6 +9,21 @@ this module.
 from __future__ import annotations
 
 import difflib
+
+# The envs of the suite (presets, data recipes, tables and benchmarks take their lists from here).
+ENVS = ("point_robot", "sparse_point_robot", "cheetah_vel", "cheetah_dir", "ant_dir",
+        "hopper_param", "walker_param")
+MUJOCO_ENVS = ENVS[2:]
+# How tables name them (UNICORN's table headers).
+ENV_DISPLAY = {"point_robot": "Point-Robot", "sparse_point_robot": "Sparse-Point-Robot",
+               "cheetah_vel": "HC-Vel", "cheetah_dir": "HC-Dir", "ant_dir": "Ant-Dir",
+               "hopper_param": "Hopper", "walker_param": "Walker"}
+# The methods' display names, by preset (jcomrl.algos.presets, MACAW's learner type).
+PRESET_DISPLAY = {"unicorn_ss": "UNICORN-SS", "unicorn_sup": "UNICORN-SUP", "csro": "CSRO",
+                  "corro": "CORRO", "focal": "FOCAL", "supervised": "Supervised",
+                  "oracle": "Oracle", "borel": "BOReL", "macaw": "MACAW",
+                  "prompt_dt": "Prompt-DT", "unicorn_ss_dt": "UNICORN-SS-DT",
+                  "unicorn_sup_dt": "UNICORN-SUP-DT", "focal_dt": "FOCAL-DT"}
 
 # FOCAL's own 2-task setting of two envs (the env's "focal" variant: FOCAL's forward/backward
 # tasks): the presets and the data recipes of ``<env>@focal2`` (jcomrl.algos.presets,
@@ -19,6 +35,8 @@ FOCAL2_ENV_OVERRIDES = {"variant": "focal"}  # jcomrl.envs.make(env, **FOCAL2_EN
 EVAL_PROTOCOLS = ("iid", "ood", "online", "task_ood", "z_shuffle")
 # ... and the representation diagnostics (task-code plots and probes), run like a protocol.
 PROTOCOLS = EVAL_PROTOCOLS + ("diagnostics",)
+PROTOCOL_DISPLAY = {"iid": "IID", "ood": "OOD", "online": "Online", "task_ood": "Task-OOD",
+                    "z_shuffle": "IID z-shuffled"}
 
 
 def parse_protocols(spec, error: type[Exception] = ValueError) -> list[str]:

@@ -115,3 +115,12 @@ def test_loading_a_training_config_starts_no_jax_backend():
   out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                        check=True).stdout
   assert out.strip() == "False"
+
+
+def test_names_are_listed_once():
+  from jcomrl import names
+  from jcomrl.algos import presets
+  assert presets.ENVS is names.ENVS and tuple(names.ENV_DISPLAY) == names.ENVS
+  assert set(names.PRESET_DISPLAY) == set(presets.ALL_PRESETS) | {"macaw"}
+  assert set(names.PROTOCOL_DISPLAY) == set(names.EVAL_PROTOCOLS)
+  assert recipes.OFFICIAL_ENVS == names.MUJOCO_ENVS

@@ -102,12 +102,10 @@ import copy
 # The registries: nested() maps each plug-in's flat keys to its subtree.
 from jcomrl.algos import backbones, objectives  # noqa: F401
 from jcomrl.algos.config import HParams, LearnerConfig
-from jcomrl.names import FOCAL2_ENV_OVERRIDES, FOCAL2_ENVS  # noqa: F401 (presets.FOCAL2_*)
+# presets.ENVS / MUJOCO_ENVS / FOCAL2_* are the names module's
+from jcomrl.names import ENVS, FOCAL2_ENV_OVERRIDES, FOCAL2_ENVS, MUJOCO_ENVS  # noqa: F401
 
 PRESETS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "supervised", "oracle", "borel")
-ENVS = ("point_robot", "sparse_point_robot", "cheetah_vel", "cheetah_dir", "ant_dir",
-        "hopper_param", "walker_param")
-MUJOCO_ENVS = ENVS[2:]
 # Decision-transformer presets: the DT backbone with Prompt-DT's prompt or an objective's code.
 DT_PRESETS = ("prompt_dt", "unicorn_ss_dt", "unicorn_sup_dt", "focal_dt")
 DT_REPRESENTATION = {"prompt_dt": "prompt", "unicorn_ss_dt": "unicorn_ss",

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 from ml_collections import config_dict
 
-from jcomrl.names import FOCAL2_ENV_OVERRIDES, FOCAL2_ENVS
+from jcomrl.names import FOCAL2_ENV_OVERRIDES, FOCAL2_ENVS, MUJOCO_ENVS
 
 # Importing this module imports no JAX: the command line loads the configs before JAX starts;
 # the functions that build datasets import the pipeline when called.
@@ -178,7 +178,7 @@ for _env, _size in (("cheetah_vel", 10_000), ("cheetah_dir", 10_000), ("ant_dir"
 # shared task-conditioned SAC above (``_SAC_SHARED``, 24k env steps per task), its whole replay
 # buffer as the data (``quality="replay"``), 10 snapshots for the OOD protocol and the anchors.
 FAST_ALGO = "sac_shared"
-for _env in ("cheetah_vel", "cheetah_dir", "ant_dir", "hopper_param", "walker_param"):
+for _env in MUJOCO_ENVS:
   _VARIANTS[f"{_env}@fast"] = (_env, _CPU_BEHAVIOUR, (0, 0, 0, 10))
 
 # The official behaviour-data recipe as a data profile (``<env>@official``): FOCAL(latest), CORRO
@@ -196,7 +196,7 @@ for _env in ("cheetah_vel", "cheetah_dir", "ant_dir", "hopper_param", "walker_pa
 # num_iters is a multiple of 20). Sizes per task (UNICORN Table 7 rounds them): 210k cheetah,
 # 90k ant, 290k hopper; walker see below.
 OFFICIAL_ALGO = "sac_per_task"
-OFFICIAL_ENVS = ("cheetah_vel", "cheetah_dir", "ant_dir", "hopper_param", "walker_param")
+OFFICIAL_ENVS = MUJOCO_ENVS
 # --num-iters (cheetah_dir has no CORRO config: cheetah_vel's, see the provenance rows)
 OFFICIAL_ITERATIONS = {"cheetah_vel": 500, "cheetah_dir": 500, "ant_dir": 200,
                        "hopper_param": 700, "walker_param": 3000}
