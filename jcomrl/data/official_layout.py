@@ -1,4 +1,6 @@
-"""The per-task ``.npy`` layout of the UNICORN / CORRO codes: export a jcomrl dataset to it.
+"""The per-task ``.npy`` layouts of the official codes: export a jcomrl dataset to them.
+
+UNICORN / CORRO (:func:`export_unicorn`) and FOCAL (:func:`export_focal`).
 
 The official UNICORN code (betray12138/UNICORN d8853cd) and CORRO (PKU-RL/CORRO) read offline
 data with ``utils/offline_utils.py`` ``load_dataset`` / ``load_transitions``:
@@ -102,3 +104,74 @@ def export_unicorn(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
     with open(os.path.join(tmp, "jcomrl_export.json"), "w") as f:
       json.dump(record, f, indent=1, sort_keys=True)
   return written
+
+
+# FOCAL's file name (FOCAL-ICLR cc2f1fd rlkit/core/rl_algorithm.py:96-107, sample=1): trajectory
+# n of a task, saved from the behaviour model of epoch ``step``.
+FOCAL_FILE = "trj_evalsample{n}_step{step}.npy"
+# FOCAL's configs read the trajectories of the behaviour model at epoch 6e5 (configs/default.py
+# train_epoch / eval_epoch, configs/cheetah-vel.json:25-26).
+FOCAL_STEP = 600000
+
+
+def export_focal(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
+                 step: int = FOCAL_STEP, overwrite: bool = False) -> dict[str, list[int]]:
+  """Writes ``out_dir/goal_idx<k>/trj_evalsample<n>_step<step>.npy`` in FOCAL's layout.
+
+  FOCAL's loader (FOCAL-ICLR ``rlkit/core/rl_algorithm.py`` ``init_buffer``, lines 96-205)
+  globs ``goal_idx*/trj_evalsample<n>_step<epoch>.npy`` for ``n < n_trj``, takes ``k`` of
+  ``goal_idx<k>`` as the task's index, and reads each file as an object array of rows
+  ``[obs, action, reward, next_obs]``; it marks the last row of every file terminal. Here each
+  file is one segment (``segment_length`` rows) of jcomrl task ``k``, ``n`` its segment index,
+  so pass ``n_trj = transitions_per_task / segment_length`` (recorded in
+  ``out_dir/jcomrl_export.json`` with the split: FOCAL's train / eval tasks are the split's
+  indices). Every task of the split is written; the same checks and atomic write as
+  :func:`export_unicorn`.
+
+  Returns:
+    ``{"train": [task indices], "test": [task indices]}``.
+  """
+  if isinstance(dataset_or_dir, (str, os.PathLike)):
+    dataset, meta = load_dataset(str(dataset_or_dir))
+  else:
+    dataset, meta = dataset_or_dir, dict(meta or {})
+  split = meta.get("split")
+  if not isinstance(split, dict) or "train" not in split or "test" not in split:
+    raise DatasetError("the dataset has no train/test split in its meta; FOCAL's layout needs "
+                       "one to name its train and eval tasks")
+  seg, n = int(dataset.segment_length), dataset.num_transitions
+  _check_whole_segments(dataset, "FOCAL's loader marks every file's last row terminal")
+  if os.path.exists(out_dir) and not overwrite:
+    raise DatasetError(f"{out_dir} already exists; choose another directory or pass overwrite")
+  arrays = {k: np.asarray(v) for k, v in dataset.arrays().items()}
+  written = {"train": [int(t) for t in split["train"]], "test": [int(t) for t in split["test"]]}
+  with atomic.atomic_dir(out_dir, prefix=".focal-export-") as tmp:
+    for t in written["train"] + written["test"]:
+      d = os.path.join(tmp, f"goal_idx{t}")
+      os.makedirs(d)
+      for j in range(n // seg):
+        rows = slice(j * seg, (j + 1) * seg)
+        trj = np.empty((seg, 4), dtype=object)
+        obs, act = arrays["obs"][t, rows], arrays["action"][t, rows]
+        rew, nxt = arrays["reward"][t, rows], arrays["next_obs"][t, rows]
+        for i in range(seg):
+          trj[i, 0], trj[i, 1] = obs[i].astype(np.float32), act[i].astype(np.float32)
+          trj[i, 2], trj[i, 3] = float(rew[i]), nxt[i].astype(np.float32)
+        np.save(os.path.join(d, FOCAL_FILE.format(n=j, step=step)), trj, allow_pickle=True)
+    record = {"layout": "focal", "env": meta.get("env"), "segment_length": seg,
+              "transitions_per_task": n, "n_trj": n // seg, "step": step,
+              "split": written, "normalisation": meta.get("normalisation")}
+    with open(os.path.join(tmp, "jcomrl_export.json"), "w") as f:
+      json.dump(record, f, indent=1, sort_keys=True)
+  return written
+
+
+def _check_whole_segments(dataset: OfflineDataset, why: str) -> None:
+  seg = int(dataset.segment_length)
+  timeout = np.asarray(dataset.transitions.timeout)
+  terminal = np.asarray(dataset.transitions.terminal)
+  inner = np.ones((dataset.num_transitions,), bool)
+  inner[seg - 1::seg] = False
+  if dataset.num_transitions % seg or np.any(timeout[:, inner] > 0) or np.any(terminal > 0):
+    raise DatasetError(f"this layout holds whole episodes of segment_length steps without early "
+                       f"ends ({why}); this dataset has episode ends inside its segments")
