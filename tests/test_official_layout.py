@@ -1,4 +1,4 @@
-"""Export to the UNICORN / CORRO per-task npy layout (jcomrl.data.official_layout): read back the
+"""Export to the FOCAL layout and to the UNICORN / CORRO per-task npy layout (jcomrl.data.official_layout): read back the
 way their loader reads it (utils/offline_utils.py load_dataset / load_transitions /
 extract_goal_from_path, rewritten here in numpy), every row lands in its task's directory."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jcomrl.data.dataset import DatasetError, load_dataset
-from jcomrl.data.official_layout import export_unicorn
+from jcomrl.data.official_layout import export_focal, export_unicorn
 
 
 def _their_read(task_dir, traj_len):
@@ -75,3 +75,59 @@ def test_episode_ends_inside_segments_are_refused(synthetic_data, point_env, tmp
   assert not os.path.exists(tmp_path / "out")
   assert [p for p in os.listdir(tmp_path) if p.startswith(".unicorn-export")] == []
 
+
+
+def _focal_read(data_dir, n_trj, epoch, tasks):
+  """FOCAL-ICLR rl_algorithm.py init_buffer (sample=1), rewritten here: glob
+  goal_idx*/trj_evalsample<n>_step<epoch>.npy for n < n_trj, keep the files of ``tasks``, read
+  each as rows [obs, action, reward, next_obs], the last row of every file terminal."""
+  import glob
+  rows = {}
+  for n in range(n_trj):
+    for path in glob.glob(os.path.join(data_dir, "goal_idx*", f"trj_evalsample{n}_step{epoch}.npy")):
+      k = int(path.split("/")[-2].split("goal_idx")[-1])
+      if k not in tasks:
+        continue
+      trj = np.load(path, allow_pickle=True)
+      term = [0] * trj.shape[0]
+      term[-1] = 1
+      rows.setdefault(k, {})[n] = (trj, term)
+  return rows
+
+
+def test_focal_export_reads_back_as_their_loader_reads_it(synthetic_dir, tmp_path):
+  data, meta = load_dataset(synthetic_dir)
+  out = str(tmp_path / "focal")
+  written = export_focal(synthetic_dir, out)
+  split = meta["split"]
+  assert written == {"train": list(split["train"]), "test": list(split["test"])}
+  h, n = data.segment_length, data.num_transitions
+  tr = data.transitions
+  rows = _focal_read(out, n // h, 600000, set(split["train"]) | set(split["test"]))
+  assert sorted(rows) == sorted(set(split["train"]) | set(split["test"]))
+  k = split["test"][1]
+  assert sorted(rows[k]) == list(range(n // h))
+  trj, term = rows[k][3]  # their file 3 of task k is our segment 3: rows 3h .. 4h-1
+  assert trj.shape == (h, 4) and term[-1] == 1 and sum(term) == 1
+  for t in (0, h - 1):
+    np.testing.assert_array_equal(trj[t, 0], np.asarray(tr.obs[k, 3 * h + t], np.float32))
+    np.testing.assert_array_equal(trj[t, 1], np.asarray(tr.action[k, 3 * h + t], np.float32))
+    assert trj[t, 2] == pytest.approx(float(tr.reward[k, 3 * h + t]))
+    np.testing.assert_array_equal(trj[t, 3], np.asarray(tr.next_obs[k, 3 * h + t], np.float32))
+  record = open(os.path.join(out, "jcomrl_export.json")).read()
+  assert '"layout": "focal"' in record and f'"n_trj": {n // h}' in record
+
+
+def test_focal_export_refuses_early_ends_and_keeps_existing(synthetic_data, point_env, tmp_path):
+  meta = {"env": "point_robot", "env_overrides": {}, "split": point_env.benchmark_split()}
+  term = np.asarray(synthetic_data.transitions.terminal).copy()
+  term[1, 2] = 1.0
+  bad = synthetic_data.replace(transitions=synthetic_data.transitions.replace(terminal=term))
+  with pytest.raises(DatasetError, match="whole episodes"):
+    export_focal(bad, str(tmp_path / "out"), meta=meta)
+  assert not os.path.exists(tmp_path / "out")
+  keep = tmp_path / "mine"
+  keep.mkdir()
+  with pytest.raises(DatasetError, match="already exists"):
+    export_focal(synthetic_data, str(keep), meta=meta)
+  assert keep.is_dir() and not os.listdir(keep)

@@ -72,16 +72,8 @@ def export_unicorn(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
   if not isinstance(split, dict) or "train" not in split or "test" not in split:
     raise DatasetError("the dataset has no train/test split in its meta; the UNICORN layout "
                        "needs one to place its tasks")
-  seg = int(dataset.segment_length)
-  timeout = np.asarray(dataset.transitions.timeout)
-  terminal = np.asarray(dataset.transitions.terminal)
-  n = dataset.num_transitions
-  inner = np.ones((n,), bool)
-  inner[seg - 1::seg] = False
-  if np.any(timeout[:, inner] > 0) or np.any(terminal > 0):
-    raise DatasetError("the UNICORN layout holds whole episodes of segment_length steps without "
-                       "early ends (its loader cuts every trajectory_len rows); this dataset "
-                       "has episode ends inside its segments")
+  seg, n = int(dataset.segment_length), dataset.num_transitions
+  _check_whole_segments(dataset, "the UNICORN loader cuts every trajectory_len rows")
   if os.path.exists(out_dir) and not overwrite:
     raise DatasetError(f"{out_dir} already exists; choose another directory or pass overwrite")
   arrays = {k: np.asarray(v) for k, v in dataset.arrays().items()}
