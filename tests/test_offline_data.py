@@ -460,3 +460,57 @@ def test_command_line_errors_are_one_line_exit_2(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("experiments.collect: error:"), lines
     assert case[2] in lines[0], lines[0]
   assert os.listdir(tmp_path) == []
+
+
+def test_the_snapshot_schedule_check_splits_the_budget_as_training_does():
+  """check_schedule with intervals_after_warmup: the intervals are (T - W) / E / (K - 1)
+  iterations (per_task_sac.schedule's split), worked out here by hand for h = 10, E = 2, K = 3,
+  W = 20."""
+  class Env:
+    episode_length = 10
+
+  base = {"num_envs": 2, "warmup_steps": 20}
+  after = {**base, "intervals_after_warmup": True}
+  # T = 100: (100 - 20) / 2 / 2 = 20 iterations per interval, two segments: accepted.
+  assert offline.check_schedule(Env(), {**after, "num_timesteps": 100}, 3) == 20 * 2
+  # Counted from step 0 the same budget is 100 / 2 / 2 = 25 iterations: refused.
+  with pytest.raises(offline.ConfigError, match="gives 25 iterations"):
+    offline.check_schedule(Env(), {**base, "num_timesteps": 100}, 3)
+  # T = 120 after the warm-up: 25 iterations, refused; the fix offered is 3 segments a
+  # interval, 20 + 30 * 2 * 2 = 140 env steps, which passes.
+  with pytest.raises(offline.ConfigError, match=r"num_timesteps=140 .*plus warmup_steps=20"):
+    offline.check_schedule(Env(), {**after, "num_timesteps": 120}, 3)
+  assert offline.check_schedule(Env(), {**after, "num_timesteps": 140}, 3) == 30 * 2
+
+
+def test_snapshot_returns_are_measured_again_for_another_episode_count(tmp_path, monkeypatch):
+  """returns.json in the work dir is reused only for the episode count and seed it was measured
+  with (a rerun with more return_episodes used to read the old figures)."""
+  calls = []
+
+  def fake(env, policies, tasks, key, episodes, deterministic):
+    calls.append((episodes, deterministic))
+    return np.full((3, 1), float(episodes) + (0.5 if deterministic else 0.0))
+
+  monkeypatch.setattr(collect, "snapshot_returns", fake)
+
+  class Work:
+    path = str(tmp_path)
+
+  class Policies:
+    num_snapshots = 3
+
+  def measure(episodes, seed=0):
+    return offline._snapshot_returns(None, Policies(), None, seed, episodes, Work(),
+                                     lambda m: None)
+
+  first = measure(4)
+  assert first["deterministic"].tolist() == [4.5] * 3 and len(calls) == 2
+  assert measure(4)["stochastic"].tolist() == [4.0] * 3 and len(calls) == 2  # reused
+  assert measure(10)["stochastic"].tolist() == [10.0] * 3 and len(calls) == 4  # measured again
+  measure(10, seed=1)
+  assert len(calls) == 6
+  # a file of an older jcomrl (no record of how it was measured) is measured again
+  with open(tmp_path / "returns.json", "w") as f:
+    json.dump({"deterministic": [1, 1, 1], "stochastic": [1, 1, 1]}, f)
+  assert measure(10, seed=1)["stochastic"].tolist() == [10.0] * 3 and len(calls) == 8

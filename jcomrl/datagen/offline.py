@@ -195,24 +195,30 @@ def single_task_env(env_name: str, env_overrides: dict[str, Any], physics: str =
 
 def check_schedule(env: TaskEnv, sac: dict[str, Any], num_snapshots: int) -> int:
   """Env steps per task between snapshots; ``ConfigError`` unless every snapshot interval is a
-  whole number of ``episode_length`` segments per env (so the replay up to any snapshot is)."""
+  whole number of ``episode_length`` segments per env (so the replay up to any snapshot is).
+  With ``intervals_after_warmup`` the intervals split the budget left after the warm-up, as
+  ``per_task_sac.schedule`` splits it for training."""
   if num_snapshots < 3:
     raise ConfigError(f"behaviour.num_snapshots must be >= 3 (random, medium candidates, expert),"
                       f" got {num_snapshots}")
   num_envs = int(sac.get("num_envs", 2))
+  warmup = int(sac.get("warmup_steps", 10_000))
+  after = bool(sac.get("intervals_after_warmup", False))
   try:
-    seg = per_task_sac.schedule(int(sac["num_timesteps"]), num_snapshots, num_envs,
-                                int(sac.get("warmup_steps", 10_000)))
+    seg = per_task_sac.schedule(int(sac["num_timesteps"]), num_snapshots, num_envs, warmup,
+                                after_warmup=after)
   except (ValueError, KeyError) as e:
     raise ConfigError(f"behaviour.sac_per_task: {e}") from e
   h = env.episode_length
   if seg % h:
-    good = math.ceil(seg / h) * h * num_envs * (num_snapshots - 1)
+    step = h * num_envs * (num_snapshots - 1)
+    good = math.ceil(seg / h) * step + (warmup if after else 0)
     raise ConfigError(
         f"behaviour.sac_per_task.num_timesteps={sac['num_timesteps']} gives {seg} iterations "
         f"per snapshot interval, not a multiple of episode_length={h}: the replay up to a "
         f"snapshot would end inside a segment; use num_timesteps={good} (a multiple of "
-        f"episode_length x num_envs x (num_snapshots - 1) = {h * num_envs * (num_snapshots - 1)})")
+        f"episode_length x num_envs x (num_snapshots - 1) = {step}"
+        + (f", plus warmup_steps={warmup})" if after else ")"))
   return seg * num_envs
 
 
@@ -532,13 +538,16 @@ def _write_family(root: str, name: str, todo: list[str], built: dict[str, Offlin
 def _snapshot_returns(env, policies, tasks, seed, episodes, work, say) -> dict[str, np.ndarray]:
   """``{mode: [K]}``: every snapshot's mean return acting ``"deterministic"``-ally and
   ``"stochastic"``-ally (``pipeline.ANCHOR_POLICIES``; one key for both, as
-  ``pipeline.generate`` evaluates), kept in the work dir once computed. A work dir of an older
-  jcomrl holds the stochastic returns only (a list): they are measured again."""
+  ``pipeline.generate`` evaluates), kept in the work dir once computed with the episode count
+  and seed that measured them: a rerun with other ``return_episodes`` or another seed measures
+  again, as does a work dir of an older jcomrl (which did not record them)."""
   file = os.path.join(work.path, "returns.json") if work is not None else None
+  measured_with = {"episodes": int(episodes), "seed": int(seed)}
   if file and os.path.exists(file):
     with open(file) as f:
       saved = json.load(f)
-    if isinstance(saved, dict) and set(saved) == set(pipeline.ANCHOR_POLICIES):
+    if (isinstance(saved, dict) and saved.get("measured_with") == measured_with
+        and all(m in saved for m in pipeline.ANCHOR_POLICIES)):
       return {m: np.asarray(saved[m], np.float64) for m in pipeline.ANCHOR_POLICIES}
   say(f"evaluating {policies.num_snapshots} snapshots x {episodes} episodes, deterministic and "
       "stochastic ...")
@@ -548,7 +557,8 @@ def _snapshot_returns(env, policies, tasks, seed, episodes, work, say) -> dict[s
                            np.float64)
              for m in pipeline.ANCHOR_POLICIES}
   if file:
-    atomic.write_json(file, {m: r.tolist() for m, r in returns.items()})
+    atomic.write_json(file, {"measured_with": measured_with,
+                             **{m: r.tolist() for m, r in returns.items()}})
   return returns
 
 
