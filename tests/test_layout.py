@@ -124,3 +124,15 @@ def test_names_are_listed_once():
   assert set(names.PRESET_DISPLAY) == set(presets.ALL_PRESETS) | {"macaw"}
   assert set(names.PROTOCOL_DISPLAY) == set(names.EVAL_PROTOCOLS)
   assert recipes.OFFICIAL_ENVS == names.MUJOCO_ENVS
+
+
+def test_the_promised_top_level_layout():
+  """The layout users were promised: setup.py (a shim beside pyproject.toml), jcomrl/,
+  experiments/, benchmarks/, tests/, Makefile and README.md; the shim defers to pyproject."""
+  for name in ("setup.py", "pyproject.toml", "Makefile", "README.md"):
+    assert os.path.isfile(os.path.join(ROOT, name)), name
+  for name in ("jcomrl", "experiments", "benchmarks", "tests"):
+    assert os.path.isdir(os.path.join(ROOT, name)), name
+  out = subprocess.run([sys.executable, "setup.py", "--name"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+  assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "jcomrl", out.stderr
