@@ -66,10 +66,13 @@ def test_focal2_settings_are_the_2_task_configs(env):
   assert (c.env, c.tasks, c.dataset) == (env, "focal2", f"data/{env}@focal2")
   assert c.env_overrides.to_dict() == {"variant": "focal"}
   run_api.validate_config(to_plain(c))
-  # The 40-task preset keeps every one of those settings but the training length (UNICORN's
+  # The 40-task preset keeps every one of those settings but the meta-batch (16, FOCAL's
+  # multi-task default.py:17 and UNICORN's args_<env>.py:20) and the training length (UNICORN's
   # 200k); see the PROVENANCE rows "focal meta-batch on 40 tasks" and "focal2 training length".
   full = config_common.base_config("focal", env)
-  assert full.learner.to_dict() == lrn.to_dict() and full.hparams.to_dict() == hp.to_dict()
+  assert full.learner.meta_batch_size == 16
+  assert ({**full.learner.to_dict(), "meta_batch_size": want["meta_batch"]} == lrn.to_dict()
+          and full.hparams.to_dict() == hp.to_dict())
   assert full.num_steps == 200_000 and "env_overrides" not in full
   # The CPU profile of the 2-task setting trains on the same 2-task data.
   cpu = config_common.base_config("focal", f"{env}@focal2@cpu")

@@ -25,9 +25,12 @@ PKU-RL/CORRO @210ad40, betray12138/UNICORN @d8853cd, Rondorf/BOReL @cf0816f, mxu
   ``ant-dir.json``) are its paper's 2-task forward/backward setting (train = test = both tasks);
   the suite's envs hold UNICORN's 40 tasks (20 train, 20 test). On those 40 tasks
   (``tasks="unicorn"``, the default) the preset keeps the json's per-task settings (context 256,
-  BRAC alpha, value penalty) and its meta-batch of 4, which was sized for 2 tasks (from 20
+  BRAC alpha, value penalty) but not its meta-batch of 4, which was sized for 2 tasks (from 20
   training tasks 4 draws repeat a task, the metric loss's positive pair, in only 27% of
-  updates), and trains UNICORN's 200k updates instead of the json's 1M / 2M.
+  updates): it takes 16, the meta-batch of FOCAL's multi-task configs (``default.py``,
+  ``cheetah-vel.json``) and of the UNICORN code that produced UNICORN Table 2's FOCAL row on
+  these 40 tasks (``--config.learner.meta_batch_size=4`` keeps the json's); it trains UNICORN's
+  200k updates instead of the json's 1M / 2M.
   ``tasks="focal2"`` is FOCAL's 2-task setting itself: the env's ``"focal"`` variant
   (:data:`FOCAL2_ENV_OVERRIDES`), the json's settings and its budget
   (``experiments/configs/focal.py:cheetah_dir@focal2``). Which setting comes from where and
@@ -165,6 +168,10 @@ _FOCAL_ENV = {
 # ``tasks="focal2"`` is that 2-task setting, on the envs' "focal" variant (jcomrl.envs
 # HalfCheetahDir / AntDir VARIANTS: directions -1 / +1, angles 0 / pi; split "same").
 TASK_SETTINGS = ("unicorn", "focal2")
+# FOCAL's meta-batch on the 40-task cheetah-dir / ant-dir: FOCAL-ICLR configs/default.py:17 and
+# cheetah-vel.json:10 (its multi-task settings), UNICORN offline_rl_config/args_cheetah_dir.py:20
+# and args_ant_dir.py:20 (the code behind UNICORN Table 2's FOCAL row on these 40 tasks).
+FOCAL_40TASK_META_BATCH = 16
 FOCAL2_PRESETS = ("focal",)
 # The 2-task configs' training length: num_iterations 500 (default.py:19; neither json sets it)
 # x num_train_steps_per_itr, 2000 for cheetah-dir (default.py:25) and 4000 for ant-dir
@@ -465,6 +472,10 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
     # Everything else of _mujoco's FOCAL settings is the 2-task json's already (context,
     # alpha, value penalty, meta-batch 4; the PROVENANCE rows "focal ..., cheetah-dir" on).
     p["num_steps"] = FOCAL2_NUM_STEPS[env]
+  elif name == "focal" and env in FOCAL2_ENVS:
+    # 40 tasks: the multi-task meta-batch, not the 2-task json's 4 (row "focal meta-batch on 40
+    # tasks").
+    p["learner"]["meta_batch_size"] = FOCAL_40TASK_META_BATCH
   p["learner"]["representation"] = DT_REPRESENTATION.get(name, name)
   if name in RLKIT_INIT_PRESETS:
     p["learner"]["net_init"] = "rlkit"
@@ -602,14 +613,16 @@ PROVENANCE = (
      "no 40-task config", "as the two rows above",
      "kept: per-task quantities (a context is drawn from one task's data; BRAC regularises "
      "towards that task's behaviour), independent of how many tasks there are"),
-    ("focal meta-batch on 40 tasks", "4 tasks drawn with replacement (the 2-task config's 4, "
-     "kept)", "4 of the 2 tasks; no 40-task config",
-     "cheetah-dir.json:10; ant-dir.json:11; rl_algorithm.py:440",
-     "kept so that the suite's FOCAL results stay comparable (changing it is left to a study of the 40-task tables; "
-     "--config.learner.meta_batch_size=16 is UNICORN's). It was sized for 2 tasks, where 4 "
-     "draws always repeat a task; from 20 training tasks 4 draws with replacement repeat one "
-     "(a positive pair of the metric loss) in 1 - 20*19*18*17/20^4 = 27% of updates only (8: "
-     "80%, 16: >99.9%), so in the others only the repulsive term acts"),
+    ("focal meta-batch on 40 tasks", "16 tasks drawn with replacement (CPU profile: 8)",
+     "4 of the 2 tasks in the 2-task configs; 16 in its multi-task ones; no 40-task config",
+     "cheetah-dir.json:10; ant-dir.json:11; default.py:17; cheetah-vel.json:10; UNICORN "
+     "offline_rl_config/args_cheetah_dir.py:20, args_ant_dir.py:20",
+     "the 2-task configs' 4 was sized for 2 tasks, where 4 draws always repeat a task; from 20 "
+     "training tasks 4 draws with replacement repeat one (a positive pair of the metric loss) "
+     "in 1 - 20*19*18*17/20^4 = 27% of updates only (8: 80%, 16: >99.9%), so in the others "
+     "only the repulsive term acts. 16 is FOCAL's multi-task default and what UNICORN's code "
+     "ran FOCAL with on these 40 tasks (its Table 2); --config.learner.meta_batch_size=4 keeps "
+     "the 2-task config's"),
     ("focal2 meta-batch draw", "4 of the 2 tasks with replacement: every meta-batch holds a "
      "positive pair", "mb_replace False: np.random.choice(2 tasks, 4, replace=False) raises "
      "ValueError",
