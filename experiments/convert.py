@@ -27,14 +27,16 @@ from absl import flags
 from experiments import cli
 
 FORMATS = ("d4rl", "minari")
-EXPORT_FORMATS = FORMATS + ("unicorn",)  # unicorn: jcomrl.data.official_layout (export only)
+# unicorn, focal: the official codes' layouts (jcomrl.data.official_layout; export only)
+EXPORT_FORMATS = FORMATS + ("unicorn", "focal")
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
   flags.DEFINE_enum("from", None, FORMATS, "import: the format of --path")
   flags.DEFINE_enum("to", None, EXPORT_FORMATS, "export: the format to write (unicorn: the "
-                    "per-task npy layout of the UNICORN / CORRO loaders)")
+                    "per-task npy layout of the UNICORN / CORRO loaders; focal: FOCAL's "
+                    "goal_idx<k>/trj_evalsample<n>_step<epoch>.npy files)")
   flags.DEFINE_multi_string("path", [], "import: D4RL .hdf5 file(s) or Minari dataset dir(s), "
                             "one per task (repeat the flag); export: the jcomrl dataset dir")
   flags.DEFINE_string("out", None, "import: the jcomrl dataset dir to write; export: the "
@@ -124,6 +126,15 @@ def convert(src_format: str | None, dst_format: str | None, paths: list[str], ou
     return (f"wrote the UNICORN/CORRO layout to {out}: train/ ({len(dirs['train'])} task dirs) "
             f"and test/ ({len(dirs['test'])}); point their --main-data-dir at the parent of "
             "a directory named after their env (e.g. HalfCheetahVel-v0) holding these")
+  if dst_format == "focal":
+    from jcomrl.data.official_layout import FOCAL_STEP, export_focal, read_export_record
+
+    tasks = export_focal(paths[0], out, overwrite=overwrite)
+    n_trj = read_export_record(out)["n_trj"]
+    return (f"wrote FOCAL's layout to {out}: goal_idx<k>/ for {len(tasks['train'])} training "
+            f"and {len(tasks['test'])} held-out tasks, {n_trj} trajectory files each; set its "
+            f"data_dir to {out}, n_trj={n_trj}, train_epoch=eval_epoch={FOCAL_STEP}, and its "
+            f"train/eval tasks to the indices in {out}/jcomrl_export.json")
   write = interchange.export_d4rl if dst_format == "d4rl" else interchange.export_minari
   written = write(paths[0], out, overwrite=overwrite)
   names = ", ".join(os.path.basename(w) for w in written)

@@ -131,3 +131,18 @@ def test_focal_export_refuses_early_ends_and_keeps_existing(synthetic_data, poin
   with pytest.raises(DatasetError, match="already exists"):
     export_focal(synthetic_data, str(keep), meta=meta)
   assert keep.is_dir() and not os.listdir(keep)
+
+
+def test_the_converter_exports_focal_layout_and_says_how_to_point_focal_at_it(synthetic_dir,
+                                                                               tmp_path):
+  from experiments import convert
+  from jcomrl.data.official_layout import read_export_record
+  data, meta = load_dataset(synthetic_dir)
+  out = str(tmp_path / "focal")
+  msg = convert.convert(None, "focal", [synthetic_dir], out, segment_length=None)
+  n_trj = data.num_transitions // data.segment_length
+  assert f"n_trj={n_trj}" in msg and "train_epoch=eval_epoch=600000" in msg
+  record = read_export_record(out)
+  assert record["split"] == {"train": list(meta["split"]["train"]),
+                             "test": list(meta["split"]["test"])}
+  assert len(os.listdir(os.path.join(out, f"goal_idx{meta['split']['test'][0]}"))) == n_trj

@@ -158,6 +158,13 @@ def export_focal(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
   return written
 
 
+def read_export_record(out_dir: str) -> dict:
+  """The ``jcomrl_export.json`` an export wrote: source env, split, sizes (and ``n_trj`` and
+  ``step`` for FOCAL's layout)."""
+  with open(os.path.join(out_dir, "jcomrl_export.json")) as f:
+    return json.load(f)
+
+
 def _check_whole_segments(dataset: OfflineDataset, why: str) -> None:
   seg = int(dataset.segment_length)
   timeout = np.asarray(dataset.transitions.timeout)
