@@ -24,6 +24,7 @@ import platform
 import numpy as np
 
 QUANTITIES = (("iid return", ("eval/iid", "eval/iid_return")),
+              ("z-shuffled return", ("eval/z_shuffle", "eval/z_shuffle_return")),
               ("Q(s, a_data)", ("critic/q",)), ("Q(s, a_pi)", ("actor/q",)),
               ("critic loss", ("critic/loss",)), ("policy entropy", ("actor/entropy",)),
               ("encoder loss", ("encoder/loss",)), ("z spread", ("encoder/z_spread",)),

@@ -532,6 +532,15 @@ def _canonical(cfg: dict) -> dict:
   return out
 
 
+def _canonical_eval(ev) -> dict | None:
+  """An ``eval`` section as the settings it stands for (settings added since a run was saved
+  at their defaults, which is how it ran); unchanged when invalid."""
+  try:
+    return dataclasses.asdict(suite.EvalSettings.from_dict(dict(ev or {})))
+  except (ValueError, TypeError):
+    return ev
+
+
 def _check_resumable(saved: dict, cfg: dict, workdir: str) -> None:
   """``RunDirError`` unless ``cfg`` continues the run saved in ``workdir`` (only ``num_steps``
   may differ, and not below the latest checkpoint)."""
@@ -542,6 +551,9 @@ def _check_resumable(saved: dict, cfg: dict, workdir: str) -> None:
     # subtrees left out.
     if saved != cfg:
       saved, cfg = _canonical(saved), _canonical(cfg)
+  if saved.get("eval") != cfg.get("eval"):
+    saved = {**saved, "eval": _canonical_eval(saved.get("eval"))}
+    cfg = {**cfg, "eval": _canonical_eval(cfg.get("eval"))}
   diff = sorted(k for k in set(saved) | set(cfg) if saved.get(k) != cfg.get(k))
   if diff and diff != ["num_steps"]:
     detail = ", ".join(f"{k}: saved {saved.get(k)!r} vs now {cfg.get(k)!r}"
@@ -685,10 +697,15 @@ def _periodic_eval(cfg: dict, workdir: str, built: Built):
 
 
 def evaluate_state(env, data, meta, learner, params, cfg: Mapping, step: int) -> dict:
-  """IID returns (trajectory and random-transition contexts) of every seed on the test tasks."""
-  res = suite.iid_results(learner, params, env, data.to_device(), meta, eval_settings(cfg),
-                          accumulate=False)
+  """IID returns (trajectory and random-transition contexts) of every seed on the test tasks,
+  and the z-shuffle control's with ``eval.periodic_z_shuffle``."""
+  settings = eval_settings(cfg)
+  device_data = data.to_device()
+  res = suite.iid_results(learner, params, env, device_data, meta, settings, accumulate=False)
   res.pop("score")
+  if settings.periodic_z_shuffle:
+    res["z_shuffle"] = suite.z_shuffle_results(learner, params, env, device_data, meta,
+                                               settings)["z_shuffle"]
   return {"step": int(step), "test_task_ids": list(map(int, meta["split"]["test"])), **res}
 
 

@@ -167,3 +167,32 @@ def test_the_library_imports_nothing_from_experiments():
         bad += [f"{os.path.relpath(path, ROOT)}:{node.lineno} {m}" for m in mods
                 if m == "experiments" or m.startswith("experiments.")]
   assert not bad, bad
+
+
+def test_periodic_z_shuffle_logs_the_control_curve_and_old_runs_resume(example_run, tmp_path,
+                                                                        monkeypatch):
+  """eval.periodic_z_shuffle: every eval_every the z-shuffle control runs beside iid, and its
+  logged mean equals the z_shuffle protocol's at the same step (same key, same contexts). A run
+  saved before the setting existed resumes with it at its default (how it ran)."""
+  import shutil
+
+  import numpy as np
+  monkeypatch.chdir(os.path.dirname(os.path.dirname(example_run[0])))
+  cfg = run_api.read_config(example_run[0])
+  assert "periodic_z_shuffle" not in cfg["eval"]  # saved without the setting
+  old = str(tmp_path / "old")
+  shutil.copytree(example_run[0], old, ignore=shutil.ignore_patterns(".lock"))
+  assert run_api.train(dict(cfg, eval=dict(cfg["eval"], periodic_z_shuffle=False)), old,
+                       protocols=()) == {}
+  with pytest.raises(errors.RunDirError, match="eval.periodic_z_shuffle: saved False vs now True"):
+    run_api.train(dict(cfg, eval=dict(cfg["eval"], periodic_z_shuffle=True)), old, protocols=())
+
+  curve = str(tmp_path / "curve")
+  res = run_api.train(dict(cfg, eval_every=10, eval=dict(cfg["eval"], periodic_z_shuffle=True)),
+                      curve, protocols=["z_shuffle"])
+  with open(os.path.join(curve, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f if "eval/z_shuffle_return" in line]
+  assert [r["step"] for r in rows] == [10, 20]
+  assert all("eval/iid_return" in r for r in rows)
+  np.testing.assert_allclose(rows[-1]["eval/z_shuffle_return"],
+                             res["z_shuffle"]["z_shuffle"]["seed_means"], rtol=1e-6)

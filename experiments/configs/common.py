@@ -114,7 +114,8 @@ def base_config(preset: str, variant: str):
     c.checkpoint_every, c.eval_every = 10_000, 5_000
   else:
     c.checkpoint_every, c.eval_every = 1000, 1000
-  c.eval = config_dict.ConfigDict(dict(num_episodes=4, seed=123))
+  # periodic_z_shuffle: the z-shuffle control at every eval_every as well (learning curves).
+  c.eval = config_dict.ConfigDict(dict(num_episodes=4, seed=123, periodic_z_shuffle=False))
   if profile == "cpu":
     c.dataset = f"data/{env}@cpu"
     c.checkpoint_every = c.eval_every = max(chunk, c.num_steps // 4 // chunk * chunk)

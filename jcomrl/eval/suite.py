@@ -78,6 +78,10 @@ class EvalSettings:
       the untrained one), ``"all"``, or a tuple of ids (``protocols.ood_snapshot_ids``).
     ood_max_policies: optional fixed random subset of the (snapshot, task) pairs (cost bound).
     task_ood_num_tasks: number of out-of-range tasks.
+    periodic_z_shuffle: the evaluation every ``eval_every`` training steps also runs the
+      z-shuffle control (same contexts, keys and episodes as its ``iid``), logged as
+      ``eval/z_shuffle_return`` beside ``eval/iid_return``: learning curves of the return the
+      policy owes to its code. Off by default (it doubles the periodic evaluation's rollouts).
   """
 
   num_episodes: int = 4
@@ -94,6 +98,7 @@ class EvalSettings:
   ood_snapshots: tuple[int, ...] | str = "trained"
   ood_max_policies: int | None = None
   task_ood_num_tasks: int = 10
+  periodic_z_shuffle: bool = False
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> EvalSettings:
