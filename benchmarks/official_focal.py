@@ -167,6 +167,9 @@ def main():
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--threads", type=int, default=0)
   p.add_argument("--out", required=True, help="JSON lines, one row per evaluation")
+  p.add_argument("--algo", action="append", default=[], metavar="KEY=JSON",
+                 help="set one of their algo_params after the json (e.g. mb_replace=true, one "
+                      "of their own options); repeat")
   a = p.parse_args()
 
   import jax
@@ -209,6 +212,11 @@ def main():
   with open(os.path.join(focal, "configs", CONFIG[env_name])) as f:
     variant = _deep_update(json.load(f), variant)
   algo = variant["algo_params"]
+  for spec in a.algo:
+    k, v = spec.split("=", 1)
+    if k not in algo:
+      sys.exit(f"--algo {k}: not one of their algo_params ({', '.join(sorted(algo))})")
+    algo[k] = json.loads(v)
   sizes = SIZES[a.sizes]
   net_size, enc_hidden = variant["net_size"], [200, 200, 200]
   if sizes:
@@ -308,6 +316,7 @@ def main():
             "focal_tree": focal, "dataset": os.path.abspath(a.dataset),
             "dataset_sha": meta.get("arrays", {}).get("reward", {}).get("sha256"),
             "env": env_name, "sizes": a.sizes, "seed": a.seed, "net_size": net_size,
+            "algo_overrides": a.algo,
             "encoder_hidden": enc_hidden,
             "variant": {k: v for k, v in variant.items() if k != "util_params"},
             "jcomrl_commit": source_commit(), "cpu": cpu_model(), "normalisation": norm}
