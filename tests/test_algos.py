@@ -187,6 +187,27 @@ def test_vmapped_task_losses_equal_per_task_loop(tiny_learner, meta_batch):
       np.testing.assert_allclose(batched[k][i], one[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
+def test_timeout_as_terminal_stops_the_target_exactly_where_a_terminal_would(
+    tiny_learner, synthetic_data):
+  """FOCAL / CSRO's loaders mark every stored trajectory's last transition terminal
+  (``timeout_as_terminal``): training with it equals training the default learner on data whose
+  timeouts are stored as terminals (same keys, same programs otherwise), and differs from the
+  default on the data as stored."""
+  tr = synthetic_data.transitions
+  assert float(np.asarray(tr.timeout).sum()) > 0 and float(np.asarray(tr.terminal).sum()) == 0
+  as_terminal = synthetic_data.replace(transitions=tr.replace(terminal=tr.timeout)).to_device()
+  data = synthetic_data.to_device()
+  hp = broadcast_hparams(HParams.create(), 1)
+  flagged = make_learner(LearnerConfig.create(**{**TINY, "timeout_as_terminal": True}))
+  a, ma = flagged.train_chunk(flagged.init(seed_keys(0, 1)), data, hp, POOL)
+  b, mb = tiny_learner.train_chunk(tiny_learner.init(seed_keys(0, 1)), as_terminal, hp, POOL)
+  c, _ = tiny_learner.train_chunk(tiny_learner.init(seed_keys(0, 1)), data, hp, POOL)
+  for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(ma["critic/loss"], mb["critic/loss"], rtol=1e-5)
+  assert any(_leaves_changed(jax.tree.map(np.asarray, a.params["critic"]), c.params["critic"]))
+
+
 def test_train_chunk_does_not_retrace_and_changes_params(tiny_learner, synthetic_data):
   data = synthetic_data.to_device()
   hp = broadcast_hparams(HParams.create(), 2)

@@ -81,6 +81,11 @@ class LearnerConfig:
   # ``rl_updates_per_iter`` = 200 updates (UNICORN train_offline_FOCAL.py:284-289, 328); an
   # iteration starts at every global step that is a multiple of this.
   task_resample_every: int = 1
+  # TD targets stop at a stored time-limit end (``timeout``) as at a termination. Off (default):
+  # a time limit is not a state of the MDP, so the target bootstraps through it. On: as the
+  # FOCAL and CSRO codes, whose loaders mark the last transition of every stored trajectory
+  # terminal (FOCAL-ICLR rlkit/core/rl_algorithm.py:147-149, CSRO's :151-152).
+  timeout_as_terminal: bool = False
   steps_per_chunk: int = 100
   # ``((name, Settings), ...)`` of the plug-ins in use (the representation, the extra objective
   # terms and the backbone) that declare settings, sorted by name; construction fills the

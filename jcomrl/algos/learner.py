@@ -248,6 +248,8 @@ class _Program:
     if self.backbone.extra_batches or self.backbone.batch_kind == "segments":
       key, k_rl = jax.random.split(key)
       rls = self.rl_batches(k_rl, data, mb)
+    if self.cfg.timeout_as_terminal and self.backbone.batch_kind != "segments":
+      rls = [r.replace(terminal=jnp.maximum(r.terminal, r.timeout)) for r in rls]
     enc_grad, z, metrics = self.representation_step(state.params, mb, hp, k_rep)
     through_critic = self.rep.critic_mask is not None
     params, opt, m_backbone, dz = self.backbone.update(
