@@ -185,7 +185,7 @@ def z_shuffle_results(learner: Learner, params, env: TaskEnv, data: OfflineDatas
   """
   rows = np.asarray(meta["split"]["test"])
   tasks = jax.tree.map(lambda x: x[rows], env.all_benchmark_tasks())
-  perm = P.derangement(len(rows), _key(settings, "z_shuffle"))
+  perm = z_shuffle_permutation(len(rows), settings)
   r = P.iid_returns(learner, params, env, data, rows, tasks, jax.random.key(settings.seed),
                     num_episodes=settings.num_episodes, context_mode="trajectory",
                     context_size=data.segment_length, code=settings.encoder_code,
@@ -193,6 +193,14 @@ def z_shuffle_results(learner: Learner, params, env: TaskEnv, data: OfflineDatas
   res = summarise(r, meta.get("normalisation"), permutation=perm.tolist(),
                   permutation_layout="test task i acts with the code of test task perm[i]")
   return {"z_shuffle": res, "score": _score("z_shuffle", res)}
+
+
+def z_shuffle_permutation(num_test_tasks: int, settings: EvalSettings | None = None):
+  """The z-shuffle protocol's derangement of the test tasks (in the split's order): test task
+  ``i`` acts with the code of test task ``perm[i]``. A function of the eval seed only, so a
+  comparison outside jcomrl (the official codes' drivers in ``benchmarks/``) can pair the very
+  same tasks."""
+  return P.derangement(num_test_tasks, _key(settings or EvalSettings(), "z_shuffle"))
 
 
 def _source_rows(settings: EvalSettings, meta: dict, num_tasks: int, test_row: int | None = None):
