@@ -65,3 +65,13 @@ def test_meta_batches_drawn_without_replacement_hold_distinct_tasks(synthetic_da
                            rl_batch_size=4, replace=False)
     tasks = np.asarray(mb.task_index)
     assert len(set(tasks.tolist())) == 16 and set(tasks.tolist()) <= set(pool.tolist())
+
+
+def test_focal_and_csro_stop_td_targets_at_trajectory_ends_as_their_loaders():
+  # FOCAL-ICLR rl_algorithm.py:153-154 and CSRO's :151-152 mark each stored trajectory's last
+  # transition terminal; UNICORN / CORRO read the stored terminals (none on the MuJoCo envs).
+  for env in ("cheetah_vel", "point_robot"):
+    for name in ("focal", "csro"):
+      assert presets.preset(name, env)["learner"]["timeout_as_terminal"] is True, (name, env)
+    for name in ("unicorn_ss", "corro", "focal_dt"):
+      assert presets.preset(name, env)["learner"].get("timeout_as_terminal", False) is False

@@ -84,7 +84,7 @@ class LearnerConfig:
   # TD targets stop at a stored time-limit end (``timeout``) as at a termination. Off (default):
   # a time limit is not a state of the MDP, so the target bootstraps through it. On: as the
   # FOCAL and CSRO codes, whose loaders mark the last transition of every stored trajectory
-  # terminal (FOCAL-ICLR rlkit/core/rl_algorithm.py:147-149, CSRO's :151-152).
+  # terminal (FOCAL-ICLR rlkit/core/rl_algorithm.py:153-154, CSRO's :151-152).
   timeout_as_terminal: bool = False
   steps_per_chunk: int = 100
   # ``((name, Settings), ...)`` of the plug-ins in use (the representation, the extra objective

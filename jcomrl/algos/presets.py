@@ -18,7 +18,9 @@ PKU-RL/CORRO @210ad40, betray12138/UNICORN @d8853cd, Rondorf/BOReL @cf0816f, mxu
   (``use_next_obs_in_context``, default False, true in the hopper/walker configs).
   BRAC as the code: penalty on c's output (``brac_gp="output"``; BRAC's dc/da is ``"grad"``), D
   taken before the 3 dual steps (CSRO: after), each further dual step on a fresh RL batch, raw
-  weight clipped only where used, 1e-3 mu^2 and log-sigma^2 actor regularisers.
+  weight clipped only where used, 1e-3 mu^2 and log-sigma^2 actor regularisers; TD targets stop
+  at the end of every stored trajectory, as FOCAL's and CSRO's loaders mark its last transition
+  terminal (``timeout_as_terminal``).
   Differences: meta-batches are drawn *with* replacement (UNICORN; FOCAL's default has no
   positive pairs), twin-Q SAC without the V network, 200k steps.
   Cheetah-dir and ant-dir: FOCAL's configs for them (``configs/cheetah-dir.json``,
@@ -479,6 +481,10 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
   p["learner"]["representation"] = DT_REPRESENTATION.get(name, name)
   if name in RLKIT_INIT_PRESETS:
     p["learner"]["net_init"] = "rlkit"
+  if name in ("focal", "csro"):
+    # Their loaders mark every stored trajectory's last transition terminal (PROVENANCE row
+    # "focal/csro time-limit ends").
+    p["learner"]["timeout_as_terminal"] = True
   if name == "csro":
     # CSRO draws a meta-batch's tasks without replacement (configs/default.py:65
     # ``mb_replace=False``), so FOCAL's positive-pair term never acts in it;
@@ -675,6 +681,15 @@ PROVENANCE = (
      "FOCAL-ICLR's 2-task configs cannot draw 4 of 2 tasks without replacement"),
     ("csro task sampling", "without replacement", "same (mb_replace=False)",
      "CSRO configs/default.py:65", ""),
+    ("focal/csro time-limit ends", "terminal in the TD target (timeout_as_terminal=True)",
+     "same: the loader marks the last transition of every stored trajectory terminal",
+     "FOCAL-ICLR rlkit/core/rl_algorithm.py:153-154 (train), 164-165 (eval); CSRO "
+     "rlkit/core/rl_algorithm.py:151-152, 162-163",
+     "followed since the side-by-side with FOCAL's code on one dataset "
+     "(benchmarks/results/issue35): with it Q(s, a_data) and the critic loss track the official "
+     "curves; without it (the other presets' handling, a time limit is not a state) Q settles "
+     "near r/(1-gamma) instead of ~57% of it on 200-step trajectories: "
+     "--config.learner.timeout_as_terminal=False"),
     ("focal/csro training length (focal: tasks='unicorn')", "200k updates",
      "FOCAL 100k cheetah-vel, 1M cheetah-dir, 2M ant/hopper/walker; CSRO 105k (210k ant-goal)",
      "FOCAL default.py:19,25, cheetah-vel.json:18, ant-dir.json:16; CSRO cheetah-vel.json:15,18",

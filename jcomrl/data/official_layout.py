@@ -98,7 +98,7 @@ def export_unicorn(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
   return written
 
 
-# FOCAL's file name (FOCAL-ICLR cc2f1fd rlkit/core/rl_algorithm.py:96-107, sample=1): trajectory
+# FOCAL's file name (FOCAL-ICLR cc2f1fd rlkit/core/rl_algorithm.py:104-111, sample=1): trajectory
 # n of a task, saved from the behaviour model of epoch ``step``.
 FOCAL_FILE = "trj_evalsample{n}_step{step}.npy"
 # FOCAL's configs read the trajectories of the behaviour model at epoch 6e5 (configs/default.py
@@ -110,12 +110,13 @@ def export_focal(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
                  step: int = FOCAL_STEP, overwrite: bool = False) -> dict[str, list[int]]:
   """Writes ``out_dir/goal_idx<k>/trj_evalsample<n>_step<step>.npy`` in FOCAL's layout.
 
-  FOCAL's loader (FOCAL-ICLR ``rlkit/core/rl_algorithm.py`` ``init_buffer``, lines 96-205)
+  FOCAL's loader (FOCAL-ICLR ``rlkit/core/rl_algorithm.py`` ``init_buffer``, lines 101-221)
   globs ``goal_idx*/trj_evalsample<n>_step<epoch>.npy`` for ``n < n_trj``, takes ``k`` of
   ``goal_idx<k>`` as the task's index, and reads each file as an object array of rows
-  ``[obs, action, reward, next_obs]``; it marks the last row of every file terminal. Here each
-  file is one segment (``segment_length`` rows) of jcomrl task ``k``, ``n`` its segment index,
-  so pass ``n_trj = transitions_per_task / segment_length`` (recorded in
+  ``[obs, action, reward, next_obs]``; it marks the last row of every file terminal
+  (153-154; ``LearnerConfig.timeout_as_terminal`` does the same in jcomrl). Here each file
+  is one segment (``segment_length`` rows) of jcomrl task ``k``, ``n`` its segment index, so
+  pass ``n_trj = transitions_per_task / segment_length`` (recorded in
   ``out_dir/jcomrl_export.json`` with the split: FOCAL's train / eval tasks are the split's
   indices). Every task of the split is written; the same checks and atomic write as
   :func:`export_unicorn`.
