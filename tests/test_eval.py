@@ -275,6 +275,10 @@ def test_z_shuffle_control_hurts_a_code_following_policy_and_only_the_code_diffe
                             step=0)
   perm = np.asarray(shuf["z_shuffle"]["permutation"])
   assert np.all(perm != np.arange(len(rows)))
+  # the protocol's random pairs (the ones the official drivers reuse), not a rotation of the
+  # split's order (neighbours on a split sorted by the task parameter)
+  np.testing.assert_array_equal(perm, suite.z_shuffle_permutation(len(rows), settings))
+  assert len({int(d) for d in (perm - np.arange(len(rows))) % len(rows)}) > 1
   assert shuf["score"]["variant"] == "z_shuffle"
   drop = iid["mean"] - shuf["z_shuffle"]["mean"]
   assert drop > 2.0, (iid["mean"], shuf["z_shuffle"]["mean"])
@@ -344,3 +348,19 @@ def test_protocol_keys_are_fixed_ids():
   assert set(suite.PROTOCOL_IDS) == set(suite.PROTOCOLS)
   assert len(set(suite.PROTOCOL_IDS.values())) == len(suite.PROTOCOL_IDS)
   assert suite.PROTOCOL_IDS["iid"] == 0 and suite.PROTOCOL_IDS["task_ood"] == 3
+
+
+def test_the_z_shuffle_pairs_tasks_at_random_not_neighbours_in_split_order():
+  """The control's pairs are a random derangement: never a task's own code, and not a rotation
+  of the split's order (the split lists cheetah_vel's test tasks by velocity, so a rotation by
+  one gives every task its neighbour's code and hides the drop: the official FOCAL driver's first
+  control). The same pairs for the same seed, other pairs for another."""
+  for n in (2, 5, 20):
+    perm = np.asarray(suite.z_shuffle_permutation(n))
+    assert sorted(perm.tolist()) == list(range(n)) and not np.any(perm == np.arange(n))
+  perm = np.asarray(suite.z_shuffle_permutation(20))
+  shifts = {int(d) for d in (perm - np.arange(20)) % 20}
+  assert len(shifts) > 1, "a rotation of the split's order"
+  np.testing.assert_array_equal(perm, suite.z_shuffle_permutation(20))
+  other = suite.z_shuffle_permutation(20, suite.EvalSettings(seed=7))
+  assert not np.array_equal(perm, np.asarray(other))

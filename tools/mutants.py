@@ -352,6 +352,30 @@ MUTATIONS: list[M] = [
       "return optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates)), opt_state",
       "return optax.apply_updates(params, jax.tree.map(lambda u: lr * u, updates)), opt_state",
       ("tests/test_optim.py",), "the learners' Adam ascends the loss"),
+    # ---------------------------------------------------------------- this session's code
+    M("timeout_terminal_ignored", "jcomrl/algos/learner.py",
+      "rls = [r.replace(terminal=jnp.maximum(r.terminal, r.timeout)) for r in rls]",
+      "rls = [r.replace(terminal=r.terminal) for r in rls]",
+      ("tests/test_algos.py", "-k", "timeout_as_terminal"),
+      "timeout_as_terminal leaves the TD targets bootstrapping through time-limit ends"),
+    M("focal_export_last_segment", "jcomrl/data/official_layout.py",
+      "rows = slice(j * seg, (j + 1) * seg)", "rows = slice(j * seg + 1, (j + 1) * seg + 1)",
+      ("tests/test_official_layout.py",), "FOCAL export shifts each file by one row"),
+    M("schedule_after_warmup_dropped", "jcomrl/datagen/offline.py",
+      "                                after_warmup=after)",
+      "                                after_warmup=False)",
+      ("tests/test_offline_data.py", "-k", "schedule"),
+      "the snapshot schedule check ignores intervals_after_warmup (the bug fixed this session)"),
+    M("returns_reuse_any_count", "jcomrl/datagen/offline.py",
+      "if (isinstance(saved, dict) and saved.get(\"measured_with\") == measured_with",
+      "if (isinstance(saved, dict) and saved.get(\"measured_with\") is not None",
+      ("tests/test_offline_data.py", "-k", "episode_count"),
+      "snapshot returns reused for another episode count"),
+    M("zshuffle_neighbour_pairs", "jcomrl/eval/suite.py",
+      "  perm = z_shuffle_permutation(len(rows), settings)",
+      "  perm = np.roll(np.arange(len(rows)), 1).astype(np.int32)",
+      ("tests/test_eval.py", "tests/test_eval_fidelity.py", "tests/test_run.py"),
+      "the z-shuffle pairs neighbours in the split's order instead of a random derangement"),
 ]
 
 
@@ -440,8 +464,13 @@ REPORT_NOTE = (
     "pretraining; the fast tier caught all 5 on their first run. The 6 after them (`protocols_all` "
     "to `record_step_reset`) were chosen blind in the redesign's new shared primitives; 2 were "
     "missed by every tier on the first run (the 'all' protocol list, the behaviour trainers' "
-    "episode-return reset) and are caught now by tests added for them. Add blind mutations to "
-    "keep the check honest.")
+    "episode-return reset) and are caught now by tests added for them. The 4 after them "
+    "(`legacy_name_swap` to `adam_step_sign`) were written with the plug-in settings reader and "
+    "the optimiser builder and their tests; the last 5 (`timeout_terminal_ignored` to "
+    "`zshuffle_neighbour_pairs`) with the code and tests of the FOCAL side-by-side; of those, "
+    "`zshuffle_neighbour_pairs` (the z-shuffle pairing neighbours of the split's order) was "
+    "missed on its first run and is caught by a check added to test_eval. Add blind mutations "
+    "to keep the check honest.")
 
 
 def write_report(results: list[dict], out: str, tiers: list[str]) -> None:
