@@ -63,20 +63,11 @@ def export_unicorn(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
   Returns:
     ``{"train": [dir names], "test": [dir names]}``.
   """
-  if isinstance(dataset_or_dir, (str, os.PathLike)):
-    dataset, meta = load_dataset(str(dataset_or_dir))
-  else:
-    dataset, meta = dataset_or_dir, dict(meta or {})
-  dataset: OfflineDataset
-  split = meta.get("split")
-  if not isinstance(split, dict) or "train" not in split or "test" not in split:
-    raise DatasetError("the dataset has no train/test split in its meta; the UNICORN layout "
-                       "needs one to place its tasks")
+  dataset, meta, arrays = _exportable(
+      dataset_or_dir, meta, out_dir, overwrite, "the UNICORN layout needs one to place its tasks",
+      "the UNICORN loader cuts every trajectory_len rows")
+  split = meta["split"]
   seg, n = int(dataset.segment_length), dataset.num_transitions
-  _check_whole_segments(dataset, "the UNICORN loader cuts every trajectory_len rows")
-  if os.path.exists(out_dir) and not overwrite:
-    raise DatasetError(f"{out_dir} already exists; choose another directory or pass overwrite")
-  arrays = {k: np.asarray(v) for k, v in dataset.arrays().items()}
   written = {}
   with atomic.atomic_dir(out_dir, prefix=".unicorn-export-") as tmp:
     for part in ("train", "test"):
@@ -124,19 +115,12 @@ def export_focal(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
   Returns:
     ``{"train": [task indices], "test": [task indices]}``.
   """
-  if isinstance(dataset_or_dir, (str, os.PathLike)):
-    dataset, meta = load_dataset(str(dataset_or_dir))
-  else:
-    dataset, meta = dataset_or_dir, dict(meta or {})
-  split = meta.get("split")
-  if not isinstance(split, dict) or "train" not in split or "test" not in split:
-    raise DatasetError("the dataset has no train/test split in its meta; FOCAL's layout needs "
-                       "one to name its train and eval tasks")
+  dataset, meta, arrays = _exportable(
+      dataset_or_dir, meta, out_dir, overwrite,
+      "FOCAL's layout needs one to name its train and eval tasks",
+      "FOCAL's loader marks every file's last row terminal")
+  split = meta["split"]
   seg, n = int(dataset.segment_length), dataset.num_transitions
-  _check_whole_segments(dataset, "FOCAL's loader marks every file's last row terminal")
-  if os.path.exists(out_dir) and not overwrite:
-    raise DatasetError(f"{out_dir} already exists; choose another directory or pass overwrite")
-  arrays = {k: np.asarray(v) for k, v in dataset.arrays().items()}
   written = {"train": [int(t) for t in split["train"]], "test": [int(t) for t in split["test"]]}
   with atomic.atomic_dir(out_dir, prefix=".focal-export-") as tmp:
     for t in written["train"] + written["test"]:
@@ -164,6 +148,23 @@ def read_export_record(out_dir: str) -> dict:
   ``step`` for FOCAL's layout)."""
   with open(os.path.join(out_dir, "jcomrl_export.json")) as f:
     return json.load(f)
+
+
+def _exportable(dataset_or_dir, meta, out_dir: str, overwrite: bool, why_split: str,
+                why_whole: str):
+  """``(dataset, meta, numpy arrays)`` of an export's source, after the checks both layouts
+  need: a train/test split, whole segments, and no existing ``out_dir`` unless ``overwrite``."""
+  if isinstance(dataset_or_dir, (str, os.PathLike)):
+    dataset, meta = load_dataset(str(dataset_or_dir))
+  else:
+    dataset, meta = dataset_or_dir, dict(meta or {})
+  split = meta.get("split")
+  if not isinstance(split, dict) or "train" not in split or "test" not in split:
+    raise DatasetError(f"the dataset has no train/test split in its meta; {why_split}")
+  _check_whole_segments(dataset, why_whole)
+  if os.path.exists(out_dir) and not overwrite:
+    raise DatasetError(f"{out_dir} already exists; choose another directory or pass overwrite")
+  return dataset, meta, {k: np.asarray(v) for k, v in dataset.arrays().items()}
 
 
 def _check_whole_segments(dataset: OfflineDataset, why: str) -> None:
