@@ -74,7 +74,7 @@ import time
 
 import numpy as np
 
-from benchmarks.official_unicorn import _Box, _Stand_ins, install_stand_ins
+from benchmarks.official_unicorn import _Box, _Stand_ins, add_run_args, install_stand_ins
 
 CONFIG = {"cheetah_vel": "cheetah-vel.json", "cheetah_dir": "cheetah-dir.json",
           "ant_dir": "ant-dir.json"}
@@ -162,13 +162,7 @@ def _own_randomness(seed):
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--focal", required=True, help="their source tree (FOCAL-ICLR/FOCAL-ICLR)")
-  p.add_argument("--dataset", required=True, help="a jcomrl dataset directory")
-  p.add_argument("--sizes", default="cpu", choices=sorted(SIZES))
-  p.add_argument("--num_updates", type=int, default=30000)
-  p.add_argument("--eval_every", type=int, default=1000)
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--threads", type=int, default=0)
-  p.add_argument("--out", required=True, help="JSON lines, one row per evaluation")
+  add_run_args(p, SIZES)
   p.add_argument("--algo", action="append", default=[], metavar="KEY=JSON",
                  help="set one of their algo_params after the json (e.g. mb_replace=true, one "
                       "of their own options); repeat")

@@ -154,16 +154,21 @@ def install_stand_ins(obs_size, action_size, horizon):
   sys.modules["environments.make_env"] = make_env_mod
 
 
-def main():
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--unicorn", required=True, help="their source tree (the anchor's unicorn/)")
+def add_run_args(p: argparse.ArgumentParser, sizes: dict) -> None:
+  """The flags every official-code driver takes: data, sizes, budget, seed, threads, output."""
   p.add_argument("--dataset", required=True, help="a jcomrl dataset directory")
-  p.add_argument("--sizes", default="cpu", choices=sorted(SIZES))
+  p.add_argument("--sizes", default="cpu", choices=sorted(sizes))
   p.add_argument("--num_updates", type=int, default=30000)
   p.add_argument("--eval_every", type=int, default=1000)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--threads", type=int, default=0)
   p.add_argument("--out", required=True, help="JSON lines, one row per evaluation")
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--unicorn", required=True, help="their source tree (the anchor's unicorn/)")
+  add_run_args(p, SIZES)
   p.add_argument("extra", nargs="*", help="more flags for their config parser (after --)")
   a = p.parse_args()
 
