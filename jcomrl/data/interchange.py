@@ -363,7 +363,11 @@ def _common_attr(tasks: list[dict], key: str):
 
 
 def _assemble(tasks: list[dict], fmt: str, layout: str, segment_length, env, default_env,
-              test_tasks, normalisation) -> tuple[OfflineDataset, dict]:
+              test_tasks, normalisation, split: dict | None = None
+              ) -> tuple[OfflineDataset, dict]:
+  """Per-task arrays -> ``(dataset, meta)``: the segment length, the common length, the task
+  parameters and the split (``split`` when given, else ``test_tasks`` / recorded / the last
+  task); ``jcomrl.data.official_import`` reuses it."""
   names = [t["info"]["name"] for t in tasks]
   num_tasks = len(tasks)
   obs_sizes = {t["arrays"]["obs"].shape[1] for t in tasks}
@@ -416,7 +420,7 @@ def _assemble(tasks: list[dict], fmt: str, layout: str, segment_length, env, def
     params_source = "task index (the source has no task parameters)"
   dataset = OfflineDataset.from_arrays(stacked, segment_length)
 
-  split = _split(tasks, num_tasks, test_tasks)
+  split = split if split is not None else _split(tasks, num_tasks, test_tasks)
   env = env or _common_attr(tasks, "env") or default_env
   meta: dict[str, Any] = {
       "env": env, "env_overrides": _common_attr(tasks, "env_overrides") or {}, "split": split,
