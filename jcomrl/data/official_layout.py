@@ -55,10 +55,11 @@ def export_unicorn(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
 
   ``out_dir`` plays the role of ``<main_data_dir>/<EnvName>``; pass ``data_dir="train"`` /
   ``"test"`` to the official ``load_dataset``. Tasks outside the dataset's split are not
-  written. ``out_dir/jcomrl_export.json`` records the source env, split, segment length and
-  each directory's jcomrl task index. The whole tree is written to a temporary sibling and
-  renamed into place, so an interrupted export leaves nothing half-written; an existing
-  ``out_dir`` is refused unless ``overwrite``.
+  written. ``out_dir/jcomrl_export.json`` records the source env and its overrides, split,
+  segment length, each directory's jcomrl task index and every task row's exact parameters
+  (what ``official_import.import_official("unicorn", out_dir)`` restores). The whole tree is
+  written to a temporary sibling and renamed into place, so an interrupted export leaves
+  nothing half-written; an existing ``out_dir`` is refused unless ``overwrite``.
 
   Returns:
     ``{"train": [dir names], "test": [dir names]}``.
@@ -83,7 +84,8 @@ def export_unicorn(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
     record = {"layout": "unicorn", "env": meta.get("env"), "segment_length": seg,
               "transitions_per_task": n, "split": {k: list(map(int, split[k])) for k in
                                                    ("train", "test")},
-              "dirs": written, "normalisation": meta.get("normalisation")}
+              "dirs": written, "normalisation": meta.get("normalisation"),
+              **_record_tasks(meta, arrays)}
     with open(os.path.join(tmp, "jcomrl_export.json"), "w") as f:
       json.dump(record, f, indent=1, sort_keys=True)
   return written
@@ -137,10 +139,18 @@ def export_focal(dataset_or_dir, out_dir: str, *, meta: dict | None = None,
         np.save(os.path.join(d, FOCAL_FILE.format(n=j, step=step)), trj, allow_pickle=True)
     record = {"layout": "focal", "env": meta.get("env"), "segment_length": seg,
               "transitions_per_task": n, "n_trj": n // seg, "step": step,
-              "split": written, "normalisation": meta.get("normalisation")}
+              "split": written, "normalisation": meta.get("normalisation"),
+              **_record_tasks(meta, arrays)}
     with open(os.path.join(tmp, "jcomrl_export.json"), "w") as f:
       json.dump(record, f, indent=1, sort_keys=True)
   return written
+
+
+def _record_tasks(meta: dict, arrays: dict) -> dict:
+  """The record entries ``official_import`` restores: the env's overrides and every task row's
+  exact parameters (float32 values, which JSON keeps exactly)."""
+  return {"env_overrides": dict(meta.get("env_overrides") or {}),
+          "task_params": np.asarray(arrays["task_params"], np.float32).tolist()}
 
 
 def read_export_record(out_dir: str) -> dict:
