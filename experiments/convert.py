@@ -1,8 +1,15 @@
-"""Convert D4RL / Minari data to a jcomrl dataset and back.
+"""Convert D4RL / Minari data and the official COMRL codes' offline data to a jcomrl dataset,
+and back.
 
   # import: one file (or Minari dataset) per task, in task order -> a jcomrl dataset directory
   python -m experiments.convert --from=d4rl --path=task0.hdf5 [--path=task1.hdf5 ...] --out=DIR
   python -m experiments.convert --from=minari --path=MINARI_DIR [--path=...] --out=DIR
+  # import an official code's data directory (jcomrl.data.official_import)
+  python -m experiments.convert --from=unicorn --path=batch_data/HalfCheetahVel-v0/data --out=DIR
+  python -m experiments.convert --from=corro --path=batch_data/AntDir-v0/data --env=ant_dir ...
+  python -m experiments.convert --from=focal --path=data/cheetah-vel --env=cheetah_vel --out=DIR
+  python -m experiments.convert --from=csro --path=offline_dataset/cheetah-vel --out=DIR
+  python -m experiments.convert --from=macaw --path=macaw_offline_data/cheetah_vel --out=DIR
   # export: a jcomrl dataset -> DIR/task_000.hdf5, ... (D4RL) or DIR/task_000/data/ (Minari),
   # or DIR/{train,test}/seed_<k>_goal_<g>/*.npy (the UNICORN / CORRO loaders' layout)
   python -m experiments.convert --to=d4rl --path=DATASET_DIR --out=DIR
@@ -11,9 +18,11 @@
 
 Import options: ``--segment_length`` (required when episode lengths vary), ``--env`` (name a
 jcomrl env to train on the data with it), ``--test_tasks`` (held-out task rows; default the last
-task), ``--normalisation=RANDOM,EXPERT`` (score anchors, needed for training). How episodes map
-onto segments, which transitions are dropped or trimmed and why, and the dtypes: see
-``jcomrl.data.interchange``. Existing output is refused unless ``--overwrite`` (and even then
+task, or the official split for the official layouts), ``--normalisation=RANDOM,EXPERT`` (score
+anchors, needed for training); for the official layouts also ``--env_overrides`` (JSON, the env's
+task table, default the code's variant) and ``--steps`` (FOCAL / CSRO checkpoint steps). How
+episodes map onto segments, which transitions are dropped or trimmed and why, and the dtypes:
+see ``jcomrl.data.interchange`` and ``jcomrl.data.official_import``. Existing output is refused unless ``--overwrite`` (and even then
 only a jcomrl dataset / files of the same kind are replaced, each once its new version is
 complete). Bad input ends in one line on stderr, exit status 2.
 """
@@ -22,18 +31,24 @@ from __future__ import annotations
 
 import os
 
+import json
+
 from absl import flags
 
 from experiments import cli
 
 FORMATS = ("d4rl", "minari")
+# unicorn, corro, focal, csro, macaw: the official codes' layouts (jcomrl.data.official_import;
+# import only, one data directory each)
+OFFICIAL = ("unicorn", "corro", "focal", "csro", "macaw")
 # unicorn, focal: the official codes' layouts (jcomrl.data.official_layout; export only)
 EXPORT_FORMATS = FORMATS + ("unicorn", "focal")
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-  flags.DEFINE_enum("from", None, FORMATS, "import: the format of --path")
+  flags.DEFINE_enum("from", None, FORMATS + OFFICIAL, "import: the format of --path (unicorn, "
+                    "corro, focal, csro, macaw: an official code's data directory)")
   flags.DEFINE_enum("to", None, EXPORT_FORMATS, "export: the format to write (unicorn: the "
                     "per-task npy layout of the UNICORN / CORRO loaders; focal: FOCAL's "
                     "goal_idx<k>/trj_evalsample<n>_step<epoch>.npy files)")
@@ -49,16 +64,21 @@ def define_flags() -> None:
   flags.DEFINE_list("test_tasks", None, "import: held-out task rows (default: the last task)")
   flags.DEFINE_string("normalisation", None, "import: RANDOM,EXPERT episode returns for score "
                       "normalisation")
+  flags.DEFINE_string("env_overrides", None, "import of an official layout: envs.make "
+                      "overrides as JSON, e.g. '{\"variant\": \"focal\"}' (default: recorded, "
+                      "else the code's variant)")
+  flags.DEFINE_list("steps", None, "import of focal / csro: the checkpoint steps t of "
+                    "trj_evalsample<n>_step<t>.npy to read (default: the official config's)")
   flags.DEFINE_bool("overwrite", False, "replace existing output")
 
 
-def _ints(name: str, values) -> list[int] | None:
+def _ints(name: str, values, what: str = "task rows") -> list[int] | None:
   if values is None:
     return None
   try:
     return [int(v) for v in values]
   except ValueError:
-    raise cli.UsageError(f"--{name}={','.join(values)} must be a comma list of task rows "
+    raise cli.UsageError(f"--{name}={','.join(values)} must be a comma list of {what} "
                          "(integers)") from None
 
 
@@ -86,20 +106,66 @@ def _check_import_out(out: str, overwrite: bool) -> None:
                          "replaces a dataset directory: choose another --out")
 
 
+def _env_overrides(spec: str | None) -> dict | None:
+  if spec is None:
+    return None
+  try:
+    value = json.loads(spec)
+  except json.JSONDecodeError as e:
+    raise cli.UsageError(f"--env_overrides={spec} is not JSON ({e}); pass an object, e.g. "
+                         "'{\"variant\": \"focal\"}'") from None
+  if not isinstance(value, dict):
+    raise cli.UsageError(f"--env_overrides={spec} must be a JSON object (envs.make keywords)")
+  return value
+
+
+def _import_official(layout: str, paths: list[str], out: str, *, overwrite: bool, **kw) -> str:
+  """``--from=<official layout>``: one data directory -> a jcomrl dataset; the summary line."""
+  from jcomrl.data.dataset import save_dataset
+  from jcomrl.data.official_import import import_official
+
+  if len(paths) != 1:
+    raise cli.UsageError(f"--from={layout} reads one data directory; pass one --path")
+  _check_import_out(out, overwrite)
+  data, meta = import_official(layout, paths[0], **kw)
+  # A --behaviour= option (the official rlkit actors as behaviour/ snapshots,
+  # jcomrl.data.official_checkpoints) would attach here: save_dataset(..., extra_writer=...).
+  save_dataset(out, data, meta, overwrite=overwrite)
+  src, table = meta["source"], meta["task_table"]
+  rows = ("the env's benchmark tasks" if table["rows_are_env_tasks"]
+          else "NOT the env's benchmark tasks (meta task_table)")
+  norm = (", observation normaliser stored (not applied)"
+          if "observation_normaliser" in meta else "")
+  return (f"wrote {out}: {data.num_tasks} task(s) x {data.num_transitions} transitions from the "
+          f"{layout} layout, segment_length {data.segment_length} ({src['segment_length_rule']}), "
+          f"env {meta['env']!r}, split {meta['split']} ({src['split_rule']}); task rows are "
+          f"{rows}; trimmed {sum(src['trimmed_per_task'])} to a common multiple of the segment "
+          f"length{norm}")
+
+
 def convert(src_format: str | None, dst_format: str | None, paths: list[str], out: str, *,
             segment_length=None, env=None, test_tasks=None, normalisation=None,
-            overwrite: bool = False) -> str:
+            env_overrides=None, steps=None, overwrite: bool = False) -> str:
   """Runs one conversion; returns the summary line."""
   from jcomrl.data import interchange
   from jcomrl.data.dataset import save_dataset
 
   if (src_format is None) == (dst_format is None):
-    raise cli.UsageError("pass exactly one of --from=d4rl|minari (import) and "
-                         "--to=d4rl|minari (export)")
+    raise cli.UsageError("pass exactly one of --from=d4rl|minari|unicorn|corro|focal|csro|macaw "
+                         "(import) and --to=d4rl|minari|unicorn|focal (export)")
   if not paths:
     raise cli.UsageError("--path is required (repeat it for several tasks)")
   if not out:
     raise cli.UsageError("--out is required")
+  if src_format in OFFICIAL:
+    return _import_official(src_format, paths, out, overwrite=overwrite,
+                            segment_length=segment_length, env=env, test_tasks=test_tasks,
+                            normalisation=normalisation, env_overrides=env_overrides,
+                            steps=steps)
+  for name, value in (("env_overrides", env_overrides), ("steps", steps)):
+    if value is not None:
+      raise cli.UsageError(f"--{name} applies to an import of an official layout "
+                           f"(--from={'|'.join(OFFICIAL)})")
   if src_format is not None:
     _check_import_out(out, overwrite)
     read = interchange.import_d4rl if src_format == "d4rl" else interchange.import_minari
@@ -147,7 +213,10 @@ def main(argv):
   print(convert(FLAGS["from"].value, FLAGS.to, FLAGS.path, FLAGS.out,
                 segment_length=FLAGS.segment_length, env=FLAGS.env,
                 test_tasks=_ints("test_tasks", FLAGS.test_tasks),
-                normalisation=_normalisation(FLAGS.normalisation), overwrite=FLAGS.overwrite))
+                normalisation=_normalisation(FLAGS.normalisation),
+                env_overrides=_env_overrides(FLAGS.env_overrides),
+                steps=_ints("steps", FLAGS.steps, "checkpoint steps"),
+                overwrite=FLAGS.overwrite))
 
 
 def run():
