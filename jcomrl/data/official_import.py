@@ -427,30 +427,35 @@ def _unicorn_parts(path: str) -> list[tuple[str | None, str]]:
   return [(subs[0], os.path.join(path, subs[0]))]
 
 
-def _trajectories(where: str, name: str, arr: np.ndarray, traj_len: int | None):
-  """``(rows [N, ...], trajectory_len)`` of one UNICORN array: a 3-D file is ``[trajectory_len,
-  num_trajs, d]`` (``offline_utils.py:191-202``), a 2-D one ``[N, d]`` cut every
-  ``trajectory_len`` rows (179-184)."""
+def _trajectories(where: str, name: str, arr: np.ndarray, length: dict) -> np.ndarray:
+  """The rows ``[N, ...]`` of one UNICORN array: a 3-D file is ``[trajectory_len, num_trajs, d]``
+  (``offline_utils.py:191-202``; it fixes the trajectory length), a 2-D one ``[N, d]`` cut every
+  ``trajectory_len`` rows (179-184). ``length``: ``{"len", "fixed", "rule"}``, updated."""
   if arr.ndim == 3:
-    if traj_len is not None and arr.shape[0] != traj_len:
+    if length["fixed"] and arr.shape[0] != length["len"]:
       raise DatasetError(f"{where}: {name}.npy is [trajectory_len, num_trajs, dim] = "
-                         f"{list(arr.shape)}, but trajectories are {traj_len} rows here")
-    return arr.transpose(1, 0, 2).reshape(-1, arr.shape[-1]), int(arr.shape[0])
+                         f"{list(arr.shape)}, but trajectories are {length['len']} rows here "
+                         f"({length['rule']})")
+    if not length["fixed"]:
+      length.update(len=int(arr.shape[0]), fixed=True,
+                    rule="the trajectory axis of the 3-D files (offline_utils.py:191-202)")
+    return arr.transpose(1, 0, 2).reshape(-1, arr.shape[-1])
   if arr.ndim not in (1, 2):
     raise DatasetError(f"{where}: {name}.npy has shape {list(arr.shape)}; expected [N, dim] or "
                        "[trajectory_len, num_trajs, dim] (offline_utils.py:179-202)")
-  if traj_len is None:
+  if length["len"] is None:
     raise DatasetError(f"{where}: the trajectory length is unknown (the files do not hold it; "
                        "UNICORN takes the env's _max_episode_steps, offline_utils.py:88): pass "
                        "--segment_length=L or --env")
-  if arr.shape[0] % traj_len:
+  if arr.shape[0] % length["len"]:
     raise DatasetError(f"{where}: {name}.npy has {arr.shape[0]} rows, not a multiple of the "
-                       f"trajectory length {traj_len} (their reshape(-1, trajectory_len, dim) "
-                       "would fail, offline_utils.py:180); pass the right --segment_length")
-  return arr, traj_len
+                       f"trajectory length {length['len']} ({length['rule']}; their "
+                       "reshape(-1, trajectory_len, dim) would fail, offline_utils.py:180): pass "
+                       "the right --segment_length")
+  return arr
 
 
-def _read_unicorn_task(d: str, root: str, traj_len: int | None) -> dict:
+def _read_unicorn_task(d: str, root: str, length: dict) -> dict:
   """One task directory: arrays, goal, files (with SHA-256) and the files not read."""
   name = os.path.basename(d)
   goal = parse_goal(name)
@@ -463,7 +468,8 @@ def _read_unicorn_task(d: str, root: str, traj_len: int | None) -> dict:
                          "actions, rewards, next_obs and terminals .npy, offline_utils.py:95-107)")
     a = load_npy(p)
     files.append(_file(p, root, shape=list(a.shape), dtype=str(a.dtype)))
-    raw[key], traj_len = _trajectories(d, key, a, traj_len)
+    raw[key] = _trajectories(d, key, a, length)
+  traj_len = length["len"]
   obs = interchange._as_float(d, "obs", raw["obs"], 2, casts)
   n = obs.shape[0]
   arrays = {"obs": obs, "action": interchange._as_float(d, "actions", raw["actions"], 2, casts),
@@ -481,8 +487,7 @@ def _read_unicorn_task(d: str, root: str, traj_len: int | None) -> dict:
   ignored = sorted(set(os.listdir(d)) - {k + ".npy" for k in UNICORN_FILES})
   info = {"name": os.path.relpath(d, root), "files": files, "transitions": int(n),
           "trajectory_len": int(traj_len), "cast_to_float32": casts, "ignored": ignored}
-  return {"key": _seed(name), "name": name, "goal": goal, "arrays": arrays, "info": info,
-          "traj_len": int(traj_len)}
+  return {"key": _seed(name), "name": name, "goal": goal, "arrays": arrays, "info": info}
 
 
 def _traj_len_rule(ctx: dict, entry) -> tuple[int | None, str]:
@@ -505,19 +510,20 @@ def _read_unicorn(layout: str, path: str, ctx: dict) -> dict:
                                    else os.path.dirname(path))
   entry = OFFICIAL_ENVS[layout].get(official_name) or ctx["entry"]
   traj_len, rule = _traj_len_rule(ctx, entry)
+  length = {"len": traj_len, "rule": rule,
+            "fixed": rule in ("given", "recorded by the jcomrl export")}
   tasks, part_of = [], []
   for part, data_dir in parts:
     names = sorted(_goal_dirs(data_dir), key=lambda n: (_seed(n) is None, _seed(n) or 0, n))
     for n in names:
-      tasks.append(_read_unicorn_task(os.path.join(data_dir, n), path, traj_len))
-      traj_len = tasks[-1]["traj_len"]
+      tasks.append(_read_unicorn_task(os.path.join(data_dir, n), path, length))
       part_of.append(part)
   split, split_rule = _unicorn_split(layout, part_of, entry, official_name)
   record = ctx["record"]
   return {"tasks": tasks, "goal_kind": "vector" if record else (entry.goal if entry else "value"),
           "entry": entry, "official_name": official_name, "split": split,
           "split_rule": split_rule, "keys_are_rows": record is not None, "normaliser": None,
-          "natural_segment": (traj_len, rule),
+          "natural_segment": (length["len"], length["rule"]),
           "order_rule": "task directories sorted by the number after 'seed_' (the collector's "
                         "seed), then by name; the official load_dataset takes os.listdir order "
                         "(offline_utils.py:159-168), which the file system decides",
@@ -920,17 +926,22 @@ def _goal_vectors(read: dict) -> list[np.ndarray] | None:
   return out
 
 
-def _match_rows(vectors: list[np.ndarray], table: np.ndarray) -> list[int | None]:
-  """The env table row within 3-decimal rounding of each goal (the nearest), else ``None``."""
-  rows = []
-  for v in vectors:
-    if v.shape != table.shape[1:]:
-      rows.append(None)
-      continue
-    d = np.abs(table.astype(np.float64) - v).max(axis=1)
-    j = int(np.argmin(d))
-    rows.append(j if d[j] <= GOAL_TOLERANCE else None)
-  return rows
+def _match_rows(vectors: list[np.ndarray], table: np.ndarray) -> tuple[list, int]:
+  """``(env table row of each goal or None, number of goals near several rows)``: goals and rows
+  within 3-decimal rounding are paired closest first, each row once (two env tasks closer than
+  the rounding, e.g. 5e-4 rad apart in ant_dir's table, cannot be told apart by their names:
+  the closer pairing is taken and the count recorded)."""
+  rows: list[int | None] = [None] * len(vectors)
+  if not vectors or vectors[0].shape != table.shape[1:]:
+    return rows, 0
+  d = np.abs(np.stack(vectors)[:, None, :] - table.astype(np.float64)[None]).max(axis=-1)
+  near = d <= GOAL_TOLERANCE
+  taken = set()
+  for g, r in sorted(zip(*np.nonzero(near)), key=lambda gr: d[gr]):
+    if rows[g] is None and r not in taken:
+      rows[g] = int(r)
+      taken.add(int(r))
+  return rows, int((near.sum(axis=1) > 1).sum())
 
 
 def _task_params(read: dict, built, record: dict | None) -> tuple[list[int], np.ndarray, dict]:
@@ -939,12 +950,13 @@ def _task_params(read: dict, built, record: dict | None) -> tuple[list[int], np.
   n = len(tasks)
   vectors = _goal_vectors(read)
   table = None if built is None else built[1]
+  ambiguous = 0
   if kind == "index":
     env_rows = [t["key"] if table is not None and t["key"] < len(table) else None for t in tasks]
   elif kind == "params" or table is None:
     env_rows = [None] * n
   else:
-    env_rows = _match_rows(vectors, table)
+    env_rows, ambiguous = _match_rows(vectors, table)
   aligned = table is not None and sorted(r for r in env_rows if r is not None) == list(range(n))
   order = sorted(range(n), key=lambda i: env_rows[i]) if aligned else list(range(n))
   if aligned or (kind == "index" and None not in env_rows):
@@ -961,7 +973,7 @@ def _task_params(read: dict, built, record: dict | None) -> tuple[list[int], np.
     source = "recorded by the jcomrl export (jcomrl_export.json)"
   entries = {"task_params_source": source, "task_table": {
       "rows_are_env_tasks": bool(aligned), "env_rows": [env_rows[i] for i in order],
-      "source_tasks": [tasks[i]["name"] for i in order],
+      "source_tasks": [tasks[i]["name"] for i in order], "goals_near_several_rows": ambiguous,
       "rule": _table_rule(kind, aligned, table is not None)}}
   if kind == "params" and not read["keys_are_rows"]:
     entries["task_params_lost"] = (
