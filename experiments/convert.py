@@ -22,9 +22,10 @@ task, or the official split for the official layouts), ``--normalisation=RANDOM,
 anchors, needed for training); for the official layouts also ``--env_overrides`` (JSON, the env's
 task table, default the code's variant) and ``--steps`` (FOCAL / CSRO checkpoint steps). How
 episodes map onto segments, which transitions are dropped or trimmed and why, and the dtypes:
-see ``jcomrl.data.interchange`` and ``jcomrl.data.official_import``. Existing output is refused unless ``--overwrite`` (and even then
-only a jcomrl dataset / files of the same kind are replaced, each once its new version is
-complete). Bad input ends in one line on stderr, exit status 2.
+see ``jcomrl.data.interchange`` and ``jcomrl.data.official_import``. Existing output is refused
+unless ``--overwrite`` (and even then only a jcomrl dataset / files of the same kind are
+replaced, each once its new version is complete). Bad input ends in one line on stderr, exit
+status 2.
 """
 
 from __future__ import annotations

@@ -439,8 +439,8 @@ def bad_inputs(tmp_path):
                      out], "'fast' is not a number"),
       "goal_idx name": (["--from=focal", f"--path={focal}", out],
                         "does not parse as goal_idx<k>"),
-      "macaw buffer": (["--from=macaw", f"--path={macaw}", out],
-                       "missing file " + str(macaw / "buffers_cheetah_vel_train_0_sub_task_0.hdf5")),
+      "macaw buffer": (["--from=macaw", f"--path={macaw}", out], "missing file " + str(
+          macaw / "buffers_cheetah_vel_train_0_sub_task_0.hdf5")),
       "overrides": (["--from=unicorn", f"--path={tmp_path}", "--env_overrides=[1]", out],
                     "must be a JSON object"),
       "steps on d4rl": (["--from=d4rl", f"--path={tmp_path}", "--steps=5", out],
@@ -493,3 +493,21 @@ def test_cli_bad_input_is_one_line_exit_2_and_good_input_converts(bad_inputs, tm
   assert "3 task(s) x 200 transitions from the corro layout" in good.stdout
   data, meta = load_dataset(str(out))
   assert meta["split"] == {"train": [0, 1], "test": [2]} and data.task_params.shape == (3, 2)
+
+
+class _NotData:
+  """An object whose unpickling would run code: the importer refuses it."""
+
+  def __reduce__(self):
+    return (os.getcwd, ())
+
+
+def test_a_trajectory_file_that_is_not_plain_arrays_is_refused(tmp_path):
+  d = tmp_path / "data" / "goal_idx0"
+  os.makedirs(d)
+  trj = np.empty((2, 4), dtype=object)
+  trj[:] = 0.0
+  trj[0, 0] = _NotData()
+  np.save(d / "trj_evalsample0_step1.npy", trj, allow_pickle=True)
+  with pytest.raises(DatasetError, match="does not unpickle as plain arrays.*posix.getcwd"):
+    import_official("focal", str(tmp_path / "data"))

@@ -267,7 +267,8 @@ OFFICIAL_ENVS: dict[str, dict[str, OfficialEnv]] = {
 _SAFE_GLOBALS = {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
                  for n in ("_reconstruct", "scalar")} | {
     ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"), ("collections", "OrderedDict")}
+    ("numpy._core.numeric", "_frombuffer"), ("collections", "OrderedDict"),
+    ("_codecs", "encode")}  # protocol-2 pickles carry an array's bytes through codecs.encode
 
 
 class _DataUnpickler(pickle.Unpickler):
