@@ -253,6 +253,18 @@ def test_export_then_import_is_bit_exact(layout, point_env, tmp_path):
   assert bmeta["split"] == meta["split"] and bmeta["task_table"]["rows_are_env_tasks"]
 
 
+def test_a_focal_export_keeps_its_own_task_table_not_focals(tmp_path):
+  """cheetah_vel's default (unicorn) table exported to FOCAL's layout comes back with that table,
+  not the focal variant FOCAL's goal indices would otherwise refer to."""
+  cv = envs.make("cheetah_vel", physics="c")
+  data = _dataset(cv, seg=4, per_task=2)
+  meta = {"env": "cheetah_vel", "env_overrides": {}, "split": cv.benchmark_split()}
+  export_focal(data, str(tmp_path / "f"), meta=meta)
+  back, bmeta = import_official("focal", str(tmp_path / "f"))
+  _assert_same(data, back)
+  assert bmeta["env_overrides"] == {} and bmeta["task_table"]["rows_are_env_tasks"]
+
+
 # ---------------------------------------------------------------------------- FOCAL / CSRO
 
 

@@ -250,13 +250,13 @@ OFFICIAL_ENVS: dict[str, dict[str, OfficialEnv]] = {
         "ant_dir": OfficialEnv(
             "ant_dir", "angle", None,
             ("ids", tuple(i for i in range(50) if i not in (6, 17, 23, 30, 41)),
-             (6, 17, 23, 30, 41)), cite=_M.format("ant_dir/50tasks_offline.json:3-9")),
+             (6, 17, 23, 30, 41)), cite=_M.format("ant_dir/50tasks_offline.json:3-10")),
         "cheetah_dir": OfficialEnv("cheetah_dir", "value", None, ("ids", (0, 1), (0, 1)),
                                    cite=_M.format("cheetah_dir/2tasks_offline.json:4-6")),
         "walker_params": OfficialEnv(
             "walker_param", "params", None,
             ("ids", tuple(i for i in range(50) if i not in (43, 15, 12, 39, 2)),
-             (43, 15, 12, 39, 2)), cite=_M.format("walker_params/50tasks_offline.json:3-9")),
+             (43, 15, 12, 39, 2)), cite=_M.format("walker_params/50tasks_offline.json:3-10")),
     },
 }
 
@@ -1063,9 +1063,10 @@ def import_official(layout: str, path: str, *, env: str | None = None,
   record = _read_record(path) if os.path.isdir(path) else None
   env_name = env or (record or {}).get("env")
   entry = _entry_for_env(layout, env_name)
-  if env_overrides is None:
-    env_overrides = dict((record or {}).get("env_overrides") or (
-        {"variant": entry.variant} if entry is not None and entry.variant else {}))
+  if env_overrides is None and isinstance((record or {}).get("env_overrides"), dict):
+    env_overrides = dict(record["env_overrides"])  # what the exported dataset was made with
+  elif env_overrides is None:
+    env_overrides = {"variant": entry.variant} if entry is not None and entry.variant else {}
   built = _jcomrl_env(env_name, env_overrides)
   ctx = {"segment_length": segment_length, "record": record, "entry": entry, "steps": steps,
          "env_len": built[0].episode_length if built else None, "test_tasks": test_tasks}
