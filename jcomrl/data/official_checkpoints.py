@@ -2,8 +2,9 @@
 
 CORRO (PKU-RL/CORRO 210ad40) collects its data with one SAC agent per task
 (``train_data_collection.py:50-52``, one run per ``--seed``) and UNICORN (betray12138/UNICORN
-d8853cd) ships the same ``learner.py``, ``algorithms/sac.py``, ``models/policy.py`` and
-``torchkit/`` (identical files). What a checkpoint holds:
+d8853cd) ships the same ``learner.py``, ``models/policy.py`` and ``torchkit/`` (identical files)
+and ``algorithms/sac.py`` (one more import and one blank line: its lines from 10 on are one or two
+below CORRO's). Line numbers are CORRO's. What a checkpoint holds:
 
 * the file: ``<run dir>/models/agent<i>.pt``, written by
   ``torch.save(self.agent.state_dict(), ...)`` (``learner.py:294-302``): the state dict of the
@@ -11,11 +12,21 @@ d8853cd) ships the same ``learner.py``, ``algorithms/sac.py``, ``models/policy.p
   pickled module. ``<i>`` is the iteration count: ``log`` runs when ``(iter_ + 1) %
   log_interval == 0`` and saves when also ``iteration % save_interval == 0``
   (``learner.py:181,199-200,294``; ``--log-interval 10 --save-interval 20``,
-  ``data_collection_config/args_<env>.py:33-34``: agent20, agent40, ...). The run directory is
-  ``seed_<k>_goal_<g>`` (``learner.py:49-53`` without ``--log-tensorboard``; UNICORN's README
-  ``README.md:47-56`` ships ``batch_data_copy/<Env>/data/seed_<k>_goal_<g>/models/agentxx.pt``)
-  or ``<k>__<dd_mm_HH_MM_SS>`` (``utils/tb_logger.py:18`` with ``--log-tensorboard 1``, as
-  CORRO's README runs it, ``README.md:23``).
+  ``data_collection_config/args_<env>.py:33-34``, ant_dir 34-35: agent20, agent40, ...). The
+  run directory is ``seed_<k>_goal_<g>`` (``learner.py:49-53`` without ``--log-tensorboard``;
+  UNICORN's ``README.md:47-56`` ships ``batch_data_copy/<Env>/data/seed_<k>_goal_<g>/models/
+  agentxx.pt``) or ``<k>__<dd_mm_HH_MM_SS>`` (``utils/tb_logger.py:18`` with
+  ``--log-tensorboard 1``, as CORRO's ``README.md:23`` runs it).
+* how the OOD evaluation uses them: each line of ``ood_test_config/<env>.txt`` is one such file;
+  ``load_behavior_policy`` rebuilds a SAC agent with ``[128, 128]`` networks and
+  ``load_state_dict(torch.load(path))`` (UNICORN ``train_offline_FOCAL.py:817-842,894-905``,
+  CORRO ``test_ood_context.py:196-221,311-313,360-367``), then rolls it *sampling* actions
+  (``context_agent.act(obs)``, ``deterministic=False``: UNICORN ``train_offline_FOCAL.py:756``,
+  CORRO ``test_ood_context.py:250``) in each test task. UNICORN lists every saved agent of all 40
+  tasks (``ood_test_config/AntDir-v0.txt``: agent20 ... agent200; ``HopperRandParams-v0.txt``:
+  agent100 ... agent700); CORRO ten agents of ten tasks, mostly the last iteration
+  (``ood_test_config/ant_dir.txt``: agent200 of seeds 1-5 and 36-40; ``cheetah_vel.txt``: a mix
+  of agent300/400/500).
 * the agent's modules: ``qf1``, ``qf2``, ``qf1_target``, ``qf2_target``, ``policy``
   (``algorithms/sac.py:40-50``); the learnt temperature is a plain tensor, not in the state dict
   (``sac.py:57``). The actor is ``policy.*``.
