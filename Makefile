@@ -24,9 +24,19 @@ ARGS ?=
 
 install: $(STAMP)
 
+# torch (the `torch` extra: converting the official PyTorch behaviour agents, and its test in
+# `make test`) is installed first, as the CPU wheel from PyTorch's CPU index, so that nothing
+# later resolves it to the CUDA wheel PyPI serves on Linux (GiBs, useless on CI's GPU-less
+# machines); jcomrl's own code never needs torch on a GPU. An installed torch in range is kept
+# (pip does not reinstall a satisfied requirement), so the step is idempotent. TORCH_SPEC is
+# pyproject.toml's `torch` extra (tests/test_official_checkpoints.py checks they agree).
+TORCH_SPEC := torch>=2.2,<3
+TORCH_INDEX := https://download.pytorch.org/whl/cpu
+
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --index-url $(TORCH_INDEX) '$(TORCH_SPEC)'
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
