@@ -50,7 +50,7 @@ _USER_ERRORS = {
 # (imports no JAX, so a bad flag fails before JAX loads).
 ALL_PROTOCOLS = names.PROTOCOLS
 # Optional dependencies: the extra that installs each.
-_EXTRAS = {"matplotlib": "plots", "tensorboardX": "tensorboard"}
+_EXTRAS = {"matplotlib": "plots", "tensorboardX": "tensorboard", "torch": "torch"}
 
 
 def require_optional(module: str, what: str) -> None:

@@ -7,6 +7,10 @@ and back.
   # import an official code's data directory (jcomrl.data.official_import)
   python -m experiments.convert --from=unicorn --path=batch_data/HalfCheetahVel-v0/data --out=DIR
   python -m experiments.convert --from=corro --path=batch_data/AntDir-v0/data --env=ant_dir ...
+  # ... with the official behaviour agents (seed_<k>_goal_<g>/models/agent<i>.pt) as the
+  # dataset's behaviour snapshots for the ood protocol (the torch extra)
+  python -m experiments.convert --from=unicorn --path=batch_data/AntDir-v0/data --env=ant_dir \
+      --behaviour=batch_data_copy/AntDir-v0/data --out=DIR
   python -m experiments.convert --from=focal --path=data/cheetah-vel --env=cheetah_vel --out=DIR
   python -m experiments.convert --from=csro --path=offline_dataset/cheetah-vel --out=DIR
   python -m experiments.convert --from=macaw --path=macaw_offline_data/cheetah_vel --out=DIR
@@ -34,6 +38,7 @@ import os
 
 import json
 
+import numpy as np
 from absl import flags
 
 from experiments import cli
@@ -70,6 +75,10 @@ def define_flags() -> None:
                       "else the code's variant)")
   flags.DEFINE_list("steps", None, "import of focal / csro: the checkpoint steps t of "
                     "trj_evalsample<n>_step<t>.npy to read (default: the official config's)")
+  flags.DEFINE_string("behaviour", None, "import of unicorn / corro: the directory of the "
+                      "official behaviour runs (seed_<k>_goal_<g>/models/agent<i>.pt), stored as "
+                      "the dataset's behaviour snapshots for the ood protocol (needs torch: pip "
+                      "install 'jcomrl[torch]', and --env)")
   flags.DEFINE_bool("overwrite", False, "replace existing output")
 
 
@@ -120,7 +129,38 @@ def _env_overrides(spec: str | None) -> dict | None:
   return value
 
 
-def _import_official(layout: str, paths: list[str], out: str, *, overwrite: bool, **kw) -> str:
+def _official_agents(behaviour: str, data, meta: dict):
+  """``(env, {task row: {iteration: agent path}})`` of ``--behaviour``'s official run
+  directories, checked before anything is written. A run maps to the row whose source task
+  directory has its name (the collector writes the data and the agents of one run under one
+  ``seed_<k>_goal_<g>``), a goal-less ``<k>__<timestamp>`` run to the row whose source has seed
+  ``k``, and otherwise a run to the row whose task parameters equal the goal in its name."""
+  from jcomrl import envs
+  from jcomrl.data import official_checkpoints as oc
+
+  cli.require_optional("torch", "--behaviour")
+  try:
+    env = envs.make(meta["env"], **(meta.get("env_overrides") or {}))
+  except (KeyError, TypeError, ValueError) as e:
+    raise cli.UsageError(f"--behaviour needs the dataset's jcomrl env (pass --env); "
+                         f"{meta.get('env')!r} does not build ({e})") from None
+  found = oc.find_task_checkpoints(behaviour)
+  sources = meta.get("task_table", {}).get("source_tasks") or []
+  by_name = {n: i for i, n in enumerate(sources)}
+  by_seed = {oc.task_dir_seed(n): i for i, n in enumerate(sources)}
+  goalless = all(oc.task_dir_goal(n) is None for n in found)
+  if sources and all(n in by_name for n in found):
+    rows = {n: by_name[n] for n in found}
+  elif sources and goalless and len(by_seed) == len(sources) and all(
+      oc.task_dir_seed(n) in by_seed for n in found):
+    rows = {n: by_seed[oc.task_dir_seed(n)] for n in found}
+  else:
+    rows = oc.rows_by_goal(found, np.asarray(data.task_params))
+  return env, {rows[n]: c for n, c in found.items()}
+
+
+def _import_official(layout: str, paths: list[str], out: str, *, overwrite: bool,
+                     behaviour: str | None = None, **kw) -> str:
   """``--from=<official layout>``: one data directory -> a jcomrl dataset; the summary line."""
   from jcomrl.data.dataset import save_dataset
   from jcomrl.data.official_import import import_official
@@ -129,9 +169,13 @@ def _import_official(layout: str, paths: list[str], out: str, *, overwrite: bool
     raise cli.UsageError(f"--from={layout} reads one data directory; pass one --path")
   _check_import_out(out, overwrite)
   data, meta = import_official(layout, paths[0], **kw)
-  # A --behaviour= option (the official rlkit actors as behaviour/ snapshots,
-  # jcomrl.data.official_checkpoints) would attach here: save_dataset(..., extra_writer=...).
+  agents = None if behaviour is None else _official_agents(behaviour, data, meta)
   save_dataset(out, data, meta, overwrite=overwrite)
+  if agents is not None:
+    from jcomrl.datagen import official_behaviour
+
+    env, checkpoints = agents
+    official_behaviour.store_official_behaviour(out, env, checkpoints, overwrite=overwrite)
   src, table = meta["source"], meta["task_table"]
   rows = ("the env's benchmark tasks" if table["rows_are_env_tasks"]
           else "NOT the env's benchmark tasks (meta task_table)")
@@ -141,12 +185,13 @@ def _import_official(layout: str, paths: list[str], out: str, *, overwrite: bool
           f"{layout} layout, segment_length {data.segment_length} ({src['segment_length_rule']}), "
           f"env {meta['env']!r}, split {meta['split']} ({src['split_rule']}); task rows are "
           f"{rows}; trimmed {sum(src['trimmed_per_task'])} to a common multiple of the segment "
-          f"length{norm}")
+          f"length{norm}" + ("" if behaviour is None else
+                              f"; behaviour/: the official agents of {behaviour}"))
 
 
 def convert(src_format: str | None, dst_format: str | None, paths: list[str], out: str, *,
             segment_length=None, env=None, test_tasks=None, normalisation=None,
-            env_overrides=None, steps=None, overwrite: bool = False) -> str:
+            env_overrides=None, steps=None, behaviour=None, overwrite: bool = False) -> str:
   """Runs one conversion; returns the summary line."""
   from jcomrl.data import interchange
   from jcomrl.data.dataset import save_dataset
@@ -162,8 +207,9 @@ def convert(src_format: str | None, dst_format: str | None, paths: list[str], ou
     return _import_official(src_format, paths, out, overwrite=overwrite,
                             segment_length=segment_length, env=env, test_tasks=test_tasks,
                             normalisation=normalisation, env_overrides=env_overrides,
-                            steps=steps)
-  for name, value in (("env_overrides", env_overrides), ("steps", steps)):
+                            steps=steps, behaviour=behaviour)
+  for name, value in (("env_overrides", env_overrides), ("steps", steps),
+                      ("behaviour", behaviour)):
     if value is not None:
       raise cli.UsageError(f"--{name} applies to an import of an official layout "
                            f"(--from={'|'.join(OFFICIAL)})")
@@ -217,6 +263,7 @@ def main(argv):
                 normalisation=_normalisation(FLAGS.normalisation),
                 env_overrides=_env_overrides(FLAGS.env_overrides),
                 steps=_ints("steps", FLAGS.steps, "checkpoint steps"),
+                behaviour=FLAGS.behaviour,
                 overwrite=FLAGS.overwrite))
 
 

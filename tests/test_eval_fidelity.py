@@ -133,6 +133,11 @@ def test_ood_sources_exclude_the_untrained_snapshot():
   assert suite.EvalSettings().ood_snapshots == "trained"
   assert suite.EvalSettings.from_dict({"ood_snapshots": None}).ood_snapshots == "trained"
   assert suite.EvalSettings.from_dict({"ood_snapshots": [0, 3]}).ood_snapshots == (0, 3)
+  # with the snapshots' steps, "trained" is every snapshot after a step > 0: jcomrl's untrained
+  # snapshot 0 stays out, the official agents (agent20 first, all trained) are all in
+  assert P.ood_snapshot_ids(3, "trained", steps=[0, 4000, 8000]) == [1, 2]
+  assert P.ood_snapshot_ids(3, "trained", steps=[18000, 26000, 34000]) == [0, 1, 2]
+  assert sorted(set(P.ood_pairs(3, range(2), steps=[18000, 26000, 34000])[:, 0])) == [0, 1, 2]
   with pytest.raises(ValueError, match="unknown ood snapshot set 'untrained'"):
     P.ood_pairs(5, range(3), "untrained")
 

@@ -336,3 +336,41 @@ def test_the_makefile_installs_the_torch_extra_from_the_cpu_index():
   assert re.search(r"^TORCH_INDEX := https://download\.pytorch\.org/whl/cpu$", makefile, re.M)
   torch_line = makefile.index("--index-url $(TORCH_INDEX) '$(TORCH_SPEC)'")
   assert torch_line < makefile.index("pip install --quiet -e '.[dev]'")
+
+
+def test_convert_imports_the_data_and_the_agents_of_one_official_tree(torch, synthetic_dir,
+                                                                      point_env, tmp_path):
+  """``experiments.convert --from=unicorn --behaviour=...``: a UNICORN layout (our export) and
+  run directories of the same names holding the agents; each run's agents land on the row of
+  the data directory of its name, and the ood default takes every agent (all are trained)."""
+  from experiments import cli
+  from experiments.convert import convert
+  from jcomrl.data.official_layout import export_unicorn
+  from jcomrl.eval import protocols
+
+  layout = str(tmp_path / "PointRobot")
+  export_unicorn(synthetic_dir, layout)
+  params = np.load(os.path.join(synthetic_dir, "task_params.npy"))
+  runs, agents = str(tmp_path / "runs"), {}
+  for row, goal in enumerate(params):
+    name = goal_dir_name(row, goal)  # the exported data directory's name
+    agents[row] = _agent(torch, 2, 2, (8,), seed=row)
+    _save(torch, agents[row], os.path.join(runs, name), 20)
+  bad = str(tmp_path / "bad")
+  with pytest.raises(DatasetError, match="no official run directory"):
+    convert("unicorn", None, [layout], bad, env="point_robot", behaviour=str(tmp_path))
+  assert not os.path.exists(bad)  # refused before the dataset was written
+  with pytest.raises(cli.UsageError, match="pass --env"):
+    convert("unicorn", None, [layout], bad, env="not_an_env", behaviour=runs)
+  out = str(tmp_path / "imported")
+  line = convert("unicorn", None, [layout], out, env="point_robot", behaviour=runs)
+  assert "behaviour/" in line
+  back = pipeline.load_behaviour(out, point_env)
+  assert protocols.ood_snapshot_ids(back.num_snapshots, "trained", back.steps) == [0]
+  obs, eps = np.array([0.3, -0.7], np.float32), np.zeros(2, np.float32)
+  snap = jax.tree.map(lambda x: x[0], back.params)
+  det = back.make_policy(snap, True)
+  imported = np.load(os.path.join(out, "task_params.npy"))
+  for row in (0, 21, len(params) - 1):
+    o = jnp.concatenate([obs, imported[row]])
+    _close(det(o, jax.random.key(0))[0], _torch_actions(torch, agents[row], obs, eps)[0])

@@ -22,9 +22,9 @@ without an official collection config, the steps are the iteration numbers thems
 ``behaviour/official_source.json`` says so (``steps_unit``).
 
 Unlike jcomrl's trainers the official runs keep no untrained snapshot (the first file is
-``agent<save_interval>.pt``), so snapshot 0 here is a *trained* agent; the OOD protocol's default
-``ood_snapshots="trained"`` skips id 0, so set every id (config ``eval.ood_snapshots=(0, ...,
-K-1)``, ``EvalSettings(ood_snapshots="all")``) to roll every stored agent as UNICORN's lists do
+``agent<save_interval>.pt``), so snapshot 0 here is a *trained* agent. Every stored step is
+> 0, and the OOD protocol's default ``ood_snapshots="trained"`` takes the snapshots with a step
+> 0 (``eval.protocols.ood_snapshot_ids``), so it rolls every stored agent, as UNICORN's lists do
 (``ood_test_config/AntDir-v0.txt``: agent20 ... agent200 of all 40 tasks).
 """
 
@@ -175,7 +175,7 @@ def _source_record(checkpoints: Mapping[int, Mapping[int, Any]], policies: Behav
           "algo": policies.algo, "hidden_sizes": list(policies.hidden_sizes),
           "iterations": iterations, "steps": policies.steps.tolist(), "steps_unit": unit,
           "first_snapshot_trained": True,
-          "ood_snapshots": "all (snapshot 0 is agent<first iteration>, not an untrained policy)",
+          "ood_snapshots": "every snapshot is trained (steps > 0): the default 'trained' takes all",
           "files": {str(row): {str(it): file(per[it]) for it in iterations}
                     for row, per in sorted(checkpoints.items())}}
 

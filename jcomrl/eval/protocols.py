@@ -280,7 +280,7 @@ def behaviour_contexts(env: TaskEnv, behaviour, tasks: Task, cond_vectors: jnp.n
 OOD_SNAPSHOT_SETS = ("trained", "all")
 
 
-def ood_snapshot_ids(num_snapshots: int, snapshots="trained") -> list[int]:
+def ood_snapshot_ids(num_snapshots: int, snapshots="trained", steps=None) -> list[int]:
   """The behaviour snapshots of the OOD protocol.
 
   ``"trained"`` (default): every snapshot but the untrained one (id 0), as UNICORN's OOD lists,
@@ -288,22 +288,28 @@ def ood_snapshot_ids(num_snapshots: int, snapshots="trained") -> list[int]:
   of each task; ``HopperRandParams-v0.txt``: agent100 ... agent700): CORRO's data collection
   saves its first checkpoint after ``save_interval`` iterations (``learner.py:199-200,294-302``)
   and never the untrained policy. ``"all"``: snapshot 0 too. A sequence: those ids.
+  ``steps`` (the snapshots' env steps, ``BehaviourPolicies.steps``), when given, decides what is
+  trained: every snapshot taken after a step > 0. jcomrl's trainers store the untrained policy
+  first (step 0); the official agents a dataset imports (``datagen.official_behaviour``) are all
+  trained, agent20 first, and all are sources as in UNICORN's lists.
   """
   if isinstance(snapshots, str):
     if snapshots not in OOD_SNAPSHOT_SETS:
       raise ValueError(f"unknown ood snapshot set {snapshots!r}; expected one of "
                        f"{OOD_SNAPSHOT_SETS} or a list of snapshot ids")
+    if snapshots == "trained" and steps is not None:
+      return [i for i in range(num_snapshots) if int(np.asarray(steps)[i]) > 0]
     return list(range(1 if snapshots == "trained" else 0, num_snapshots))
   return [int(s) for s in snapshots]
 
 
 def ood_pairs(num_snapshots: int, source_rows, snapshots="trained",
-              max_pairs: int | None = None, seed: int = 0) -> np.ndarray:
+              max_pairs: int | None = None, seed: int = 0, steps=None) -> np.ndarray:
   """All ``(snapshot, source task row)`` pairs ``[Q, 2]``, optionally a fixed random subset.
 
   ``snapshots``: see ``ood_snapshot_ids`` (default: the trained snapshots, not the untrained).
   """
-  snaps = ood_snapshot_ids(num_snapshots, snapshots)
+  snaps = ood_snapshot_ids(num_snapshots, snapshots, steps)
   bad = [s for s in snaps if not 0 <= s < num_snapshots]
   if bad:
     raise ValueError(f"snapshot ids {bad} outside the {num_snapshots} behaviour snapshots")

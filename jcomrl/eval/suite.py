@@ -226,12 +226,14 @@ def ood_results(learner: Learner, params, env: TaskEnv, data: OfflineDataset, me
   if settings.ood_sources == "other":
     per_task = [P.ood_pairs(behaviour.num_snapshots, _source_rows(settings, meta, len(all_vecs),
                                                                   int(t)),
-                            settings.ood_snapshots, settings.ood_max_policies, settings.seed)
+                            settings.ood_snapshots, settings.ood_max_policies, settings.seed,
+                            behaviour.steps)
                 for t in rows]
     pairs = np.stack(per_task)  # [T, Q, 2]
   else:
     one = P.ood_pairs(behaviour.num_snapshots, _source_rows(settings, meta, len(all_vecs)),
-                      settings.ood_snapshots, settings.ood_max_policies, settings.seed)
+                      settings.ood_snapshots, settings.ood_max_policies, settings.seed,
+                      behaviour.steps)
     pairs = np.broadcast_to(one, (len(rows),) + one.shape)
   if not np.all(pairs[:, :, 0] == pairs[:1, :, 0]):
     raise ValueError("ood pairs must use the same snapshot sequence in every test task")
