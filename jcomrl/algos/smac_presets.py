@@ -116,9 +116,11 @@ SMAC_PROVENANCE = (
     ("smac encoder", "pearl: MLP 200x3 -> per-transition N(mu, softplus(.)), variances clipped "
      "at 1e-7, posterior = their product (precision-weighted mean)", "same",
      "rlkit ac45a9d rlkit/torch/smac/launcher.py:124-128,150-156; agent.py:18-25,176-201", ""),
-    ("smac code in training / at evaluation", "a reparameterised sample of the posterior / a "
-     "sample too (EvalSettings.encoder_code='sample'), deterministic action tanh(mean)", "same",
-     "agent.py:228-229; sampler.py:42,131-149; meta_rl_algorithm.py:51; "
+    ("smac code in training / at evaluation", "a reparameterised sample of the posterior / one "
+     "sample per episode from the posterior of an offline context of the task "
+     "(EvalSettings.encoder_code='sample'), deterministic action tanh(mean)", "same (the "
+     "'init_from_buffer' evaluation: resample_latent_period 0)",
+     "agent.py:228-229; sampler.py:42,131-149; meta_rl_algorithm.py:51,809-849; "
      "rlkit/torch/sac/policies/base.py:56-66; rlkit/torch/distributions.py:416-418", ""),
     ("smac latent size", "5", "same", "base_config.py:51", ""),
     ("smac context", "64 random (s, a, r) transitions of the task (context_mode='transitions', "
