@@ -232,3 +232,50 @@ def test_borel_learns_on_point_robot_and_uses_its_belief(point_env, synthetic_da
   # Measured: -9.9 vs random -19.9, shuffled -16.6.
   assert ret > rand + 6.0, (ret, rand)
   assert ret > shuffled + 3.0, (ret, shuffled)
+
+
+# ----------------------------------------------------------------------------- PEARL (SMAC)
+
+
+def np_pearl_factors(params, x, latent):
+  """The ``pearl`` encoder's per-transition factors by hand: a ReLU MLP (float64) whose last
+  layer gives ``(mu, softplus(raw))`` halves."""
+  layers = params["params"]["net"]
+  h = np.asarray(x, np.float64)
+  for i in range(len(layers)):
+    d = layers[f"Dense_{i}"]
+    h = h @ np.asarray(d["kernel"], np.float64) + np.asarray(d["bias"], np.float64)
+    if i < len(layers) - 1:
+      h = np.maximum(h, 0.0)
+  return h[..., :latent], np.logaddexp(0.0, h[..., latent:])
+
+
+def test_pearl_posterior_is_the_product_of_its_factors(context):
+  """q(z | c) = prod_k N(mu_k, s_k^2), normalised: 1 / s^2 = sum_k 1 / s_k^2 and
+  mu = s^2 sum_k mu_k / s_k^2 (rlkit agent.py:18-25); one transition gives its own factor; the
+  order of the transitions does not matter; a key draws mu + s eps (eps from that key)."""
+  m, p = _encoder("pearl", context)
+  mu_k, var_k = np_pearl_factors(p, context, 5)
+  var = 1.0 / np.sum(1.0 / var_k, axis=-2)
+  mean = var * np.sum(mu_k / var_k, axis=-2)
+  got_mean, got_lv = m.apply(p, context, method="posterior")
+  assert got_mean.shape == (3, 1, 5) and got_lv.shape == (3, 1, 5)
+  np.testing.assert_allclose(got_mean[:, 0], mean, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(np.exp(got_lv[:, 0]), var, rtol=1e-4, atol=1e-7)
+  np.testing.assert_allclose(m.apply(p, context), mean, rtol=1e-4, atol=1e-5)  # the mean code
+  # the precision weighting matters: the product's mean is not the factors' plain mean
+  assert np.abs(mean - mu_k.mean(axis=-2)).max() > 1e-2
+  # one transition: the posterior is that transition's factor
+  one_mean, one_lv = m.apply(p, context[:, :1], method="posterior")
+  np.testing.assert_allclose(one_mean[:, 0], mu_k[:, 0], rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(np.exp(one_lv[:, 0]), var_k[:, 0], rtol=1e-4, atol=1e-7)
+  # order invariance
+  perm = np.asarray(jax.random.permutation(jax.random.key(4), K))
+  pm, plv = m.apply(p, context[:, perm], method="posterior")
+  np.testing.assert_allclose(pm, got_mean, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(plv, got_lv, rtol=1e-5, atol=1e-6)
+  # the information bottleneck: a reparameterised sample of the product
+  key = jax.random.key(5)
+  eps = np.asarray(jax.random.normal(key, (3, 5)), np.float64)
+  np.testing.assert_allclose(m.apply(p, context, key), mean + np.sqrt(var) * eps, rtol=1e-4,
+                             atol=1e-5)

@@ -340,3 +340,91 @@ def test_misa_partition_and_bound_by_hand(bound):
   w = {"misa": np.exp(q) / np.exp(q).sum(-1, keepdims=True) / n,
        "dv": np.exp(q) / np.exp(q).sum(), "f": np.exp(q - 1.0) / (n * k)}[bound]
   np.testing.assert_allclose(misa.partition_weights(f32(q), bound), w, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ AWAC (SMAC's trainer)
+
+
+def _awac(weights="meta_batch"):
+  """An ``awac`` backbone whose policy and critic are this file's stubs."""
+  from jcomrl.algos.config import LearnerConfig
+  bb = backbones.make_backbone(LearnerConfig.create(
+      obs_size=OBS, action_size=ACT, task_param_size=1, latent_size=ZD, backbone="awac",
+      rl_hidden=(4,), awac={"weights": weights}))
+  bb.policy, bb.critic = LinearPolicy, TwinCritic
+  return bb
+
+
+def _two_tasks(batch, z):
+  """A meta-batch of two tasks: ``batch`` and a shifted copy, codes ``z`` and ``-z``."""
+  other = batch.replace(obs=batch.obs[::-1] + 0.3, action=batch.action[::-1] * 0.8,
+                        reward=batch.reward[::-1] - 1.0)
+  return jax.tree.map(lambda a, b: jnp.stack([a, b]), batch, other), jnp.stack([z, -z])
+
+
+@pytest.mark.parametrize("weights", ["meta_batch", "task", "exp"])
+def test_awac_actor_loss_by_hand(setup, weights):
+  """SMAC's actor loss (rlkit smac.py:415-501): ``alpha mean log pi(a_pi|s) + w_awr
+  mean(-log pi(a_data|s) W) + w_rep mean(-min Q(s, a_pi))`` with the score
+  ``A = min Q(s, a_data) - min Q(s, a_pi)`` and ``W = M softmax(A / beta)`` over all M = B x N
+  transitions of the meta-batch (``"task"``: N softmax within a task; ``"exp"``: exp(A / beta));
+  the policy draws of task b use ``split(key, B)[b]``."""
+  pol, crit, targ, _, batch, z = setup
+  rl, zs = _two_tasks(batch, z)
+  bb = _awac(weights)
+  hp = HParams.create(entropy_alpha=0.3, awac={"beta": 0.5, "awr_weight": 1.5,
+                                               "reparam_weight": 0.2})
+  params = {"actor": pol, "critic": crit, "critic_target": targ}
+  key = jax.random.key(11)
+  loss, (m, mean_logp, _) = bb.meta_actor_loss(pol, params, rl, zs, hp, key)
+  keys = jax.random.split(key, 2)
+  logp_data, logp_pi, q_pi, q_data = [], [], [], []
+  for t in range(2):
+    b = _np(jax.tree.map(lambda x, t=t: x[t], rl))
+    zt = _zt(zs[t])
+    mean, ls = np_policy(pol, b["obs"], zt)
+    a_pi, lp = np_tanh_gauss(mean, ls, normal(keys[t], (N, ACT)))
+    u = np.arctanh(b["action"])  # |a| <= 0.9: rlkit's clip at 0.999999 does not bind
+    lpd = np.sum(-0.5 * ((u - mean) / np.exp(ls)) ** 2 - ls - 0.5 * np.log(2 * np.pi)
+                 - np.log(1.0 - b["action"] ** 2), axis=-1)
+    logp_data.append(lpd)
+    logp_pi.append(lp)
+    q_pi.append(np.min(np_critic(crit, b["obs"], zt, a_pi), axis=0))
+    q_data.append(np.min(np_critic(crit, b["obs"], zt, b["action"]), axis=0))
+  logp_data, logp_pi, q_pi, q_data = map(np.stack, (logp_data, logp_pi, q_pi, q_data))
+  s = (q_data - q_pi) / 0.5
+  if weights == "meta_batch":
+    w = np.exp(s - s.max()) / np.sum(np.exp(s - s.max())) * s.size
+  elif weights == "task":
+    w = np.exp(s) / np.sum(np.exp(s), axis=1, keepdims=True) * N
+  else:
+    w = np.exp(s)
+  want = 0.3 * np.mean(logp_pi) + 1.5 * np.mean(-logp_data * w) + 0.2 * np.mean(-q_pi)
+  np.testing.assert_allclose(loss, want, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(mean_logp, np.mean(logp_pi), rtol=RTOL, atol=ATOL)
+  np.testing.assert_allclose(m["actor/weight_max"], w.max(), rtol=1e-4)
+  per_task = np.exp(s) / np.sum(np.exp(s), axis=1, keepdims=True) * N
+  if weights == "meta_batch":  # normalised over the meta-batch, not within each task
+    assert abs(w.sum() - 2 * N) < 1e-9 and np.abs(w - per_task).max() > 0.1
+  assert w.max() / w.min() > 3.0  # the weights are far from uniform at this beta
+
+
+def test_awac_critic_loss_by_hand(setup):
+  """AWAC's critic (smac.py:381-392): ``y = s r + gamma (1 - d)(min_i Q'_i(s', a') - alpha log
+  pi(a'|s'))``, ``a'`` from ``split(key)[0]``; loss ``mean_n sum_i (Q_i(s, a) - y)^2`` (the two
+  ``nn.MSELoss`` summed); the actor reads the critic before this update's step."""
+  pol, crit, targ, _, batch, z = setup
+  bb = _awac()
+  assert not bb.actor_uses_updated_critic
+  hp = HParams.create(discount=0.99, reward_scale=5.0, entropy_alpha=0.25)
+  params = {"actor": pol, "critic": crit, "critic_target": targ}
+  key = jax.random.key(12)
+  loss, m = bb.critic_loss_fn(params, hp, None)(crit, batch, z, key)
+  b, zt = _np(batch), _zt(z)
+  mean_n, ls_n = np_policy(pol, b["next_obs"], zt)
+  a_next, logp_next = np_tanh_gauss(mean_n, ls_n, normal(jax.random.split(key)[0], (N, ACT)))
+  y = 5.0 * b["reward"] + 0.99 * (1.0 - b["terminal"]) * (
+      np.min(np_critic(targ, b["next_obs"], zt, a_next), axis=0) - 0.25 * logp_next)
+  q = np_critic(crit, b["obs"], zt, b["action"])
+  np.testing.assert_allclose(m["critic/target"], np.mean(y), rtol=RTOL, atol=ATOL)
+  np.testing.assert_allclose(loss, np.mean(np.sum((q - y) ** 2, axis=0)), rtol=RTOL, atol=1e-4)

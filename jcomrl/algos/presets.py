@@ -75,6 +75,11 @@ PKU-RL/CORRO @210ad40, betray12138/UNICORN @d8853cd, Rondorf/BOReL @cf0816f, mxu
   context. Differences: one relu layer of width 128 embeds (s, a, r, s') jointly (BOReL: three
   per-component embeddings, 32 + 16 + 16 wide); the VAE trains alongside the policy instead of
   before it, and the policy sees the code of the whole context (:mod:`jcomrl.algos.objectives.kl`).
+* ``smac`` — SMAC's offline phase (Pong et al. 2022; rail-berkeley/rlkit @ac45a9d): the PEARL
+  encoder (``pearl``: product of per-transition Gaussian factors, sampled z), the ``smac``
+  objective (reward-decoder squared error + 0.1 KL) and the ``awac`` backbone (advantage weights
+  softmax(A / 100) over the meta-batch), 50k updates; settings, sources and the self-supervised
+  online phase (not built yet) in :mod:`jcomrl.algos.smac_presets`.
 * ``prompt_dt`` / ``unicorn_ss_dt`` / ``unicorn_sup_dt`` / ``focal_dt`` (:data:`DT_PRESETS`) — the
   decision-transformer backbone (``backbone="dt"``) of Prompt-DT (mxu34/prompt-dt @5f665e5):
   GPT 3 layers x 1 head, embed 128, dropout 0.1, ReLU, K = 20, AdamW lr 1e-4 / wd 1e-4, linear
@@ -107,10 +112,12 @@ import copy
 # The registries: nested() maps each plug-in's flat keys to its subtree.
 from jcomrl.algos import backbones, objectives  # noqa: F401
 from jcomrl.algos.config import HParams, LearnerConfig
+from jcomrl.algos.smac_presets import SMAC_PROVENANCE, smac_mujoco, smac_point_robot
 # presets.ENVS / MUJOCO_ENVS / FOCAL2_* are the names module's
 from jcomrl.names import ENVS, FOCAL2_ENV_OVERRIDES, FOCAL2_ENVS, MUJOCO_ENVS  # noqa: F401
 
-PRESETS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "supervised", "oracle", "borel")
+PRESETS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "supervised", "oracle", "borel",
+           "smac")
 # Decision-transformer presets: the DT backbone with Prompt-DT's prompt or an objective's code.
 DT_PRESETS = ("prompt_dt", "unicorn_ss_dt", "unicorn_sup_dt", "focal_dt")
 DT_REPRESENTATION = {"prompt_dt": "prompt", "unicorn_ss_dt": "unicorn_ss",
@@ -269,10 +276,14 @@ def _point_robot(name: str) -> dict:
   elif name == "borel":  # a trajectory context: one whole 20-step point-robot episode
     lrn.update(_BOREL, encoder_hidden=(64,), context_mode="trajectory", context_size=20)
     hp.update(kl_weight=_BOREL_KL_WEIGHT)
+  elif name == "smac":
+    p = smac_point_robot(p)
   return p
 
 
 def _mujoco(name: str, env: str, source: str = "code") -> dict:
+  if name == "smac":  # SMAC's settings are its own, the same on every env (smac_presets)
+    return smac_mujoco()
   p = copy.deepcopy(_MUJOCO_COMMON)
   lrn, hp = p["learner"], p["hparams"]
   u = _UNICORN_ENV[env]
@@ -794,6 +805,10 @@ PROVENANCE = (
      "jcomrl's one-stage learner (as for CORRO); UNICORN Table 5's variant infers the belief "
      "from offline context at test time, which is what the IID protocol does"),
 )
+
+
+# SMAC's rows live beside its settings (jcomrl.algos.smac_presets).
+PROVENANCE += SMAC_PROVENANCE
 
 
 def provenance_markdown() -> str:

@@ -10,8 +10,8 @@ objective trains the per-transition embeddings itself (CORRO: the attention pool
 ``critic_trainable_mask(encoder, params)``, from the class attribute ``CRITIC_SUBMODULES``
 (None: every parameter). Encoders are registered by name in :data:`ENCODER_BUILDERS`.
 
-Set encoders (``mean_tanh``, ``stochastic``, ``attention``) are invariant to the order of the
-context's transitions; sequence encoders (``gru``, ``transformer``) read the context as a
+Set encoders (``mean_tanh``, ``stochastic``, ``attention``, ``pearl``) are invariant to the order
+of the context's transitions; sequence encoders (``gru``, ``transformer``) read the context as a
 trajectory in time order, so their code depends on it (BOReL/VariBAD's recurrent belief,
 UNICORN's comparison in App. C.1). A sequence encoder's per-transition embedding at step ``t`` is
 its output after reading transitions ``0..t``; its code is the last one (GRU) or their mean
@@ -185,6 +185,68 @@ class GRUEncoder(nn.Module):
     return self.pool_embeddings(self.embed(features, key))
 
 
+def product_of_gaussians(mean: jnp.ndarray, var: jnp.ndarray, min_var: float = 1e-7):
+  """The product of the Gaussian factors ``N(mean_k, var_k)`` ``[..., K, Z]`` over ``k`` (the
+  axis ``-2``), normalised: ``var = 1 / sum_k 1 / var_k``, ``mean = var sum_k mean_k / var_k``
+  (each ``var_k`` clipped below at ``min_var`` first). PEARL's ``_product_of_gaussians``
+  (rail-berkeley/rlkit ``rlkit/torch/smac/agent.py:18-25``)."""
+  var = jnp.maximum(var, min_var)
+  prod_var = 1.0 / jnp.sum(1.0 / var, axis=-2)
+  return prod_var * jnp.sum(mean / var, axis=-2), prod_var
+
+
+class ProductOfGaussiansEncoder(nn.Module):
+  """PEARL's (and SMAC's) context encoder: an MLP maps each transition to a Gaussian factor
+  ``N(mu_k, sigma_k^2)``, ``sigma_k^2 = softplus`` of its second half of outputs, and the
+  posterior q(z | c) is their normalised product (precision-weighted mean), a set function of
+  the context (rlkit ``rlkit/torch/smac/agent.py:176-201``: ``latent_posterior``; the MLP
+  ``rlkit/torch/smac/launcher.py:124-128,150-156``: 2 x latent outputs, hidden 200 x 3).
+
+  With a key the code is one reparameterised sample of the posterior (the information
+  bottleneck: SMAC's agent samples z in training, agent.py:228-229, *and* at evaluation,
+  ``rlkit/torch/smac/sampler.py:131-145``, which is also jcomrl's default
+  ``EvalSettings.encoder_code="sample"``); without a key its mean. ``posterior`` gives the
+  product ``(mean, log_var)`` as ``[..., 1, Z]`` (one belief per context) for the ``kl`` term;
+  ``embed`` the factors' means ``[..., K, Z]``. The code is not a pooling of those means alone
+  (the precisions weigh them), so this encoder has no ``pool_embeddings``.
+  """
+
+  hidden_sizes: Sequence[int]
+  latent_size: int
+  min_var: float = 1e-7  # agent.py:22 (clamp of each factor's variance)
+  init_scheme: str = "lecun_normal"  # "rlkit": rlkit's Mlp (its head U(+-3e-3), mlp.py:55-57)
+
+  def setup(self):
+    self.net = MLP(self.hidden_sizes, 2 * self.latent_size, init_scheme=self.init_scheme,
+                   final_scale=3e-3 if self.init_scheme == "rlkit" else None)
+
+  def factors(self, features: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Each transition's factor ``(mean, var)``, ``[..., K, Z]`` each."""
+    chex.assert_rank(features, {2, 3, 4})
+    out = self.net(features)
+    return out[..., :self.latent_size], jax.nn.softplus(out[..., self.latent_size:])
+
+  def product(self, features: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """The posterior's ``(mean, var)``, ``[..., Z]`` each."""
+    return product_of_gaussians(*self.factors(features), self.min_var)
+
+  def posterior(self, features: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """``(mean, log_var)`` ``[..., 1, Z]``: the product posterior, one per context."""
+    mean, var = self.product(features)
+    return mean[..., None, :], jnp.log(var)[..., None, :]
+
+  def embed(self, features: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    """The factors' means ``[..., K, Z]`` (per-transition codes, no sample)."""
+    del key
+    return self.factors(features)[0]
+
+  def __call__(self, features: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    mean, var = self.product(features)
+    if key is None:
+      return mean
+    return mean + jnp.sqrt(var) * jax.random.normal(key, mean.shape)
+
+
 def sinusoidal_positions(steps: int, width: int) -> jnp.ndarray:
   """Vaswani et al.'s fixed position code ``[steps, width]`` (no learned size, so a context of
   any length can be encoded: the accumulating protocols grow it round by round)."""
@@ -242,16 +304,17 @@ ENCODER_BUILDERS = {
     "gru": lambda hidden, latent: GRUEncoder(tuple(hidden), latent),
     "gru_gaussian": lambda hidden, latent: GRUEncoder(tuple(hidden), latent, stochastic=True),
     "transformer": lambda hidden, latent: TransformerEncoder(tuple(hidden), latent),
+    "pearl": lambda hidden, latent: ProductOfGaussiansEncoder(tuple(hidden), latent),
 }
 # Encoders whose code depends on the order of the context's transitions.
 SEQUENCE_ENCODERS = ("gru", "gru_gaussian", "transformer")
 # Encoders with a Gaussian ``posterior(features) -> (mean, log_var)`` (what the ``kl`` term needs).
-GAUSSIAN_ENCODERS = ("stochastic", "gru_gaussian")
+GAUSSIAN_ENCODERS = ("stochastic", "gru_gaussian", "pearl")
 ENCODERS = tuple(ENCODER_BUILDERS)
 
 
 # Encoders built with a choice of initialisation (``jcomrl.nets.mlp.INITS``).
-INIT_ENCODERS = ("mean_tanh", "stochastic")
+INIT_ENCODERS = ("mean_tanh", "stochastic", "pearl")
 
 
 def make_encoder(kind: str, hidden_sizes: Sequence[int], latent_size: int,

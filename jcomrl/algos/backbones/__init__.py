@@ -4,7 +4,7 @@
 The pure per-task losses live in :mod:`.losses` and are re-exported here.
 """
 
-from jcomrl.algos.backbones import bc, brac, cql, dt, iql, misa, sac, td3bc  # noqa: F401 (registers)
+from jcomrl.algos.backbones import awac, bc, brac, cql, dt, iql, misa, sac, td3bc  # noqa: F401 (registers)
 from jcomrl.algos.backbones.base import (  # noqa: F401
   BACKBONES,
   Backbone,

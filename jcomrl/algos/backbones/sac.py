@@ -49,6 +49,8 @@ class SAC(Backbone):
     actor_loss_fn(params, hp, extra): the per-task actor loss, aux ``(metrics, mean log pi,
       divergence)`` (AWR / IQL's weighted likelihood, MISA's I(S; A) term go here).
     post_actor(params, hp, divergence) -> (params, metrics): scalar updates after the actor's.
+    actor_step(seen, params, opt, rl, z, hp, key, extra): the actor's step (a task-mean
+      gradient step of ``actor_loss_fn``; AWAC's weights are normalised over the meta-batch).
   """
 
   name = "sac"
@@ -101,6 +103,13 @@ class SAC(Backbone):
     del hp, divergence
     return params, {}
 
+  def actor_step(self, seen, params, opt, rl, z, hp: HParams, key, extra):
+    """One actor step on the task mean of ``actor_loss_fn(seen, hp, extra)`` (``seen``: the
+    parameters its loss reads); returns ``(params, opt, (metrics, mean log pi, divergence))``.
+    AWAC overrides it to normalise its advantage weights over the whole meta-batch."""
+    return self.group_step("actor", self.actor_loss_fn(seen, hp, extra), params, opt, rl, z, key,
+                           hp.actor_lr)
+
   # --------------------------------------------------------------------------- the update
 
   def update(self, params, opt, rls, z, hp: HParams, keys, step, z_grad: bool):
@@ -111,8 +120,8 @@ class SAC(Backbone):
     before = params
     params, opt, m_critic, dz = self.critic_step(params, opt, rl, z, hp, k_critic, extra, z_grad)
     seen = params if self.actor_uses_updated_critic else {**params, "critic": before["critic"]}
-    params, opt, (m_actor, logp, divergence) = self.group_step(
-        "actor", self.actor_loss_fn(seen, hp, extra), params, opt, rl, z, k_actor, hp.actor_lr)
+    params, opt, (m_actor, logp, divergence) = self.actor_step(seen, params, opt, rl, z, hp,
+                                                               k_actor, extra)
     metrics = {**metrics, **m_critic, **m_actor}
     if self.settings.learn_entropy:
       logp = jax.lax.stop_gradient(logp)

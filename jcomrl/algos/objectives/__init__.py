@@ -12,6 +12,7 @@ on I(Z; M) their encoder optimises.
 | ``unicorn_sup``  | task-classifier cross-entropy                            | I(Z; M)                   |
 | ``kl``           | w_kl * KL(q(z | context) || prior), Gaussian encoders     | upper, I(Z; X)            |
 | ``borel``        | reconstruction (reward; state optional) + kl (BOReL)     | ELBO                      |
+| ``smac``         | reward-decoder MSE on the RL batch + kl (SMAC, PEARL's)  | ELBO-like                 |
 | ``corro``        | InfoNCE (any ``contrastive_bound``), CVAE negatives      | lower, I(Z;X_t|X_b)       |
 | ``supervised``   | none (encoder trained by the critic)                     | —                         |
 | ``oracle``       | none, z = true task parameters                           | —                         |
@@ -29,6 +30,7 @@ from jcomrl.algos.objectives import (  # noqa: F401  (registers them)
   none,
   oracle,
   prompt,
+  smac,
   supervised,
   unicorn_ss,
   unicorn_sup,

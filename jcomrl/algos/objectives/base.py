@@ -72,11 +72,14 @@ class ContextEncoder:
     """``(embeddings [..., K, Z], z [..., Z])`` from one encoder pass; ``z`` equals
     :meth:`encode`'s with the same key."""
     e = self.embed(params, context, key)
+    if not hasattr(self.module, "pool_embeddings"):  # a code the embeddings alone do not give
+      return e, self.encode(params, context, key)  # (pearl's precision-weighted product)
     return e, self.module.apply(params["encoder"], e, method="pool_embeddings")
 
   def posterior(self, params: dict, context: Transition):
     """``(mean, log_var)`` ``[..., K, Z]`` of a Gaussian encoder
-    (:data:`jcomrl.nets.encoders.GAUSSIAN_ENCODERS`)."""
+    (:data:`jcomrl.nets.encoders.GAUSSIAN_ENCODERS`; ``pearl``: ``[..., 1, Z]``, the one
+    product posterior of the context)."""
     return self.module.apply(params["encoder"], self.features(context), method="posterior")
 
   def critic_mask(self, params: dict) -> dict:
