@@ -23,7 +23,8 @@ PRESET_DISPLAY = {"unicorn_ss": "UNICORN-SS", "unicorn_sup": "UNICORN-SUP", "csr
                   "corro": "CORRO", "focal": "FOCAL", "supervised": "Supervised",
                   "oracle": "Oracle", "borel": "BOReL", "macaw": "MACAW",
                   "prompt_dt": "Prompt-DT", "unicorn_ss_dt": "UNICORN-SS-DT",
-                  "unicorn_sup_dt": "UNICORN-SUP-DT", "focal_dt": "FOCAL-DT"}
+                  "unicorn_sup_dt": "UNICORN-SUP-DT", "focal_dt": "FOCAL-DT",
+                  "domino": "DOMINO"}
 
 # FOCAL's own 2-task setting of two envs (the env's "focal" variant: FOCAL's forward/backward
 # tasks): the presets and the data recipes of ``<env>@focal2`` (jcomrl.algos.presets,
