@@ -118,7 +118,16 @@ import copy
 from jcomrl.algos import backbones, objectives  # noqa: F401
 from jcomrl.algos.config import HParams, LearnerConfig
 # presets.ENVS / MUJOCO_ENVS / FOCAL2_* are the names module's
-from jcomrl.names import ENVS, FOCAL2_ENV_OVERRIDES, FOCAL2_ENVS, MUJOCO_ENVS  # noqa: F401
+from jcomrl.names import (  # noqa: F401
+  ENVS,
+  FOCAL2_ENV_OVERRIDES,
+  FOCAL2_ENVS,
+  MUJOCO_ENVS,
+  MULTI_ENV_OVERRIDES,
+  MULTI_ENVS,
+  TASK_SETTING_ENVS,
+  TASK_SETTING_OVERRIDES,
+)
 
 PRESETS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "supervised", "oracle", "borel",
            "domino")
@@ -183,7 +192,10 @@ _FOCAL_ENV = {
 # takes tasks[:2] for training and tasks[-2:] for evaluation, the same two). ``tasks="unicorn"`` (default) trains on the suite's 40-task envs;
 # ``tasks="focal2"`` is that 2-task setting, on the envs' "focal" variant (jcomrl.envs
 # HalfCheetahDir / AntDir VARIANTS: directions -1 / +1, angles 0 / pi; split "same").
-TASK_SETTINGS = ("unicorn", "focal2")
+# ``tasks="multi"`` (any preset, hopper_param / walker_param) is the multi-confounder tasks of the
+# envs' "multi" variant (body mass x joint damping on a 5 x 5 grid, 5 combinations held out;
+# jcomrl.envs.mjx_base.MULTI_CONFOUNDER), with the preset's settings unchanged.
+TASK_SETTINGS = ("unicorn", "focal2", "multi")
 # FOCAL's meta-batch on the 40-task cheetah-dir / ant-dir: FOCAL-ICLR configs/default.py:17 and
 # cheetah-vel.json:10 (its multi-task settings), UNICORN offline_rl_config/args_cheetah_dir.py:20
 # and args_ant_dir.py:20 (the code behind UNICORN Table 2's FOCAL row on these 40 tasks).
@@ -479,6 +491,9 @@ def check_tasks(name: str, env: str, tasks: str) -> None:
         f"the focal2 task setting is FOCAL's 2-task config (configs/cheetah-dir.json, "
         f"ant-dir.json): presets {FOCAL2_PRESETS} on {FOCAL2_ENVS}, not {name} on {env}; other "
         "presets have no 2-task settings (train one on the 2-task data with --config.dataset)")
+  if tasks == "multi" and env not in MULTI_ENVS:
+    raise ValueError(f"the multi task setting (body mass x joint damping, the env's 'multi' "
+                     f"variant) is for {MULTI_ENVS}, not {env}")
 
 
 def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
@@ -491,7 +506,9 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
   ``tasks="unicorn"`` (default): the suite's task setting (40 tasks on the MuJoCo envs);
   ``"focal2"`` (``focal`` on cheetah_dir / ant_dir only): FOCAL's 2-task config, for data of the
   env's ``"focal"`` variant (:data:`FOCAL2_ENV_OVERRIDES`): the same settings as on 40 tasks
-  but the config's training length (:data:`FOCAL2_NUM_STEPS`).
+  but the config's training length (:data:`FOCAL2_NUM_STEPS`). ``"multi"`` (any preset on
+  hopper_param / walker_param): the multi-confounder tasks of the env's ``"multi"`` variant
+  (:data:`MULTI_ENV_OVERRIDES`), the preset's settings unchanged.
 
   ``source="code"`` (default) follows the official code where it and the paper disagree;
   ``"paper"`` takes the paper's value instead (today: UNICORN-SS's alpha/(1-alpha) on cheetah-dir
@@ -523,14 +540,12 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
     # Their loaders mark every stored trajectory's last transition terminal (PROVENANCE row
     # "focal/csro time-limit ends").
     p["learner"]["timeout_as_terminal"] = True
-  if name == "csro":
+  if name in ("csro", "domino"):
     # CSRO draws a meta-batch's tasks without replacement (configs/default.py:65
     # ``mb_replace=False``), so FOCAL's positive-pair term never acts in it;
     # ``--config.learner.task_replace=True`` restores jcomrl's earlier draw with replacement.
-    p["learner"]["task_replace"] = False
-  if name == "domino":
-    # DOMINO's negatives are the other tasks of the meta-batch: drawn without replacement, no
-    # task is its own negative (PROVENANCE row "domino meta-batch draw").
+    # DOMINO's negatives are the meta-batch's other tasks: without replacement no task is its
+    # own negative (PROVENANCE row "domino meta-batch draw").
     p["learner"]["task_replace"] = False
   # No extra objective terms in any paper's method; the key is there so that a config can add
   # some (``--config.learner.extra_objectives=corro:0.5``, registered objectives only).
