@@ -24,13 +24,22 @@ PRESET_DISPLAY = {"unicorn_ss": "UNICORN-SS", "unicorn_sup": "UNICORN-SUP", "csr
                   "oracle": "Oracle", "borel": "BOReL", "macaw": "MACAW",
                   "prompt_dt": "Prompt-DT", "unicorn_ss_dt": "UNICORN-SS-DT",
                   "unicorn_sup_dt": "UNICORN-SUP-DT", "focal_dt": "FOCAL-DT",
-                  "smac": "SMAC"}
+                  "smac": "SMAC", "domino": "DOMINO"}
 
 # FOCAL's own 2-task setting of two envs (the env's "focal" variant: FOCAL's forward/backward
 # tasks): the presets and the data recipes of ``<env>@focal2`` (jcomrl.algos.presets,
 # jcomrl.datagen.recipes) take them from here.
 FOCAL2_ENVS = ("cheetah_dir", "ant_dir")
 FOCAL2_ENV_OVERRIDES = {"variant": "focal"}  # jcomrl.envs.make(env, **FOCAL2_ENV_OVERRIDES)
+
+# The multi-confounder tasks (body mass x joint damping on a grid, combinations held out; the
+# env's "multi" variant, jcomrl.envs.mjx_base.MULTI_CONFOUNDER), for DOMINO: the data recipes
+# ``<env>@multi`` and the training configs' ``@multi`` task setting take them from here.
+MULTI_ENVS = ("hopper_param", "walker_param")
+MULTI_ENV_OVERRIDES = {"variant": "multi"}
+# Task settings other than the suite's: the envs each has and the env overrides of its data.
+TASK_SETTING_ENVS = {"focal2": FOCAL2_ENVS, "multi": MULTI_ENVS}
+TASK_SETTING_OVERRIDES = {"focal2": FOCAL2_ENV_OVERRIDES, "multi": MULTI_ENV_OVERRIDES}
 
 # The adaptation protocols of ``jcomrl.eval.suite`` (each writes ``eval/<name>_step<N>.json``).
 EVAL_PROTOCOLS = ("iid", "ood", "online", "task_ood", "z_shuffle")

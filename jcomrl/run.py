@@ -376,8 +376,9 @@ def _build(cfg: Mapping, lcfg=None) -> Built:
   for key, want in dict(cfg.get("env_overrides") or {}).items():
     if have.get(key) != want:
       raise DatasetError(f"{cfg['dataset']} was collected with env_overrides {have}; the config "
-                         f"needs {key}={want!r} (config key env_overrides; the 2-task data of "
-                         "FOCAL's setting is built by experiments/configs/data.py:<env>@focal2)")
+                         f"needs {key}={want!r} (config key env_overrides; the data of a task "
+                         "setting is built by experiments/configs/data.py:<env>@<setting>, e.g. "
+                         "<env>@focal2, <env>@multi)")
   # The env the data were collected in (its overrides are part of the dataset's meta).
   try:
     env = envs.make(cfg["env"], **have)

@@ -14,7 +14,12 @@ An ``@focal2`` suffix (``focal.py:cheetah_dir@focal2``, ``ant_dir@focal2``; with
 tasks="focal2")``: FOCAL's forward/backward configs on the env's ``"focal"`` variant, train =
 test = both tasks), trained on ``data/<env>@focal2`` (``data.py:<env>@focal2``); the dataset must
 hold that variant (``env_overrides``, checked by ``jcomrl.run.build``).
-``tiny_<env>@focal2`` is its test-sized run on ``data.py:tiny_<env>@focal2``'s data.
+``tiny_<env>@focal2`` is its test-sized run on ``data.py:tiny_<env>@focal2``'s data. An
+``@multi`` suffix on ``hopper_param`` / ``walker_param`` (any preset, e.g.
+``domino.py:hopper_param@multi``, ``focal.py:walker_param@multi@cpu``) trains on the
+multi-confounder tasks (the env's ``"multi"`` variant: body mass x joint damping on a grid, 5
+combinations held out) of ``data/<env>@multi`` (``data.py:<env>@multi``); ``tiny_<env>@multi`` is its test-sized
+run on ``data.py:tiny_<env>@multi``'s data.
 
 ``learner`` holds every shared :class:`~jcomrl.algos.config.LearnerConfig` field and every
 registered backbone's and objective's own settings as its subtree ``learner.<name>.*``
@@ -67,7 +72,8 @@ def set_schedule_and_learner(c, p: dict) -> int:
 
 
 def _suffixes(variant: str) -> tuple[str, str, str]:
-  """``(name, profile, tasks)`` of ``<name>[@focal2][@cpu]`` (the suffixes in either order)."""
+  """``(name, profile, tasks)`` of ``<name>[@focal2|@multi][@cpu]`` (the suffixes in either
+  order)."""
   name, *tags = variant.split("@")
   profile, tasks = "paper", "unicorn"
   for tag in tags:
@@ -76,7 +82,8 @@ def _suffixes(variant: str) -> tuple[str, str, str]:
     elif tag in presets.TASK_SETTINGS[1:] and tasks == "unicorn":
       tasks = tag
     elif tag in ("cpu",) + presets.TASK_SETTINGS[1:]:
-      raise ValueError(f"variant suffix @{tag} given twice in {variant!r}")
+      raise ValueError(f"variant suffix @{tag} given twice (or after another task setting) in "
+                       f"{variant!r}")
     else:
       raise ValueError(f"unknown variant suffix @{tag}; expected @cpu, "
                        f"{', '.join('@' + t for t in presets.TASK_SETTINGS[1:])} or none")
@@ -89,12 +96,14 @@ def base_config(preset: str, variant: str):
   source = source if plus else "code"
   if source not in presets.SOURCES:
     raise ValueError(f"unknown variant suffix +{source}; expected +paper or none")
-  # ``tiny_<env>@focal2``: test-sized networks and schedule on the 2-task data of
-  # ``data.py:tiny_<env>@focal2``.
-  focal2_tiny = tasks == "focal2" and variant.removeprefix("tiny_") in presets.FOCAL2_ENVS
-  if variant not in VARIANTS and not focal2_tiny:
+  # ``tiny_<env>@<tasks>``: test-sized networks and schedule on the data of
+  # ``data.py:tiny_<env>@<tasks>`` (focal2: cheetah_dir / ant_dir; multi: hopper / walker).
+  setting_tiny = (tasks != "unicorn" and variant.startswith("tiny_")
+                  and variant.removeprefix("tiny_") in presets.TASK_SETTING_ENVS[tasks])
+  if variant not in VARIANTS and not setting_tiny:
     raise ValueError(f"no variant {variant!r} for {preset}; have {', '.join(VARIANTS)}"
-                     f" (and tiny_<env>@focal2 for {', '.join(presets.FOCAL2_ENVS)})")
+                     f" (and tiny_<env>@focal2 for {', '.join(presets.FOCAL2_ENVS)}, "
+                     f"tiny_<env>@multi for {', '.join(presets.MULTI_ENVS)})")
   tiny = variant == "tiny" or variant.startswith("tiny_")
   env = "point_robot" if variant == "tiny" else variant.removeprefix("tiny_")
   if profile == "cpu" and env not in presets.MUJOCO_ENVS:
@@ -121,10 +130,10 @@ def base_config(preset: str, variant: str):
     c.checkpoint_every = c.eval_every = max(chunk, c.num_steps // 4 // chunk * chunk)
     c.eval.ood_max_policies = CPU_OOD_MAX_POLICIES
   if tasks != "unicorn":
-    # The 2-task data of ``data.py:<variant>@focal2`` (one dataset for both profiles); the
-    # dataset's env must be the env's "focal" variant (checked by jcomrl.run.build).
+    # The data of ``data.py:<variant>@<tasks>`` (one dataset for both profiles); the dataset's
+    # env must be the env's variant of that setting (checked by jcomrl.run.build).
     c.tasks = tasks
-    c.env_overrides = config_dict.ConfigDict(dict(presets.FOCAL2_ENV_OVERRIDES))
+    c.env_overrides = config_dict.ConfigDict(dict(presets.TASK_SETTING_OVERRIDES[tasks]))
     c.dataset = f"data/{variant}@{tasks}"
   if tiny:  # for tests: tiny networks, a few tens of steps
     c.checkpoint_every, c.eval_every = chunk, c.num_steps

@@ -7,7 +7,8 @@ profiles ``<env>@cpu`` (per-task SAC at a 2-core size, ``make paper PROFILE=cpu`
 (one shared task-conditioned SAC agent, its replay buffer as the data, ``make paper
 RECIPE=fast``) and ``<env>@official`` (the papers' own behaviour-data recipe, every setting a row
 of ``OFFICIAL_RECIPE_PROVENANCE``), and FOCAL's 2-task ``cheetah_dir@focal2`` / ``ant_dir@focal2``
-(``tiny_<env>@focal2``: their quick build).
+(``tiny_<env>@focal2``: their quick build), and the multi-confounder tasks ``hopper_param@multi`` /
+``walker_param@multi`` (the fast recipe on the env's ``"multi"`` variant; ``tiny_<env>@multi``: their quick build).
 
 The recipes are defined in ``jcomrl.datagen.recipes`` (its docstring gives every variant's
 settings, the config layout and the sources); this file is their command-line view, the same
@@ -18,6 +19,7 @@ from jcomrl.datagen.recipes import (  # noqa: F401  (the names this config modul
   CPU_ALGO,
   FAST_ALGO,
   FOCAL2_ALGO,
+  MULTI_ALGO,
   OFFICIAL_ALGO,
   OFFICIAL_ENVS,
   OFFICIAL_ITERATIONS,

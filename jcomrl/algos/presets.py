@@ -80,6 +80,16 @@ PKU-RL/CORRO @210ad40, betray12138/UNICORN @d8853cd, Rondorf/BOReL @cf0816f, mxu
   objective (reward-decoder squared error + 0.1 KL) and the ``awac`` backbone (advantage weights
   softmax(A / 100) over the meta-batch), 50k updates; settings, sources and the self-supervised
   online phase (not built yet) in :mod:`jcomrl.algos.smac_presets`.
+* ``domino`` — DOMINO (YaoMarkMu/DOMINO_MB-MetaRL @1618435) as a context objective
+  (:mod:`jcomrl.algos.objectives.domino`): deterministic encoder 256-128-64 (ReLU), code of 30 =
+  a global chunk and 2 decomposed sub-contexts of DOMINO's ``context_out_dim`` 10, a context of
+  10 transitions (its ``history_length``), InfoNCE per sub-context at temperature 0.004 on dot
+  products minus the symmetrised InfoNCE between the sub-contexts, weight 1e-3 with the clip at
+  1e4, forward NLL of (s' - s, r) and backward NLL of s - s' (weight 0.5) with 4x200 decoders,
+  encoder and decoders at lr 1e-3, meta-batch tasks distinct. DOMINO is model-based (CEM on
+  its learned dynamics); the policy here is UNICORN's backbone (the other MLP presets', so the
+  comparison isolates the objective), which DOMINO has none of: every such setting is a
+  PROVENANCE row "domino ..." saying "jcomrl choice" and why.
 * ``prompt_dt`` / ``unicorn_ss_dt`` / ``unicorn_sup_dt`` / ``focal_dt`` (:data:`DT_PRESETS`) — the
   decision-transformer backbone (``backbone="dt"``) of Prompt-DT (mxu34/prompt-dt @5f665e5):
   GPT 3 layers x 1 head, embed 128, dropout 0.1, ReLU, K = 20, AdamW lr 1e-4 / wd 1e-4, linear
@@ -114,10 +124,19 @@ from jcomrl.algos import backbones, objectives  # noqa: F401
 from jcomrl.algos.config import HParams, LearnerConfig
 from jcomrl.algos.smac_presets import SMAC_PROVENANCE, smac_mujoco, smac_point_robot
 # presets.ENVS / MUJOCO_ENVS / FOCAL2_* are the names module's
-from jcomrl.names import ENVS, FOCAL2_ENV_OVERRIDES, FOCAL2_ENVS, MUJOCO_ENVS  # noqa: F401
+from jcomrl.names import (  # noqa: F401
+  ENVS,
+  FOCAL2_ENV_OVERRIDES,
+  FOCAL2_ENVS,
+  MUJOCO_ENVS,
+  MULTI_ENV_OVERRIDES,
+  MULTI_ENVS,
+  TASK_SETTING_ENVS,
+  TASK_SETTING_OVERRIDES,
+)
 
 PRESETS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "supervised", "oracle", "borel",
-           "smac")
+           "smac", "domino")
 # Decision-transformer presets: the DT backbone with Prompt-DT's prompt or an objective's code.
 DT_PRESETS = ("prompt_dt", "unicorn_ss_dt", "unicorn_sup_dt", "focal_dt")
 DT_REPRESENTATION = {"prompt_dt": "prompt", "unicorn_ss_dt": "unicorn_ss",
@@ -129,10 +148,13 @@ ALL_PRESETS = PRESETS + DT_PRESETS
 # (benchmarks/results/issue35): with flax's default init our
 # UNICORN-SS critic loss ran ~2x the official code's over the first 10k updates on the same
 # data and sizes, and the policy entropy ~20 nats lower; with this init both track it. BOReL
-# builds on varibad's networks (torch nn.Linear defaults): it keeps flax's default.
+# builds on varibad's networks (torch nn.Linear defaults): it keeps flax's default. DOMINO (a
+# model-based TF code without RL networks) trains on the suite's backbone, so with its init;
+# its decoders then take mbrl's truncated normal, DOMINO's own dense-layer init
+# (DOMINO_MB-MetaRL utils.py:870-881: sd 1 / (2 sqrt(fan_in)), zero bias).
 # ``--config.learner.net_init=lecun_normal`` restores the old init.
 RLKIT_INIT_PRESETS = ("focal", "corro", "csro", "unicorn_ss", "unicorn_sup", "supervised",
-                      "oracle")
+                      "oracle", "domino")
 # Returns-to-go scale and evaluation target return: Prompt-DT prompt_dt/prompt_utils.py:24-50
 # (cheetah-dir 1000 / 1500, cheetah-vel 500 / 0, ant-dir 500 / 500); point-robot is jcomrl's.
 _DT_ENV = {"point_robot": (10.0, 0.0), "cheetah_vel": (500.0, 0.0),
@@ -176,7 +198,10 @@ _FOCAL_ENV = {
 # takes tasks[:2] for training and tasks[-2:] for evaluation, the same two). ``tasks="unicorn"`` (default) trains on the suite's 40-task envs;
 # ``tasks="focal2"`` is that 2-task setting, on the envs' "focal" variant (jcomrl.envs
 # HalfCheetahDir / AntDir VARIANTS: directions -1 / +1, angles 0 / pi; split "same").
-TASK_SETTINGS = ("unicorn", "focal2")
+# ``tasks="multi"`` (any preset, hopper_param / walker_param) is the multi-confounder tasks of the
+# envs' "multi" variant (body mass x joint damping on a 5 x 5 grid, 5 combinations held out;
+# jcomrl.envs.mjx_base.MULTI_CONFOUNDER), with the preset's settings unchanged.
+TASK_SETTINGS = ("unicorn", "focal2", "multi")
 # FOCAL's meta-batch on the 40-task cheetah-dir / ant-dir: FOCAL-ICLR configs/default.py:17 and
 # cheetah-vel.json:10 (its multi-task settings), UNICORN offline_rl_config/args_cheetah_dir.py:20
 # and args_ant_dir.py:20 (the code behind UNICORN Table 2's FOCAL row on these 40 tasks).
@@ -218,6 +243,24 @@ _CORRO_CVAE_TRANSITIONS = {"cheetah_vel": 40 * 200_000, "cheetah_dir": 40 * 200_
 # args_point_robot_sparse.py): GRU encoder, reward decoder only, KL to the previous belief.
 _BOREL = dict(encoder="gru_gaussian", decode_state=False, kl_prior="previous")
 _BOREL_KL_WEIGHT = 0.05
+
+# DOMINO (YaoMarkMu/DOMINO_MB-MetaRL 1618435; run_domino.py = run_scripts/run_domino.py,
+# utils.py = domino/dynamics/core/utils.py, domino.py = domino/dynamics/domino.py): the context
+# encoder 256-128-64 (run_domino.py:354), 3 x context_out_dim 10 = global head + 2 sub-contexts
+# (run_domino.py:230-238; utils.py:674-694), a context of history_length 10 transitions
+# (run_domino.py:213-217), decoders of the dynamics model's 4 x 200 (run_domino.py:146-148,343),
+# one Adam at lr 1e-3 for encoder and decoders (run_domino.py:159; domino.py:744-745); tasks of
+# a meta-batch distinct, as the slots its negatives come from (utils.py:791-795). The loss
+# weights are the objective's defaults (jcomrl.algos.objectives.domino), written out here.
+_DOMINO_LEARNER = dict(encoder="mean_tanh", encoder_hidden=(256, 128, 64), latent_size=30,
+                       aux_hidden=(200, 200, 200, 200), context_mode="transitions",
+                       context_size=10)
+_DOMINO_SETTINGS = dict(num_contexts=2, global_context=True, contrastive_bound="infonce",
+                        l2_normalise=False, backward_model=True, decoder_nll="mbrl",
+                        decode_state=True)
+_DOMINO_HYPER = dict(contrastive_weight=1e-3, temperature=0.004, decomposition_weight=1.0,
+                     backward_weight=0.5, decoder_weight=1.0, contrastive_clip=1e4)
+DOMINO_ENCODER_LR = 1e-3
 
 _POINT_ROBOT = dict(
     learner=dict(latent_size=8, encoder_hidden=(64, 64), aux_hidden=(64, 64),
@@ -278,6 +321,9 @@ def _point_robot(name: str) -> dict:
     hp.update(kl_weight=_BOREL_KL_WEIGHT)
   elif name == "smac":
     p = smac_point_robot(p)
+  elif name == "domino":  # the shared small backbone; 3 equal chunks of 3 (global + 2)
+    lrn.update(latent_size=9, domino=dict(_DOMINO_SETTINGS))
+    hp.update(domino=dict(_DOMINO_HYPER))
   return p
 
 
@@ -308,7 +354,7 @@ def _mujoco(name: str, env: str, source: str = "code") -> dict:
       hp.update(brac_weight=c["alpha_init"], brac_weight_max=c["alpha_max"],
                 club_weight=c["lam"] * 2.0 / c["latent"], club_model_weight=10.0)
     return p
-  # UNICORN-lineage presets (unicorn_ss, unicorn_sup, supervised, corro, oracle).
+  # UNICORN-lineage presets (unicorn_ss, unicorn_sup, supervised, corro, oracle) and domino.
   lrn.update(latent_size=u["latent"], encoder_hidden=(u["width"], u["width"]),
              aux_hidden=(u["width"], u["width"]), encoder="stochastic")
   lrn.update(task_resample_every=200)  # UNICORN/CORRO: tasks drawn once per 200-update iteration
@@ -327,6 +373,9 @@ def _mujoco(name: str, env: str, source: str = "code") -> dict:
   elif name == "borel":
     lrn.update(_BOREL, latent_size=5, encoder_hidden=(128,), aux_hidden=(32, 32))
     hp.update(kl_weight=_BOREL_KL_WEIGHT)
+  elif name == "domino":  # UNICORN's backbone; DOMINO's context objective and sizes
+    lrn.update(_DOMINO_LEARNER, domino=dict(_DOMINO_SETTINGS))
+    hp.update(encoder_lr=DOMINO_ENCODER_LR, domino=dict(_DOMINO_HYPER))
   elif name == "corro":
     latent, hidden = _CORRO_CVAE[env]
     pretrain = corro_cvae_pretrain_steps(
@@ -452,6 +501,9 @@ def check_tasks(name: str, env: str, tasks: str) -> None:
         f"the focal2 task setting is FOCAL's 2-task config (configs/cheetah-dir.json, "
         f"ant-dir.json): presets {FOCAL2_PRESETS} on {FOCAL2_ENVS}, not {name} on {env}; other "
         "presets have no 2-task settings (train one on the 2-task data with --config.dataset)")
+  if tasks == "multi" and env not in MULTI_ENVS:
+    raise ValueError(f"the multi task setting (body mass x joint damping, the env's 'multi' "
+                     f"variant) is for {MULTI_ENVS}, not {env}")
 
 
 def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
@@ -464,7 +516,9 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
   ``tasks="unicorn"`` (default): the suite's task setting (40 tasks on the MuJoCo envs);
   ``"focal2"`` (``focal`` on cheetah_dir / ant_dir only): FOCAL's 2-task config, for data of the
   env's ``"focal"`` variant (:data:`FOCAL2_ENV_OVERRIDES`): the same settings as on 40 tasks
-  but the config's training length (:data:`FOCAL2_NUM_STEPS`).
+  but the config's training length (:data:`FOCAL2_NUM_STEPS`). ``"multi"`` (any preset on
+  hopper_param / walker_param): the multi-confounder tasks of the env's ``"multi"`` variant
+  (:data:`MULTI_ENV_OVERRIDES`), the preset's settings unchanged.
 
   ``source="code"`` (default) follows the official code where it and the paper disagree;
   ``"paper"`` takes the paper's value instead (today: UNICORN-SS's alpha/(1-alpha) on cheetah-dir
@@ -496,10 +550,12 @@ def preset(name: str, env: str, *, tiny: bool = False, source: str = "code",
     # Their loaders mark every stored trajectory's last transition terminal (PROVENANCE row
     # "focal/csro time-limit ends").
     p["learner"]["timeout_as_terminal"] = True
-  if name == "csro":
+  if name in ("csro", "domino"):
     # CSRO draws a meta-batch's tasks without replacement (configs/default.py:65
     # ``mb_replace=False``), so FOCAL's positive-pair term never acts in it;
     # ``--config.learner.task_replace=True`` restores jcomrl's earlier draw with replacement.
+    # DOMINO's negatives are the meta-batch's other tasks: without replacement no task is its
+    # own negative (PROVENANCE row "domino meta-batch draw").
     p["learner"]["task_replace"] = False
   # No extra objective terms in any paper's method; the key is there so that a config can add
   # some (``--config.learner.extra_objectives=corro:0.5``, registered objectives only).
@@ -547,7 +603,9 @@ def nested(p: dict) -> dict:
 # Provenance of every preset and protocol setting that follows an official code: (setting, our
 # value, official value, source file:line, why if different; "" = the same). Repositories and
 # commits: UNICORN betray12138/UNICORN d8853cd, FOCAL FOCAL-ICLR cc2f1fd, CSRO MoreanP/CSRO
-# 7db1efd, CORRO PKU-RL/CORRO 210ad40, mbrl-lib v0.2.0, TD3+BC sfujim/TD3_BC. Checked by
+# 7db1efd, CORRO PKU-RL/CORRO 210ad40, mbrl-lib v0.2.0, TD3+BC sfujim/TD3_BC, DOMINO
+# YaoMarkMu/DOMINO_MB-MetaRL 1618435 (utils.py = domino/dynamics/core/utils.py, domino.py =
+# domino/dynamics/domino.py, run_domino.py = run_scripts/run_domino.py). Checked by
 # tests/test_presets_provenance.py (every row has a source; a difference says why).
 PROVENANCE = (
     ("network init (policy, Q, dual critic, MLP encoder) of focal, corro, csro, unicorn_ss, "
@@ -804,6 +862,105 @@ PROVENANCE = (
      "Rondorf/BOReL README.md:23-42 (train_vae_offline.py, then train_offline_agent.py)",
      "jcomrl's one-stage learner (as for CORRO); UNICORN Table 5's variant infers the belief "
      "from offline context at test time, which is what the IID protocol does"),
+    # --- DOMINO (jcomrl.algos.objectives.domino; the "multi" task variant in jcomrl.envs) ---
+    ("domino method", "DOMINO's context objective training the encoder of jcomrl's model-free "
+     "offline learner", "model-based: a context-conditioned dynamics ensemble planned with CEM",
+     "DOMINO run_domino.py:184,313-319; domino/policies/mpc_controller.py",
+     "jcomrl's learner is model-free; the context objective is the method's contribution and is "
+     "kept, the planner is not"),
+    ("domino backbone, schedule, meta-batch and RL batch", "UNICORN's: SAC 2x256 with its "
+     "per-env entropy (FOCALSAC on ant-dir), 16 tasks kept 200 updates, RL batch 256, 200k "
+     "updates", "none (no policy network: CEM, 200 candidates, horizon 30)",
+     "run_domino.py:160,165-167,184",
+     "jcomrl choice: the backbone every MLP preset of the suite shares, so that the comparison "
+     "isolates the objective"),
+    ("domino sub-contexts", "2 decomposed sub-contexts and a global chunk before them "
+     "(learner.domino.num_contexts=2, global_context=True)",
+     "same: two sub-heads (con_head_layers) and the global head (use_global_head_flag 1)",
+     "utils.py:674-694,728-735; run_domino.py:233-238", ""),
+    ("domino code size", "30 = 3 chunks of 10", "same: 3 heads of context_out_dim 10",
+     "run_domino.py:230-232; utils.py:735", ""),
+    ("domino global chunk", "read by the decoders and the policy; no contrastive term",
+     "feeds dynamics head 0 only; its weights also project the (stop-gradient) keys",
+     "utils.py:142-167,696-703,721-726,735; layers.py:384 (AUTO_REUSE shares cp_output_head)",
+     "one decoder reads all of z (row 'domino dynamics heads'); the keys come from the encoder "
+     "itself (row 'domino positives and negatives')"),
+    ("domino encoder", "one MLP 256-128-64 (ReLU) per transition, tanh, mean over the context; "
+     "its output split into the chunks", "two trunks 256-128-64 (ReLU; cp_hidden for the "
+     "global head, online_contra for the sub-heads) with linear heads, on the flattened "
+     "10-step history of normalised (s' - s, a)",
+     "run_domino.py:218-223,354,357; utils.py:601-627,674-694,728-735; "
+     "samplers/utils.py:192-215",
+     "jcomrl's encoders embed each transition and pool (one network for every objective); the "
+     "chunks keep the heads' roles"),
+    ("domino context", "10 random transitions (s, a, r, s') of the task",
+     "the last history_length = 10 steps", "run_domino.py:213-217",
+     "jcomrl's contexts are offline transitions of the task; the same number of them"),
+    ("domino contrastive bound, scores, temperature",
+     "InfoNCE on dot products / 0.004, no L2 normalisation", "same",
+     "utils.py:781-786", ""),
+    ("domino positives and negatives", "positive: the same sub-context of a second context of "
+     "the task (K transitions of its RL draw), stop-gradient; negatives: those of the "
+     "meta-batch's other tasks, stop-gradient",
+     "positive: the global head's weights on the contrastive trunk's features of another sample "
+     "of the same ensemble slot, stop-gradient; negatives: those of the 4 other slots (its "
+     "comment: slots hold different dynamics; the released fit bootstraps each slot over all "
+     "data)", "utils.py:696-703,721-726,759-789,791-795,837; domino.py:1259-1263",
+     "a second context of the same task is the analogue of a same-dynamics sample, and "
+     "jcomrl's meta-batch rows are the tasks the comment describes; no second key network"),
+    ("domino decomposition term", "added to the loss: per pair j < k the mean of InfoNCE(query "
+     "c_k, keys sg c_j) and InfoNCE(query sg c_j, keys c_k, negatives with gradient); only c_k "
+     "gets its gradient", "same (d, subtracted from the cross-entropies)",
+     "utils.py:796-826,838-840", ""),
+    ("domino decomposition weight", "1 (hparams.domino.decomposition_weight)",
+     "same (d subtracted unweighted)", "utils.py:840", ""),
+    ("domino contrastive weight and clip", "1e-3, value clipped to +-1e4", "same (cons_lr, "
+     "clip_by_value)", "domino.py:123,741-742", ""),
+    ("domino contrastive value", "sum over sub-contexts of the mean over tasks of -bound "
+     "plus the decomposition's (nats, each bound with its log(M + 1))",
+     "mean over samples of cross-entropies summed over the 5 hard-coded slots",
+     "utils.py:765,786-788,836-840; domino.py:484",
+     "jcomrl's meta-batch is the slot axis: averaging over it keeps 1e-3's weight against the "
+     "NLLs, which the official also sums over its slots (domino.py:646-655); the constants "
+     "move the point where the clip bites"),
+    ("domino forward prediction", "Gaussian NLL of (s' - s, r) given (z, s, a), mean((t - mu)^2 "
+     "e^-lv + lv), log-var bounds 0.5 / -10 with the 0.01 penalty, weight 1",
+     "the same NLL, bounds and penalty of normalised s' - s only (the reward from the env's "
+     "function), weight 1", "domino.py:311,425-427,604-616,657-659,724-728; utils.py:131-140",
+     "an offline learner has no reward function: r is decoded as UNICORN-SS's reconstruction "
+     "(reused), whose targets are not normalised"),
+    ("domino backward prediction", "NLL of s - s' given (z, s', a), + penalty, weight 0.5",
+     "same on normalised targets (bb_model, back_coeff 0.5)",
+     "run_domino.py:224-226; domino.py:365,374,505-509,661-728,994-996",
+     "targets not normalised, as the forward row"),
+    ("domino dynamics heads", "one decoder (and one backward head) reading all of z",
+     "3 heads, head i reading context chunk i, T-MCL training each trajectory's best head",
+     "utils.py:142-167,735; domino.py:618-655",
+     "the multiple-choice heads belong to the planner's model; one decoder keeps every chunk "
+     "predictive"),
+    ("domino decoder sizes", "4 x 200 ReLU (cpu profile 4 x 64)",
+     "4 x 200 swish, L2 weight decay 2.5e-5 to 1e-4 per layer",
+     "run_domino.py:146-148,343-347", "jcomrl's decoder class (ReLU) and optimiser "
+     "(no weight decay)"),
+    ("domino decoder init", "mbrl truncated normal, sd 1/(2 sqrt(fan_in)), bias 0 (net_init "
+     "rlkit)", "same", "utils.py:867-881", ""),
+    ("domino learning rate", "1e-3, one Adam for encoder and decoders", "same",
+     "run_domino.py:159; domino.py:744-745", ""),
+    ("domino critic gradient", "none: z reaches the critic detached", "same: only the model "
+     "losses train the context encoder", "domino.py:724-745", ""),
+    ("domino meta-batch draw", "distinct tasks (task_replace=False)",
+     "5 slots described as different dynamics; the released fit bootstraps each uniformly",
+     "utils.py:765,791-795; domino.py:1259-1263", "a repeated task would be its own negative"),
+    ("domino point-robot", "latent 9 (3 chunks of 3) on the shared small backbone",
+     "no point-robot", "jcomrl", "jcomrl choice: equal chunks at the shared size"),
+    ("multi-confounder tasks (hopper_param / walker_param variant 'multi')",
+     "body mass x joint damping scales on the 5 x 5 grid of {0.5, 0.75, 1, 1.25, 1.5}, each "
+     "array scaled as a whole; 5 combinations held out (one per level of each group)",
+     "DOMINO hopper: the same two groups and levels, drawn independently per episode; tested "
+     "on out-of-range corners", "DOMINO domino/envs/config.py:108-117; hopper_env.py:8-10,"
+     "67-73,95-102", "held-out combinations test composition inside the trained range, with "
+     "fixed tasks as the suite's protocols need; walker takes the hopper's levels (DOMINO has "
+     "no walker)"),
 )
 
 

@@ -16,6 +16,10 @@ replay buffer as the data), every setting a row of ``OFFICIAL_RECIPE_PROVENANCE`
 ``cheetah_dir@focal2`` / ``ant_dir@focal2`` are FOCAL's 2-task forward/backward setting (the env's
 ``variant="focal"``, ``<env>@cpu``'s recipe and size, written to ``data/<variant>``, where
 ``focal.py:<env>@focal2`` reads it) and ``tiny_<env>@focal2`` its few-minute test build;
+``hopper_param@multi`` / ``walker_param@multi`` are the multi-confounder tasks (the env's
+``variant="multi"``: body mass x joint damping on a 5 x 5 grid, 5 combinations held out) built by
+the fast recipe, written to ``data/<variant>`` (where the training configs' ``<env>@multi``
+read it), and ``tiny_<env>@multi`` their test build;
 ``tiny_cheetah_vel`` and ``tiny_hopper_param`` simulate only seconds' worth of MuJoCo steps (on a
 CPU through C MuJoCo, ``physics="auto"``; with ``physics="mjx"`` compiling the MJX programs takes
 minutes on such a CPU the first time; the persistent compilation cache,
@@ -56,7 +60,7 @@ from __future__ import annotations
 
 from ml_collections import config_dict
 
-from jcomrl.names import FOCAL2_ENV_OVERRIDES, FOCAL2_ENVS, MUJOCO_ENVS
+from jcomrl.names import FOCAL2_ENVS, MUJOCO_ENVS, MULTI_ENVS, TASK_SETTING_OVERRIDES
 
 # Importing this module imports no JAX: the command line loads the configs before JAX starts;
 # the functions that build datasets import the pipeline when called.
@@ -388,6 +392,18 @@ for _env, _size in _FOCAL2_SIZE.items():
   _VARIANTS[f"{_env}@focal2"] = (_env, _CPU_BEHAVIOUR, (_size, 0, 0, 10))
   _VARIANTS[f"tiny_{_env}@focal2"] = (_env, _TINY_MJX, (0, 1, 0, 1))
 
+# The multi-confounder tasks (``<env>@multi``; jcomrl.envs.mjx_base.MULTI_CONFOUNDER, for
+# DOMINO): the env's "multi" variant (25 tasks: body mass x joint damping levels) built by the
+# fast recipe above (one shared task-conditioned SAC agent over all 25 tasks, held-out
+# combinations included as every recipe's behaviour_tasks="all", its replay buffer as the
+# data), written to ``data/<variant>`` where the training configs' ``<env>@multi`` read it.
+# ``tiny_<env>@multi``: the tiny MuJoCo variants' fast-recipe settings (400 env steps per task,
+# 3 snapshots) for an end-to-end check.
+MULTI_ALGO = FAST_ALGO
+for _env in MULTI_ENVS:
+  _VARIANTS[f"{_env}@multi"] = (_env, _CPU_BEHAVIOUR, (0, 0, 0, 10))
+  _VARIANTS[f"tiny_{_env}@multi"] = (_env, _TINY_MJX, (0, 0, 0, 1))
+
 # Sparse point robot: behaviour policies learn from the dense reward (FOCAL issue #1), the
 # dataset stores the sparse one.
 _VARIANTS["sparse_point_robot"] = (
@@ -413,9 +429,10 @@ def get_config(variant: str = "point_robot") -> config_dict.ConfigDict:
   c = config_dict.ConfigDict()
   c.variant = variant
   c.env = env
-  focal2 = variant.endswith("@focal2")
-  c.env_overrides = config_dict.ConfigDict(dict(FOCAL2_ENV_OVERRIDES) if focal2 else {})
-  c.quality = "replay" if variant.endswith(("@fast", "@official")) else "mixed"
+  tasks = variant.rpartition("@")[2] if "@" in variant else ""
+  focal2, multi = tasks == "focal2", tasks == "multi"
+  c.env_overrides = config_dict.ConfigDict(dict(TASK_SETTING_OVERRIDES.get(tasks, {})))
+  c.quality = "replay" if variant.endswith(("@fast", "@official", "@multi")) else "mixed"
   c.seed = 0
   c.transitions_per_task = transitions
   c.episodes_per_snapshot = episodes
@@ -428,6 +445,7 @@ def get_config(variant: str = "point_robot") -> config_dict.ConfigDict:
                       CPU_ALGO if variant.endswith("@cpu") else
                       FOCAL2_ALGO if focal2 and not variant.startswith("tiny_") else
                       FAST_ALGO if variant.endswith("@fast") else
+                      MULTI_ALGO if multi else
                       OFFICIAL_ALGO if variant.endswith("@official") else "ppo")
   # How the snapshots act for the normalisation anchors: as the evaluation protocols act
   # (jcomrl.datagen.pipeline.ANCHOR_POLICIES; "stochastic" was jcomrl's earlier anchor).
@@ -437,8 +455,8 @@ def get_config(variant: str = "point_robot") -> config_dict.ConfigDict:
   c.behaviour.sac = config_dict.ConfigDict(beh["sac"])
   c.behaviour.sac_per_task = config_dict.ConfigDict(beh["sac_per_task"])
   c.behaviour.sac_shared = config_dict.ConfigDict(beh["sac_shared"])
-  # The 2-task data go where experiments/configs/focal.py:<env>@focal2 reads them.
-  c.out = f"data/{variant}" if focal2 else config_dict.placeholder(str)
+  # The 2-task and multi-confounder data go where the training configs' <env>@<tasks> read them.
+  c.out = f"data/{variant}" if focal2 or multi else config_dict.placeholder(str)
   c.overwrite = False
   c.resume = True
   return c

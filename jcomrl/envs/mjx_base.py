@@ -30,6 +30,11 @@ Benchmark splits (:func:`make_split`):
   * ``"first_last"`` (FOCAL): the first ``num_tasks - num_test`` ids train, the last test.
   * ``"evenly_spaced"`` (CSRO): :func:`jcomrl.envs.base.evenly_spaced_split`.
   * ``"same"`` (2-task direction envs of the FOCAL lineage): train = test = all ids.
+  * ``"held_out_combinations"`` (the multi-confounder grid, :data:`MULTI_CONFOUNDER`): tasks
+    are the ``L x L`` combinations of two parameter groups' levels, id ``i * L + j`` for level
+    ``i`` of the first group and ``j`` of the second; the ``L`` test tasks are the
+    combinations ``(i, (i + 2) mod L)``: one per row and per column of the grid, so each is a
+    combination never trained on whose two levels each appear in ``L - 1`` training tasks.
 """
 
 from __future__ import annotations
@@ -55,7 +60,8 @@ with contextlib.redirect_stdout(io.StringIO()):  # mjx prints a notice when warp
 from jcomrl.envs import c_physics
 from jcomrl.envs.base import EnvState, TaskEnv, evenly_spaced_split
 
-__all__ = ["PARAM_LOG_BASES", "MjxTaskEnv", "PlanarParamEnv", "RandParamEnv", "asset_path",
+__all__ = ["CONFOUNDER_LEVELS", "MULTI_CONFOUNDER", "PARAM_LOG_BASES", "MjxTaskEnv",
+           "PlanarParamEnv", "RandParamEnv", "asset_path", "held_out_combinations",
            "load_mj_model", "make_split", "mjx", "resolve_variant"]
 
 
@@ -123,6 +129,19 @@ def load_mj_model(asset: str, edits: tuple = (), rne_post_constraint: bool = Fal
 # Task tables and splits
 
 
+HELD_OUT_SHIFT = 2
+
+
+def held_out_combinations(num_levels: int) -> dict[str, list[int]]:
+  """The ``"held_out_combinations"`` split of an ``L x L`` grid (module docstring): test ids
+  ``i * L + (i + 2) mod L``, the rest train."""
+  if num_levels <= HELD_OUT_SHIFT:
+    raise ValueError(f"a held-out-combinations grid needs more than {HELD_OUT_SHIFT} levels per "
+                     f"group, got {num_levels}")
+  test = [i * num_levels + (i + HELD_OUT_SHIFT) % num_levels for i in range(num_levels)]
+  return {"train": [t for t in range(num_levels ** 2) if t not in set(test)], "test": test}
+
+
 def make_split(kind: str, num_tasks: int, num_test: int) -> dict[str, list[int]]:
   """Deterministic ``{"train", "test"}`` id lists; see the module docstring for the kinds."""
   if kind == "interleaved":
@@ -139,6 +158,12 @@ def make_split(kind: str, num_tasks: int, num_test: int) -> dict[str, list[int]]
     return evenly_spaced_split(num_tasks, num_test)
   if kind == "same":
     return {"train": list(range(num_tasks)), "test": list(range(num_tasks))}
+  if kind == "held_out_combinations":
+    if num_tasks != num_test ** 2:
+      raise ValueError(f"the held-out-combinations split holds out one task per level of an "
+                       f"L x L grid: num_tasks must be num_test^2 = {num_test ** 2}, got "
+                       f"{num_tasks}")
+    return held_out_combinations(num_test)
   raise ValueError(f"unknown split kind {kind!r}")
 
 
@@ -151,13 +176,33 @@ RAND_PARAM_LINEAGE_VARIANTS: dict[str, dict] = {
     "focal": {
         "rand_params": ALL_RAND_PARAMS, "log_scale_range": (-3.0, 3.0), "num_tasks": 50,
         "num_test_tasks": 10, "split": "first_last", "task_seed": 1337, "obs_mode": "clipped",
-        "alive_bonus": 1.0, "termination": "rand_param",
+        "alive_bonus": 1.0, "termination": "rand_param", "levels": None,
     },
     "csro": {
         "rand_params": ALL_RAND_PARAMS, "log_scale_range": (-3.0, 3.0), "num_tasks": 40,
         "num_test_tasks": 10, "split": "evenly_spaced", "task_seed": 1234,
-        "obs_mode": "clipped", "alive_bonus": 1.0, "termination": "rand_param",
+        "obs_mode": "clipped", "alive_bonus": 1.0, "termination": "rand_param", "levels": None,
     },
+}
+
+# The multi-confounder tasks (variant "multi" of hopper_param / walker_param, for DOMINO, Mu et
+# al. 2022): two parameter groups, body mass and joint damping, each scaled as a whole array
+# by one level of {0.5, 0.75, 1, 1.25, 1.5}, on the full 5 x 5 grid of combinations, so the two
+# confounders vary independently across the tasks; the split holds out 5 combinations
+# (``"held_out_combinations"``). Groups and levels are DOMINO's hopper setting
+# (YaoMarkMu/DOMINO_MB-MetaRL 1618435 domino/envs/config.py:108-110: mass and damping scale
+# sets; hopper_env.py:95-102 scales model.body_mass and model.dof_damping as whole arrays),
+# there drawn independently per episode (hopper_env.py:67-73) and tested on out-of-range corners
+# (config.py:112-117); here fixed tasks with held-out combinations inside the trained range.
+# Mass and damping both change the transition dynamics (not the reward function), through
+# different terms of the equations of motion (inertia vs. velocity-proportional joint torque):
+# two confounders a context must tell apart. Walker (DOMINO has none) takes the same groups and
+# levels. The other settings are the env's "unicorn" variant (the suite's).
+CONFOUNDER_LEVELS = (0.5, 0.75, 1.0, 1.25, 1.5)
+MULTI_CONFOUNDER = {
+    "rand_params": ("body_mass", "dof_damping"), "levels": CONFOUNDER_LEVELS,
+    "num_tasks": len(CONFOUNDER_LEVELS) ** 2, "num_test_tasks": len(CONFOUNDER_LEVELS),
+    "split": "held_out_combinations",
 }
 
 
@@ -342,10 +387,17 @@ class RandParamEnv(MjxTaskEnv):
   and ``base`` from :data:`PARAM_LOG_BASES`. ``task_vector`` is the concatenated exponents
   ``u = log(multiplier) / log(base)`` in the fixed order of ``PARAM_LOG_BASES``.
   Benchmark tasks: ``RandomState(task_seed)``, one task after another, groups in that order.
+
+  With ``levels`` (the multi-confounder grid, :data:`MULTI_CONFOUNDER`) each of the two groups
+  is scaled as a whole by one of ``levels``: the benchmark tasks are every combination (id
+  ``i * L + j``: level ``i`` of the first group in ``PARAM_LOG_BASES`` order, ``j`` of the
+  second), ``task_vector`` is the two scales (the confounders' values, in that order) and
+  ``sample_tasks`` draws training combinations.
   """
 
   def __init__(self, *, rand_params: Sequence[str], log_scale_range: tuple[float, float],
-               num_tasks: int, num_test_tasks: int, split: str, task_seed: int, **kwargs):
+               num_tasks: int, num_test_tasks: int, split: str, task_seed: int,
+               levels: Sequence[float] | None = None, **kwargs):
     super().__init__(**kwargs)
     unknown = set(rand_params) - set(PARAM_LOG_BASES)
     if unknown or not rand_params:
@@ -360,6 +412,9 @@ class RandParamEnv(MjxTaskEnv):
     self.num_test_tasks = int(num_test_tasks)
     self.split = split
     self.task_seed = int(task_seed)
+    self.levels = None if levels is None else tuple(float(v) for v in levels)
+    if self.levels is not None:
+      _check_grid(self.levels, self.rand_params, self.num_tasks, split)
     make_split(split, self.num_tasks, self.num_test_tasks)  # validate early
 
   def param_shape(self, name: str) -> tuple[int, ...]:
@@ -367,6 +422,8 @@ class RandParamEnv(MjxTaskEnv):
 
   @property
   def task_size(self) -> int:
+    if self.levels is not None:
+      return len(self.rand_params)
     return int(sum(np.prod(self.param_shape(p)) for p in self.rand_params))
 
   def nominal_task(self):
@@ -374,13 +431,27 @@ class RandParamEnv(MjxTaskEnv):
     return {p: jnp.ones(self.param_shape(p), jnp.float32) for p in self.rand_params}
 
   def sample_tasks(self, key, n):
+    if self.levels is not None:  # training combinations of the grid
+      ids = jax.random.choice(key, jnp.asarray(self.benchmark_split()["train"]), (n,))
+      return jax.tree.map(lambda x: x[ids], self.all_benchmark_tasks())
     lo, hi = self.log_scale_range
     keys = jax.random.split(key, len(self.rand_params))
     u = {p: jax.random.uniform(k, (n,) + self.param_shape(p), minval=lo, maxval=hi)
          for p, k in zip(self.rand_params, keys)}
     return {p: jnp.power(jnp.float32(PARAM_LOG_BASES[p]), u[p]) for p in self.rand_params}
 
+  def grid_scales(self) -> np.ndarray:
+    """``[L * L, 2]``: each benchmark task's scale of the two groups (grid variant)."""
+    levels = np.asarray(self.levels, np.float64)
+    n = len(levels)
+    return np.stack([np.repeat(levels, n), np.tile(levels, n)], axis=1)
+
   def all_benchmark_tasks(self):
+    if self.levels is not None:
+      scales = self.grid_scales()
+      return {p: jnp.asarray(scales[:, g].reshape((-1,) + (1,) * len(self.param_shape(p)))
+                             * np.ones(self.param_shape(p)), jnp.float32)
+              for g, p in enumerate(self.rand_params)}
     lo, hi = self.log_scale_range
     rng = np.random.RandomState(self.task_seed)
     per_task = []
@@ -394,6 +465,8 @@ class RandParamEnv(MjxTaskEnv):
     return make_split(self.split, self.num_tasks, self.num_test_tasks)
 
   def task_vector(self, task):
+    if self.levels is not None:  # each group is scaled as a whole: its scale
+      return jnp.stack([jnp.mean(task[p]) for p in self.rand_params])
     return jnp.concatenate([jnp.log(task[p]).reshape(-1) / np.log(PARAM_LOG_BASES[p])
                             for p in self.rand_params])
 
@@ -403,6 +476,21 @@ class RandParamEnv(MjxTaskEnv):
   def host_task_params(self, task) -> jax.Array:
     return jnp.concatenate([jnp.asarray(task[p], jnp.float32).reshape(-1)
                             for p in self.rand_params])
+
+
+def _check_grid(levels: tuple[float, ...], rand_params: tuple[str, ...], num_tasks: int,
+                split: str) -> None:
+  """``ValueError`` unless ``levels`` can make the multi-confounder grid of ``rand_params``."""
+  if len(rand_params) != 2:
+    raise ValueError(f"the levels grid crosses two parameter groups, got rand_params "
+                     f"{rand_params}")
+  if not levels or min(levels) <= 0:
+    raise ValueError(f"levels must be positive scales, got {levels}")
+  if num_tasks != len(levels) ** 2:
+    raise ValueError(f"a grid of {len(levels)} levels per group has {len(levels) ** 2} tasks, "
+                     f"got num_tasks={num_tasks}")
+  if split != "held_out_combinations":
+    raise ValueError(f"the levels grid's split is 'held_out_combinations', got {split!r}")
 
 
 class PlanarParamEnv(RandParamEnv):

@@ -14,6 +14,8 @@ on I(Z; M) their encoder optimises.
 | ``borel``        | reconstruction (reward; state optional) + kl (BOReL)     | ELBO                      |
 | ``smac``         | reward-decoder MSE on the RL batch + kl (SMAC, PEARL's)  | ELBO-like                 |
 | ``corro``        | InfoNCE (any ``contrastive_bound``), CVAE negatives      | lower, I(Z;X_t|X_b)       |
+| ``domino``       | reconstruction (+ backward) + w * [-sum of sub-context   | lower per sub-context,    |
+|                  | InfoNCEs + InfoNCE between sub-contexts]                 | minus I(c_j; c_k)         |
 | ``supervised``   | none (encoder trained by the critic)                     | —                         |
 | ``oracle``       | none, z = true task parameters                           | —                         |
 | ``none``         | none, z empty: single-task offline RL                    | —                         |
@@ -25,6 +27,7 @@ on I(Z; M) their encoder optimises.
 from jcomrl.algos.objectives import (  # noqa: F401  (registers them)
   corro,
   csro,
+  domino,
   focal,
   kl,
   none,
