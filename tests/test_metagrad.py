@@ -98,8 +98,8 @@ def test_dice_derivatives_equal_the_written_out_expressions(tiny):
   pi = np.asarray(jax.nn.softmax(theta, -1), np.float64)
   for i in (0, 17, 63):
     s, a, r = (np.asarray(x[i]) for x in traj)
-    fn = lambda q: es.dice(tb.log_probs(q, jax.tree.map(lambda x: x[i], traj)), traj.rewards[i],
-                           GAMMA)
+    one = jax.tree.map(lambda x, i=i: x[i], traj)
+    fn = lambda q, one=one: es.dice(tb.log_probs(q, one), one.rewards, GAMMA)
     g_expect, h_expect = np.zeros(pi.size), np.zeros((pi.size, pi.size))
     for t in range(T):
       cum = sum(_score(pi, s[k], a[k]) for k in range(t + 1))
@@ -135,11 +135,10 @@ def test_expected_derivatives_against_exact(tiny, name):
 def test_vtrace_untruncated_without_values_is_dice(tiny):
   mdp, theta, traj, _ = tiny
   for i in (3, 40):
-    one = jax.tree.map(lambda x: x[i], traj)
-    zeros = jnp.zeros(T + 1)
-    f_v = lambda q: es.vtrace(tb.log_probs(q, one), one.rewards, GAMMA, zeros, rho_bar=jnp.inf,
-                              c_bar=jnp.inf)
-    f_d = lambda q: es.dice(tb.log_probs(q, one), one.rewards, GAMMA)
+    one = jax.tree.map(lambda x, i=i: x[i], traj)
+    f_v = lambda q, one=one: es.vtrace(tb.log_probs(q, one), one.rewards, GAMMA,
+                                       jnp.zeros(T + 1), rho_bar=jnp.inf, c_bar=jnp.inf)
+    f_d = lambda q, one=one: es.dice(tb.log_probs(q, one), one.rewards, GAMMA)
     assert float(f_v(theta)) == pytest.approx(float(f_d(theta)), rel=1e-6)
     np.testing.assert_allclose(jax.hessian(f_v)(theta), jax.hessian(f_d)(theta), atol=1e-6)
 
@@ -158,6 +157,18 @@ def test_off_policy_dice_is_importance_sampling(tiny):
   assert float(dice_off(theta)) == pytest.approx(float(tb.value(theta, mdp, GAMMA, T)), rel=1e-5)
   np.testing.assert_allclose(jax.grad(dice_off)(theta), jax.grad(tb.value)(theta, mdp, GAMMA, T),
                              atol=1e-6)
+  # Loaded DiCE's value estimates V^pi - V^mu whatever the baseline (E_mu[rho_t - 1 | s_t] = 0),
+  # and is exactly 0 on-policy (its weights are differences of magic boxes); the bootstrap row
+  # T is 0, the horizon's end
+  noise = jax.random.normal(jax.random.key(2), (T + 1, 2)).at[T].set(0.0)
+  base = noise[jnp.arange(T + 1), traj.states]
+  loaded = lambda q: jnp.sum(prob_mu * jax.vmap(lambda lp, r, b, v: es.dice(
+      lp, r, GAMMA, v, behaviour_logp=b))(tb.log_probs(q, traj), traj.rewards, blp, base))
+  v_pi, v_mu = tb.value(theta, mdp, GAMMA, T), tb.value(mu_params, mdp, GAMMA, T)
+  assert float(loaded(theta)) == pytest.approx(float(v_pi - v_mu), abs=1e-5)
+  on = jax.vmap(lambda lp, r, v: es.dice(lp, r, GAMMA, v))(tb.log_probs(theta, traj),
+                                                            traj.rewards, base)
+  assert float(jnp.max(jnp.abs(on))) < 1e-6
   vt = expect(lambda lp, r, b: es.vtrace(lp, r, GAMMA, jnp.zeros(T + 1), behaviour_logp=b))
   assert abs(float(vt(theta)) - float(tb.value(theta, mdp, GAMMA, T))) > 1e-3
 

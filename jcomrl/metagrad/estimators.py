@@ -102,8 +102,10 @@ def dice(logp: jnp.ndarray, rewards: jnp.ndarray, gamma: float,
   V-trace with V = 0 and no truncation in Tang et al.'s code, ``main.py:153``). With ``values``:
   ``sum_t gamma^t (prod_{k <= t} rho_k - prod_{k < t} rho_k) (Q_hat_t - V(s_t))`` (Loaded DiCE,
   Farquhar et al., "Loaded DiCE", NeurIPS 2019, eq. 6; the doubly-robust estimator, Jiang & Li
-  2016; Theoretical-GMRL ``Importancesampling_evaluation``), whose value is 0 on-policy and whose
-  derivatives of every order are unbiased for those of the value, with less variance.
+  2016; Theoretical-GMRL ``Importancesampling_evaluation``), whose derivatives of every order are
+  unbiased for those of the value, with less variance. Its value is 0 on-policy; off-policy, with
+  ``values[T] = 0``, it estimates ``V^pi - V^mu`` of the first state without bias whatever the
+  other baseline values (``E_mu[rho_t - 1 | s_t] = 0``).
   """
   rho = _ratios(logp, behaviour_logp)
   cum = jnp.cumprod(rho)
