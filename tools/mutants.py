@@ -376,6 +376,21 @@ MUTATIONS: list[M] = [
       "  perm = np.roll(np.arange(len(rows)), 1).astype(np.int32)",
       ("tests/test_eval.py", "tests/test_eval_fidelity.py", "tests/test_run.py"),
       "the z-shuffle pairs neighbours in the split's order instead of a random derangement"),
+    M("taylor2_keeps_own_square", "jcomrl/metagrad/estimators.py",
+      "    w = d + d * (jnp.cumsum(d) - d)  # (rho_t - 1)(1 + sum_{j < t} (rho_j - 1))",
+      "    w = d + d * jnp.cumsum(d)  # (rho_t - 1)(1 + sum_{j < t} (rho_j - 1))",
+      ("tests/test_metagrad.py",),
+      "the second-order expansion keeps each step's own (rho_t - 1)^2 term"),
+    M("loaded_dice_prev_zero", "jcomrl/metagrad/estimators.py",
+      "  prev = jnp.concatenate([jnp.ones((1,), cum.dtype), cum[:-1]])",
+      "  prev = jnp.concatenate([jnp.zeros((1,), cum.dtype), cum[:-1]])",
+      ("tests/test_metagrad.py",),
+      "Loaded DiCE's first weight starts from 0 instead of the empty product 1"),
+    M("emaml_outer_not_stopped", "jcomrl/metagrad/estimators.py",
+      "  return jax.lax.stop_gradient(outer_value) * jnp.sum(inner_logp)",
+      "  return outer_value * jnp.sum(inner_logp)",
+      ("tests/test_metagrad.py",),
+      "the E-MAML term differentiates its return factor too"),
 ]
 
 
@@ -466,11 +481,15 @@ REPORT_NOTE = (
     "missed by every tier on the first run (the 'all' protocol list, the behaviour trainers' "
     "episode-return reset) and are caught now by tests added for them. The 4 after them "
     "(`legacy_name_swap` to `adam_step_sign`) were written with the plug-in settings reader and "
-    "the optimiser builder and their tests; the last 5 (`timeout_terminal_ignored` to "
+    "the optimiser builder and their tests; the 5 after them (`timeout_terminal_ignored` to "
     "`zshuffle_neighbour_pairs`) with the code and tests of the FOCAL side-by-side; of those, "
     "`zshuffle_neighbour_pairs` (the z-shuffle pairing neighbours of the split's order) was "
-    "missed on its first run and is caught by a check added to test_eval. Add blind mutations "
-    "to keep the check honest.")
+    "missed on its first run and is caught by a check added to test_eval. The last 3 "
+    "(`taylor2_keeps_own_square` to `emaml_outer_not_stopped`) were written with "
+    "jcomrl.metagrad and its tests; `loaded_dice_prev_zero` (Loaded DiCE's first weight from 0) "
+    "leaves every derivative unchanged, was missed on its first run, and is caught by a check "
+    "of the estimator's value added to test_metagrad. Add blind mutations to keep the check "
+    "honest.")
 
 
 def write_report(results: list[dict], out: str, tiers: list[str]) -> None:
