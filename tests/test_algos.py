@@ -160,8 +160,8 @@ def test_corro_negatives_share_state_action(meta_batch):
 def test_unknown_names_are_refused():
   with pytest.raises(ValueError, match="unknown representation objective 'pearl'"):
     check(LearnerConfig.create(**dict(TINY, representation="pearl")))
-  with pytest.raises(ValueError, match="unknown backbone 'awac'"):
-    check(LearnerConfig.create(**dict(TINY, backbone="awac")))
+  with pytest.raises(ValueError, match="unknown backbone 'td4bc'"):
+    check(LearnerConfig.create(**dict(TINY, backbone="td4bc")))
   with pytest.raises(ValueError, match="num_task_labels"):
     check(LearnerConfig.create(**dict(TINY, representation="unicorn_sup", num_task_labels=0)))
   with pytest.raises(ValueError, match="unknown preset 'pearl'"):
