@@ -321,3 +321,18 @@ def test_domino_trains_on_every_backbone(backbone, synthetic_data):
                              synthetic_data, 1)
   assert all(np.all(np.isfinite(v)) for v in metrics[0].values())
   assert "rep/infonce_decomposition" in metrics[0]
+
+
+def test_decomposition_gradient_reaches_only_the_later_sub_context_of_z_a():
+  """The official stop-gradients (utils.py:829-840): of each pair j < k, z_a's sub-context j
+  enters the decomposition term only through a stop-gradient, so d has no gradient in it, while
+  z_a's sub-context k has one."""
+  from jcomrl.algos.objectives.domino import domino_terms
+
+  c = 3
+  z_a = jax.random.normal(jax.random.key(0), (5, 2 * c))
+  z_b = jax.random.normal(jax.random.key(1), (5, 2 * c))
+  g = jax.grad(lambda za: domino_terms(za, z_b, 0.5, num_contexts=2, global_context=False)[1])(
+      z_a)
+  assert float(jnp.max(jnp.abs(g[:, :c]))) == 0.0
+  assert float(jnp.max(jnp.abs(g[:, c:]))) > 1e-4

@@ -391,6 +391,31 @@ MUTATIONS: list[M] = [
       "  return outer_value * jnp.sum(inner_logp)",
       ("tests/test_metagrad.py",),
       "the E-MAML term differentiates its return factor too"),
+    M("awac_weights_no_scale", "jcomrl/algos/backbones/awac.py",
+      "    return jax.nn.softmax(s.reshape(-1)).reshape(s.shape) * s.size",
+      "    return jax.nn.softmax(s.reshape(-1)).reshape(s.shape)",
+      ("tests/test_losses_by_hand.py", "tests/test_smac.py"),
+      "AWAC's meta-batch weights lose their factor M (softmax alone)"),
+    M("pearl_product_mean_unweighted", "jcomrl/nets/encoders.py",
+      "  return prod_var * jnp.sum(mean / var, axis=-2), prod_var",
+      "  return jnp.mean(mean, axis=-2), prod_var",
+      ("tests/test_encoders.py", "tests/test_smac.py"),
+      "the PEARL posterior mean is the plain mean of the factors, not precision-weighted"),
+    M("rlkit_kernel_not_transposed", "jcomrl/data/official_checkpoints.py",
+      '      "kernel": np.concatenate([actor[f"{h}.weight"].T for h in HEADS], axis=1),',
+      '      "kernel": np.concatenate([actor[f"{h}.weight"] for h in HEADS], axis=1),',
+      ("tests/test_official_checkpoints.py",),
+      "the converted actor's heads keep torch's [out, in] layout"),
+    M("ood_trained_includes_step0", "jcomrl/eval/protocols.py",
+      "      return [i for i in range(num_snapshots) if int(np.asarray(steps)[i]) > 0]",
+      "      return [i for i in range(num_snapshots) if int(np.asarray(steps)[i]) >= 0]",
+      ("tests/test_eval_fidelity.py", "tests/test_official_checkpoints.py"),
+      "the ood default takes the untrained step-0 snapshot when steps are given"),
+    M("domino_decomposition_no_stop", "jcomrl/algos/objectives/domino.py",
+      "      reverse = contrastive_bound(jax.lax.stop_gradient(subs_a[j]), subs_b[k], temperature,",
+      "      reverse = contrastive_bound(subs_a[j], subs_b[k], temperature,",
+      ("tests/test_domino.py",),
+      "DOMINO's reverse decomposition term lets the gradient reach sub-context j too"),
 ]
 
 
@@ -488,8 +513,12 @@ REPORT_NOTE = (
     "(`taylor2_keeps_own_square` to `emaml_outer_not_stopped`) were written with "
     "jcomrl.metagrad and its tests; `loaded_dice_prev_zero` (Loaded DiCE's first weight from 0) "
     "leaves every derivative unchanged, was missed on its first run, and is caught by a check "
-    "of the estimator's value added to test_metagrad. Add blind mutations to keep the check "
-    "honest.")
+    "of the estimator's value added to test_metagrad. The last 5 (`awac_weights_no_scale` to "
+    "`domino_decomposition_no_stop`) were chosen after the code and tests of AWAC, PEARL, the "
+    "official-agent converter, the ood snapshot rule and DOMINO were written by others; "
+    "`domino_decomposition_no_stop` (the official stop-gradient dropped) was missed on its "
+    "first run and is caught by a gradient check added to test_domino. Add blind mutations to "
+    "keep the check honest.")
 
 
 def write_report(results: list[dict], out: str, tiers: list[str]) -> None:
